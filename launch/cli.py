@@ -1,0 +1,81 @@
+"""Dispatcher for ``python -m launch``.
+
+Every subcommand lives in its own module under ``launch/`` and exposes three names:
+
+* ``HELP``: one line shown in ``python -m launch --help``;
+* ``add_arguments(parser)``: adds its arguments to an ``argparse`` parser;
+* ``run(args) -> int``: does the work and returns the exit code.
+
+Modules import heavy dependencies (ray, torch, matplotlib) inside ``run`` so that
+``python -m launch static`` never pays for Ray. Bad input raises :class:`UsageError`
+(or ``ValueError`` from parameter validation): the dispatcher prints the message with the
+subcommand's usage and exits with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> module; the order is the order of ``--help``.
+COMMANDS: dict[str, str] = {
+    "static": "launch.static",
+    "bench": "launch.bench",
+}
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported as a usage message and exit status 2."""
+
+
+def _optional_commands() -> dict[str, str]:
+    """Subcommands contributed by later modules; missing ones are simply not offered."""
+    extra = {
+        "train": "launch.train",
+        "eval": "launch.evaluate",
+        "sweep": "launch.sweep",
+        "report": "launch.report",
+        "cluster": "launch.cluster",
+        "submit": "launch.submit",
+        "jobs": "launch.jobs",
+        "pool-compare": "launch.pool_compare",
+    }
+    found = {}
+    for name, module in extra.items():
+        if importlib.util.find_spec(module) is not None:
+            found[name] = module
+    return found
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m launch",
+        description="MetaLore platform: simulate, evaluate baselines, train, sweep, report.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    sub.required = True
+    subparsers: dict[str, argparse.ArgumentParser] = {}
+    for name, module_name in {**COMMANDS, **_optional_commands()}.items():
+        module = importlib.import_module(module_name)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+        subparsers[name] = p
+    return parser, subparsers
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser, subparsers = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._module.run(args) or 0)
+    except (UsageError, ValueError) as exc:
+        sub = subparsers.get(args.command, parser)
+        sub.print_usage(sys.stderr)
+        print(f"{sub.prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
