@@ -1,0 +1,418 @@
+"""One step of the MetaLore system, exactly as spec section 4, as a numba kernel.
+
+Every array carries the cell axis (``C`` cells); with ``C = 1`` this is the paper's single cell.
+The single env (:mod:`envs.core.sim`) and the batched evaluator (:mod:`envs.core.batch`) call the
+same :func:`step_kernel`, so their results agree step by step.
+
+State arrays (all owned by the caller, mutated in place):
+
+* ``cells`` ``(C, 4)``: BS x, BS y, bandwidth [Hz], MEC capacity available this step [units];
+* ``geo`` ``(U, 4)``: UE x, y and waypoint x, y [m]; ``ue_cell`` ``(U,)``: serving cell;
+* ``sens`` ``(S, 4)``: sensor x, y, spectral efficiency to its BS, generation step of its latest
+  update completed at its MEC (-1: none); sensors are grouped by cell, cell ``c`` owning
+  ``s_start[c]:s_start[c+1]`` (``s_cell`` gives the cell of each sensor);
+* queues (see :mod:`envs.core.queues`): ``uq`` UE uplink ``(U, cap, 3)`` [t_gen, data left,
+  compute], ``sq`` sensor uplink ``(S, cap, 3)`` [same], ``bu`` BS UE compute ``(C, cap, 4)``
+  [t_gen, compute left, UE id, synced update t_gen or -1 before start], ``bs`` BS sensor compute
+  ``(C, cap, 3)`` [t_gen, compute left, sensor id];
+* ``kpi`` ``(C, N_KPI)`` this step's KPIs, ``acc`` ``(C, N_KPI)`` their running sum,
+  ``ue_acc`` ``(U, N_UE_ACC)`` per-UE counters (see :mod:`envs.core.metrics`).
+
+Random inputs are uniforms (see :mod:`envs.core.rng`): ``r_ue[row]`` ``(U, 3)``, ``r_s[row]``
+``(S, 2)``, ``r_mob[row]`` ``(U, 2)``; Poisson sizes by inverse CDF from ``cdf`` ``(4, K)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from envs.core.metrics import (
+    K_AORI,
+    K_AOSI,
+    K_CAPACITY,
+    K_CU_USED,
+    K_FULFIL,
+    K_GATE,
+    K_NUE,
+    K_ONTIME,
+    K_PEN,
+    K_Q_S,
+    K_Q_UE,
+    K_S_DONE,
+    K_S_GEN,
+    K_SYNC_R,
+    K_UE_DONE,
+    K_UE_GEN,
+    K_UP_S,
+    K_UP_UE,
+    K_WB,
+    K_WC,
+    U_DONE,
+    U_FULFIL,
+    U_GEN,
+)
+from envs.core.params import EnvParams
+from envs.core.queues import HEAD, LEN, pop, tail_slot
+from envs.core.radio import se_at, snr_constants
+from envs.core.rng import TAB_S_COMPUTE, TAB_S_DATA, TAB_UE_COMPUTE, TAB_UE_DATA
+
+# --- scalar parameter vector ``prm`` ---------------------------------------------------------
+P_UE_PROB = 0
+P_SPEED = 1
+P_AREA = 2
+P_RS = 3
+P_DELTA = 4
+P_TAU = 5
+P_PENALTY = 6
+P_SNR_K = 7
+P_SNR_E = 8
+P_SNR_THR = 9
+P_MIN_DKM = 10
+P_SENS_INT = 11
+P_SIGMA = 12
+N_PRM = 13
+
+EPS = 1e-9  # work below this counts as done (guards float round-off of rate arithmetic)
+
+# status bits returned by the kernel: which queue family must grow before the next step
+GROW_UQ, GROW_SQ, GROW_BU, GROW_BS = 1, 2, 4, 8
+ACTION_NOT_FINITE = -1
+
+
+def param_vector(p: EnvParams) -> np.ndarray:
+    s, r = p.scenario, p.reward
+    k, e = snr_constants(s)
+    prm = np.zeros(N_PRM)
+    prm[P_UE_PROB] = s.ue_job_prob
+    prm[P_SPEED] = s.ue_speed
+    prm[P_AREA] = s.area_m
+    prm[P_RS] = r.sync_reward
+    prm[P_DELTA] = r.delta
+    prm[P_TAU] = r.delay_threshold
+    prm[P_PENALTY] = r.penalty
+    prm[P_SNR_K] = k
+    prm[P_SNR_E] = e
+    prm[P_SNR_THR] = s.snr_threshold
+    prm[P_MIN_DKM] = s.min_distance_m / 1000.0
+    prm[P_SENS_INT] = s.sensor_interval
+    prm[P_SIGMA] = r.sync_threshold
+    return prm
+
+
+def cell_array(p: EnvParams) -> np.ndarray:
+    s = p.scenario
+    cells = np.zeros((s.n_cells, 4))
+    cells[:, 0:2] = np.asarray(s.bs_positions, dtype=np.float64)
+    cells[:, 2] = s.bandwidth_hz
+    cells[:, 3] = s.mec_capacity
+    return cells
+
+
+@njit(cache=True, inline="always")
+def _draw(cdf: np.ndarray, row: int, u: float) -> float:
+    """max(Poisson, 1) by inverse CDF."""
+    k = np.searchsorted(cdf[row], u, side="right")
+    return float(max(k, 1))
+
+
+@njit(cache=True, inline="always")
+def _nearest_sensor(sens: np.ndarray, lo: int, hi: int, x: float, y: float) -> int:
+    best = lo
+    best_d2 = np.inf
+    for s in range(lo, hi):
+        dx = sens[s, 0] - x
+        dy = sens[s, 1] - y
+        d2 = dx * dx + dy * dy
+        if d2 < best_d2:  # strict: ties keep the lowest id
+            best_d2 = d2
+            best = s
+    return best
+
+
+@njit(cache=True)
+def needed_capacity(uq_m, sq_m, bu_m, bs_m):  # type: ignore[no-untyped-def]
+    """Capacities that the next step can need: (UE uplink, sensor uplink, BS UE, BS sensor)."""
+    n_u = uq_m.shape[0]
+    n_s = sq_m.shape[0]
+    tot_u = 0
+    max_u = 0
+    for u in range(n_u):
+        tot_u += uq_m[u, LEN]
+        max_u = max(max_u, uq_m[u, LEN])
+    tot_s = 0
+    max_s = 0
+    for s in range(n_s):
+        tot_s += sq_m[s, LEN]
+        max_s = max(max_s, sq_m[s, LEN])
+    max_bu = 0
+    max_bs = 0
+    for c in range(bu_m.shape[0]):
+        max_bu = max(max_bu, bu_m[c, LEN])
+        max_bs = max(max_bs, bs_m[c, LEN])
+    return max_u + 1, max_s + 1, max_bu + tot_u + n_u, max_bs + tot_s + n_s
+
+
+@njit(cache=True)
+def step_kernel(  # type: ignore[no-untyped-def]
+    t, action, cells, prm, s_start, s_cell, cdf,
+    geo, ue_cell, sens,
+    uq, uq_m, sq, sq_m, bu, bu_m, bs, bs_m,
+    r_ue, r_s, r_mob, row,
+    kpi, acc, ue_acc,
+):  # fmt: skip
+    """Advance the system by one step (step index ``t``); see the module docstring.
+
+    Returns 0, or ``ACTION_NOT_FINITE`` (nothing changed), or a bit mask ``GROW_*`` of queue
+    families to grow (see :func:`envs.core.queues.grow`) before the next call.
+    """
+    n_c = cells.shape[0]
+    n_u = geo.shape[0]
+    n_s = sens.shape[0]
+    for c in range(n_c):
+        if not (np.isfinite(action[c, 0]) and np.isfinite(action[c, 1])):
+            return ACTION_NOT_FINITE
+    kpi[:, :] = 0.0
+    tau = prm[P_TAU]
+    sigma = prm[P_SIGMA]
+
+    # 1. association: every UE to its nearest BS (ties: lowest cell id)
+    for u in range(n_u):
+        best = 0
+        best_d2 = np.inf
+        for c in range(n_c):
+            dx = geo[u, 0] - cells[c, 0]
+            dy = geo[u, 1] - cells[c, 1]
+            d2 = dx * dx + dy * dy
+            if d2 < best_d2:
+                best_d2 = d2
+                best = c
+        ue_cell[u] = best
+        kpi[best, K_NUE] += 1.0
+
+    # 2. job generation: UEs in id order (Bernoulli, data, compute), then sensors
+    p_job = prm[P_UE_PROB]
+    for u in range(n_u):
+        if r_ue[row, u, 0] < p_job:
+            i = tail_slot(uq, uq_m, u)
+            uq[u, i, 0] = t
+            uq[u, i, 1] = _draw(cdf, TAB_UE_DATA, r_ue[row, u, 1])
+            uq[u, i, 2] = _draw(cdf, TAB_UE_COMPUTE, r_ue[row, u, 2])
+            kpi[ue_cell[u], K_UE_GEN] += 1.0
+            ue_acc[u, U_GEN] += 1.0
+    if t % int(prm[P_SENS_INT]) == 0:
+        for s in range(n_s):
+            i = tail_slot(sq, sq_m, s)
+            sq[s, i, 0] = t
+            sq[s, i, 1] = _draw(cdf, TAB_S_DATA, r_s[row, s, 0])
+            sq[s, i, 2] = _draw(cdf, TAB_S_COMPUTE, r_s[row, s, 1])
+            kpi[s_cell[s], K_S_GEN] += 1.0
+
+    # 3. clipped action
+    for c in range(n_c):
+        kpi[c, K_WB] = min(max(action[c, 0], 0.0), 1.0)
+        kpi[c, K_WC] = min(max(action[c, 1], 0.0), 1.0)
+        kpi[c, K_CAPACITY] = cells[c, 3]
+
+    # 4. uplink: each device spends its rate on its FIFO queue; finished jobs reach the BS
+    snr_k = prm[P_SNR_K]
+    snr_e = prm[P_SNR_E]
+    thr = prm[P_SNR_THR]
+    min_dkm = prm[P_MIN_DKM]
+    for u in range(n_u):
+        if uq_m[u, LEN] == 0:
+            continue
+        c = ue_cell[u]
+        se = se_at(geo[u, 0] - cells[c, 0], geo[u, 1] - cells[c, 1], snr_k, snr_e, min_dkm, thr)
+        budget = cells[c, 2] * kpi[c, K_WB] / kpi[c, K_NUE] * se / 1e6
+        cap = uq.shape[1] - 1
+        while budget > 0.0 and uq_m[u, LEN] > 0:
+            h = uq_m[u, HEAD]
+            rem = uq[u, h, 1]
+            if rem <= budget + EPS:
+                budget = max(budget - rem, 0.0)
+                j = tail_slot(bu, bu_m, c)
+                bu[c, j, 0] = uq[u, h, 0]
+                bu[c, j, 1] = uq[u, h, 2]
+                bu[c, j, 2] = u
+                bu[c, j, 3] = -1.0
+                uq_m[u, HEAD] = (h + 1) & cap
+                uq_m[u, LEN] -= 1
+            else:
+                uq[u, h, 1] = rem - budget
+                budget = 0.0
+    for s in range(n_s):
+        if sq_m[s, LEN] == 0:
+            continue
+        c = s_cell[s]
+        n_cell_s = s_start[c + 1] - s_start[c]
+        budget = cells[c, 2] * (1.0 - kpi[c, K_WB]) / n_cell_s * sens[s, 2] / 1e6
+        cap = sq.shape[1] - 1
+        while budget > 0.0 and sq_m[s, LEN] > 0:
+            h = sq_m[s, HEAD]
+            rem = sq[s, h, 1]
+            if rem <= budget + EPS:
+                budget = max(budget - rem, 0.0)
+                j = tail_slot(bs, bs_m, c)
+                bs[c, j, 0] = sq[s, h, 0]
+                bs[c, j, 1] = sq[s, h, 2]
+                bs[c, j, 2] = s
+                sq_m[s, HEAD] = (h + 1) & cap
+                sq_m[s, LEN] -= 1
+            else:
+                sq[s, h, 1] = rem - budget
+                budget = 0.0
+
+    # 5.-7. MEC: UE queue first (sync gate, AoRI, AoSI, reward), then the sensor queue
+    r_s_base = prm[P_RS]
+    delta = prm[P_DELTA]
+    penalty = prm[P_PENALTY]
+    for c in range(n_c):
+        budget = cells[c, 3] * kpi[c, K_WC]
+        used = 0.0
+        while budget > 0.0 and bu_m[c, LEN] > 0:
+            h = bu_m[c, HEAD]
+            if bu[c, h, 3] < 0.0:  # the job starts now: sync gate on its covering sensor
+                u = int(bu[c, h, 2])
+                s = _nearest_sensor(sens, s_start[c], s_start[c + 1], geo[u, 0], geo[u, 1])
+                if sens[s, 3] < 0.0:
+                    kpi[c, K_GATE] = 1.0
+                    break  # head-of-line: the whole UE queue waits this step
+                bu[c, h, 3] = sens[s, 3]
+            rem = bu[c, h, 1]
+            if rem <= budget + EPS:
+                budget = max(budget - rem, 0.0)
+                used += rem
+                u = int(bu[c, h, 2])
+                aori = t - bu[c, h, 0]
+                aosi = abs(bu[c, h, 0] - bu[c, h, 3])
+                kpi[c, K_UE_DONE] += 1.0
+                kpi[c, K_AORI] += aori
+                kpi[c, K_AOSI] += aosi
+                kpi[c, K_SYNC_R] += r_s_base * delta**aosi
+                ue_acc[u, U_DONE] += 1.0
+                if aori > tau:
+                    kpi[c, K_PEN] += penalty
+                else:
+                    kpi[c, K_ONTIME] += 1.0
+                    if aosi <= sigma:
+                        kpi[c, K_FULFIL] += 1.0
+                        ue_acc[u, U_FULFIL] += 1.0
+                pop(bu, bu_m, c)
+            else:
+                bu[c, h, 1] = rem - budget
+                used += budget
+                budget = 0.0
+        budget = cells[c, 3] * (1.0 - kpi[c, K_WC])
+        while budget > 0.0 and bs_m[c, LEN] > 0:
+            h = bs_m[c, HEAD]
+            rem = bs[c, h, 1]
+            if rem <= budget + EPS:
+                budget = max(budget - rem, 0.0)
+                used += rem
+                s = int(bs[c, h, 2])
+                sens[s, 3] = max(sens[s, 3], bs[c, h, 0])
+                kpi[c, K_S_DONE] += 1.0
+                pop(bs, bs_m, c)
+            else:
+                bs[c, h, 1] = rem - budget
+                used += budget
+                budget = 0.0
+        kpi[c, K_CU_USED] = used
+
+    # 8. UEs move (random waypoint): straight towards the waypoint, land and redraw when close
+    speed = prm[P_SPEED]
+    area = prm[P_AREA]
+    for u in range(n_u):
+        dx = geo[u, 2] - geo[u, 0]
+        dy = geo[u, 3] - geo[u, 1]
+        d = math.sqrt(dx * dx + dy * dy)
+        if d <= speed:
+            geo[u, 0] = geo[u, 2]
+            geo[u, 1] = geo[u, 3]
+            geo[u, 2] = r_mob[row, u, 0] * area
+            geo[u, 3] = r_mob[row, u, 1] * area
+        else:
+            geo[u, 0] += speed * dx / d
+            geo[u, 1] += speed * dy / d
+
+    # observation and backlogs after the step
+    for c in range(n_c):
+        kpi[c, K_Q_UE] = bu_m[c, LEN]
+        kpi[c, K_Q_S] = bs_m[c, LEN]
+    for u in range(n_u):
+        kpi[ue_cell[u], K_UP_UE] += uq_m[u, LEN]
+    for s in range(n_s):
+        kpi[s_cell[s], K_UP_S] += sq_m[s, LEN]
+    acc += kpi
+
+    need_u, need_s, need_bu, need_bs = needed_capacity(uq_m, sq_m, bu_m, bs_m)
+    status = 0
+    if need_u > uq.shape[1]:
+        status |= GROW_UQ
+    if need_s > sq.shape[1]:
+        status |= GROW_SQ
+    if need_bu > bu.shape[1]:
+        status |= GROW_BU
+    if need_bs > bs.shape[1]:
+        status |= GROW_BS
+    return status
+
+
+@njit(cache=True)
+def place_devices(  # type: ignore[no-untyped-def]
+    cells, area, s_start, min_bs, max_bs, spacing, se_k, se_e, min_dkm, thr,
+    u_ue, cand, geo, sens,
+):  # fmt: skip
+    """Initial UE positions/waypoints and sensor placement (spec 1); returns sensors placed.
+
+    UEs: position and first waypoint uniform in the area (``u_ue`` ``(U, 4)``). Sensors, cell by
+    cell: candidates uniform in the area (``cand`` ``(N, 2)``, used in order), accepted when
+    ``min_bs <= distance to own BS <= max_bs``, the own BS is a nearest BS, and the candidate is
+    ``>= spacing`` from every sensor placed so far. Returns the number of sensors placed, which is
+    less than ``S`` when the candidates ran out (the caller draws more and calls again).
+    """
+    for u in range(geo.shape[0]):
+        for j in range(4):
+            geo[u, j] = u_ue[u, j] * area
+    n_c = cells.shape[0]
+    k = 0
+    placed = 0
+    for c in range(n_c):
+        for s in range(s_start[c], s_start[c + 1]):
+            ok = False
+            while k < cand.shape[0]:
+                x = cand[k, 0] * area
+                y = cand[k, 1] * area
+                k += 1
+                dx = x - cells[c, 0]
+                dy = y - cells[c, 1]
+                d = math.sqrt(dx * dx + dy * dy)
+                if d < min_bs or d > max_bs:
+                    continue
+                nearest = True
+                for c2 in range(n_c):
+                    if c2 != c and math.hypot(x - cells[c2, 0], y - cells[c2, 1]) < d:
+                        nearest = False
+                        break
+                if not nearest:
+                    continue
+                far = True
+                for s2 in range(placed):
+                    if math.hypot(x - sens[s2, 0], y - sens[s2, 1]) < spacing:
+                        far = False
+                        break
+                if not far:
+                    continue
+                sens[s, 0] = x
+                sens[s, 1] = y
+                sens[s, 2] = se_at(dx, dy, se_k, se_e, min_dkm, thr)
+                sens[s, 3] = -1.0
+                ok = True
+                placed += 1
+                break
+            if not ok:
+                return placed
+    return placed

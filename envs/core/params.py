@@ -1,0 +1,221 @@
+"""Frozen, validated parameters of the MetaLore model.
+
+Source: ``shared/spec/metalore-model.md`` (sections 1-3 and 7), which restates the MetaLore paper
+(Ohri et al., "MetaLore: Learning to Orchestrate Communication and Computation for Metaverse
+Synchronization") with every value filled in from the authors' paper-era simulator.
+
+Units: one step = 1 s; data in Mbit; compute in units; bandwidth in Hz; distances in m.
+
+Three groups, each a frozen dataclass validated in ``__post_init__``:
+
+* :class:`ScenarioParams`: the physical world (cells, radio, devices, traffic, mobility, horizon);
+* :class:`RewardParams`: the reward of spec section 4.7;
+* :class:`EnvParams`: both, plus the observation mode.
+
+Per-cell fields are tuples with one entry per cell (``n_cells = len(bs_positions)``). Derived
+quantities are properties, never stored. ``EnvParams.to_dict``/``from_dict`` use plain types so
+RLlib env configs, Tune ``params.json`` files and search spaces can carry them, and
+:func:`envs.core.presets.make_params` applies flat overrides (``delta=0.5``) to the right group.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+OBS_MODES = ("raw", "log1p", "scaled")
+
+
+def _check(cond: bool, name: str, allowed: str, value: Any) -> None:
+    if not cond:
+        raise ValueError(f"invalid parameter {name}={value!r}: must be {allowed}")
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class ScenarioParams:
+    """The physical scenario: cells, radio, devices, traffic, mobility and horizon."""
+
+    # --- area and cells (one entry per cell) -------------------------------------------------
+    area_m: float = 200.0  # side of the square area [m]; positions lie in [0, area_m]^2
+    bs_positions: tuple[tuple[float, float], ...] = ((100.0, 100.0),)  # BS (and MEC) sites [m]
+    bandwidth_hz: tuple[float, ...] = (100e6,)  # BS bandwidth B per cell [Hz]
+    mec_capacity: tuple[float, ...] = (100.0,)  # MEC capacity C per cell [units/step]
+    n_sensors: tuple[int, ...] = (15,)  # static sensors per cell
+    # --- radio (Okumura-Hata, spec 3.1) ------------------------------------------------------
+    carrier_mhz: float = 3500.0  # carrier frequency f [MHz]
+    tx_power_dbm: float = 40.0  # transmit power [dBm] (used as in the authors' code)
+    bs_height_m: float = 40.0  # BS antenna height h_b [m]
+    device_height_m: float = 1.5  # UE and sensor antenna height h_m [m]
+    noise: float = 1e-9  # noise power [mW-equivalent, see spec 3.1]
+    snr_threshold: float = 2e-8  # linear SNR below which a device gets no rate
+    min_distance_m: float = 1.0  # distances are clamped to this before the path loss [m]
+    # --- UEs ---------------------------------------------------------------------------------
+    n_ues: int = 10  # mobile UEs roaming the whole area
+    ue_speed: float = 1.5  # random-waypoint speed [m/step]
+    ue_job_prob: float = 0.7  # Bernoulli job probability per UE and step
+    ue_data_mean: float = 50.0  # UE job data ~ max(Poisson(mean), 1) [Mbit]
+    ue_compute_mean: float = 5.0  # UE job compute ~ max(Poisson(mean), 1) [units]
+    # --- sensors -----------------------------------------------------------------------------
+    sensor_interval: int = 1  # a sensor update every this many steps
+    sensor_data_mean: float = 70.0  # sensor update data ~ max(Poisson(mean), 1) [Mbit]
+    sensor_compute_mean: float = 7.0  # sensor update compute ~ max(Poisson(mean), 1) [units]
+    sensor_min_bs_dist: float = 20.0  # placement: distance to own BS >= this [m]
+    sensor_max_bs_dist: float = 90.0  # placement: distance to own BS <= this [m]
+    sensor_min_spacing: float = 20.0  # placement: distance to every placed sensor >= this [m]
+    # --- horizon -----------------------------------------------------------------------------
+    episode_steps: int = 100  # truncation horizon [steps]
+
+    def __post_init__(self) -> None:
+        _check(_finite(self.area_m) and self.area_m > 0, "area_m", "a finite number > 0", self.area_m)
+        _check(len(self.bs_positions) >= 1, "bs_positions", "at least one (x, y) site", self.bs_positions)
+        for i, p in enumerate(self.bs_positions):
+            ok = len(p) == 2 and all(_finite(v) and 0 <= v <= self.area_m for v in p)
+            _check(ok, f"bs_positions[{i}]", f"an (x, y) pair inside [0, {self.area_m}]", p)
+        n = self.n_cells
+        for name in ("bandwidth_hz", "mec_capacity", "n_sensors"):
+            value = getattr(self, name)
+            _check(len(value) == n, name, f"a tuple with one entry per cell ({n})", value)
+        for i, b in enumerate(self.bandwidth_hz):
+            _check(_finite(b) and b > 0, f"bandwidth_hz[{i}]", "a finite number > 0 [Hz]", b)
+        for i, c in enumerate(self.mec_capacity):
+            _check(_finite(c) and c > 0, f"mec_capacity[{i}]", "a finite number > 0 [units]", c)
+        for i, s in enumerate(self.n_sensors):
+            _check(isinstance(s, int) and s >= 1, f"n_sensors[{i}]", "an integer >= 1", s)
+        positive = (
+            "carrier_mhz", "bs_height_m", "device_height_m", "noise", "ue_speed", "min_distance_m",
+            "ue_data_mean", "ue_compute_mean", "sensor_data_mean", "sensor_compute_mean",
+        )  # fmt: skip
+        for name in positive:
+            v = getattr(self, name)
+            _check(_finite(v) and v > 0, name, "a finite number > 0", v)
+        _check(_finite(self.tx_power_dbm), "tx_power_dbm", "a finite number [dBm]", self.tx_power_dbm)
+        _check(
+            _finite(self.snr_threshold) and self.snr_threshold >= 0,
+            "snr_threshold", "a finite number >= 0", self.snr_threshold,
+        )  # fmt: skip
+        _check(
+            _finite(self.ue_job_prob) and 0.0 <= self.ue_job_prob <= 1.0,
+            "ue_job_prob", "a probability in [0, 1]", self.ue_job_prob,
+        )  # fmt: skip
+        for name in ("n_ues", "sensor_interval", "episode_steps"):
+            v = getattr(self, name)
+            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "an integer >= 1", v)
+        for name in ("sensor_min_bs_dist", "sensor_max_bs_dist", "sensor_min_spacing"):
+            v = getattr(self, name)
+            _check(_finite(v) and v >= 0, name, "a finite number >= 0 [m]", v)
+        _check(
+            self.sensor_max_bs_dist > self.sensor_min_bs_dist,
+            "sensor_max_bs_dist", f"> sensor_min_bs_dist ({self.sensor_min_bs_dist})",
+            self.sensor_max_bs_dist,
+        )  # fmt: skip
+        for name in ("ue_data_mean", "ue_compute_mean", "sensor_data_mean", "sensor_compute_mean"):
+            v = getattr(self, name)
+            _check(v <= 1e4, name, "<= 10000 (Poisson tables are built up to mean + 40 sd)", v)
+
+    # --- derived quantities (never stored) --------------------------------------------------
+    @property
+    def n_cells(self) -> int:
+        return len(self.bs_positions)
+
+    @property
+    def n_sensors_total(self) -> int:
+        return sum(self.n_sensors)
+
+    @property
+    def sensor_cell_start(self) -> tuple[int, ...]:
+        """Index of the first sensor of each cell, plus the total (sensors are grouped by cell)."""
+        out = [0]
+        for s in self.n_sensors:
+            out.append(out[-1] + s)
+        return tuple(out)
+
+    @property
+    def ue_compute_demand(self) -> float:
+        """Mean UE compute offered per step [units] (spec 1, load check)."""
+        return self.n_ues * self.ue_job_prob * self.ue_compute_mean
+
+    @property
+    def sensor_compute_demand(self) -> float:
+        """Mean sensor compute offered per step [units]."""
+        return self.n_sensors_total * self.sensor_compute_mean / self.sensor_interval
+
+    @property
+    def heuristic_split(self) -> float:
+        """The paper's heuristic share N_UE / (N_UE + N_sensors)."""
+        return self.n_ues / (self.n_ues + self.n_sensors_total)
+
+
+@dataclass(frozen=True)
+class RewardParams:
+    """Reward of spec 4.7: r_t = sum over UE jobs done at t of R_s delta^AoSI + p_d 1(AoRI > tau)."""
+
+    sync_reward: float = 10.0  # base synchronisation reward R_s
+    delta: float = 0.9  # discount per step of AoSI, in (0, 1]
+    delay_threshold: int = 2  # tau [steps]: AoRI above this is penalised
+    penalty: float = 0.0  # p_d per late UE job (<= 0; the paper used 0, -1, -3, -5)
+    sync_threshold: int = 10  # sigma [steps]: AoSI bound of a "fulfilled" job (metrics only)
+
+    def __post_init__(self) -> None:
+        _check(_finite(self.sync_reward), "sync_reward", "a finite number", self.sync_reward)
+        _check(_finite(self.delta) and 0.0 < self.delta <= 1.0, "delta", "in (0, 1]", self.delta)
+        t = self.delay_threshold
+        _check(isinstance(t, int) and not isinstance(t, bool) and t >= 0, "delay_threshold",
+               "an integer >= 0 [steps]", t)  # fmt: skip
+        _check(_finite(self.penalty) and self.penalty <= 0, "penalty", "a finite number <= 0",
+               self.penalty)  # fmt: skip
+        sg = self.sync_threshold
+        _check(isinstance(sg, int) and not isinstance(sg, bool) and sg >= 0, "sync_threshold",
+               "an integer >= 0 [steps]", sg)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class EnvParams:
+    """Everything an environment needs: scenario, reward and observation mode."""
+
+    scenario: ScenarioParams = field(default_factory=ScenarioParams)
+    reward: RewardParams = field(default_factory=RewardParams)
+    obs_mode: str = "raw"  # raw queue lengths (the paper), log1p, or scaled (divided by obs_scale)
+    obs_scale: float = 100.0  # divisor for obs_mode="scaled" [jobs]
+
+    def __post_init__(self) -> None:
+        _check(self.obs_mode in OBS_MODES, "obs_mode", f"one of {OBS_MODES}", self.obs_mode)
+        _check(_finite(self.obs_scale) and self.obs_scale > 0, "obs_scale", "a finite number > 0",
+               self.obs_scale)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain-type dict (tuples become lists), the inverse of :meth:`from_dict`."""
+        d = asdict(self)
+        return _listify(d)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> EnvParams:
+        scen = dict(d.get("scenario", {}))
+        for name in ("bandwidth_hz", "mec_capacity", "n_sensors"):
+            if name in scen:
+                scen[name] = tuple(scen[name])
+        if "bs_positions" in scen:
+            scen["bs_positions"] = tuple(tuple(float(v) for v in p) for p in scen["bs_positions"])
+        return cls(
+            scenario=ScenarioParams(**scen),
+            reward=RewardParams(**d.get("reward", {})),
+            **{k: v for k, v in d.items() if k not in ("scenario", "reward")},
+        )
+
+
+def _listify(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _listify(v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return [_listify(v) for v in x]
+    return x
+
+
+SCENARIO_FIELDS = frozenset(f.name for f in fields(ScenarioParams))
+REWARD_FIELDS = frozenset(f.name for f in fields(RewardParams))
+ENV_FIELDS = frozenset(f.name for f in fields(EnvParams)) - {"scenario", "reward"}
+PER_CELL_FIELDS = ("bandwidth_hz", "mec_capacity", "n_sensors")

@@ -1,0 +1,112 @@
+"""Named scenarios and flat overrides.
+
+``make_params("paper", delta=0.5, n_ues=20)`` returns an :class:`EnvParams` for the preset with
+the overrides applied to whichever group (scenario, reward, env) owns each name. Per-cell fields
+accept a scalar, broadcast to every cell.
+
+Presets:
+
+* ``paper`` (default): spec section 1, the scenario of the MetaLore paper.
+* ``v1``: the job means the authors switched to after the paper (UE 70/7, sensor 50/6, p_d = -1).
+  It does NOT reproduce the paper; it is a named variant only.
+* ``paper_20ue``, ``paper_50ue``: the paper's cell with more UEs (heavier load).
+* ``three_cell``: the authors' later multi-cell layout (spec multicell, "Scenarios"): BSs at
+  (90, 50), (150, 120), (30, 120), 15 UEs, 20 sensors (7, 7, 6).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import replace
+from typing import Any
+
+from envs.core.params import (
+    ENV_FIELDS,
+    PER_CELL_FIELDS,
+    REWARD_FIELDS,
+    SCENARIO_FIELDS,
+    EnvParams,
+    RewardParams,
+    ScenarioParams,
+)
+
+_PAPER = EnvParams()
+
+PRESETS: dict[str, EnvParams] = {
+    "paper": _PAPER,
+    "v1": EnvParams(
+        scenario=replace(
+            _PAPER.scenario,
+            ue_data_mean=70.0,
+            ue_compute_mean=7.0,
+            sensor_data_mean=50.0,
+            sensor_compute_mean=6.0,
+        ),
+        reward=replace(_PAPER.reward, penalty=-1.0),
+    ),
+    "paper_20ue": EnvParams(scenario=replace(_PAPER.scenario, n_ues=20)),
+    "paper_50ue": EnvParams(scenario=replace(_PAPER.scenario, n_ues=50)),
+    "three_cell": EnvParams(
+        scenario=replace(
+            _PAPER.scenario,
+            bs_positions=((90.0, 50.0), (150.0, 120.0), (30.0, 120.0)),
+            bandwidth_hz=(100e6,) * 3,
+            mec_capacity=(100.0,) * 3,
+            n_sensors=(7, 7, 6),
+            n_ues=15,
+        )
+    ),
+}
+
+
+def register_preset(name: str, params: EnvParams) -> None:
+    """Add a named preset (used by the multi-cell scenarios); names are unique."""
+    if name in PRESETS:
+        raise ValueError(f"preset {name!r} already exists")
+    PRESETS[name] = params
+
+
+def _normalise(name: str, value: Any, n_cells: int) -> Any:
+    if name in PER_CELL_FIELDS:
+        if isinstance(value, (list, tuple)):
+            value = tuple(value)
+        else:
+            value = (value,) * n_cells
+        if name == "n_sensors":
+            value = tuple(int(v) if float(v).is_integer() else v for v in value)
+        else:
+            value = tuple(float(v) if isinstance(v, int) else v for v in value)
+        return value
+    if name == "bs_positions":
+        return tuple(tuple(float(c) for c in p) for p in value)
+    return value
+
+
+def make_params(preset: str = "paper", **overrides: Any) -> EnvParams:
+    """The preset's :class:`EnvParams` with flat overrides; unknown names raise ``ValueError``."""
+    if isinstance(preset, EnvParams):
+        base = preset
+    else:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}: choose one of {sorted(PRESETS)}")
+        base = PRESETS[preset]
+    scen: dict[str, Any] = {}
+    rew: dict[str, Any] = {}
+    env: dict[str, Any] = {}
+    for name, value in overrides.items():
+        if name in SCENARIO_FIELDS:
+            scen[name] = value
+        elif name in REWARD_FIELDS:
+            rew[name] = value
+        elif name in ENV_FIELDS:
+            env[name] = value
+        else:
+            known = sorted(SCENARIO_FIELDS | REWARD_FIELDS | ENV_FIELDS)
+            hint = difflib.get_close_matches(name, known, n=1)
+            extra = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise ValueError(f"unknown parameter {name!r}{extra}; known: {', '.join(known)}")
+    n_cells = len(scen.get("bs_positions", base.scenario.bs_positions))
+    scen = {k: _normalise(k, v, n_cells) for k, v in scen.items()}
+    scenario: ScenarioParams = replace(base.scenario, **scen) if scen else base.scenario
+    reward: RewardParams = replace(base.reward, **rew) if rew else base.reward
+    return replace(base, scenario=scenario, reward=reward, **env)

@@ -1,0 +1,110 @@
+"""Random streams: independent per purpose, all derived from the episode seed.
+
+Spec section 6: every random draw comes from the seed given to ``reset``, with an independent
+stream per purpose, so an episode replays exactly and adding a stream does not shift the others.
+Stream ``i`` of an episode with seed ``s`` is ``SeedSequence(s, spawn_key=(i,))``, i.e. exactly the
+``i``-th child of ``SeedSequence(s).spawn(...)``, driving a PCG64 generator.
+
+The simulation kernels consume uniforms only (one fixed count per step and purpose), drawn here in
+blocks of steps. Poisson sizes come from the uniforms by inverse-CDF lookup in exact tables
+(:func:`poisson_cdf`), which is exact sampling up to the double-precision tail (mass < 2^-53).
+Because each purpose consumes a fixed number of uniforms per step, drawing the horizon at once
+(the batched evaluator) or block by block (the single env) yields the same numbers.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+# purpose -> stream index; append new purposes at the end (never reorder).
+STREAMS: dict[str, int] = {
+    "ue_placement": 0,  # initial UE positions and first waypoints: 4 uniforms per UE
+    "sensor_placement": 1,  # rejection-sampling candidates: 2 uniforms per candidate
+    "mobility": 2,  # new waypoints: 2 uniforms per UE per step (used only on arrival)
+    "ue_traffic": 3,  # Bernoulli arrival, data, compute: 3 uniforms per UE per step
+    "sensor_traffic": 4,  # data, compute: 2 uniforms per sensor per step
+}
+
+# rows of the Poisson table stack (see :func:`poisson_tables`)
+TAB_UE_DATA, TAB_UE_COMPUTE, TAB_S_DATA, TAB_S_COMPUTE = 0, 1, 2, 3
+
+
+def check_seed(seed: object) -> int:
+    if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)) or int(seed) < 0:
+        raise ValueError(f"invalid seed {seed!r}: must be an integer >= 0")
+    return int(seed)
+
+
+def stream(seed: int, purpose: str) -> np.random.Generator:
+    """The generator of one purpose for an episode seed."""
+    ss = np.random.SeedSequence(check_seed(seed), spawn_key=(STREAMS[purpose],))
+    return np.random.Generator(np.random.PCG64(ss))
+
+
+@functools.lru_cache(maxsize=64)
+def poisson_cdf(mean: float) -> NDArray[np.float64]:
+    """CDF of Poisson(mean) at k = 0..K, with the last entry set to exactly 1.
+
+    K is the first k whose upper tail is below 2^-54 (numpy's uniforms are multiples of 2^-53, so
+    values past K are never drawn). ``searchsorted(cdf, u, side="right")`` then maps a uniform
+    ``u`` in [0, 1) to a Poisson draw.
+    """
+    if not (math.isfinite(mean) and mean >= 0):
+        raise ValueError(f"Poisson mean must be finite and >= 0, got {mean}")
+    if mean == 0:
+        return np.ones(1)
+    log_mean = math.log(mean)
+    k_hi = int(mean + 40.0 * math.sqrt(mean) + 40)
+    logpmf = np.array([-mean + k * log_mean - math.lgamma(k + 1) for k in range(k_hi + 1)])
+    pmf = np.exp(logpmf - logpmf.max())
+    pmf /= math.fsum(pmf)
+    cdf = np.cumsum(pmf)
+    tail = 1.0 - cdf
+    k_max = int(np.argmax(tail < 2.0**-54)) if np.any(tail < 2.0**-54) else k_hi
+    out = cdf[: k_max + 1].copy()
+    out[-1] = 1.0
+    return out
+
+
+def poisson_tables(means: tuple[float, float, float, float]) -> NDArray[np.float64]:
+    """Stack of CDFs (UE data, UE compute, sensor data, sensor compute), padded with 1.0."""
+    cdfs = [poisson_cdf(float(m)) for m in means]
+    width = max(len(c) for c in cdfs)
+    out = np.ones((4, width))
+    for i, c in enumerate(cdfs):
+        out[i, : len(c)] = c
+    return out
+
+
+class EpisodeStreams:
+    """The per-purpose generators of one episode, drawing uniforms in blocks of steps."""
+
+    __slots__ = ("gens", "n_sensors", "n_ues", "seed")
+
+    def __init__(self, seed: int, n_ues: int, n_sensors: int) -> None:
+        self.seed = check_seed(seed)
+        self.n_ues = n_ues
+        self.n_sensors = n_sensors
+        self.gens = [stream(self.seed, p) for p in STREAMS]
+
+    def ue_placement(self) -> NDArray[np.float64]:
+        return self.gens[STREAMS["ue_placement"]].random((self.n_ues, 4))
+
+    def sensor_candidates(self, n: int) -> NDArray[np.float64]:
+        """The next ``n`` placement candidates (continues the stream on each call)."""
+        return self.gens[STREAMS["sensor_placement"]].random((n, 2))
+
+    def traffic_block(
+        self, steps: int
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """Uniforms for the next ``steps`` steps: (ue_traffic, sensor_traffic, mobility)."""
+        g = self.gens
+        return (
+            g[STREAMS["ue_traffic"]].random((steps, self.n_ues, 3)),
+            g[STREAMS["sensor_traffic"]].random((steps, self.n_sensors, 2)),
+            g[STREAMS["mobility"]].random((steps, self.n_ues, 2)),
+        )
