@@ -73,7 +73,10 @@ P_SNR_THR = 9
 P_MIN_DKM = 10
 P_SENS_INT = 11
 P_SIGMA = 12
-N_PRM = 13
+P_SURGE_STEP = 13
+P_SURGE_CELL = 14
+P_SURGE_PROB = 15
+N_PRM = 16
 
 EPS = 1e-9  # work below this counts as done (guards float round-off of rate arithmetic)
 
@@ -99,7 +102,15 @@ def param_vector(p: EnvParams) -> np.ndarray:
     prm[P_MIN_DKM] = s.min_distance_m / 1000.0
     prm[P_SENS_INT] = s.sensor_interval
     prm[P_SIGMA] = r.sync_threshold
+    prm[P_SURGE_STEP] = s.surge_step
+    prm[P_SURGE_CELL] = s.surge_cell
+    prm[P_SURGE_PROB] = s.surge_job_prob
     return prm
+
+
+def ue_region_array(p: EnvParams) -> np.ndarray:
+    """``(U, 4)``: per UE the rectangle (x0, y0, width, height) of its positions and waypoints."""
+    return np.asarray(p.scenario.ue_regions(), dtype=np.float64).reshape(p.scenario.n_ues, 4)
 
 
 def cell_array(p: EnvParams) -> np.ndarray:
@@ -157,7 +168,7 @@ def needed_capacity(uq_m, sq_m, bu_m, bs_m):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def step_kernel(  # type: ignore[no-untyped-def]
-    t, action, cells, prm, s_start, s_cell, cdf,
+    t, action, cells, prm, s_start, s_cell, cdf, ue_region,
     geo, ue_cell, sens,
     uq, uq_m, sq, sq_m, bu, bu_m, bs, bs_m,
     r_ue, r_s, r_mob, row,
@@ -194,8 +205,10 @@ def step_kernel(  # type: ignore[no-untyped-def]
 
     # 2. job generation: UEs in id order (Bernoulli, data, compute), then sensors
     p_job = prm[P_UE_PROB]
+    surge_cell = int(prm[P_SURGE_CELL]) if 0 <= prm[P_SURGE_STEP] <= t else -1
     for u in range(n_u):
-        if r_ue[row, u, 0] < p_job:
+        p_u = prm[P_SURGE_PROB] if ue_cell[u] == surge_cell else p_job
+        if r_ue[row, u, 0] < p_u:
             i = tail_slot(uq, uq_m, u)
             uq[u, i, 0] = t
             uq[u, i, 1] = _draw(cdf, TAB_UE_DATA, r_ue[row, u, 1])
@@ -324,7 +337,6 @@ def step_kernel(  # type: ignore[no-untyped-def]
 
     # 8. UEs move (random waypoint): straight towards the waypoint, land and redraw when close
     speed = prm[P_SPEED]
-    area = prm[P_AREA]
     for u in range(n_u):
         dx = geo[u, 2] - geo[u, 0]
         dy = geo[u, 3] - geo[u, 1]
@@ -332,8 +344,8 @@ def step_kernel(  # type: ignore[no-untyped-def]
         if d <= speed:
             geo[u, 0] = geo[u, 2]
             geo[u, 1] = geo[u, 3]
-            geo[u, 2] = r_mob[row, u, 0] * area
-            geo[u, 3] = r_mob[row, u, 1] * area
+            geo[u, 2] = ue_region[u, 0] + r_mob[row, u, 0] * ue_region[u, 2]
+            geo[u, 3] = ue_region[u, 1] + r_mob[row, u, 1] * ue_region[u, 3]
         else:
             geo[u, 0] += speed * dx / d
             geo[u, 1] += speed * dy / d
@@ -364,11 +376,12 @@ def step_kernel(  # type: ignore[no-untyped-def]
 @njit(cache=True)
 def place_devices(  # type: ignore[no-untyped-def]
     cells, area, s_start, min_bs, max_bs, spacing, se_k, se_e, min_dkm, thr,
-    u_ue, cand, geo, sens,
+    ue_region, u_ue, cand, geo, sens,
 ):  # fmt: skip
     """Initial UE positions/waypoints and sensor placement (spec 1); returns sensors placed.
 
-    UEs: position and first waypoint uniform in the area (``u_ue`` ``(U, 4)``). Sensors, cell by
+    UEs: position and first waypoint uniform in their region (``ue_region`` ``(U, 4)``: x0, y0,
+    width, height; the whole area by default), from ``u_ue`` ``(U, 4)``. Sensors, cell by
     cell: candidates uniform in the area (``cand`` ``(N, 2)``, used in order), accepted when
     ``min_bs <= distance to own BS <= max_bs``, the own BS is a nearest BS, and the candidate is
     ``>= spacing`` from every sensor placed so far. Returns the number of sensors placed, which is
@@ -376,7 +389,7 @@ def place_devices(  # type: ignore[no-untyped-def]
     """
     for u in range(geo.shape[0]):
         for j in range(4):
-            geo[u, j] = u_ue[u, j] * area
+            geo[u, j] = ue_region[u, j % 2] + u_ue[u, j] * ue_region[u, 2 + j % 2]
     n_c = cells.shape[0]
     k = 0
     placed = 0

@@ -67,6 +67,13 @@ class ScenarioParams:
     sensor_min_bs_dist: float = 20.0  # placement: distance to own BS >= this [m]
     sensor_max_bs_dist: float = 90.0  # placement: distance to own BS <= this [m]
     sensor_min_spacing: float = 20.0  # placement: distance to every placed sensor >= this [m]
+    # --- heterogeneity and surges (multi-cell scenarios; defaults switch them off) ----------
+    ue_hotspot_cell: int = -1  # cell whose surroundings hold the hotspot UEs (-1: no hotspot)
+    ue_hotspot_fraction: float = 0.0  # share of UEs (lowest ids first) roaming the hotspot only
+    ue_hotspot_radius_m: float = 50.0  # hotspot: square of this half-side around the BS [m]
+    surge_step: int = -1  # from this step on the surge cell's UEs send more jobs (-1: never)
+    surge_cell: int = 0  # cell of the surge
+    surge_job_prob: float = 1.0  # UE job probability in the surge cell during the surge
     # --- horizon -----------------------------------------------------------------------------
     episode_steps: int = 100  # truncation horizon [steps]
 
@@ -113,6 +120,19 @@ class ScenarioParams:
             "sensor_max_bs_dist", f"> sensor_min_bs_dist ({self.sensor_min_bs_dist})",
             self.sensor_max_bs_dist,
         )  # fmt: skip
+        _check(
+            isinstance(self.ue_hotspot_cell, int) and -1 <= self.ue_hotspot_cell < n,
+            "ue_hotspot_cell", f"-1 (none) or a cell index in [0, {n - 1}]", self.ue_hotspot_cell,
+        )  # fmt: skip
+        for name in ("ue_hotspot_fraction", "surge_job_prob"):
+            v = getattr(self, name)
+            _check(_finite(v) and 0.0 <= v <= 1.0, name, "in [0, 1]", v)
+        _check(_finite(self.ue_hotspot_radius_m) and self.ue_hotspot_radius_m > 0,
+               "ue_hotspot_radius_m", "a finite number > 0 [m]", self.ue_hotspot_radius_m)  # fmt: skip
+        _check(isinstance(self.surge_step, int) and self.surge_step >= -1, "surge_step",
+               "-1 (no surge) or a step index >= 0", self.surge_step)  # fmt: skip
+        _check(isinstance(self.surge_cell, int) and 0 <= self.surge_cell < n, "surge_cell",
+               f"a cell index in [0, {n - 1}]", self.surge_cell)  # fmt: skip
         for name in ("ue_data_mean", "ue_compute_mean", "sensor_data_mean", "sensor_compute_mean"):
             v = getattr(self, name)
             _check(v <= 1e4, name, "<= 10000 (Poisson tables are built up to mean + 40 sd)", v)
@@ -133,6 +153,18 @@ class ScenarioParams:
         for s in self.n_sensors:
             out.append(out[-1] + s)
         return tuple(out)
+
+    def ue_regions(self) -> tuple[tuple[float, float, float, float], ...]:
+        """Per UE, the rectangle (x0, y0, width, height) its positions and waypoints are drawn in."""
+        whole = (0.0, 0.0, self.area_m, self.area_m)
+        if self.ue_hotspot_cell < 0:
+            return (whole,) * self.n_ues
+        bx, by = self.bs_positions[self.ue_hotspot_cell]
+        r = self.ue_hotspot_radius_m
+        x0, y0 = max(bx - r, 0.0), max(by - r, 0.0)
+        hot = (x0, y0, min(bx + r, self.area_m) - x0, min(by + r, self.area_m) - y0)
+        n_hot = round(self.ue_hotspot_fraction * self.n_ues)
+        return (hot,) * n_hot + (whole,) * (self.n_ues - n_hot)
 
     @property
     def ue_compute_demand(self) -> float:

@@ -48,7 +48,7 @@ def place(params: EnvParams, streams: EpisodeStreams, cells: NDArray[np.float64]
         placed = dyn.place_devices(
             cells, s.area_m, s_start, s.sensor_min_bs_dist, s.sensor_max_bs_dist,
             s.sensor_min_spacing, k, e, s.min_distance_m / 1000.0, s.snr_threshold,
-            u_ue, cand, geo, sens,
+            dyn.ue_region_array(params), u_ue, cand, geo, sens,
         )  # fmt: skip
         if placed == s.n_sensors_total:
             return geo, sens
@@ -78,6 +78,7 @@ class Simulator:
         self.base_cells = dyn.cell_array(params)
         self.cells = self.base_cells.copy()
         self.s_start = np.asarray(s.sensor_cell_start, dtype=np.int64)
+        self.ue_region = dyn.ue_region_array(params)
         self.s_cell = np.repeat(np.arange(s.n_cells, dtype=np.int64), s.n_sensors)
         self.cdf = poisson_tables(
             (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean)
@@ -125,7 +126,7 @@ class Simulator:
             self.r_ue, self.r_s, self.r_mob = self.streams.traffic_block(self.block_steps)
         status = dyn.step_kernel(
             self.t, action, self.cells, self.prm, self.s_start, self.s_cell, self.cdf,
-            self.geo, self.ue_cell, self.sens,
+            self.ue_region, self.geo, self.ue_cell, self.sens,
             self.uq, self.uq_m, self.sq, self.sq_m, self.bu, self.bu_m, self.bs, self.bs_m,
             self.r_ue, self.r_s, self.r_mob, row,
             self.kpi, self.acc, self.ue_acc,
