@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -49,7 +50,21 @@ def _optional_commands() -> dict[str, str]:
     return found
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def available_commands() -> dict[str, str]:
+    return {**COMMANDS, **_optional_commands()}
+
+
+def _help_line(module_name: str) -> str:
+    try:
+        return str(importlib.import_module(module_name).HELP)
+    except Exception as exc:  # a broken optional module must not break the other commands
+        return f"(unavailable: {type(exc).__name__}: {exc})"
+
+
+def build_parser(
+    command: str | None = None,
+) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser; only ``command``'s module is imported (all of them when it is None)."""
     parser = argparse.ArgumentParser(
         prog="python -m launch",
         description="MetaLore platform: simulate, evaluate baselines, train, sweep, report.",
@@ -57,7 +72,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
     subparsers: dict[str, argparse.ArgumentParser] = {}
-    for name, module_name in {**COMMANDS, **_optional_commands()}.items():
+    for name, module_name in available_commands().items():
+        if command is not None and name != command:
+            sub.add_parser(name, add_help=False)
+            continue
+        if command is None:
+            sub.add_parser(name, help=_help_line(module_name))
+            continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(p)
@@ -67,7 +88,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, subparsers = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in available_commands():
+        command = None
+    parser, subparsers = build_parser(command)
     args = parser.parse_args(argv)
     try:
         return int(args._module.run(args) or 0)

@@ -119,6 +119,15 @@ def summarize(acc: NDArray[np.float64], last: NDArray[np.float64], steps: int) -
     return out
 
 
+def aggregate(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """``{M: mean, M_std: std}`` over episodes for each metric's sequence of per-episode values."""
+    out: dict[str, float | None] = {}
+    for name, values in metrics.items():
+        arr = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+        out[name], out[f"{name}_std"] = mean_std(arr)
+    return out
+
+
 def mean_std(values: NDArray[np.float64]) -> tuple[float | None, float | None]:
     """Mean and sample standard deviation (ddof=1; 0 for one value) over finite entries."""
     v = np.asarray(values, dtype=np.float64)

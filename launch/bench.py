@@ -1,0 +1,149 @@
+"""``python -m launch bench``: simulator throughput and memory on this machine.
+
+Measures, after a warm-up that compiles the numba kernels:
+
+* single env: steps/s through ``gymnasium.make("MetaLore-v0")`` with random actions (drawn
+  beforehand, so the figure is the env's, not the action sampler's), resets included;
+* batched: env-steps/s of the batched evaluator, (a) the static grid on shared episode seeds
+  and (b) one policy over distinct seeds;
+* the paper's whole static baseline (11 x 11 splits x 100 episodes x 100 steps) in seconds;
+* memory: resident set size sampled while one env runs ``--memory-steps`` steps (flat means the
+  simulator does not leak), and the process's peak RSS;
+* with ``--rllib``: RLlib sampling throughput (needs Ray; see tune_configs).
+
+Targets (2-core machine): single >= 50,000 steps/s; batched >= 1,000,000 env-steps/s; paper grid
+<= 5 s; memory flat over 10 million steps (``--memory-steps 10000000``, about 4 minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import time
+from typing import Any
+
+from launch.common import positive_int, print_json
+
+HELP = "measure simulator speed (single env, batched, static grid) and memory"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--single-steps", type=positive_int, default=300_000,
+                   help="steps for the single-env figure")  # fmt: skip
+    p.add_argument("--repeats", type=positive_int, default=3,
+                   help="repeat each timing and report the best and the median")  # fmt: skip
+    p.add_argument("--memory-steps", type=positive_int, default=2_000_000,
+                   help="steps of the memory run (10000000 for the 10-million-step check)")
+    p.add_argument("--rllib", action="store_true", help="also measure RLlib sampling (slow)")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def single_env(steps: int) -> float:
+    import gymnasium as gym
+    import numpy as np
+
+    import envs  # noqa: F401  (registers the id)
+
+    env = gym.make("MetaLore-v0")
+    actions = np.random.default_rng(0).random((steps, 2)).astype(np.float32)
+    env.reset(seed=0)
+    t0 = time.perf_counter()
+    for a in actions:
+        if env.step(a)[3]:
+            env.reset()
+    return steps / (time.perf_counter() - t0)
+
+
+def batched(shared_seeds: bool) -> tuple[float, float]:
+    """(env-steps/s, seconds): the paper grid on shared seeds, or one policy on 12,100 seeds."""
+    from envs.core import make_params
+    from envs.core.batch import evaluate
+    from envs.core.policies import static, static_grid
+
+    params = make_params("paper")
+    if shared_seeds:
+        policies, episodes = static_grid(0.1), 100
+    else:
+        policies, episodes = [static(0.3, 0.4)], 12_100
+    t0 = time.perf_counter()
+    evaluate(params, policies, episodes, seed=0)
+    dt = time.perf_counter() - t0
+    return len(policies) * episodes * params.scenario.episode_steps / dt, dt
+
+
+def memory_run(steps: int) -> dict[str, Any]:
+    import gymnasium as gym
+    import numpy as np
+
+    import envs  # noqa: F401
+
+    env = gym.make("MetaLore-v0")
+    rng = np.random.default_rng(1)
+    block = rng.random((10_000, 2)).astype(np.float32)
+    env.reset(seed=0)
+    samples = []
+    checkpoints = max(1, steps // 10)
+    for i in range(steps):
+        if env.step(block[i % len(block)])[3]:
+            env.reset()
+        if (i + 1) % checkpoints == 0:
+            samples.append(round(_rss_mb(), 1))
+    return {"steps": steps, "rss_mb_samples": samples,
+            "rss_growth_mb": round(samples[-1] - samples[0], 1)}  # fmt: skip
+
+
+def _best_median(values: list[float]) -> dict[str, float]:
+    v = sorted(values)
+    return {"best": v[-1], "median": v[len(v) // 2]}
+
+
+def run(args: argparse.Namespace) -> int:
+    single_env(2_000)  # compile and warm up
+    batched(True)
+    singles = [single_env(args.single_steps) for _ in range(args.repeats)]
+    grid = [batched(True) for _ in range(args.repeats)]
+    distinct = [batched(False) for _ in range(args.repeats)]
+    out: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},  # fmt: skip
+        "single_env_steps_per_s": _best_median(singles),
+        "batched_env_steps_per_s_shared_seeds": _best_median([g[0] for g in grid]),
+        "batched_env_steps_per_s_distinct_seeds": _best_median([d[0] for d in distinct]),
+        "paper_static_grid_s": {"best": min(g[1] for g in grid),
+                                "median": sorted(g[1] for g in grid)[len(grid) // 2]},
+    }  # fmt: skip
+    out["memory"] = memory_run(args.memory_steps)
+    if args.rllib:
+        from tune_configs.bench import rllib_sampling_throughput
+
+        out["rllib_sampling"] = rllib_sampling_throughput()
+    out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if args.json:
+        print_json(out)
+        return 0
+    s, g, d = (out["single_env_steps_per_s"], out["batched_env_steps_per_s_shared_seeds"],
+               out["batched_env_steps_per_s_distinct_seeds"])  # fmt: skip
+    grid_s = out["paper_static_grid_s"]
+    mem = out["memory"]
+    print(f"machine: {out['machine']['cpus']} CPUs, Python {out['machine']['python']}")
+    print(f"{'figure':<44} {'best':>14} {'median':>14}   target")
+    print(f"{'single env via gymnasium.make [steps/s]':<44} {s['best']:>14,.0f} {s['median']:>14,.0f}"
+          "   >= 50,000")  # fmt: skip
+    print(f"{'batched, shared seeds [env-steps/s]':<44} {g['best']:>14,.0f} {g['median']:>14,.0f}"
+          "   >= 1,000,000")  # fmt: skip
+    print(f"{'batched, distinct seeds [env-steps/s]':<44} {d['best']:>14,.0f} {d['median']:>14,.0f}")
+    print(f"{'paper static grid 11x11x100x100 [s]':<44} {grid_s['best']:>14.2f} "
+          f"{grid_s['median']:>14.2f}   <= 5")  # fmt: skip
+    print(f"memory over {mem['steps']:,} steps: RSS samples {mem['rss_mb_samples']} MB, "
+          f"growth {mem['rss_growth_mb']} MB")  # fmt: skip
+    if "rllib_sampling" in out:
+        print(f"RLlib sampling: {out['rllib_sampling']}")
+    print(f"peak RSS: {out['peak_rss_mb']} MB")
+    return 0

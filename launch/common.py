@@ -1,0 +1,106 @@
+"""Argument helpers shared by the subcommands (scenario selection, shares, output)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from envs.core.params import EnvParams
+from envs.core.presets import PRESETS, make_params
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def split_pair(text: str) -> tuple[float, float]:
+    """``"0.3,0.4"`` -> (w_b, w_c), both shares in [0, 1]."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected W_B,W_C (e.g. 0.3,0.4), got {text!r}")
+    values = tuple(finite_float(p.strip()) for p in parts)
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"shares must lie in [0, 1], got {text!r}")
+    return values[0], values[1]
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    """``name=value`` with the value parsed as JSON when possible (numbers, lists), else text."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return name.strip(), value
+
+
+def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scenario")
+    g.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="scenario preset")
+    g.add_argument("--delta", type=finite_float, help="reward discount per step of AoSI (0, 1]")
+    g.add_argument("--penalty", type=finite_float, help="reward per late UE job (<= 0)")
+    g.add_argument(
+        "--set", dest="overrides", action="append", type=key_value, default=[],
+        metavar="NAME=VALUE", help="override any parameter, e.g. --set n_ues=20 (repeatable)",
+    )  # fmt: skip
+
+
+def scenario_from_args(args: argparse.Namespace) -> EnvParams:
+    overrides = dict(args.overrides)
+    if args.delta is not None:
+        overrides["delta"] = args.delta
+    if args.penalty is not None:
+        overrides["penalty"] = args.penalty
+    return make_params(args.preset, **overrides)
+
+
+def print_json(obj: Any) -> None:
+    from launch.results import _clean
+
+    json.dump(_clean(obj), sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def fmt_pm(mean: float | None, std: float | None, digits: int = 2) -> str:
+    if mean is None:
+        return "n/a"
+    return f"{mean:.{digits}f} ± {0.0 if std is None else std:.{digits}f}"
+
+
+def progress_bar(total: int, desc: str, disable: bool = False) -> Any:
+    """A tqdm bar on stderr (silent when stderr is not a terminal or ``disable``)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="ep", file=sys.stderr,
+                disable=True if disable else None, leave=False)  # fmt: skip
