@@ -30,7 +30,7 @@ from envs.core import queues
 from envs.core.metrics import N_KPI, N_UE_ACC, SUMMARY_KEYS, aggregate, summarize_arrays
 from envs.core.params import EnvParams
 from envs.core.policies import N_POLICY_PRM, Policy, act_kernel
-from envs.core.rng import EpisodeStreams, poisson_tables
+from envs.core.rng import EpisodeStreams, size_tables
 from envs.core.sim import INITIAL_DEVICE_QUEUE, place
 
 CHUNK_BYTES = 128 * 2**20  # random blocks held at once
@@ -171,8 +171,8 @@ def evaluate(
     prm = dyn.param_vector(params)
     s_start = np.asarray(s.sensor_cell_start, dtype=np.int64)
     s_cell = np.repeat(np.arange(n_c, dtype=np.int64), s.n_sensors)
-    cdf = poisson_tables(
-        (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean)
+    cdf = size_tables(
+        (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean), s.job_sizes
     )
     ue_region = dyn.ue_region_array(params)
     codes = np.array([p.code for p in policies], dtype=np.int64)

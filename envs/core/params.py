@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 OBS_MODES = ("raw", "log1p", "scaled")
+JOB_SIZES = ("poisson", "fixed")
 
 
 def _check(cond: bool, name: str, allowed: str, value: Any) -> None:
@@ -64,6 +65,7 @@ class ScenarioParams:
     sensor_interval: int = 1  # a sensor update every this many steps
     sensor_data_mean: float = 70.0  # sensor update data ~ max(Poisson(mean), 1) [Mbit]
     sensor_compute_mean: float = 7.0  # sensor update compute ~ max(Poisson(mean), 1) [units]
+    job_sizes: str = "poisson"  # "poisson" (spec) or "fixed": every size equals its (whole) mean
     sensor_min_bs_dist: float = 20.0  # placement: distance to own BS >= this [m]
     sensor_max_bs_dist: float = 90.0  # placement: distance to own BS <= this [m]
     sensor_min_spacing: float = 20.0  # placement: distance to every placed sensor >= this [m]
@@ -133,8 +135,11 @@ class ScenarioParams:
                "-1 (no surge) or a step index >= 0", self.surge_step)  # fmt: skip
         _check(isinstance(self.surge_cell, int) and 0 <= self.surge_cell < n, "surge_cell",
                f"a cell index in [0, {n - 1}]", self.surge_cell)  # fmt: skip
+        _check(self.job_sizes in JOB_SIZES, "job_sizes", f"one of {JOB_SIZES}", self.job_sizes)
         for name in ("ue_data_mean", "ue_compute_mean", "sensor_data_mean", "sensor_compute_mean"):
             v = getattr(self, name)
+            if self.job_sizes == "fixed":
+                _check(float(v).is_integer(), name, "a whole number with job_sizes='fixed'", v)
             _check(v <= 1e4, name, "<= 10000 (Poisson tables are built up to mean + 40 sd)", v)
 
     # --- derived quantities (never stored) --------------------------------------------------

@@ -70,9 +70,22 @@ def poisson_cdf(mean: float) -> NDArray[np.float64]:
     return out
 
 
-def poisson_tables(means: tuple[float, float, float, float]) -> NDArray[np.float64]:
-    """Stack of CDFs (UE data, UE compute, sensor data, sensor compute), padded with 1.0."""
-    cdfs = [poisson_cdf(float(m)) for m in means]
+def fixed_cdf(size: float) -> NDArray[np.float64]:
+    """A degenerate "CDF" whose inverse maps every uniform to ``size`` (a whole number >= 0)."""
+    out = np.zeros(int(size) + 1)
+    out[-1] = 1.0
+    return out
+
+
+def size_tables(
+    means: tuple[float, float, float, float], kind: str = "poisson"
+) -> NDArray[np.float64]:
+    """Stack of CDFs (UE data, UE compute, sensor data, sensor compute), padded with 1.0.
+
+    ``kind="fixed"`` makes every size equal its mean (for hand-computed scenarios).
+    """
+    make = fixed_cdf if kind == "fixed" else poisson_cdf
+    cdfs = [make(float(m)) for m in means]
     width = max(len(c) for c in cdfs)
     out = np.ones((4, width))
     for i, c in enumerate(cdfs):

@@ -24,7 +24,7 @@ from envs.core import queues
 from envs.core.metrics import N_KPI, N_UE_ACC, summarize
 from envs.core.params import EnvParams
 from envs.core.radio import snr_constants
-from envs.core.rng import EpisodeStreams, poisson_tables
+from envs.core.rng import EpisodeStreams, size_tables
 
 BLOCK_STEPS = 128  # uniforms are drawn for this many steps at a time
 INITIAL_DEVICE_QUEUE = 16  # initial ring capacity of a device's uplink queue [jobs]
@@ -80,8 +80,9 @@ class Simulator:
         self.s_start = np.asarray(s.sensor_cell_start, dtype=np.int64)
         self.ue_region = dyn.ue_region_array(params)
         self.s_cell = np.repeat(np.arange(s.n_cells, dtype=np.int64), s.n_sensors)
-        self.cdf = poisson_tables(
-            (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean)
+        self.cdf = size_tables(
+            (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean),
+            s.job_sizes,
         )
         self.kpi = np.zeros((self.n_cells, N_KPI))
         self.acc = np.zeros((self.n_cells, N_KPI))
