@@ -49,12 +49,12 @@ _INFO_COLUMNS: tuple[tuple[str, int], ...] = (
 def resolve_params(
     preset: str = "paper", params: EnvParams | dict[str, Any] | None = None, **overrides: Any
 ) -> EnvParams:
-    """Parameters from a preset name, or an :class:`EnvParams` / its ``to_dict()``, plus overrides."""
+    """Parameters from a preset name, or an ``EnvParams`` / its ``to_dict()``, plus overrides."""
     if params is None:
         return make_params(preset, **overrides)
     if isinstance(params, dict):
         params = EnvParams.from_dict(params)
-    return make_params(params, **overrides) if overrides else params  # type: ignore[arg-type]
+    return make_params(params, **overrides) if overrides else params
 
 
 class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
@@ -133,9 +133,7 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self.sim.reset(self.episode_seed)
         return np.zeros(self._shape, np.float32), {"episode_seed": self.episode_seed}
 
-    def step(
-        self, action: Any
-    ) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+    def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         a = np.asarray(action, dtype=np.float64)
         if a.shape != self._shape:
             raise ValueError(f"action must have shape {self._shape}, got {a.shape}")
@@ -178,8 +176,9 @@ if __name__ == "__main__":
     env.reset(seed=0)
     heuristic = env.params.scenario.heuristic_split
     while True:
-        _, _, _, truncated, info = env.step(np.array([heuristic, heuristic]))
-        if truncated:
+        step = env.step(np.array([heuristic, heuristic]))
+        info = step[4]
+        if step[3]:
             break
     for key, value in info["episode_metrics"].items():
         print(f"{key:>20}: {value}")

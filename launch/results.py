@@ -55,7 +55,9 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
 
 
-def run_metadata(kind: str, params: EnvParams, preset: str = "paper", **extra: Any) -> dict[str, Any]:
+def run_metadata(
+    kind: str, params: EnvParams, preset: str = "paper", **extra: Any
+) -> dict[str, Any]:
     """``run.json`` content: kind, command, git commit, time, preset, params, reward, extras."""
     return {
         "kind": kind,
@@ -115,7 +117,9 @@ def write_result_set(
         writer = csv.DictWriter(fh, fieldnames=EPISODE_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for row in episode_rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in EPISODE_COLUMNS})
+            writer.writerow(
+                {k: ("" if row.get(k) is None else row.get(k)) for k in EPISODE_COLUMNS}
+            )
     write_json(out / SUMMARY_FILE, summaries)
     return summaries
 

@@ -42,8 +42,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--split", type=split_pair, action="append", metavar="W_B,W_C",
                       help="a static split, e.g. 0.3,0.4 (repeatable)")  # fmt: skip
-    what.add_argument("--grid", type=finite_float, metavar="STEP",
-                      help="every split on the grid 0..1 with this step (0.1: the paper's 11x11)")
+    what.add_argument(
+        "--grid",
+        type=finite_float,
+        metavar="STEP",
+        help="every split on the grid 0..1 with this step (0.1: the paper's 11x11)",
+    )
     p.add_argument("--episodes", type=positive_int, default=100, help="episodes per policy")
     p.add_argument("--seed", type=nonneg_int, default=0, help="episode seeds seed..seed+N-1")
     p.add_argument("--no-baselines", action="store_true",

@@ -12,11 +12,19 @@ from envs.core.metrics import K_PEN, K_SYNC_R, K_UE_DONE
 
 def tiny(**overrides: Any) -> Simulator:
     """1 UE, 1 sensor, deterministic arrivals and sizes, instant uplink (huge bandwidth)."""
-    base: dict[str, Any] = dict(
-        n_ues=1, n_sensors=1, ue_job_prob=1.0, job_sizes="fixed", ue_data_mean=1,
-        sensor_data_mean=1, ue_compute_mean=2, sensor_compute_mean=3, bandwidth_hz=1e12,
-        mec_capacity=4.0, episode_steps=10,
-    )  # fmt: skip
+    base: dict[str, Any] = {
+        "n_ues": 1,
+        "n_sensors": 1,
+        "ue_job_prob": 1.0,
+        "job_sizes": "fixed",
+        "ue_data_mean": 1,
+        "sensor_data_mean": 1,
+        "ue_compute_mean": 2,
+        "sensor_compute_mean": 3,
+        "bandwidth_hz": 1e12,
+        "mec_capacity": 4.0,
+        "episode_steps": 10,
+    }
     base.update(overrides)
     return Simulator(make_params("paper", **base))
 

@@ -71,7 +71,9 @@ def test_truncation_and_episode_metrics() -> None:
         assert trunc == (t == 6)
     summary = info["episode_metrics"]
     assert summary["steps"] == 7 and summary["seed"] == 0
-    assert {"sync_delay", "e2e_delay", "served_pct", "episode_return", "left_queued"} <= set(summary)
+    assert {"sync_delay", "e2e_delay", "served_pct", "episode_return", "left_queued"} <= set(
+        summary
+    )
 
 
 def test_pickle_mid_episode_continues_identically() -> None:
@@ -103,7 +105,9 @@ def test_batched_equals_single_env(preset: str) -> None:
             for key, batched in res.metrics.items():
                 want = single[key]
                 got = batched[i, j]
-                assert (want is None and np.isnan(got)) or want == pytest.approx(got, rel=1e-12), key
+                assert (want is None and np.isnan(got)) or want == pytest.approx(got, rel=1e-12), (
+                    key
+                )
 
 
 def test_rollout_trace_helper_is_deterministic() -> None:

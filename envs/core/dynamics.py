@@ -126,7 +126,7 @@ def cell_array(p: EnvParams) -> np.ndarray:
 def _draw(cdf: np.ndarray, row: int, u: float) -> float:
     """max(Poisson, 1) by inverse CDF."""
     k = np.searchsorted(cdf[row], u, side="right")
-    return float(max(k, 1))
+    return 1.0 if k < 1 else float(k)
 
 
 @njit(cache=True, inline="always")

@@ -106,9 +106,9 @@ def summarize_arrays(
     return out
 
 
-def _plain(x: float) -> float | None:
-    x = float(x)
-    return None if math.isnan(x) else x
+def _plain(x: Any) -> float | None:
+    value = float(x)
+    return None if math.isnan(value) else value
 
 
 def summarize(acc: NDArray[np.float64], last: NDArray[np.float64], steps: int) -> dict[str, Any]:

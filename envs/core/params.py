@@ -80,8 +80,15 @@ class ScenarioParams:
     episode_steps: int = 100  # truncation horizon [steps]
 
     def __post_init__(self) -> None:
-        _check(_finite(self.area_m) and self.area_m > 0, "area_m", "a finite number > 0", self.area_m)
-        _check(len(self.bs_positions) >= 1, "bs_positions", "at least one (x, y) site", self.bs_positions)
+        _check(
+            _finite(self.area_m) and self.area_m > 0, "area_m", "a finite number > 0", self.area_m
+        )
+        _check(
+            len(self.bs_positions) >= 1,
+            "bs_positions",
+            "at least one (x, y) site",
+            self.bs_positions,
+        )
         for i, p in enumerate(self.bs_positions):
             ok = len(p) == 2 and all(_finite(v) and 0 <= v <= self.area_m for v in p)
             _check(ok, f"bs_positions[{i}]", f"an (x, y) pair inside [0, {self.area_m}]", p)
@@ -102,7 +109,9 @@ class ScenarioParams:
         for name in positive:
             v = getattr(self, name)
             _check(_finite(v) and v > 0, name, "a finite number > 0", v)
-        _check(_finite(self.tx_power_dbm), "tx_power_dbm", "a finite number [dBm]", self.tx_power_dbm)
+        _check(
+            _finite(self.tx_power_dbm), "tx_power_dbm", "a finite number [dBm]", self.tx_power_dbm
+        )
         _check(
             _finite(self.snr_threshold) and self.snr_threshold >= 0,
             "snr_threshold", "a finite number >= 0", self.snr_threshold,
@@ -113,7 +122,12 @@ class ScenarioParams:
         )  # fmt: skip
         for name in ("n_ues", "sensor_interval", "episode_steps"):
             v = getattr(self, name)
-            _check(isinstance(v, int) and not isinstance(v, bool) and v >= 1, name, "an integer >= 1", v)
+            _check(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+                name,
+                "an integer >= 1",
+                v,
+            )
         for name in ("sensor_min_bs_dist", "sensor_max_bs_dist", "sensor_min_spacing"):
             v = getattr(self, name)
             _check(_finite(v) and v >= 0, name, "a finite number >= 0 [m]", v)
@@ -129,8 +143,8 @@ class ScenarioParams:
         for name in ("ue_hotspot_fraction", "surge_job_prob"):
             v = getattr(self, name)
             _check(_finite(v) and 0.0 <= v <= 1.0, name, "in [0, 1]", v)
-        _check(_finite(self.ue_hotspot_radius_m) and self.ue_hotspot_radius_m > 0,
-               "ue_hotspot_radius_m", "a finite number > 0 [m]", self.ue_hotspot_radius_m)  # fmt: skip
+        r = self.ue_hotspot_radius_m
+        _check(_finite(r) and r > 0, "ue_hotspot_radius_m", "a finite number > 0 [m]", r)
         _check(isinstance(self.surge_step, int) and self.surge_step >= -1, "surge_step",
                "-1 (no surge) or a step index >= 0", self.surge_step)  # fmt: skip
         _check(isinstance(self.surge_cell, int) and 0 <= self.surge_cell < n, "surge_cell",
@@ -160,7 +174,7 @@ class ScenarioParams:
         return tuple(out)
 
     def ue_regions(self) -> tuple[tuple[float, float, float, float], ...]:
-        """Per UE, the rectangle (x0, y0, width, height) its positions and waypoints are drawn in."""
+        """Per UE, the rectangle (x0, y0, width, height) of its positions and waypoints."""
         whole = (0.0, 0.0, self.area_m, self.area_m)
         if self.ue_hotspot_cell < 0:
             return (whole,) * self.n_ues
@@ -189,7 +203,7 @@ class ScenarioParams:
 
 @dataclass(frozen=True)
 class RewardParams:
-    """Reward of spec 4.7: r_t = sum over UE jobs done at t of R_s delta^AoSI + p_d 1(AoRI > tau)."""
+    """Reward of spec 4.7: r_t = sum over UE jobs done at t of R_s delta^AoSI + p_d 1(AoRI>tau)."""
 
     sync_reward: float = 10.0  # base synchronisation reward R_s
     delta: float = 0.9  # discount per step of AoSI, in (0, 1]

@@ -82,8 +82,9 @@ def _normalise(name: str, value: Any, n_cells: int) -> Any:
     return value
 
 
-def make_params(preset: str = "paper", **overrides: Any) -> EnvParams:
+def make_params(preset: str | EnvParams = "paper", **overrides: Any) -> EnvParams:
     """The preset's :class:`EnvParams` with flat overrides; unknown names raise ``ValueError``."""
+    base: EnvParams
     if isinstance(preset, EnvParams):
         base = preset
     else:

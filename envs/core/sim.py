@@ -35,8 +35,12 @@ def placement_candidates_hint(n_sensors: int) -> int:
     return max(256, 64 * n_sensors)
 
 
-def place(params: EnvParams, streams: EpisodeStreams, cells: NDArray[np.float64],
-          s_start: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
+def place(
+    params: EnvParams,
+    streams: EpisodeStreams,
+    cells: NDArray[np.float64],
+    s_start: NDArray[np.int64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Initial ``geo`` ``(U, 4)`` and ``sens`` ``(S, 4)`` of an episode (see ``place_devices``)."""
     s = params.scenario
     k, e = snr_constants(s)
