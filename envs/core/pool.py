@@ -112,8 +112,8 @@ class PoolParams:
         _check(isinstance(self.cooperative, bool), "cooperative", "True or False", self.cooperative)
         _check(_finite(self.endowment) and self.endowment >= 0, "endowment",
                "a finite number >= 0 [credits]", self.endowment)  # fmt: skip
-        _check(_finite(self.price) and self.price > 0, "price", "a finite number > 0 [credits/unit]",
-               self.price)  # fmt: skip
+        _check(_finite(self.price) and self.price > 0, "price",
+               "a finite number > 0 [credits/unit]", self.price)  # fmt: skip
         _check(_finite(self.scarcity_slope) and self.scarcity_slope >= 0, "scarcity_slope",
                "a finite number >= 0", self.scarcity_slope)  # fmt: skip
         _check(_finite(self.max_price_factor) and self.max_price_factor >= 1, "max_price_factor",
@@ -135,9 +135,8 @@ class PoolParams:
     def from_dict(cls, d: dict[str, Any]) -> PoolParams:
         unknown = set(d) - POOL_FIELDS
         if unknown:
-            raise ValueError(
-                f"unknown pool parameter(s) {sorted(unknown)}; known: {', '.join(sorted(POOL_FIELDS))}"
-            )
+            known = ", ".join(sorted(POOL_FIELDS))
+            raise ValueError(f"unknown pool parameter(s) {sorted(unknown)}; known: {known}")
         return cls(**d)
 
     def replace(self, **changes: Any) -> PoolParams:
@@ -165,9 +164,7 @@ def split_pool_overrides(overrides: dict[str, Any]) -> tuple[dict[str, Any], dic
     return pool, rest
 
 
-def resolve_pool(
-    pool: PoolParams | dict[str, Any] | None = None, **overrides: Any
-) -> PoolParams:
+def resolve_pool(pool: PoolParams | dict[str, Any] | None = None, **overrides: Any) -> PoolParams:
     """A :class:`PoolParams` from an instance, its ``to_dict()`` or None, plus field overrides."""
     if pool is None:
         base = PoolParams()

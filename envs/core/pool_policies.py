@@ -1,0 +1,261 @@
+"""Baselines of the credit-pool study and the loop that evaluates any controller on seeds.
+
+* :func:`best_static_splits`: the NON-COOPERATIVE baseline: the best static split per cell. First
+  the best split common to all cells on a grid, then coordinate search: each cell in turn tries
+  every grid split while the others keep theirs (``rounds`` passes). "Best" maximises an episode
+  metric (default: overall fulfillment) averaged over TUNING seeds that differ from the
+  evaluation seeds (``tune_seed``), so the baseline is not fitted to the episodes it is judged on.
+* :class:`GreedyRule`: our cooperative rule. It keeps a cell's split and sets only the share
+  action, from the cell's own backlog in units of its own capacity,
+  ``load = (q_ue m_ue + q_s m_s) / C`` (``m`` the mean compute per UE job / sensor update of the
+  scenario, ``q`` the BS compute queue lengths observed after the last step):
+
+  * ``load <= low``: queues short, offer spare capacity:
+    ``s = offer_max (1 - load / low)`` (``offer_max`` when both queues are empty);
+  * ``load >= high``: queues long, ask: ``s = -min(ask_max, ask_gain (load - high))``;
+  * otherwise ``s = 0``.
+
+  Defaults ``low = 0.1``, ``high = 0.2``, ``offer_max = 0.3``, ``ask_gain = 1``, ``ask_max = 1``
+  (tuned by hand on tuning seeds of ``three_cell_hetero``; see the study report). A lender that
+  lent too much sees its queues grow and stops offering; a borrower without credits gets nothing
+  (the pool cuts its ask).
+* :func:`evaluate_controller`: runs a :class:`Controller` on episode seeds ``seed..seed+n-1``
+  (common random numbers across controllers) and returns the CIVIC metrics of every episode.
+
+Pure numpy (no Gymnasium, no Ray).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from envs.core.metrics import K_FULFIL, K_PEN, K_SYNC_R, K_UE_DONE, K_UE_GEN
+from envs.core.params import EnvParams
+from envs.core.pool import PoolParams
+from envs.core.pool_sim import PoolSimulator
+from envs.core.sim import Simulator
+
+Progress = Callable[[int, int], None]
+OBJECTIVES = ("fulfillment_pct", "completion_pct", "episode_return")
+TUNE_SEED_OFFSET = 1_000_000  # default tuning seeds start here (evaluation seeds are small)
+
+
+class Controller(Protocol):
+    """Anything that picks every cell's split and share from the simulator state."""
+
+    @property
+    def label(self) -> str: ...
+
+    def reset(self, ps: PoolSimulator) -> None: ...
+
+    def act(self, ps: PoolSimulator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """``(split (C, 2), share (C,))`` for the next step."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaticController:
+    """Fixed split per cell, share 0 (offers and asks nothing)."""
+
+    splits: tuple[tuple[float, float], ...]
+    label: str = "static"
+
+    def reset(self, ps: PoolSimulator) -> None:
+        if len(self.splits) != ps.n_cells:
+            raise ValueError(f"{len(self.splits)} splits for {ps.n_cells} cells")
+
+    def act(self, ps: PoolSimulator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        return np.array(self.splits, dtype=np.float64), np.zeros(ps.n_cells)
+
+
+@dataclass(frozen=True)
+class GreedyRule:
+    """The greedy cooperative share rule (see the module docstring)."""
+
+    low: float = 0.1  # backlog / capacity at or below which a cell offers
+    high: float = 0.2  # backlog / capacity at or above which a cell asks
+    offer_max: float = 0.3  # share offered with empty queues
+    ask_gain: float = 1.0  # ask = gain x (load - high) ...
+    ask_max: float = 1.0  # ... at most this share of the own capacity
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high", "offer_max", "ask_gain", "ask_max"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"invalid GreedyRule.{name}={v!r}: must be a finite number >= 0")
+        if self.low > self.high:
+            raise ValueError(f"invalid GreedyRule low={self.low} > high={self.high}")
+        if self.offer_max > 1 or self.ask_max > 1:
+            raise ValueError("GreedyRule offer_max and ask_max must be <= 1 (shares of capacity)")
+
+    def share(
+        self, queues: NDArray[np.float64], capacity: NDArray[np.float64], unit: tuple[float, float]
+    ) -> NDArray[np.float64]:
+        """Share action ``(C,)`` for raw queue lengths ``(C, 2)`` and base capacities ``(C,)``."""
+        load = (queues[:, 0] * unit[0] + queues[:, 1] * unit[1]) / capacity
+        out = np.zeros(len(capacity))
+        if self.low > 0:
+            offer = load <= self.low
+            out[offer] = self.offer_max * (1.0 - load[offer] / self.low)
+        else:
+            out[load <= 0.0] = self.offer_max
+        ask = load >= max(self.high, 1e-12)
+        out[ask] = -np.minimum(self.ask_max, self.ask_gain * (load[ask] - self.high))
+        return out
+
+
+@dataclass(frozen=True)
+class GreedyController:
+    """Fixed split per cell plus the :class:`GreedyRule` share."""
+
+    splits: tuple[tuple[float, float], ...]
+    rule: GreedyRule = GreedyRule()
+    label: str = "greedy"
+
+    def reset(self, ps: PoolSimulator) -> None:
+        if len(self.splits) != ps.n_cells:
+            raise ValueError(f"{len(self.splits)} splits for {ps.n_cells} cells")
+
+    def act(self, ps: PoolSimulator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        s = ps.params.scenario
+        unit = (s.ue_compute_mean, s.sensor_compute_mean)
+        share = self.rule.share(ps.queues(), ps.pool.cap, unit)
+        return np.array(self.splits, dtype=np.float64), share
+
+
+def run_episode(ps: PoolSimulator, controller: Controller, seed: int) -> dict[str, Any]:
+    """One episode of ``controller`` on ``ps`` with episode seed ``seed``; its metrics."""
+    ps.reset(seed)
+    controller.reset(ps)
+    while not ps.done:
+        split, share = controller.act(ps)
+        ps.step(np.ascontiguousarray(split, dtype=np.float64),
+                np.ascontiguousarray(share, dtype=np.float64))  # fmt: skip
+    return ps.metrics()
+
+
+def evaluate_controller(
+    params: EnvParams,
+    pool: PoolParams,
+    controller: Controller,
+    episodes: int,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
+    """Metrics of ``episodes`` episodes with seeds ``seed, ..., seed + episodes - 1``."""
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"invalid episodes={episodes!r}: must be an integer >= 1")
+    ps = PoolSimulator(params, pool)
+    out = []
+    for e in range(episodes):
+        out.append(run_episode(ps, controller, seed + e))
+        if progress is not None:
+            progress(e + 1, episodes)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+def _objective(acc: NDArray[np.float64], name: str) -> float:
+    gen = float(acc[:, K_UE_GEN].sum())
+    if name == "fulfillment_pct":
+        return 100.0 * float(acc[:, K_FULFIL].sum()) / gen if gen > 0 else 0.0
+    if name == "completion_pct":
+        return 100.0 * float(acc[:, K_UE_DONE].sum()) / gen if gen > 0 else 0.0
+    return float(acc[:, K_SYNC_R].sum() + acc[:, K_PEN].sum())
+
+
+class _Scorer:
+    """Mean objective of fixed splits over seeds: plain simulator, or the pool with a rule."""
+
+    def __init__(
+        self, params: EnvParams, pool: PoolParams | None, rule: GreedyRule | None,
+        seeds: Sequence[int], objective: str,
+    ) -> None:  # fmt: skip
+        self.seeds = seeds
+        self.objective = objective
+        self.rule = rule
+        self.sim = Simulator(params)
+        self.ps = PoolSimulator(params, pool) if rule is not None and pool is not None else None
+
+    def __call__(self, splits: NDArray[np.float64]) -> float:
+        total = 0.0
+        if self.ps is not None and self.rule is not None:
+            ctrl = GreedyController(tuple((float(b), float(c)) for b, c in splits), self.rule)
+            for sd in self.seeds:
+                run_episode(self.ps, ctrl, int(sd))
+                total += _objective(self.ps.sim.acc, self.objective)
+        else:
+            sim = self.sim
+            for sd in self.seeds:
+                sim.reset(int(sd))
+                while sim.t < sim.horizon:
+                    sim.step(splits)
+                total += _objective(sim.acc, self.objective)
+        return total / len(self.seeds)
+
+
+def best_static_splits(
+    params: EnvParams,
+    episodes: int = 10,
+    tune_seed: int = TUNE_SEED_OFFSET,
+    grid: float = 0.1,
+    objective: str = "fulfillment_pct",
+    rounds: int = 1,
+    progress: Progress | None = None,
+    pool: PoolParams | None = None,
+    rule: GreedyRule | None = None,
+) -> tuple[tuple[tuple[float, float], ...], float]:
+    """Best static split per cell and its mean objective on the tuning seeds.
+
+    Without ``rule`` the cells run without the pool (the non-cooperative baseline). With ``rule``
+    and a cooperative ``pool`` the splits are searched with the greedy share rule active, i.e. the
+    best splits of the greedy cooperative controller. Cost:
+    ``(1 + rounds x n_cells) x (1/grid + 1)^2 x episodes`` episodes.
+    """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"invalid objective {objective!r}: choose one of {OBJECTIVES}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
+        raise ValueError(f"invalid rounds={rounds!r}: must be an integer >= 0")
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"invalid episodes={episodes!r}: must be an integer >= 1")
+    n = round(1.0 / grid) if math.isfinite(grid) and 0 < grid <= 1 else 0
+    if n < 1 or abs(n * grid - 1.0) > 1e-9:
+        raise ValueError(f"invalid grid step {grid!r}: 1/step must be a whole number (0.1, 0.05)")
+    values = np.round(np.linspace(0.0, 1.0, n + 1), 12)
+    pairs = [(float(b), float(c)) for b in values for c in values]
+    n_c = params.scenario.n_cells
+    score = _Scorer(params, pool, rule, list(range(tune_seed, tune_seed + episodes)), objective)
+    total = len(pairs) * (1 + rounds * n_c)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    best_val = -math.inf
+    splits = np.zeros((n_c, 2))
+    for pair in pairs:
+        cand = np.tile(np.array(pair), (n_c, 1))
+        val = score(cand)
+        tick()
+        if val > best_val + 1e-12:
+            best_val, splits = val, cand
+    for _ in range(rounds):
+        for c in range(n_c):
+            for pair in pairs:
+                cand = splits.copy()
+                cand[c] = pair
+                same = pair == (float(splits[c, 0]), float(splits[c, 1]))
+                val = best_val if same else score(cand)
+                tick()
+                if val > best_val + 1e-12:
+                    best_val, splits = val, cand
+    return tuple((float(b), float(c)) for b, c in splits), best_val

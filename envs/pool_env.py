@@ -1,0 +1,142 @@
+"""Central Gymnasium environment of the credit pool (``MetaLorePool-v0``).
+
+One agent controls every cell: action ``(n_cells, 3)`` = ``(w_b, w_c, s)`` per cell, observation
+``(n_cells, 3)`` = each BS's two compute queue lengths and its credit balance.
+
+Run ``python -m envs.pool_env`` to step one ``three_cell_hetero`` episode with a fixed action in
+both modes and print the CIVIC metrics (cooperation raises fulfillment from about 50 % to about
+73 % with this crude fixed action and 10,000 credits per cell).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+
+from envs.core.metrics import K_FULFIL
+from envs.core.params import EnvParams
+from envs.core.pool import PoolParams
+from envs.multiagent import REWARDS, build_pool_sim
+from envs.pool_obs import Observer
+
+N_CENTRAL_FEATURES = 3
+
+
+class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
+    """MetaLore cells sharing MEC compute through a credit pool, one central controller.
+
+    ## Description
+    Several MetaLore cells (BS, MEC, sensors; UEs roam and hand over to the nearest BS) share MEC
+    capacity through a credit pool (``shared/spec/multicell-credit-pool.md``; rules in
+    :mod:`envs.core.pool`). Each step the controller sets every cell's split and share action; the
+    pool clears, lent units leave the lender's capacity and reach the borrower's after
+    ``backhaul_delay`` steps, and credits move from borrowers to lenders. With
+    ``cooperative=False`` the pool is off and the share actions are ignored.
+
+    ## Action space
+    ``Box(low, high, (n_cells, 3), float32)`` with rows ``(w_b, w_c, s)``: ``w_b, w_c`` in [0, 1]
+    (UE share of bandwidth and compute), ``s`` in [-1, 1] (s > 0 offers s C units of the cell's
+    MEC capacity C, s < 0 asks for |s| C). Out-of-range values are clipped; NaN, infinities or a
+    wrong shape raise ``ValueError``.
+
+    ## Observation space
+    ``Box(0, inf, (n_cells, 3), float32)``: per cell the BS's UE and sensor compute queue lengths
+    [jobs] and its credit balance, transformed by ``obs_mode`` (see :mod:`envs.pool_obs`).
+
+    ## Rewards
+    Sum over cells of the MetaLore reward (spec 4.7) of the step's completed UE jobs, or with
+    ``reward="fulfilled"`` the number of jobs fulfilled (AoRI <= tau and AoSI <= sigma).
+
+    ## Episode end
+    Never terminated; truncated after ``episode_steps``. The truncating step's ``info`` holds
+    ``"civic"``, the episode's CIVIC-style metrics per cell and overall (:mod:`envs.core.civic`).
+
+    ## Arguments
+    ``gymnasium.make("MetaLorePool-v0", preset="three_cell", params=None, pool=None,
+    reward="metalore", **overrides)``; overrides name EnvParams fields (``n_ues=20``,
+    ``obs_mode="log1p"``) or PoolParams fields (``cooperative=False``, ``endowment=1000``,
+    ``price=2``, ``backhaul_delay=2``).
+
+    ## Version history
+    * v0: initial version.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+
+    def __init__(
+        self,
+        preset: str = "three_cell",
+        params: EnvParams | dict[str, Any] | None = None,
+        pool: PoolParams | dict[str, Any] | None = None,
+        reward: str = "metalore",
+        render_mode: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError(f"render_mode {render_mode!r} is not supported (no rendering)")
+        if reward not in REWARDS:
+            raise ValueError(f"invalid reward {reward!r}: choose one of {REWARDS}")
+        self.ps = build_pool_sim(preset, params, pool, overrides)
+        self.params = self.ps.params
+        self.pool_params = self.ps.pool_params
+        self.reward_kind = reward
+        n = self.ps.n_cells
+        self.n_cells = n
+        low = np.tile(np.array([0.0, 0.0, -1.0], np.float32), (n, 1))
+        high = np.ones((n, 3), np.float32)
+        self.action_space = gym.spaces.Box(low, high, (n, 3), np.float32)
+        self.observation_space = gym.spaces.Box(0.0, np.inf, (n, N_CENTRAL_FEATURES), np.float32)
+        self._observe = Observer(self.ps)
+        self.episode_seed: int | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        super().reset(seed=seed)
+        if seed is None:
+            seed = int(self.np_random.integers(0, 2**63 - 1))
+        self.episode_seed = int(seed)
+        self.ps.reset(self.episode_seed)
+        return self._obs(), {"episode_seed": self.episode_seed}
+
+    def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        a = np.asarray(action, dtype=np.float64)
+        if a.shape != (self.n_cells, 3):
+            raise ValueError(f"action must have shape {(self.n_cells, 3)}, got {a.shape}")
+        ps = self.ps
+        ps.step(np.ascontiguousarray(a[:, :2]), np.ascontiguousarray(a[:, 2]))
+        if self.reward_kind == "metalore":
+            reward = float(ps.cell_rewards().sum())
+        else:
+            reward = float(ps.sim.kpi[:, K_FULFIL].sum())
+        truncated = ps.done
+        info: dict[str, Any] = {
+            "t": ps.t,
+            "balance": ps.balance.copy(),
+            "price": ps.last_price,
+            "matched": ps.last_matched,
+        }
+        if truncated:
+            info["civic"] = ps.metrics()
+        return self._obs(), reward, False, truncated, info
+
+    def _obs(self) -> NDArray[np.float32]:
+        return np.ascontiguousarray(self._observe()[:, :N_CENTRAL_FEATURES])
+
+
+if __name__ == "__main__":
+    for coop in (True, False):
+        env = MetaLorePoolEnv("three_cell_hetero", cooperative=coop, endowment=10_000.0)
+        env.reset(seed=0)
+        act = np.array([[0.5, 0.5, -0.6], [0.4, 0.3, 0.3], [0.3, 0.4, 0.3]], np.float32)
+        truncated = False
+        while not truncated:
+            step_out = env.step(act)
+            truncated, last_info = step_out[3], step_out[4]
+        m = last_info["civic"]
+        print(f"cooperative={coop}: fulfillment {m['fulfillment_pct']:.1f} %, completion "
+              f"{m['completion_pct']:.1f} %, served clients {m['served_clients']}, fairness "
+              f"{m['fairness']:.3f}, cost {m['operational_cost']:.0f}")  # fmt: skip
