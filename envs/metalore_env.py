@@ -119,8 +119,9 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self._cell_shape = (n, 2)
         self.action_space = gym.spaces.Box(0.0, 1.0, self._shape, np.float32)
         self.observation_space = gym.spaces.Box(0.0, np.inf, self._shape, np.float32)
-        self._obs_mode = self.params.obs_mode
-        self._obs_scale = np.float32(self.params.obs_scale)
+        self._obs_view = self.sim.obs.reshape(self._shape)  # the kernel writes it every step
+        self._info_names = [name for name, _ in _INFO_COLUMNS]
+        self._info_cols = [col for _, col in _INFO_COLUMNS]
         self.episode_seed: int | None = None
 
     def reset(
@@ -134,37 +135,29 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         return np.zeros(self._shape, np.float32), {"episode_seed": self.episode_seed}
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
-        a = np.asarray(action, dtype=np.float64)
+        a = np.array(action, dtype=np.float64)  # a private C-contiguous copy
         if a.shape != self._shape:
             raise ValueError(f"action must have shape {self._shape}, got {a.shape}")
         sim = self.sim
-        sim.step(np.ascontiguousarray(a.reshape(self._cell_shape)))
+        sim.step(a.reshape(self._cell_shape))
         kpi = sim.kpi
-        reward = float(kpi[:, K_SYNC_R].sum() + kpi[:, K_PEN].sum())
-        truncated = sim.t >= sim.horizon
-        info = self._info(kpi)
-        if truncated:
-            info["episode_metrics"] = sim.summary()
-        return self._observe(kpi), reward, False, truncated, info
-
-    def _observe(self, kpi: NDArray[np.float64]) -> NDArray[np.float32]:
-        q = kpi[:, :2].astype(np.float32).reshape(self._shape)
-        if self._obs_mode == "log1p":
-            return np.log1p(q)
-        if self._obs_mode == "scaled":
-            return q / self._obs_scale
-        return q
-
-    def _info(self, kpi: NDArray[np.float64]) -> dict[str, Any]:
-        info: dict[str, Any] = {"t": self.sim.t}
+        info: dict[str, Any]
         if kpi.shape[0] == 1:
             row = kpi[0].tolist()
-            for name, col in _INFO_COLUMNS:
-                info[name] = row[col]
+            reward = row[K_SYNC_R] + row[K_PEN]
+            info = dict(zip(self._info_names, [row[c] for c in self._info_cols], strict=True))
         else:
-            for name, col in _INFO_COLUMNS:
-                info[name] = kpi[:, col].copy()
-        return info
+            reward = float(kpi[:, K_SYNC_R].sum() + kpi[:, K_PEN].sum())
+            info = {name: kpi[:, col].copy() for name, col in _INFO_COLUMNS}
+        info["t"] = sim.t
+        truncated = sim.t >= sim.horizon
+        if truncated:
+            info["episode_metrics"] = sim.summary()
+        return self._obs_view.copy(), reward, False, truncated, info
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._obs_view = self.sim.obs.reshape(self._shape)  # pickling copied the view apart
 
     def raw_queues(self) -> NDArray[np.float64]:
         """Untransformed queue lengths ``(n_cells, 2)`` (whatever ``obs_mode`` is)."""

@@ -42,8 +42,8 @@ def rollout(sim: Simulator, seed: int, actions: np.ndarray) -> list[tuple[float,
 
 
 def queued_ue_jobs(sim: Simulator) -> int:
-    return int(sim.uq_m[:, 1].sum() + sim.bu_m[:, 1].sum())
+    return len(sim.queued_generation_steps("ue"))
 
 
 def queued_sensor_jobs(sim: Simulator) -> int:
-    return int(sim.sq_m[:, 1].sum() + sim.bs_m[:, 1].sum())
+    return len(sim.queued_generation_steps("sensor"))

@@ -71,7 +71,7 @@ def test_zero_bandwidth_share_sends_nothing() -> None:
     sim = tiny()
     sim.reset(seed=0)
     sim.step(np.array([[0.0, 0.5]]))
-    assert sim.kpi[0, K_Q_UE] == 0 and sim.uq_m[0, 1] == 1
+    assert sim.kpi[0, K_Q_UE] == 0 and sim.uplink_head(0) == (0.0, 1.0)
     assert sim.kpi[0, K_Q_S] == 1  # the sensor got all the bandwidth
 
 
@@ -86,8 +86,8 @@ def test_partial_uplink_carries_over_exactly() -> None:
     rate = 1e6 * 0.5 * float(spectral_efficiency(d, sim.params.scenario)) / 1e6
     assert rate < 50
     sim.step(np.array([[0.5, 0.5]]))
-    head = sim.uq_m[0, 0]
-    assert sim.uq[0, head, 1] == pytest.approx(50 - rate, rel=1e-12)
+    t_gen, left = sim.uplink_head(0)
+    assert t_gen == 0 and left == pytest.approx(50 - rate, rel=1e-12)
 
 
 def test_sensor_update_completing_at_t_serves_only_later_jobs() -> None:

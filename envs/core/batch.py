@@ -30,8 +30,8 @@ from envs.core import queues
 from envs.core.metrics import N_KPI, N_UE_ACC, SUMMARY_KEYS, aggregate, summarize_arrays
 from envs.core.params import EnvParams
 from envs.core.policies import N_POLICY_PRM, Policy, act_kernel
-from envs.core.rng import EpisodeStreams, size_tables
-from envs.core.sim import INITIAL_DEVICE_QUEUE, place
+from envs.core.rng import EpisodeStreams, block_width, size_tables
+from envs.core.sim import INITIAL_DEVICE_QUEUE, initial_bs_queue, place
 
 CHUNK_BYTES = 128 * 2**20  # random blocks held at once
 KERNEL_EPISODES = 2048  # policy x seed episodes per kernel call (progress granularity)
@@ -41,8 +41,7 @@ Progress = Callable[[int, int], None]
 
 @njit(parallel=True, cache=True)
 def _run(  # type: ignore[no-untyped-def]
-    codes, pprm, cells0, prm, s_start, s_cell, cdf, ue_region,
-    init_geo, init_sens, r_ue, r_s, r_mob, horizon, cap_bu, cap_bs,
+    codes, pprm, cells0, prm, s_start, s_cell, cdf, init_geo, init_sens, rnd, horizon, cap_b,
     out_acc, out_last, out_ue,
 ):  # fmt: skip
     n_p = codes.shape[0]
@@ -57,35 +56,27 @@ def _run(  # type: ignore[no-untyped-def]
         geo = init_geo[e].copy()
         sens = init_sens[e].copy()
         ue_cell = np.zeros(n_u, np.int64)
-        uq = np.zeros((n_u, INITIAL_DEVICE_QUEUE, 3))
-        uq_m = np.zeros((n_u, 2), np.int64)
-        sq = np.zeros((n_s, INITIAL_DEVICE_QUEUE, 3))
-        sq_m = np.zeros((n_s, 2), np.int64)
-        bu = np.zeros((n_c, cap_bu, 4))
-        bu_m = np.zeros((n_c, 2), np.int64)
-        bs = np.zeros((n_c, cap_bs, 3))
-        bs_m = np.zeros((n_c, 2), np.int64)
+        dq = np.zeros((n_u + n_s, INITIAL_DEVICE_QUEUE, 3))
+        dq_m = np.zeros((n_u + n_s, 2), np.int64)
+        bq = np.zeros((2 * n_c, cap_b, 4))
+        bq_m = np.zeros((2 * n_c, 2), np.int64)
         kpi = np.zeros((n_c, N_KPI))
         acc = np.zeros((n_c, N_KPI))
         ue_acc = np.zeros((n_u, N_UE_ACC))
+        obs = np.zeros((n_c, 2), np.float32)
         action = np.zeros((n_c, 2))
         for t in range(horizon):
             act_kernel(codes[p], pprm[p], kpi, action)
             status = dyn.step_kernel(
-                t, action, cells, prm, s_start, s_cell, cdf, ue_region, geo, ue_cell, sens,
-                uq, uq_m, sq, sq_m, bu, bu_m, bs, bs_m, r_ue[e], r_s[e], r_mob[e], t,
-                kpi, acc, ue_acc,
+                t, action, cells, prm, s_start, s_cell, cdf, geo, ue_cell, sens,
+                dq, dq_m, bq, bq_m, rnd[e], t, kpi, acc, ue_acc, obs,
             )  # fmt: skip
             if status > 0:
-                need_u, need_s, need_bu, need_bs = dyn.needed_capacity(uq_m, sq_m, bu_m, bs_m)
-                if status & dyn.GROW_UQ:
-                    uq = queues.grow(uq, uq_m, need_u)
-                if status & dyn.GROW_SQ:
-                    sq = queues.grow(sq, sq_m, need_s)
-                if status & dyn.GROW_BU:
-                    bu = queues.grow(bu, bu_m, need_bu)
-                if status & dyn.GROW_BS:
-                    bs = queues.grow(bs, bs_m, need_bs)
+                need_d, need_b = dyn.needed_capacity(dq_m, bq_m, n_u)
+                if status & dyn.GROW_DQ:
+                    dq = queues.grow(dq, dq_m, need_d)
+                if status & dyn.GROW_BQ:
+                    bq = queues.grow(bq, bq_m, need_b)
         out_acc[p, e] = acc
         out_last[p, e] = kpi
         out_ue[p, e] = ue_acc
@@ -143,12 +134,12 @@ class BatchResult:
 
 def draw_episode(
     params: EnvParams, seed: int, cells: NDArray[np.float64], s_start: NDArray[np.int64]
-) -> tuple[NDArray[np.float64], ...]:
-    """Initial placement and the whole horizon's uniforms of one episode seed."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Initial placement (geo, sens) and the whole horizon's uniforms of one episode seed."""
     s = params.scenario
     streams = EpisodeStreams(seed, s.n_ues, s.n_sensors_total)
     geo, sens = place(params, streams, cells, s_start)
-    return (geo, sens, *streams.traffic_block(s.episode_steps))
+    return geo, sens, streams.traffic_block(s.episode_steps)
 
 
 def evaluate(
@@ -174,30 +165,28 @@ def evaluate(
     cdf = size_tables(
         (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean), s.job_sizes
     )
-    ue_region = dyn.ue_region_array(params)
     codes = np.array([p.code for p in policies], dtype=np.int64)
     pprm = np.array([p.prm for p in policies], dtype=np.float64).reshape(n_p, N_POLICY_PRM)
-    cap_bu = queues.next_pow2(4 * (n_u + 16))
-    cap_bs = queues.next_pow2(4 * (n_s + 16))
+    cap_b = queues.next_pow2(initial_bs_queue(params))
 
     seeds = np.arange(seed, seed + episodes, dtype=np.int64)
     acc = np.zeros((n_p, episodes, n_c, N_KPI))
     last = np.zeros((n_p, episodes, n_c, N_KPI))
     ue_acc = np.zeros((n_p, episodes, n_u, N_UE_ACC))
-    bytes_per_seed = 8 * horizon * (5 * n_u + 2 * n_s)
+    bytes_per_seed = 8 * horizon * block_width(n_u, n_s)
     seed_chunk = int(max(1, min(episodes, CHUNK_BYTES // bytes_per_seed)))
     total = n_p * episodes
     done = 0
     for e0 in range(0, episodes, seed_chunk):
         e1 = min(e0 + seed_chunk, episodes)
         drawn = [draw_episode(params, int(sd), cells, s_start) for sd in seeds[e0:e1]]
-        geo, sens, r_ue, r_s, r_mob = (np.stack(x) for x in zip(*drawn, strict=True))
+        geo, sens, rnd = (np.stack(x) for x in zip(*drawn, strict=True))
         pol_chunk = max(1, KERNEL_EPISODES // (e1 - e0))
         for p0 in range(0, n_p, pol_chunk):
             p1 = min(p0 + pol_chunk, n_p)
             _run(
-                codes[p0:p1], pprm[p0:p1], cells, prm, s_start, s_cell, cdf, ue_region,
-                geo, sens, r_ue, r_s, r_mob, horizon, cap_bu, cap_bs,
+                codes[p0:p1], pprm[p0:p1], cells, prm, s_start, s_cell, cdf,
+                geo, sens, rnd, horizon, cap_b,
                 acc[p0:p1, e0:e1], last[p0:p1, e0:e1], ue_acc[p0:p1, e0:e1],
             )  # fmt: skip
             done += (p1 - p0) * (e1 - e0)

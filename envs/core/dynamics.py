@@ -7,19 +7,23 @@ same :func:`step_kernel`, so their results agree step by step.
 State arrays (all owned by the caller, mutated in place):
 
 * ``cells`` ``(C, 4)``: BS x, BS y, bandwidth [Hz], MEC capacity available this step [units];
-* ``geo`` ``(U, 4)``: UE x, y and waypoint x, y [m]; ``ue_cell`` ``(U,)``: serving cell;
+* ``geo`` ``(U, 8)``: UE x, y, waypoint x, y [m], and the rectangle x0, y0, width, height its
+  positions and waypoints are drawn in; ``ue_cell`` ``(U,)``: serving cell;
 * ``sens`` ``(S, 4)``: sensor x, y, spectral efficiency to its BS, generation step of its latest
   update completed at its MEC (-1: none); sensors are grouped by cell, cell ``c`` owning
   ``s_start[c]:s_start[c+1]`` (``s_cell`` gives the cell of each sensor);
-* queues (see :mod:`envs.core.queues`): ``uq`` UE uplink ``(U, cap, 3)`` [t_gen, data left,
-  compute], ``sq`` sensor uplink ``(S, cap, 3)`` [same], ``bu`` BS UE compute ``(C, cap, 4)``
-  [t_gen, compute left, UE id, synced update t_gen or -1 before start], ``bs`` BS sensor compute
-  ``(C, cap, 3)`` [t_gen, compute left, sensor id];
+* queues (see :mod:`envs.core.queues`): ``dq`` ``(U + S, cap, 3)`` the device uplink queues, UE
+  ``u`` at row ``u`` and sensor ``s`` at row ``U + s``, fields [t_gen, data left, compute];
+  ``bq`` ``(2 C, cap, 4)`` the BS compute queues, the UE queue of cell ``c`` at row ``c`` with
+  fields [t_gen, compute left, UE id, synced update t_gen or -1 before start] and the sensor queue
+  at row ``C + c`` with fields [t_gen, compute left, sensor id, unused];
 * ``kpi`` ``(C, N_KPI)`` this step's KPIs, ``acc`` ``(C, N_KPI)`` their running sum,
-  ``ue_acc`` ``(U, N_UE_ACC)`` per-UE counters (see :mod:`envs.core.metrics`).
+  ``ue_acc`` ``(U, N_UE_ACC)`` per-UE counters (see :mod:`envs.core.metrics`), ``obs``
+  ``(C, 2)`` float32 the observation after the step (transformed per ``P_OBS_MODE``).
 
-Random inputs are uniforms (see :mod:`envs.core.rng`): ``r_ue[row]`` ``(U, 3)``, ``r_s[row]``
-``(S, 2)``, ``r_mob[row]`` ``(U, 2)``; Poisson sizes by inverse CDF from ``cdf`` ``(4, K)``.
+Random inputs are uniforms (see :mod:`envs.core.rng`), row ``row`` of ``rnd`` for this step:
+``3 U`` UE traffic, ``2 S`` sensor traffic, ``2 U`` mobility. Poisson sizes come by inverse CDF
+from ``cdf`` ``(4, K)``.
 """
 
 from __future__ import annotations
@@ -76,12 +80,16 @@ P_SIGMA = 12
 P_SURGE_STEP = 13
 P_SURGE_CELL = 14
 P_SURGE_PROB = 15
-N_PRM = 16
+P_OBS_MODE = 16  # 0 raw, 1 log1p, 2 scaled
+P_OBS_SCALE = 17
+N_PRM = 18
+
+OBS_MODE_CODES = {"raw": 0, "log1p": 1, "scaled": 2}
 
 EPS = 1e-9  # work below this counts as done (guards float round-off of rate arithmetic)
 
 # status bits returned by the kernel: which queue family must grow before the next step
-GROW_UQ, GROW_SQ, GROW_BU, GROW_BS = 1, 2, 4, 8
+GROW_DQ, GROW_BQ = 1, 2
 ACTION_NOT_FINITE = -1
 
 
@@ -105,12 +113,16 @@ def param_vector(p: EnvParams) -> np.ndarray:
     prm[P_SURGE_STEP] = s.surge_step
     prm[P_SURGE_CELL] = s.surge_cell
     prm[P_SURGE_PROB] = s.surge_job_prob
+    prm[P_OBS_MODE] = OBS_MODE_CODES[p.obs_mode]
+    prm[P_OBS_SCALE] = p.obs_scale
     return prm
 
 
-def ue_region_array(p: EnvParams) -> np.ndarray:
-    """``(U, 4)``: per UE the rectangle (x0, y0, width, height) of its positions and waypoints."""
-    return np.asarray(p.scenario.ue_regions(), dtype=np.float64).reshape(p.scenario.n_ues, 4)
+def new_geo(p: EnvParams) -> np.ndarray:
+    """``(U, 8)`` with each UE's region (x0, y0, width, height) in columns 4-7, positions zero."""
+    geo = np.zeros((p.scenario.n_ues, 8))
+    geo[:, 4:] = np.asarray(p.scenario.ue_regions(), dtype=np.float64).reshape(-1, 4)
+    return geo
 
 
 def cell_array(p: EnvParams) -> np.ndarray:
@@ -144,35 +156,54 @@ def _nearest_sensor(sens: np.ndarray, lo: int, hi: int, x: float, y: float) -> i
 
 
 @njit(cache=True)
-def needed_capacity(uq_m, sq_m, bu_m, bs_m):  # type: ignore[no-untyped-def]
-    """Capacities that the next step can need: (UE uplink, sensor uplink, BS UE, BS sensor)."""
-    n_u = uq_m.shape[0]
-    n_s = sq_m.shape[0]
+def needed_capacity(dq_m, bq_m, n_u):  # type: ignore[no-untyped-def]
+    """Capacities the next step can need: (device uplink queues, BS compute queues).
+
+    A device adds at most one job per step; a BS queue can receive every job now in the uplink
+    queues of its kind plus one new job per device.
+    """
+    n_s = dq_m.shape[0] - n_u
+    n_c = bq_m.shape[0] // 2
     tot_u = 0
-    max_u = 0
-    for u in range(n_u):
-        tot_u += uq_m[u, LEN]
-        max_u = max(max_u, uq_m[u, LEN])
     tot_s = 0
-    max_s = 0
-    for s in range(n_s):
-        tot_s += sq_m[s, LEN]
-        max_s = max(max_s, sq_m[s, LEN])
-    max_bu = 0
-    max_bs = 0
-    for c in range(bu_m.shape[0]):
-        max_bu = max(max_bu, bu_m[c, LEN])
-        max_bs = max(max_bs, bs_m[c, LEN])
-    return max_u + 1, max_s + 1, max_bu + tot_u + n_u, max_bs + tot_s + n_s
+    max_d = 0
+    for d in range(dq_m.shape[0]):
+        max_d = max(max_d, dq_m[d, LEN])
+        if d < n_u:
+            tot_u += dq_m[d, LEN]
+        else:
+            tot_s += dq_m[d, LEN]
+    need_b = 0
+    for c in range(n_c):
+        need_b = max(need_b, bq_m[c, LEN] + tot_u + n_u, bq_m[n_c + c, LEN] + tot_s + n_s)
+    return max_d + 1, need_b
+
+
+@njit(cache=True, inline="always")
+def _send(dq, dq_m, d, budget, bq, bq_m, q, who):  # type: ignore[no-untyped-def]
+    """Spend ``budget`` Mbit on device ``d``'s FIFO uplink; finished jobs join BS queue ``q``."""
+    mask = dq.shape[1] - 1
+    while budget > 0.0 and dq_m[d, LEN] > 0:
+        h = dq_m[d, HEAD]
+        rem = dq[d, h, 1]
+        if rem <= budget + EPS:
+            budget = max(budget - rem, 0.0)
+            j = tail_slot(bq, bq_m, q)
+            bq[q, j, 0] = dq[d, h, 0]
+            bq[q, j, 1] = dq[d, h, 2]
+            bq[q, j, 2] = who
+            bq[q, j, 3] = -1.0
+            dq_m[d, HEAD] = (h + 1) & mask
+            dq_m[d, LEN] -= 1
+        else:
+            dq[d, h, 1] = rem - budget
+            budget = 0.0
 
 
 @njit(cache=True)
 def step_kernel(  # type: ignore[no-untyped-def]
-    t, action, cells, prm, s_start, s_cell, cdf, ue_region,
-    geo, ue_cell, sens,
-    uq, uq_m, sq, sq_m, bu, bu_m, bs, bs_m,
-    r_ue, r_s, r_mob, row,
-    kpi, acc, ue_acc,
+    t, action, cells, prm, s_start, s_cell, cdf, geo, ue_cell, sens,
+    dq, dq_m, bq, bq_m, rnd, row, kpi, acc, ue_acc, obs,
 ):  # fmt: skip
     """Advance the system by one step (step index ``t``); see the module docstring.
 
@@ -188,18 +219,21 @@ def step_kernel(  # type: ignore[no-untyped-def]
     kpi[:, :] = 0.0
     tau = prm[P_TAU]
     sigma = prm[P_SIGMA]
+    o_s = 3 * n_u  # offsets of the random row's segments
+    o_mob = 3 * n_u + 2 * n_s
 
     # 1. association: every UE to its nearest BS (ties: lowest cell id)
     for u in range(n_u):
         best = 0
-        best_d2 = np.inf
-        for c in range(n_c):
-            dx = geo[u, 0] - cells[c, 0]
-            dy = geo[u, 1] - cells[c, 1]
-            d2 = dx * dx + dy * dy
-            if d2 < best_d2:
-                best_d2 = d2
-                best = c
+        if n_c > 1:
+            best_d2 = np.inf
+            for c in range(n_c):
+                dx = geo[u, 0] - cells[c, 0]
+                dy = geo[u, 1] - cells[c, 1]
+                d2 = dx * dx + dy * dy
+                if d2 < best_d2:
+                    best_d2 = d2
+                    best = c
         ue_cell[u] = best
         kpi[best, K_NUE] += 1.0
 
@@ -208,19 +242,19 @@ def step_kernel(  # type: ignore[no-untyped-def]
     surge_cell = int(prm[P_SURGE_CELL]) if 0 <= prm[P_SURGE_STEP] <= t else -1
     for u in range(n_u):
         p_u = prm[P_SURGE_PROB] if ue_cell[u] == surge_cell else p_job
-        if r_ue[row, u, 0] < p_u:
-            i = tail_slot(uq, uq_m, u)
-            uq[u, i, 0] = t
-            uq[u, i, 1] = _draw(cdf, TAB_UE_DATA, r_ue[row, u, 1])
-            uq[u, i, 2] = _draw(cdf, TAB_UE_COMPUTE, r_ue[row, u, 2])
+        if rnd[row, 3 * u] < p_u:
+            i = tail_slot(dq, dq_m, u)
+            dq[u, i, 0] = t
+            dq[u, i, 1] = _draw(cdf, TAB_UE_DATA, rnd[row, 3 * u + 1])
+            dq[u, i, 2] = _draw(cdf, TAB_UE_COMPUTE, rnd[row, 3 * u + 2])
             kpi[ue_cell[u], K_UE_GEN] += 1.0
             ue_acc[u, U_GEN] += 1.0
     if t % int(prm[P_SENS_INT]) == 0:
         for s in range(n_s):
-            i = tail_slot(sq, sq_m, s)
-            sq[s, i, 0] = t
-            sq[s, i, 1] = _draw(cdf, TAB_S_DATA, r_s[row, s, 0])
-            sq[s, i, 2] = _draw(cdf, TAB_S_COMPUTE, r_s[row, s, 1])
+            i = tail_slot(dq, dq_m, n_u + s)
+            dq[n_u + s, i, 0] = t
+            dq[n_u + s, i, 1] = _draw(cdf, TAB_S_DATA, rnd[row, o_s + 2 * s])
+            dq[n_u + s, i, 2] = _draw(cdf, TAB_S_COMPUTE, rnd[row, o_s + 2 * s + 1])
             kpi[s_cell[s], K_S_GEN] += 1.0
 
     # 3. clipped action
@@ -235,48 +269,19 @@ def step_kernel(  # type: ignore[no-untyped-def]
     thr = prm[P_SNR_THR]
     min_dkm = prm[P_MIN_DKM]
     for u in range(n_u):
-        if uq_m[u, LEN] == 0:
+        if dq_m[u, LEN] == 0:
             continue
         c = ue_cell[u]
         se = se_at(geo[u, 0] - cells[c, 0], geo[u, 1] - cells[c, 1], snr_k, snr_e, min_dkm, thr)
         budget = cells[c, 2] * kpi[c, K_WB] / kpi[c, K_NUE] * se / 1e6
-        cap = uq.shape[1] - 1
-        while budget > 0.0 and uq_m[u, LEN] > 0:
-            h = uq_m[u, HEAD]
-            rem = uq[u, h, 1]
-            if rem <= budget + EPS:
-                budget = max(budget - rem, 0.0)
-                j = tail_slot(bu, bu_m, c)
-                bu[c, j, 0] = uq[u, h, 0]
-                bu[c, j, 1] = uq[u, h, 2]
-                bu[c, j, 2] = u
-                bu[c, j, 3] = -1.0
-                uq_m[u, HEAD] = (h + 1) & cap
-                uq_m[u, LEN] -= 1
-            else:
-                uq[u, h, 1] = rem - budget
-                budget = 0.0
+        _send(dq, dq_m, u, budget, bq, bq_m, c, u)
     for s in range(n_s):
-        if sq_m[s, LEN] == 0:
+        if dq_m[n_u + s, LEN] == 0:
             continue
         c = s_cell[s]
         n_cell_s = s_start[c + 1] - s_start[c]
         budget = cells[c, 2] * (1.0 - kpi[c, K_WB]) / n_cell_s * sens[s, 2] / 1e6
-        cap = sq.shape[1] - 1
-        while budget > 0.0 and sq_m[s, LEN] > 0:
-            h = sq_m[s, HEAD]
-            rem = sq[s, h, 1]
-            if rem <= budget + EPS:
-                budget = max(budget - rem, 0.0)
-                j = tail_slot(bs, bs_m, c)
-                bs[c, j, 0] = sq[s, h, 0]
-                bs[c, j, 1] = sq[s, h, 2]
-                bs[c, j, 2] = s
-                sq_m[s, HEAD] = (h + 1) & cap
-                sq_m[s, LEN] -= 1
-            else:
-                sq[s, h, 1] = rem - budget
-                budget = 0.0
+        _send(dq, dq_m, n_u + s, budget, bq, bq_m, n_c + c, s)
 
     # 5.-7. MEC: UE queue first (sync gate, AoRI, AoSI, reward), then the sensor queue
     r_s_base = prm[P_RS]
@@ -285,22 +290,22 @@ def step_kernel(  # type: ignore[no-untyped-def]
     for c in range(n_c):
         budget = cells[c, 3] * kpi[c, K_WC]
         used = 0.0
-        while budget > 0.0 and bu_m[c, LEN] > 0:
-            h = bu_m[c, HEAD]
-            if bu[c, h, 3] < 0.0:  # the job starts now: sync gate on its covering sensor
-                u = int(bu[c, h, 2])
+        while budget > 0.0 and bq_m[c, LEN] > 0:
+            h = bq_m[c, HEAD]
+            if bq[c, h, 3] < 0.0:  # the job starts now: sync gate on its covering sensor
+                u = int(bq[c, h, 2])
                 s = _nearest_sensor(sens, s_start[c], s_start[c + 1], geo[u, 0], geo[u, 1])
                 if sens[s, 3] < 0.0:
                     kpi[c, K_GATE] = 1.0
                     break  # head-of-line: the whole UE queue waits this step
-                bu[c, h, 3] = sens[s, 3]
-            rem = bu[c, h, 1]
+                bq[c, h, 3] = sens[s, 3]
+            rem = bq[c, h, 1]
             if rem <= budget + EPS:
                 budget = max(budget - rem, 0.0)
                 used += rem
-                u = int(bu[c, h, 2])
-                aori = t - bu[c, h, 0]
-                aosi = abs(bu[c, h, 0] - bu[c, h, 3])
+                u = int(bq[c, h, 2])
+                aori = t - bq[c, h, 0]
+                aosi = abs(bq[c, h, 0] - bq[c, h, 3])
                 kpi[c, K_UE_DONE] += 1.0
                 kpi[c, K_AORI] += aori
                 kpi[c, K_AOSI] += aosi
@@ -313,24 +318,25 @@ def step_kernel(  # type: ignore[no-untyped-def]
                     if aosi <= sigma:
                         kpi[c, K_FULFIL] += 1.0
                         ue_acc[u, U_FULFIL] += 1.0
-                pop(bu, bu_m, c)
+                pop(bq, bq_m, c)
             else:
-                bu[c, h, 1] = rem - budget
+                bq[c, h, 1] = rem - budget
                 used += budget
                 budget = 0.0
         budget = cells[c, 3] * (1.0 - kpi[c, K_WC])
-        while budget > 0.0 and bs_m[c, LEN] > 0:
-            h = bs_m[c, HEAD]
-            rem = bs[c, h, 1]
+        q = n_c + c
+        while budget > 0.0 and bq_m[q, LEN] > 0:
+            h = bq_m[q, HEAD]
+            rem = bq[q, h, 1]
             if rem <= budget + EPS:
                 budget = max(budget - rem, 0.0)
                 used += rem
-                s = int(bs[c, h, 2])
-                sens[s, 3] = max(sens[s, 3], bs[c, h, 0])
+                s = int(bq[q, h, 2])
+                sens[s, 3] = max(sens[s, 3], bq[q, h, 0])
                 kpi[c, K_S_DONE] += 1.0
-                pop(bs, bs_m, c)
+                pop(bq, bq_m, q)
             else:
-                bs[c, h, 1] = rem - budget
+                bq[q, h, 1] = rem - budget
                 used += budget
                 budget = 0.0
         kpi[c, K_CU_USED] = used
@@ -344,44 +350,48 @@ def step_kernel(  # type: ignore[no-untyped-def]
         if d <= speed:
             geo[u, 0] = geo[u, 2]
             geo[u, 1] = geo[u, 3]
-            geo[u, 2] = ue_region[u, 0] + r_mob[row, u, 0] * ue_region[u, 2]
-            geo[u, 3] = ue_region[u, 1] + r_mob[row, u, 1] * ue_region[u, 3]
+            geo[u, 2] = geo[u, 4] + rnd[row, o_mob + 2 * u] * geo[u, 6]
+            geo[u, 3] = geo[u, 5] + rnd[row, o_mob + 2 * u + 1] * geo[u, 7]
         else:
             geo[u, 0] += speed * dx / d
             geo[u, 1] += speed * dy / d
 
     # observation and backlogs after the step
+    mode = int(prm[P_OBS_MODE])
     for c in range(n_c):
-        kpi[c, K_Q_UE] = bu_m[c, LEN]
-        kpi[c, K_Q_S] = bs_m[c, LEN]
+        kpi[c, K_Q_UE] = bq_m[c, LEN]
+        kpi[c, K_Q_S] = bq_m[n_c + c, LEN]
+        for j in range(2):
+            v = kpi[c, K_Q_UE + j]
+            if mode == 1:
+                v = math.log1p(v)
+            elif mode == 2:
+                v = v / prm[P_OBS_SCALE]
+            obs[c, j] = v
     for u in range(n_u):
-        kpi[ue_cell[u], K_UP_UE] += uq_m[u, LEN]
+        kpi[ue_cell[u], K_UP_UE] += dq_m[u, LEN]
     for s in range(n_s):
-        kpi[s_cell[s], K_UP_S] += sq_m[s, LEN]
+        kpi[s_cell[s], K_UP_S] += dq_m[n_u + s, LEN]
     acc += kpi
 
-    need_u, need_s, need_bu, need_bs = needed_capacity(uq_m, sq_m, bu_m, bs_m)
+    need_d, need_b = needed_capacity(dq_m, bq_m, n_u)
     status = 0
-    if need_u > uq.shape[1]:
-        status |= GROW_UQ
-    if need_s > sq.shape[1]:
-        status |= GROW_SQ
-    if need_bu > bu.shape[1]:
-        status |= GROW_BU
-    if need_bs > bs.shape[1]:
-        status |= GROW_BS
+    if need_d > dq.shape[1]:
+        status |= GROW_DQ
+    if need_b > bq.shape[1]:
+        status |= GROW_BQ
     return status
 
 
 @njit(cache=True)
 def place_devices(  # type: ignore[no-untyped-def]
     cells, area, s_start, min_bs, max_bs, spacing, se_k, se_e, min_dkm, thr,
-    ue_region, u_ue, cand, geo, sens,
+    u_ue, cand, geo, sens,
 ):  # fmt: skip
     """Initial UE positions/waypoints and sensor placement (spec 1); returns sensors placed.
 
-    UEs: position and first waypoint uniform in their region (``ue_region`` ``(U, 4)``: x0, y0,
-    width, height; the whole area by default), from ``u_ue`` ``(U, 4)``. Sensors, cell by
+    UEs: position and first waypoint uniform in their region (``geo[:, 4:8]``: x0, y0, width,
+    height; the whole area by default), from ``u_ue`` ``(U, 4)``. Sensors, cell by
     cell: candidates uniform in the area (``cand`` ``(N, 2)``, used in order), accepted when
     ``min_bs <= distance to own BS <= max_bs``, the own BS is a nearest BS, and the candidate is
     ``>= spacing`` from every sensor placed so far. Returns the number of sensors placed, which is
@@ -389,7 +399,7 @@ def place_devices(  # type: ignore[no-untyped-def]
     """
     for u in range(geo.shape[0]):
         for j in range(4):
-            geo[u, j] = ue_region[u, j % 2] + u_ue[u, j] * ue_region[u, 2 + j % 2]
+            geo[u, j] = geo[u, 4 + j % 2] + u_ue[u, j] * geo[u, 6 + j % 2]
     n_c = cells.shape[0]
     k = 0
     placed = 0

@@ -111,13 +111,22 @@ class EpisodeStreams:
         """The next ``n`` placement candidates (continues the stream on each call)."""
         return self.gens[STREAMS["sensor_placement"]].random((n, 2))
 
-    def traffic_block(
-        self, steps: int
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-        """Uniforms for the next ``steps`` steps: (ue_traffic, sensor_traffic, mobility)."""
+    def traffic_block(self, steps: int) -> NDArray[np.float64]:
+        """Uniforms for the next ``steps`` steps, one row per step (see :func:`block_width`).
+
+        Row layout: UE traffic ``3 U`` (per UE: arrival, data, compute), sensor traffic ``2 S``
+        (per sensor: data, compute), mobility ``2 U`` (per UE: waypoint x, y); each segment comes
+        from its own stream.
+        """
         g = self.gens
-        return (
-            g[STREAMS["ue_traffic"]].random((steps, self.n_ues, 3)),
-            g[STREAMS["sensor_traffic"]].random((steps, self.n_sensors, 2)),
-            g[STREAMS["mobility"]].random((steps, self.n_ues, 2)),
-        )
+        u, s = self.n_ues, self.n_sensors
+        out = np.empty((steps, block_width(u, s)))
+        out[:, : 3 * u] = g[STREAMS["ue_traffic"]].random((steps, 3 * u))
+        out[:, 3 * u : 3 * u + 2 * s] = g[STREAMS["sensor_traffic"]].random((steps, 2 * s))
+        out[:, 3 * u + 2 * s :] = g[STREAMS["mobility"]].random((steps, 2 * u))
+        return out
+
+
+def block_width(n_ues: int, n_sensors: int) -> int:
+    """Uniforms per step: 3 per UE (traffic), 2 per sensor (traffic), 2 per UE (mobility)."""
+    return 5 * n_ues + 2 * n_sensors

@@ -31,6 +31,11 @@ INITIAL_DEVICE_QUEUE = 16  # initial ring capacity of a device's uplink queue [j
 MAX_PLACEMENT_CANDIDATES = 1_000_000
 
 
+def initial_bs_queue(params: EnvParams) -> int:
+    """Initial ring capacity of the BS compute queues [jobs]."""
+    return 4 * (params.scenario.n_ues + params.scenario.n_sensors_total + 16)
+
+
 def placement_candidates_hint(n_sensors: int) -> int:
     return max(256, 64 * n_sensors)
 
@@ -44,7 +49,7 @@ def place(
     """Initial ``geo`` ``(U, 4)`` and ``sens`` ``(S, 4)`` of an episode (see ``place_devices``)."""
     s = params.scenario
     k, e = snr_constants(s)
-    geo = np.zeros((s.n_ues, 4))
+    geo = dyn.new_geo(params)
     sens = np.zeros((s.n_sensors_total, 4))
     u_ue = streams.ue_placement()
     cand = streams.sensor_candidates(placement_candidates_hint(s.n_sensors_total))
@@ -52,7 +57,7 @@ def place(
         placed = dyn.place_devices(
             cells, s.area_m, s_start, s.sensor_min_bs_dist, s.sensor_max_bs_dist,
             s.sensor_min_spacing, k, e, s.min_distance_m / 1000.0, s.snr_threshold,
-            dyn.ue_region_array(params), u_ue, cand, geo, sens,
+            u_ue, cand, geo, sens,
         )  # fmt: skip
         if placed == s.n_sensors_total:
             return geo, sens
@@ -82,13 +87,13 @@ class Simulator:
         self.base_cells = dyn.cell_array(params)
         self.cells = self.base_cells.copy()
         self.s_start = np.asarray(s.sensor_cell_start, dtype=np.int64)
-        self.ue_region = dyn.ue_region_array(params)
         self.s_cell = np.repeat(np.arange(s.n_cells, dtype=np.int64), s.n_sensors)
         self.cdf = size_tables(
             (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean),
             s.job_sizes,
         )
         self.kpi = np.zeros((self.n_cells, N_KPI))
+        self.obs = np.zeros((self.n_cells, 2), np.float32)
         self.acc = np.zeros((self.n_cells, N_KPI))
         self.ue_acc = np.zeros((self.n_ues, N_UE_ACC))
         self.t = 0
@@ -104,11 +109,10 @@ class Simulator:
         self.cells[:] = self.base_cells
         self.geo, self.sens = place(self.params, self.streams, self.cells, self.s_start)
         self.ue_cell = np.zeros(self.n_ues, np.int64)
-        self.uq, self.uq_m = queues.alloc(self.n_ues, INITIAL_DEVICE_QUEUE, 3)
-        self.sq, self.sq_m = queues.alloc(self.n_sensors, INITIAL_DEVICE_QUEUE, 3)
-        self.bu, self.bu_m = queues.alloc(self.n_cells, 4 * (self.n_ues + 16), 4)
-        self.bs, self.bs_m = queues.alloc(self.n_cells, 4 * (self.n_sensors + 16), 3)
+        self.dq, self.dq_m = queues.alloc(self.n_ues + self.n_sensors, INITIAL_DEVICE_QUEUE, 3)
+        self.bq, self.bq_m = queues.alloc(2 * self.n_cells, initial_bs_queue(self.params), 4)
         self.kpi[:] = 0.0
+        self.obs[:] = 0.0
         self.acc[:] = 0.0
         self.ue_acc[:] = 0.0
         self.t = 0
@@ -128,13 +132,11 @@ class Simulator:
             raise RuntimeError("call reset() before step()")
         row = self.t % self.block_steps
         if row == 0:
-            self.r_ue, self.r_s, self.r_mob = self.streams.traffic_block(self.block_steps)
+            self.rnd = self.streams.traffic_block(self.block_steps)
         status = dyn.step_kernel(
-            self.t, action, self.cells, self.prm, self.s_start, self.s_cell, self.cdf,
-            self.ue_region, self.geo, self.ue_cell, self.sens,
-            self.uq, self.uq_m, self.sq, self.sq_m, self.bu, self.bu_m, self.bs, self.bs_m,
-            self.r_ue, self.r_s, self.r_mob, row,
-            self.kpi, self.acc, self.ue_acc,
+            self.t, action, self.cells, self.prm, self.s_start, self.s_cell, self.cdf, self.geo,
+            self.ue_cell, self.sens, self.dq, self.dq_m, self.bq, self.bq_m, self.rnd, row,
+            self.kpi, self.acc, self.ue_acc, self.obs,
         )  # fmt: skip
         if status != 0:
             if status == dyn.ACTION_NOT_FINITE:
@@ -143,15 +145,11 @@ class Simulator:
         self.t += 1
 
     def _grow(self, status: int) -> None:
-        need = dyn.needed_capacity(self.uq_m, self.sq_m, self.bu_m, self.bs_m)
-        if status & dyn.GROW_UQ:
-            self.uq = queues.grow(self.uq, self.uq_m, need[0])
-        if status & dyn.GROW_SQ:
-            self.sq = queues.grow(self.sq, self.sq_m, need[1])
-        if status & dyn.GROW_BU:
-            self.bu = queues.grow(self.bu, self.bu_m, need[2])
-        if status & dyn.GROW_BS:
-            self.bs = queues.grow(self.bs, self.bs_m, need[3])
+        need_d, need_b = dyn.needed_capacity(self.dq_m, self.bq_m, self.n_ues)
+        if status & dyn.GROW_DQ:
+            self.dq = queues.grow(self.dq, self.dq_m, need_d)
+        if status & dyn.GROW_BQ:
+            self.bq = queues.grow(self.bq, self.bq_m, need_b)
 
     # ------------------------------------------------------------------------------------------
     def queue_lengths(self) -> NDArray[np.float64]:
@@ -160,10 +158,33 @@ class Simulator:
 
     def jobs_in_system(self) -> dict[str, int]:
         """UE and sensor jobs currently queued anywhere (uplink or BS)."""
+        u, c = self.n_ues, self.n_cells
         return {
-            "ue": int(self.uq_m[:, 1].sum() + self.bu_m[:, 1].sum()),
-            "sensor": int(self.sq_m[:, 1].sum() + self.bs_m[:, 1].sum()),
+            "ue": int(self.dq_m[:u, 1].sum() + self.bq_m[:c, 1].sum()),
+            "sensor": int(self.dq_m[u:, 1].sum() + self.bq_m[c:, 1].sum()),
         }
+
+    def queued_generation_steps(self, kind: str = "ue") -> NDArray[np.float64]:
+        """Generation steps of every queued UE (or sensor) job, uplink and BS queues."""
+        u, c = self.n_ues, self.n_cells
+        ue = kind == "ue"
+        parts = [np.zeros(0)]
+        for buf, meta, rows in (
+            (self.dq, self.dq_m, range(0, u) if ue else range(u, u + self.n_sensors)),
+            (self.bq, self.bq_m, range(0, c) if ue else range(c, 2 * c)),
+        ):
+            mask = buf.shape[1] - 1
+            for q in rows:
+                h, n = int(meta[q, 0]), int(meta[q, 1])
+                parts.append(buf[q, (h + np.arange(n)) & mask, 0])
+        return np.concatenate(parts)
+
+    def uplink_head(self, device: int) -> tuple[float, float] | None:
+        """(t_gen, data left) of device ``device``'s head job (UEs first, then sensors)."""
+        if self.dq_m[device, 1] == 0:
+            return None
+        h = self.dq_m[device, 0]
+        return float(self.dq[device, h, 0]), float(self.dq[device, h, 1])
 
     def summary(self) -> dict[str, Any]:
         """Episode metrics so far (see :mod:`envs.core.metrics`), system-wide and per cell."""
@@ -178,5 +199,5 @@ class Simulator:
         return out
 
     def state_bytes(self) -> int:
-        arrays = (self.uq, self.sq, self.bu, self.bs, self.geo, self.sens, self.r_ue, self.r_s)
+        arrays = (self.dq, self.bq, self.geo, self.sens, self.rnd)
         return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
