@@ -1,0 +1,200 @@
+"""``python -m launch submit SWEEP``: run a sweep on a Ray cluster as a Ray job (Jobs SDK).
+
+The job's entry point is ``python -m launch sweep SWEEP --address auto [--budget B] [--storage
+PATH] [--name EXP] [--resume]``: the project must be installed on the cluster (the container image
+does it; a local cluster from ``python -m launch cluster up`` puts this checkout on PYTHONPATH).
+No ``--working-dir`` is uploaded (it breaks on a one-machine multi-node cluster). Examples::
+
+    python -m launch cluster up --workers 1
+    python -m launch submit static-grid --budget small            # streams the logs, ~1-3 min
+    python -m launch submit paper-grid --no-wait                  # prints the job id only
+    python -m launch submit static-grid --address http://127.0.0.1:8265 \\
+        --token-file ~/.ray/prod_token --storage s3://bucket/metalore --name grid-v1
+
+``--storage`` is where Tune writes the experiment, read by the driver and every node: an absolute
+path the nodes share (NFS, or any path on a one-machine cluster) or a URI (s3://, gs://). For the
+local cluster it defaults to its ``storage/`` directory. Without ``--no-wait`` the driver's output
+is streamed here and the exit status is 0 only if the job SUCCEEDED; Ctrl-C stops following, not
+the job (``python -m launch jobs stop ID`` does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import re
+import secrets
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from launch.cli import UsageError
+from launch.jobs import _call, add_client_arguments, follow_logs
+from launch.raycluster import (
+    ClusterError,
+    default_cluster_dir,
+    job_client,
+    load_state,
+    resolve_client,
+)
+
+HELP = "submit a sweep to a Ray cluster as a job (Jobs SDK); stream its logs or --no-wait"
+
+# The sweeps of `python -m launch sweep` (its own list wins when the module is importable).
+CONTRACT_SWEEPS = ("static-grid", "paper-grid", "optuna-reward", "optuna-static", "quickstart")
+BUDGETS = ("small", "paper")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def known_sweeps() -> tuple[str, ...]:
+    """Sweep names offered by ``launch sweep`` (its SWEEPS mapping), else the contract's list."""
+    try:
+        sweep_cli = importlib.import_module("launch.sweep")
+        names = getattr(sweep_cli, "SWEEPS", None) or getattr(sweep_cli, "SWEEP_NAMES", None)
+        if names:
+            return tuple(names)
+    except ImportError:
+        pass
+    return CONTRACT_SWEEPS
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", metavar="SWEEP", help=f"sweep name: {', '.join(CONTRACT_SWEEPS)}")
+    p.add_argument(
+        "--budget",
+        choices=BUDGETS,
+        default=None,
+        help="passed to `launch sweep --budget` (its default if omitted)",
+    )
+    p.add_argument(
+        "--storage",
+        metavar="PATH",
+        default=None,
+        help="shared result storage: absolute path on the nodes or URI "
+        "(default: the local cluster's storage/, else the sweep's default)",
+    )
+    p.add_argument(
+        "--name", metavar="EXP", default=None, help="experiment name (needed to --resume it later)"
+    )
+    p.add_argument("--resume", action="store_true", help="resume experiment --name in --storage")
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="print the job id and return instead of streaming the logs",
+    )
+    p.add_argument(
+        "--job-id",
+        metavar="ID",
+        default=None,
+        help="submission id (default SWEEP-YYYYMMDD-HHMMSS-XXXX)",
+    )
+    p.add_argument(
+        "--entrypoint-cpus",
+        type=float,
+        default=0.0,
+        help="CPUs reserved for the driver (default 0: all CPUs go to trials)",
+    )
+    add_client_arguments(p)
+
+
+def validate(args: argparse.Namespace) -> None:
+    """Raise UsageError for arguments that cannot make a valid job (before any network call)."""
+    sweeps = known_sweeps()
+    if args.sweep not in sweeps:
+        raise UsageError(f"unknown sweep {args.sweep!r}; choose one of {', '.join(sweeps)}")
+    storage = args.storage
+    if (
+        storage is not None
+        and "://" not in storage
+        and not Path(storage).expanduser().is_absolute()
+    ):
+        raise UsageError(
+            f"--storage {storage!r} must be absolute (it is read on the cluster's nodes) "
+            "or a URI such as s3://bucket/prefix"
+        )
+    for flag, value in (("--name", args.name), ("--job-id", args.job_id)):
+        if value is not None and not _NAME.match(value):
+            raise UsageError(f"{flag} {value!r}: use letters, digits, '.', '_', '-' (max 100)")
+    if args.resume and args.name is None:
+        raise UsageError("--resume needs --name (the experiment to resume)")
+    if not 0 <= args.entrypoint_cpus <= 64:
+        raise UsageError("--entrypoint-cpus must be in [0, 64]")
+
+
+def entrypoint(args: argparse.Namespace, storage: str | None) -> str:
+    """The shell command the job runs on the cluster."""
+    cmd = ["python", "-m", "launch", "sweep", args.sweep, "--address", "auto"]
+    if args.budget:
+        cmd += ["--budget", args.budget]
+    if storage:
+        cmd += ["--storage", storage]
+    if args.name:
+        cmd += ["--name", args.name]
+    if args.resume:
+        cmd.append("--resume")
+    return shlex.join(cmd)
+
+
+def default_job_id(sweep: str) -> str:
+    return f"{sweep}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+def run(args: argparse.Namespace) -> int:
+    validate(args)
+    address, auth = resolve_client(args.address, args.token_file, args.cluster_dir)
+    storage = args.storage
+    if storage is None:
+        where = Path(args.cluster_dir) if args.cluster_dir else default_cluster_dir()
+        try:
+            local = load_state(where)
+        except ClusterError:
+            local = None
+        if local is not None and local.dashboard_url == address:
+            storage = local.storage
+    elif "://" not in storage:
+        storage = str(Path(storage).expanduser())
+    job_id = args.job_id or default_job_id(args.sweep)
+    command = entrypoint(args, storage)
+    metadata = {
+        "launch": "submit",
+        "sweep": args.sweep,
+        "budget": args.budget or "",
+        "name": args.name or "",
+        "storage": storage or "",
+    }
+    try:
+        client = job_client(address)
+        submitted = _submit(client, command, job_id, metadata, args.entrypoint_cpus)
+    except ClusterError as exc:
+        print(f"error: {exc} ({auth})", file=sys.stderr)
+        return 1
+    if args.no_wait:
+        print(submitted)
+        print(
+            f"submitted {submitted} to {address}; follow it with "
+            f"`python -m launch jobs logs {submitted} --follow`",
+            file=sys.stderr,
+        )
+        return 0
+    print(f"submitted {submitted} to {address} ({auth})\n  $ {command}", file=sys.stderr)
+    try:
+        return follow_logs(client, submitted)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _submit(client: Any, command: str, job_id: str, metadata: dict[str, str], cpus: float) -> str:
+    def go() -> str:
+        return str(
+            client.submit_job(
+                entrypoint=command,
+                submission_id=job_id,
+                metadata=metadata,
+                entrypoint_num_cpus=cpus,
+            )
+        )
+
+    return str(_call(go))
