@@ -203,6 +203,44 @@ def _scenario_hash(meta: dict[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:6]
 
 
+def _preset_scenario(preset: str) -> dict[str, Any] | None:
+    """The scenario dict of a named preset (JSON types), None if unknown or envs is missing."""
+    try:
+        from envs.core.presets import PRESETS
+    except ImportError:  # the analysis also runs without the simulator installed
+        return None
+    if preset not in PRESETS:
+        return None
+    out: dict[str, Any] = json.loads(json.dumps(PRESETS[preset].to_dict()["scenario"]))
+    return out
+
+
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, list):
+        inner = ",".join(_fmt_value(x) for x in v)
+        return f"[{inner}]"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def scenario_label(preset: str, meta: dict[str, Any]) -> str:
+    """``preset`` when the run's scenario equals the preset's, else ``preset (n_ues=12, ...)``.
+
+    Reward fields are not part of the scenario (they do not change the dynamics). Without the
+    run's params, or for an unknown preset, the label is ``preset#<hash>`` when params exist.
+    """
+    params = meta.get("params")
+    scen = params.get("scenario") if isinstance(params, dict) else None
+    if not isinstance(scen, dict):
+        return preset
+    base = _preset_scenario(preset)
+    if base is None:
+        return f"{preset}#{_scenario_hash(meta)}"
+    diffs = [f"{k}={_fmt_value(v)}" for k, v in sorted(scen.items()) if base.get(k) != v]
+    return f"{preset} ({', '.join(diffs)})" if diffs else preset
+
+
 def _source(path: Path, root: Path) -> str:
     rel = path.resolve().relative_to(root.resolve()) if path != root else Path(".")
     return rel.as_posix() or "."
@@ -251,7 +289,10 @@ def read_result_set(path: str | Path, root: str | Path | None = None) -> pd.Data
     for key in (*_META_PLAIN, "run_seed", "run_episodes"):
         if key not in df.columns:
             df[key] = None
-    df["scenario_hash"] = _scenario_hash(meta)
+    preset = meta.get("preset") or (
+        df["preset"].dropna().iloc[0] if df["preset"].notna().any() else "?"
+    )
+    df["scenario"] = scenario_label(str(preset), meta)
     if "kind" not in df.columns:
         df["kind"] = "trained"
     if "seed" not in df.columns:
@@ -292,11 +333,6 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     ]
     df["point"] = df["source"].astype(str) + "::" + df["policy"].astype(str)
     df["preset"] = df["preset"].fillna("?").astype(str)
-    hashes = df.groupby("preset")["scenario_hash"].nunique()
-    df["scenario"] = [
-        p if hashes.get(p, 1) <= 1 else f"{p}#{h}"
-        for p, h in zip(df["preset"], df["scenario_hash"], strict=True)
-    ]
     df = _assign_tags(df)
     ordered = [c for c in _ID_COLUMNS if c in df.columns]
     metrics = [c for c in METRICS if c in df.columns]

@@ -204,8 +204,8 @@ def _scenario_sections(
             "CHECKPOINT --out DIR/...` result sets would add rows here and points to the "
             "figures._"
         )
-    cmp = tables.paper_comparison(pts)
-    if not cmp.empty:
+    cmp = tables.paper_comparison(pts) if scenario == "paper" else None
+    if cmp is not None and not cmp.empty:
         md.h(3, f"Our static splits beside the paper's numbers{suffix}")
         path = _csv(cmp, tabs / f"paper_comparison_{tag}.csv")
         md.p(tables.paper_comparison_markdown(cmp))

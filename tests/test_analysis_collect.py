@@ -238,14 +238,17 @@ def test_points_statistics_and_superseded_duplicates(tmp_path: Path) -> None:
     assert r["sync_delay_n"] == 4 and r["episodes"] == 4
 
 
-def test_scenario_suffix_when_one_preset_has_two_scenarios(tmp_path: Path) -> None:
+def test_scenario_label_names_the_overrides(tmp_path: Path) -> None:
     rows = fake_rows("static(0.3,0.3)", "static", 0.3, 0.3, 2, 9, 21, 75)
     write_set(tmp_path / "a", "static", rows)
     params = make_params("paper", n_ues=20)
     meta = run_metadata("static", params, preset="paper", seed=0, episodes=2)
     write_result_set(tmp_path / "b", meta, rows)
     e = collect(tmp_path, write=False).episodes
-    assert e["scenario"].nunique() == 2 and all(s.startswith("paper#") for s in e["scenario"])
+    assert e.groupby("source")["scenario"].first().to_dict() == {
+        "a": "paper",
+        "b": "paper (n_ues=20)",
+    }
 
 
 def test_collect_parquet_and_errors(tmp_path: Path) -> None:
