@@ -1,0 +1,249 @@
+"""Figure and tables of the credit-pool study, from ``python -m launch pool-compare --out DIR``.
+
+* :func:`pool_table` (one result directory -> markdown): the headline CIVIC metrics
+  (completion, fulfillment, served clients, fairness, cost) of the non-cooperative baseline and of
+  every cooperative variant, mean +- std over the episodes, the relative gain, and CIVIC's reported
+  range; before / after rows for a surge scenario.
+* :func:`pool_tables` (several labelled result directories -> one markdown table): one gain
+  column per scenario, e.g. ``{"normal (three_cell_hetero)": dir1, "surge": dir2}``.
+* :func:`pool_flow_figure` (result directory -> PNG): the pool over the first evaluation episode
+  of one cooperative variant: units lent (up) and received (down) per cell and step, credit
+  balances, MEC capacity in effect, and the BS compute backlog of each cell with and without the
+  pool (dashed), with the surge step marked.
+
+Run ``python -m analysis.pool_figures DIR [DIR ...]`` to print the tables and write
+``DIR/pool_flows.png`` for each directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+BASELINE = "noncoop"
+HEADLINE: tuple[tuple[str, str], ...] = (
+    ("completion_pct", "completion %"),
+    ("fulfillment_pct", "fulfillment %"),
+    ("served_clients", "served clients"),
+    ("fairness", "fairness (Jain)"),
+    ("operational_cost", "operational cost"),
+    ("cost_per_fulfilled", "cost per fulfilled job"),
+    ("backhaul_units", "backhaul units"),
+)
+PHASE_HEADLINE: tuple[tuple[str, str], ...] = (
+    ("completion_pct", "completion %"),
+    ("fulfillment_pct", "fulfillment %"),
+    ("served_clients", "served clients"),
+    ("fairness", "fairness (Jain)"),
+)
+CIVIC_RANGES: dict[str, str] = {
+    "completion_pct": "+12-36 %",
+    "fulfillment_pct": "+23-70 %",
+    "served_clients": "+20-60 %",
+    "fairness": "up to +51 %",
+}
+VARIANT_NAMES: dict[str, str] = {
+    "noncoop": "non-cooperative (best static)",
+    "greedy": "cooperative, greedy rule",
+    "greedy_same_split": "cooperative, greedy rule, non-coop splits",
+    "ppo": "cooperative, per-cell PPO",
+    "ppo_pool_off": "per-cell PPO, pool off",
+}
+
+
+def load_pool_result(result_dir: str | Path) -> dict[str, Any]:
+    """``run.json``, ``summary.json`` (by variant), ``comparison.json``, ``trace.json`` of a run."""
+    d = Path(result_dir)
+    needed = ("run.json", "summary.json", "comparison.json", "trace.json")
+    missing = [f for f in needed if not (d / f).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{d} is not a pool-compare result (missing {', '.join(missing)}); "
+            "create one with `python -m launch pool-compare ... --out DIR`"
+        )
+    summary = json.loads((d / "summary.json").read_text())
+    return {
+        "meta": json.loads((d / "run.json").read_text()),
+        "summary": {row["variant"]: row for row in summary},
+        "comparison": json.loads((d / "comparison.json").read_text()),
+        "trace": json.loads((d / "trace.json").read_text()),
+    }
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def _fmt(mean: Any, std: Any = None, digits: int = 1) -> str:
+    m = _num(mean)
+    if m is None:
+        return "n/a"
+    s = _num(std)
+    text = f"{m:,.{digits}f}"
+    return text if s is None else f"{text} ± {s:,.{digits}f}"
+
+
+def _gain(coop: Any, base: Any) -> str:
+    c, b = _num(coop), _num(base)
+    if c is None or b is None or b == 0:
+        return "n/a"
+    return f"{100.0 * (c - b) / abs(b):+.1f} %"
+
+
+def _digits(key: str) -> int:
+    return 3 if key == "fairness" else (2 if key == "served_clients" else 1)
+
+
+def pool_table(result_dir: str | Path) -> str:
+    """Markdown table of one pool-compare result (see the module docstring)."""
+    res = load_pool_result(result_dir)
+    meta, summary = res["meta"], res["summary"]
+    variants = [v for v in summary if v != BASELINE]
+    base = summary[BASELINE]
+    head = ["metric", VARIANT_NAMES[BASELINE]]
+    for v in variants:
+        head += [VARIANT_NAMES.get(v, v), "gain"]
+    head.append("CIVIC (reported gain)")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def add_rows(prefix: str, keys: Sequence[tuple[str, str]], label_suffix: str) -> None:
+        for key, label in keys:
+            col = f"{prefix}{key}"
+            if col not in base:
+                continue
+            d = _digits(key)
+            cells = [f"{label}{label_suffix}", _fmt(base.get(col), base.get(f"{col}_std"), d)]
+            for v in variants:
+                s = summary[v]
+                cells += [
+                    _fmt(s.get(col), s.get(f"{col}_std"), d),
+                    _gain(s.get(col), base.get(col)),
+                ]
+            cells.append(CIVIC_RANGES.get(key, "") if not prefix else "")
+            lines.append("| " + " | ".join(cells) + " |")
+
+    add_rows("", HEADLINE, "")
+    for phase in ("before", "after"):
+        add_rows(f"{phase}_", PHASE_HEADLINE, f", {phase} surge")
+    pool = meta.get("pool", {})
+    note = (
+        f"\n*{meta.get('preset')}: {meta.get('episodes')} episodes from seed {meta.get('seed')} "
+        f"(the same seeds for every column); endowment {pool.get('endowment')} credits, price "
+        f"{pool.get('price')}, backhaul delay {pool.get('backhaul_delay')} step(s), cost = "
+        f"{pool.get('compute_cost')} x compute units + {pool.get('backhaul_cost')} x backhaul "
+        "units. Gain = (coop - non-coop) / non-coop.*"
+    )
+    return "\n".join(lines) + "\n" + note
+
+
+def pool_tables(result_dirs: Mapping[str, str | Path], variant: str = "greedy") -> str:
+    """One markdown table: per labelled result, non-coop, ``variant`` and the gain."""
+    results = {label: load_pool_result(d) for label, d in result_dirs.items()}
+    head = ["metric"]
+    for label in results:
+        head += [f"{label}: non-coop", f"{label}: coop", f"{label}: gain"]
+    head.append("CIVIC (reported gain)")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, label in HEADLINE[:5]:
+        cells = [label]
+        for res in results.values():
+            base = res["summary"][BASELINE]
+            coop = res["summary"].get(variant, {})
+            d = _digits(key)
+            cells += [_fmt(base.get(key), None, d), _fmt(coop.get(key), None, d),
+                      _gain(coop.get(key), base.get(key))]  # fmt: skip
+        cells.append(CIVIC_RANGES.get(key, ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def pool_flow_figure(
+    result_dir: str | Path, out_png: str | Path, variant: str | None = None
+) -> Path:
+    """Pool flows of the first evaluation episode of ``variant`` (default: ppo, else greedy)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    res = load_pool_result(result_dir)
+    traces = res["trace"]
+    meta = res["meta"]
+    if variant is None:
+        variant = "ppo" if "ppo" in traces else "greedy"
+    if variant not in traces:
+        raise ValueError(f"no trace of variant {variant!r}; have {sorted(traces)}")
+    tr = {k: np.asarray(v, dtype=float) for k, v in traces[variant].items()}
+    base = {k: np.asarray(v, dtype=float) for k, v in traces[BASELINE].items()}
+    steps = np.arange(tr["balance"].shape[0])
+    n_cells = tr["balance"].shape[1]
+    colors = plt.get_cmap("tab10")(np.arange(n_cells) % 10)
+    fig, axes = plt.subplots(4, 1, figsize=(9, 10.5), sharex=True)
+    ax = axes[0]
+    width = 0.8 / n_cells
+    for c in range(n_cells):
+        x = steps + (c - (n_cells - 1) / 2) * width
+        ax.bar(x, tr["units_lent"][:, c], width, color=colors[c], label=f"cell {c}")
+        ax.bar(x, -tr["units_borrowed"][:, c], width, color=colors[c], alpha=0.55)
+    ax.axhline(0.0, color="black", lw=0.6)
+    ax.set_ylabel("units lent (+) /\nreceived (−)")
+    ax.legend(ncol=min(n_cells, 7), fontsize=8, loc="upper right")
+    ax = axes[1]
+    for c in range(n_cells):
+        ax.plot(steps, tr["balance"][:, c], color=colors[c])
+    ax.set_ylabel("credit balance")
+    ax = axes[2]
+    for c in range(n_cells):
+        ax.plot(steps, tr["capacity"][:, c], color=colors[c])
+    ax.set_ylabel("MEC capacity\nin effect [units]")
+    ax = axes[3]
+    for c in range(n_cells):
+        ax.plot(steps, tr["queue_ue"][:, c] + tr["queue_sensor"][:, c], color=colors[c])
+        ax.plot(steps, base["queue_ue"][:, c] + base["queue_sensor"][:, c], color=colors[c],
+                ls="--", lw=0.9)  # fmt: skip
+    ax.set_ylabel("BS compute backlog [jobs]\n(dashed: pool off)")
+    ax.set_xlabel("step")
+    surge = meta.get("surge_step", -1)
+    if isinstance(surge, int) and 0 < surge < len(steps):
+        for a in axes:
+            a.axvline(surge, color="red", ls=":", lw=1.0)
+        axes[0].text(surge, axes[0].get_ylim()[1], " surge", color="red", va="top", fontsize=8)
+    pool = meta.get("pool", {})
+    fig.suptitle(
+        f"{meta.get('preset')}: {VARIANT_NAMES.get(variant, variant)}, episode seed "
+        f"{meta.get('seed')} (endowment {pool.get('endowment')}, price {pool.get('price')})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    out = Path(out_png)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m analysis.pool_figures", description=__doc__)
+    p.add_argument("dirs", nargs="+", help="pool-compare result directories (--out DIR)")
+    args = p.parse_args(argv)
+    for d in args.dirs:
+        try:
+            print(f"## {d}\n\n{pool_table(d)}\n")
+            print(f"figure: {pool_flow_figure(d, Path(d) / 'pool_flows.png')}\n")
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
