@@ -267,9 +267,17 @@ def read_result_set(path: str | Path, root: str | Path | None = None) -> pd.Data
         df = pd.read_csv(ep_path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"{ep_path}: unreadable ({exc})") from exc
+    df = df.copy()
+    if "policy" not in df.columns and "variant" in df.columns:
+        # launch pool-compare: one row per variant and episode
+        df["policy"] = df["variant"]
+        if "kind" not in df.columns:
+            df["kind"] = df["mode"] if "mode" in df.columns else "pool"
     if "policy" not in df.columns:
         raise ValueError(f"{ep_path}: no 'policy' column")
-    df = df.copy()
+    for col in ("w_b", "w_c"):
+        if col not in df.columns:
+            df[col] = None
     df["source"] = _source(d, base)
     df["run_kind"] = str(meta.get("kind", "unknown"))
     for key in _ROW_FROM_META:

@@ -113,7 +113,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
     scenarios = sorted(pts.loc[pts["role"] != "pool", "scenario"].unique()) if len(pts) else []
     if not scenarios:
         md.p(
-            "_No evaluated policies yet: result sets from `python -m launch static --out`, "
+            "_No single-cell evaluations here: result sets from `python -m launch static --out`, "
             "`python -m launch eval --out` or PPO Tune trials would fill Table I and the "
             "Pareto figures._"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import types
@@ -81,7 +82,18 @@ def test_report_includes_a_pool_comparison(tmp_path: Path, monkeypatch: pytest.M
         "static",
         fake_rows("static(0.3,0.3)", "static", 0.3, 0.3, 2, 9, 21, 75),
     )
-    write_set(tmp_path / "pool", "pool-compare", fake_rows("pool", "pool", None, None, 2, 5, 5, 90))
+    # launch pool-compare's layout: run.json (kind pool-compare), episodes.csv keyed by variant
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    (pool / "run.json").write_text(json.dumps({"kind": "pool-compare", "preset": "three_cell"}))
+    pd.DataFrame(
+        {
+            "variant": ["noncoop", "greedy"] * 2,
+            "mode": ["noncoop", "coop"] * 2,
+            "seed": [0, 0, 1, 1],
+            "completion_pct": [80.0, 84.0, 81.0, 85.0],
+        }
+    ).to_csv(pool / "episodes.csv", index=False)
     calls: list[Path] = []
 
     def pool_flow_figure(result_dir: Path, out_png: Path) -> Path:
@@ -98,4 +110,7 @@ def test_report_includes_a_pool_comparison(tmp_path: Path, monkeypatch: pytest.M
     assert "### Pool comparison: pool" in text and "| 0 | 3 |" in text
     assert "](figures/pool_flow_0.png)" in text
     # pool rows stay out of the single-cell planes and Table I
-    assert "pool" not in pd.read_csv(tmp_path / "tables" / "table_one_paper.csv")["policy"].tolist()
+    assert "## Scenario three_cell" not in text
+    results = pd.read_csv(tmp_path / "results.csv")
+    pool_rows = results.loc[results["source"] == "pool"]
+    assert set(pool_rows["role"]) == {"pool"} and set(pool_rows["policy"]) == {"noncoop", "greedy"}
