@@ -1,0 +1,162 @@
+"""``python -m launch sweep NAME``: run a Tune sweep (grid or Optuna) on embedded Ray or a cluster.
+
+Examples::
+
+    python -m launch sweep quickstart                        # static grid + 3 PPO rewards, small
+    python -m launch sweep paper-grid --budget paper         # 21 rewards x 3 seeds x 200k steps
+    python -m launch sweep optuna-static                     # Optuna vs the exhaustive grid
+    python -m launch sweep paper-grid --resume               # continue an interrupted run
+    python -m launch sweep paper-grid --address 127.0.0.2:6390   # on a running Ray cluster
+
+Sweeps (modules in ``tune_configs/``): quickstart, paper-grid, static-grid, optuna-reward,
+optuna-static. Results go to ``--storage/--name`` (default ``./results/<sweep>-<budget>``); every
+trial directory holds Tune's files, TensorBoard events and a result set (run.json, episodes.csv,
+summary.json) that ``launch report`` collects. Progress: one line per started/finished trial and
+a status line every minute. Ctrl-C stops gracefully; rerun with ``--resume`` to continue without
+redoing finished trials. Without ``--address`` an embedded single-node Ray runs on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from launch.cli import UsageError
+from launch.common import key_value, positive_int
+
+HELP = "run a Tune sweep (paper-grid, static-grid, optuna-reward, optuna-static, quickstart)"
+SWEEPS: dict[str, str] = {
+    "quickstart": "tune_configs.quickstart",
+    "paper-grid": "tune_configs.paper_grid",
+    "static-grid": "tune_configs.static_grid",
+    "optuna-reward": "tune_configs.optuna_reward",
+    "optuna-static": "tune_configs.optuna_static",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sweep", metavar="NAME", choices=sorted(SWEEPS),
+                   help="one of: " + ", ".join(SWEEPS))  # fmt: skip
+    p.add_argument(
+        "--budget",
+        choices=("small", "paper"),
+        default="small",
+        help="small (minutes) or paper (the paper's budget, hours); default small",
+    )
+    p.add_argument("--storage", default="./results", metavar="PATH",
+                   help="results root (default ./results)")  # fmt: skip
+    p.add_argument("--name", default=None, metavar="EXP",
+                   help="experiment name (default <sweep>-<budget>)")  # fmt: skip
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted experiment (finished trials are kept)",
+    )
+    p.add_argument(
+        "--address",
+        default=None,
+        metavar="ADDR",
+        help="running Ray cluster, e.g. 127.0.0.2:6390 (default: embedded local Ray)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="at most N trials at once (default: as many as the CPUs allow)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a budget entry, e.g. --set timesteps=50000 --set seeds=[0,1]",
+    )
+
+
+def load_sweep(name: str) -> Any:
+    """The sweep module for a CLI name (raises UsageError for an unknown one)."""
+    if name not in SWEEPS:
+        raise UsageError(f"unknown sweep {name!r}; choose one of {', '.join(SWEEPS)}")
+    return importlib.import_module(SWEEPS[name])
+
+
+def run(args: argparse.Namespace) -> int:
+    from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray
+    from tune_configs.sweeps import experiment_dir, print_table, results_table
+
+    module = load_sweep(args.sweep)
+    overrides = dict(args.overrides)
+    known = set().union(*(set(b) for b in module.BUDGETS.values()))
+    known |= {
+        "preset", "obs_mode", "hparams", "resources", "eval_seed", "checkpoint_every",
+        "deltas", "penalties", "seeds", "rewards", "grid_step", "delta", "penalty",
+    }  # fmt: skip
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise UsageError(f"unknown --set key(s) {unknown}; known: {', '.join(sorted(known))}")
+    name = args.name or f"{module.NAME}-{args.budget}"
+    exp = experiment_dir(args.storage, name)
+    if args.resume and not exp.is_dir():
+        raise UsageError(f"nothing to resume: {exp} does not exist")
+    if not args.resume and exp.is_dir() and any(exp.iterdir()):
+        raise UsageError(f"{exp} exists already: add --resume to continue it or --name NEW")
+    print(f"sweep {module.NAME} ({module.DESCRIPTION}), budget {args.budget} -> {exp}", flush=True)
+    started = init_ray(args.address, num_cpus=None if args.address else os.cpu_count(),
+                       object_store_memory=None if args.address else 300_000_000)  # fmt: skip
+    quiet_ray_logs()
+    t0 = time.perf_counter()
+    try:
+        tuner = module.build_tuner(
+            budget=args.budget, storage=args.storage, name=name, resume=args.resume,
+            max_concurrent_trials=args.max_concurrent, **overrides,
+        )  # fmt: skip
+        results = tuner.fit()
+        rows = results_table(results)
+        print()
+        print_table(rows)
+        if hasattr(module, "report"):
+            module.report(results, exp)
+        errors = [r for r in results if r.error is not None]
+    finally:
+        stop_ray(started)
+    elapsed = (time.perf_counter() - t0) / 60
+    unfinished = _unfinished(exp)
+    print(f"\n{len(rows)} trials with results, {len(errors)} failed, in {elapsed:.1f} min")
+    print(f"results: {exp}")
+    print(f"tensorboard --logdir {exp}")
+    if unfinished:
+        print(f"{unfinished} trials unfinished: resume with "
+              f"python -m launch sweep {args.sweep} --budget {args.budget} --storage "
+              f"{args.storage} --name {name} --resume", file=sys.stderr)  # fmt: skip
+        return 130
+    return 1 if errors else 0
+
+
+def _unfinished(exp: Path) -> int:
+    """Trials of the experiment state that are not TERMINATED or ERROR (after an interrupt)."""
+    import json
+
+    states = sorted(exp.glob("experiment_state-*.json"))
+    if not states:
+        return 0
+    try:
+        data = json.loads(states[-1].read_text())
+    except (OSError, ValueError):
+        return 0
+    count = 0
+    for item in data.get("trial_data", []):
+        try:
+            status = json.loads(item[0]).get("status")
+        except (TypeError, ValueError, IndexError, AttributeError):
+            continue
+        if status not in ("TERMINATED", "ERROR"):
+            count += 1
+    return count

@@ -1,0 +1,203 @@
+"""``python -m launch train``: train PPO (RLlib, new API stack) on MetaLore.
+
+Example (the paper's point A reward, about 5-10 minutes on 2 cores)::
+
+    python -m launch train --delta 0.9 --penalty 0 --timesteps 200000 --seed 0 --out results/train-a
+
+Prints one progress line per iteration (steps, return, sync/E2E delay, served %, mean action,
+speed, ETA) and writes into ``--out``:
+
+* ``checkpoint/``: the final RLlib checkpoint (plus ``metalore_policy.json``), the input of
+  ``python -m launch eval OUT/checkpoint``;
+* ``train.json``: command, git commit, time, preset, resolved env params, env config,
+  hyper-parameters, resources, seed, budget, final metrics;
+* ``progress.csv``: the selected metrics of every iteration;
+* ``tb/``: TensorBoard events (``tensorboard --logdir OUT/tb``), tags ``ray/tune/...`` as in sweeps.
+
+With ``--eval-episodes N`` it also evaluates the final policy deterministically and writes a result
+set to ``OUT/eval`` (as ``launch eval --out`` does). Ctrl-C saves the checkpoint reached so far.
+Ray: an embedded single-node Ray on 127.0.0.1 unless ``--address`` names a running cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from launch.cli import UsageError
+from launch.common import add_scenario_arguments, key_value, nonneg_int, positive_int
+
+HELP = "train PPO on MetaLore with RLlib (progress per iteration, checkpoint, TensorBoard)"
+OBS_MODES = ("raw", "log1p", "scaled")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--timesteps", type=positive_int, default=200_000,
+                   help="env steps to train for (default 200000)")  # fmt: skip
+    p.add_argument("--seed", type=nonneg_int, default=0, help="RLlib seed (default 0)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--obs-mode", choices=OBS_MODES, default=None,
+                   help="observation transform for learning (default log1p)")  # fmt: skip
+    p.add_argument("--hp", action="append", type=key_value, default=[], metavar="NAME=VALUE",
+                   help="PPO hyper-parameter, e.g. --hp lr=1e-4 --hp fcnet_hiddens=[64,64] "
+                        "(names: tune_configs.ppo.DEFAULT_HPARAMS)")  # fmt: skip
+    p.add_argument("--env-runners", type=nonneg_int, default=0,
+                   help="remote sampling actors (0: sample in the driver; default 0)")  # fmt: skip
+    p.add_argument("--envs-per-runner", type=positive_int, default=8,
+                   help="vectorised envs per runner (default 8)")  # fmt: skip
+    p.add_argument(
+        "--address",
+        default=None,
+        help="running Ray cluster (e.g. 127.0.0.2:6390); default: embedded local Ray",
+    )
+    p.add_argument(
+        "--eval-episodes",
+        type=nonneg_int,
+        default=0,
+        help="after training, evaluate N episodes into OUT/eval (default 0: skip)",
+    )
+    p.add_argument(
+        "--eval-seed",
+        type=nonneg_int,
+        default=0,
+        help="first episode seed of the final evaluation (default 0)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=nonneg_int,
+        default=0,
+        metavar="K",
+        help="also checkpoint every K iterations (default 0: only at the end)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
+    add_scenario_arguments(p)
+
+
+def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Flat RLlib env config (preset + overrides) from the scenario arguments."""
+    from tune_configs.ppo import resolve_env_config
+
+    cfg: dict[str, Any] = {"preset": args.preset, **dict(args.overrides)}
+    if args.delta is not None:
+        cfg["delta"] = args.delta
+    if args.penalty is not None:
+        cfg["penalty"] = args.penalty
+    if args.obs_mode is not None:
+        cfg["obs_mode"] = args.obs_mode
+    return resolve_env_config(cfg)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tune_configs.ppo import Resources, resolve_hparams
+    from tune_configs.training import fit_batch_to_budget
+
+    out = Path(args.out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {args.out} exists and is not a directory")
+    if (out / "checkpoint").exists():
+        raise UsageError(f"{out / 'checkpoint'} exists already: choose a new --out directory")
+    env_config = env_config_from_args(args)
+    hparams = fit_batch_to_budget(resolve_hparams(dict(args.hp)), args.timesteps)
+    resources = Resources(
+        num_env_runners=args.env_runners, num_envs_per_env_runner=args.envs_per_runner
+    )
+    return _train(args, out, env_config, hparams, resources)
+
+
+def _train(
+    args: argparse.Namespace,
+    out: Path,
+    env_config: dict[str, Any],
+    hparams: dict[str, Any],
+    resources: Any,
+) -> int:
+    from tensorboardX import SummaryWriter
+
+    from launch.results import run_metadata, write_json
+    from tune_configs.env import params_from_env_config
+    from tune_configs.ppo import build_ppo_config
+    from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray
+    from tune_configs.training import TIMESTEPS, progress_line, save_checkpoint, train
+
+    params = params_from_env_config(env_config)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = run_metadata(
+        "train", params, preset=env_config["preset"], seed=args.seed, timesteps=args.timesteps,
+        env_config=env_config, hparams=hparams, resources=resources.to_dict(),
+        checkpoint=str(out / "checkpoint"), status="running",
+    )  # fmt: skip
+    write_json(out / "train.json", meta)
+    print(f"training PPO on {env_config} for {args.timesteps:,} env steps -> {out}", flush=True)
+    started = init_ray(args.address, num_cpus=os.cpu_count(), object_store_memory=300_000_000)
+    quiet_ray_logs()
+    writer = SummaryWriter(str(out / "tb"))
+    t0 = time.perf_counter()
+    algo = None
+    rows: list[dict[str, float]] = []
+    status = "failed"
+    try:
+        algo = build_ppo_config(env_config, hparams, resources, seed=args.seed).build_algo()
+        t_train = time.perf_counter()
+
+        def on_iteration(metrics: dict[str, float], _result: Any) -> None:
+            rows.append(metrics)
+            step = int(metrics[TIMESTEPS])
+            for key, value in metrics.items():
+                writer.add_scalar(f"ray/tune/{key}", value, global_step=step)
+            writer.flush()
+            if not args.quiet:
+                print(progress_line(metrics, args.timesteps, t_train), flush=True)
+            k = args.checkpoint_every
+            if k and int(metrics["training_iteration"]) % k == 0:
+                it = int(metrics["training_iteration"])
+                save_checkpoint(algo, out / f"checkpoint_{it:05d}", env_config, seed=args.seed)
+
+        try:
+            final = train(algo, args.timesteps, on_iteration)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            final = rows[-1] if rows else {}
+            print("interrupted: saving the checkpoint reached so far", flush=True)
+        ckpt = save_checkpoint(
+            algo, out / "checkpoint", env_config, seed=args.seed, hparams=hparams,
+            timesteps=int(final.get(TIMESTEPS, 0)),
+        )  # fmt: skip
+    finally:
+        writer.close()
+        if algo is not None:
+            algo.stop()
+        stop_ray(started)
+        _write_progress(out / "progress.csv", rows)
+        meta.update(status=status, elapsed_s=round(time.perf_counter() - t0, 1),
+                    iterations=len(rows), final_metrics=rows[-1] if rows else None)  # fmt: skip
+        write_json(out / "train.json", meta)
+    print(f"checkpoint: {ckpt}")
+    print(f"tensorboard --logdir {out / 'tb'}")
+    if status == "interrupted":
+        return 130
+    if args.eval_episodes > 0:
+        from launch.evaluate import evaluate_checkpoint, print_summary
+
+        summary = evaluate_checkpoint(
+            ckpt, args.eval_episodes, args.eval_seed, out / "eval", extra={"train_dir": str(out)}
+        )
+        print_summary(summary)
+        print(f"evaluation result set: {out / 'eval'}")
+    return 0
+
+
+def _write_progress(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        return
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)

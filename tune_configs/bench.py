@@ -1,0 +1,128 @@
+"""Benchmarks of RLlib on MetaLore (for ``python -m launch bench``; never run by tests).
+
+:func:`rllib_sampling_throughput` builds one PPO algorithm per env-runner layout
+``(num_env_runners, num_envs_per_env_runner)``, warms it up, then times
+
+* sampling alone (``synchronous_parallel_sample`` over all runners, the exploration policy), and
+* whole training iterations (sampling + the PPO update with the default hyper-parameters),
+
+and returns env steps per second for each, plus the best layout. It starts an embedded Ray
+(loopback only) unless Ray is already initialised (then it uses that one and leaves it running).
+
+Run it directly::
+
+    python -m tune_configs.bench            # the default layouts, about 2 minutes on 2 cores
+
+Expect on a quiet 2-core machine a few thousand sampled env steps per second; timings vary 2-5x
+when other work shares the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+DEFAULT_LAYOUTS: tuple[tuple[int, int], ...] = ((0, 1), (0, 4), (0, 8), (0, 16), (1, 8), (2, 4))
+
+
+def _sample(algo: Any, steps: int) -> int:
+    from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
+
+    episodes = synchronous_parallel_sample(
+        worker_set=algo.env_runner_group, max_env_steps=steps, _uses_new_env_runners=True
+    )
+    return sum(len(e) for e in episodes)  # type: ignore[union-attr, misc]
+
+
+def rllib_sampling_throughput(
+    layouts: Sequence[tuple[int, int]] = DEFAULT_LAYOUTS,
+    sample_steps: int = 4000,
+    train_iterations: int = 2,
+    env_config: dict[str, Any] | None = None,
+    address: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Env steps per second sampled (and trained) per env-runner layout.
+
+    Args:
+        layouts: ``(num_env_runners, num_envs_per_env_runner)`` pairs; a layout needing more CPUs
+            than Ray has is reported as skipped.
+        sample_steps: env steps per timed sampling round (two rounds, the best counts).
+        train_iterations: timed training iterations per layout (0 to skip).
+        env_config: MetaLore env config (default: the paper preset, log1p observations).
+        address: a running Ray cluster; None starts an embedded local Ray.
+        log: progress printer (default: stderr).
+
+    Returns:
+        ``{"layouts": [{"env_runners", "envs_per_runner", "cpus", "sample_steps_per_s",
+        "train_steps_per_s", "skipped"}...], "best": {...}, "cpus_available": float,
+        "note": str}``.
+    """
+    from tune_configs.ppo import Resources, build_ppo_config
+    from tune_configs.runtime import init_ray, stop_ray
+
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    started = init_ray(address, num_cpus=None if address else os.cpu_count())
+    import ray
+
+    rows: list[dict[str, Any]] = []
+    try:
+        cpus = float(ray.cluster_resources().get("CPU", 0.0))  # type: ignore[no-untyped-call]
+        for runners, per_runner in layouts:
+            res = Resources(num_env_runners=runners, num_envs_per_env_runner=per_runner)
+            row: dict[str, Any] = {
+                "env_runners": runners,
+                "envs_per_runner": per_runner,
+                "cpus": res.cpus,
+                "sample_steps_per_s": None,
+                "train_steps_per_s": None,
+                "skipped": None,
+            }
+            if res.cpus > cpus:
+                row["skipped"] = f"needs {res.cpus:g} CPUs, Ray has {cpus:g}"
+                rows.append(row)
+                say(f"bench rllib {runners}x{per_runner}: skipped ({row['skipped']})")
+                continue
+            algo = build_ppo_config(env_config, resources=res, seed=0).build_algo()
+            try:
+                _sample(algo, max(sample_steps // 4, 200))  # warm-up (module, envs, numba)
+                best = 0.0
+                for _ in range(2):
+                    t0 = time.perf_counter()
+                    n = _sample(algo, sample_steps)
+                    best = max(best, n / (time.perf_counter() - t0))
+                row["sample_steps_per_s"] = round(best, 1)
+                if train_iterations > 0:
+                    algo.train()  # warm-up of the learner
+                    t0 = time.perf_counter()
+                    steps = 0
+                    for _ in range(train_iterations):
+                        r = algo.train()
+                        steps += int(r["env_runners"]["num_env_steps_sampled"])
+                    row["train_steps_per_s"] = round(steps / (time.perf_counter() - t0), 1)
+            finally:
+                algo.stop()
+            rows.append(row)
+            say(
+                f"bench rllib {runners}x{per_runner}: sample {row['sample_steps_per_s']} steps/s,"
+                f" train {row['train_steps_per_s']} steps/s"
+            )
+    finally:
+        stop_ray(started)
+    measured = [r for r in rows if r["sample_steps_per_s"] is not None]
+    best_row = max(measured, key=lambda r: r["sample_steps_per_s"]) if measured else None
+    return {
+        "layouts": rows,
+        "best": best_row,
+        "cpus_available": cpus,
+        "sample_steps": sample_steps,
+        "note": "wall-clock timings on a possibly shared machine; expect 2-5x variation",
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(rllib_sampling_throughput(), indent=2))

@@ -1,0 +1,61 @@
+"""MetaLore for RLlib: env creator and registration.
+
+RLlib env runners build their (vectorised) environments from ``config.env``. We register the
+creator :func:`env_creator` under :data:`RLLIB_ENV` with ``ray.tune.registry.register_env`` (the
+registry travels to every worker through the cluster's key-value store, so runners do not depend on
+a ``gym.register`` done in the driver). ``env_config`` is a flat, Tune-friendly dict::
+
+    {"preset": "paper", "delta": 0.9, "penalty": 0.0, "obs_mode": "log1p", ...}
+
+``preset`` names a scenario (``envs.core.PRESETS``), ``params`` may carry a full
+``EnvParams.to_dict()``, every other key is a parameter override by flat name. RLlib's own keys
+(``num_envs``; ``worker_index`` and friends live on the ``EnvContext`` object) are ignored.
+
+Usage::
+
+    from tune_configs.env import RLLIB_ENV, register
+    register()
+    config = PPOConfig().environment(RLLIB_ENV, env_config={"delta": 0.9})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from envs.core.params import EnvParams
+from envs.metalore_env import MetaLoreEnv, resolve_params
+
+RLLIB_ENV = "metalore"
+# Keys RLlib may add to an env config that are not MetaLore parameters.
+_RLLIB_KEYS = frozenset({"num_envs"})
+
+
+def split_env_config(
+    env_config: Mapping[str, Any],
+) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
+    """``(preset, params dict or None, flat overrides)`` of an env config."""
+    cfg = {k: v for k, v in dict(env_config).items() if k not in _RLLIB_KEYS}
+    preset = str(cfg.pop("preset", "paper"))
+    params = cfg.pop("params", None)
+    return preset, params, cfg
+
+
+def params_from_env_config(env_config: Mapping[str, Any]) -> EnvParams:
+    """The validated :class:`EnvParams` an env config describes (raises ``ValueError`` if bad)."""
+    preset, params, overrides = split_env_config(env_config)
+    return resolve_params(preset, params, **overrides)
+
+
+def env_creator(env_config: Mapping[str, Any]) -> MetaLoreEnv:
+    """Build one MetaLore env from an RLlib env config (``EnvContext`` or plain dict)."""
+    preset, params, overrides = split_env_config(env_config)
+    return MetaLoreEnv(preset=preset, params=params, **overrides)
+
+
+def register() -> str:
+    """Register :data:`RLLIB_ENV` with Tune's registry (idempotent); returns the name."""
+    from ray.tune.registry import register_env
+
+    register_env(RLLIB_ENV, env_creator)
+    return RLLIB_ENV

@@ -1,0 +1,87 @@
+"""Sweep ``paper-grid``: PPO over the paper's reward settings x seeds, trials in parallel.
+
+Run::
+
+    python -m launch sweep paper-grid --budget small   # 21 trials x 20k steps, 1 seed
+    python -m launch sweep paper-grid --budget paper   # 63 trials x 200k steps, 3 seeds (hours)
+
+The grid is delta in {0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1} x penalty in {0, -1, -5} x seeds. Each
+trial trains PPO (``tune_configs.ppo``, log1p observations, one CPU), reports the training metrics
+every iteration (TensorBoard: ``ray/tune/env_runners/metalore/*``), and ends with a deterministic
+evaluation over 100 episodes (seeds 0..99, the episodes of the static baselines) whose metrics are
+its final result (``eval/served_pct``, ``eval/sync_delay``, ``eval/e2e_delay``, ...) and a result
+set (kind ``ppo-trial``) in its trial directory, next to its final ``checkpoint/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, grid_size, make_tuner
+
+NAME = "paper-grid"
+DESCRIPTION = "PPO over delta x penalty x seeds (the paper's reward settings), 100-episode eval"
+DELTAS: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1)
+PENALTIES: tuple[float, ...] = (0.0, -1.0, -5.0)
+METRICS: tuple[str, ...] = OBJECTIVES
+MODES: tuple[str, ...] = OBJECTIVE_MODES
+BUDGETS: dict[str, dict[str, Any]] = {
+    "small": {"timesteps": 20_000, "seeds": (0,), "eval_episodes": 100},
+    "paper": {"timesteps": 200_000, "seeds": (0, 1, 2), "eval_episodes": 100},
+}
+
+
+def ppo_constants(budget: str, **overrides: Any) -> dict[str, Any]:
+    """Non-searched keys of a PPO trial config for a budget (see tune_configs.trials)."""
+    b = {**BUDGETS[check_budget(budget)], **overrides}
+    return {
+        "kind": "ppo",
+        "budget": budget,
+        "preset": b.get("preset", "paper"),
+        "obs_mode": b.get("obs_mode", "log1p"),
+        "timesteps": int(b["timesteps"]),
+        "eval_episodes": int(b["eval_episodes"]),
+        "eval_seed": int(b.get("eval_seed", 0)),
+        "hparams": dict(b.get("hparams", {})),
+        "resources": dict(b.get("resources", {})),
+        "checkpoint_every": int(b.get("checkpoint_every", 10)),
+    }
+
+
+def param_space(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
+    """Tune param space: the PPO constants plus grid searches over delta, penalty, seed."""
+    b = {**BUDGETS[check_budget(budget)], **overrides}
+    return {
+        **ppo_constants(budget, **overrides),
+        "delta": {"grid_search": list(b.get("deltas", DELTAS))},
+        "penalty": {"grid_search": list(b.get("penalties", PENALTIES))},
+        "seed": {"grid_search": list(b["seeds"])},
+    }
+
+
+def stop(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
+    """A trial ends after its env-step budget (it evaluates itself first, then reports)."""
+    return {"timesteps": int({**BUDGETS[check_budget(budget)], **overrides}["timesteps"])}
+
+
+SPACE = param_space("paper")
+STOP = stop("paper")
+
+
+def build_tuner(
+    budget: str = "small",
+    storage: str | Path = "./results",
+    name: str | None = None,
+    resume: bool = False,
+    max_concurrent_trials: int | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> Any:
+    """The Tuner of this sweep (Ray must be initialised)."""
+    space = param_space(budget, **overrides)
+    return make_tuner(
+        param_space=space, storage=storage, name=name or f"{NAME}-{budget}", resume=resume,
+        stop=stop(budget, **overrides), max_concurrent_trials=max_concurrent_trials,
+        total_trials=grid_size(space), progress=progress,
+    )  # fmt: skip

@@ -1,0 +1,76 @@
+"""Compact sweep progress for Tune (imports Ray: import it only after Ray is set up).
+
+:class:`ProgressPrinter` prints one line per started, finished or failed trial (with the final
+evaluation of finished ones) and a status line at most every ``every_s`` seconds, instead of Tune's
+wide status tables. It holds only plain values, so Tune can pickle it into the experiment state and
+restore it on ``--resume``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ray.tune import Callback
+
+from tune_configs.sweeps import MAX_FAILURES, describe_result
+from tune_configs.trials import trial_dirname
+
+
+class ProgressPrinter(Callback):
+    """One line per trial event, a status line every ``every_s`` seconds (to stdout)."""
+
+    def __init__(self, total: int | None = None, every_s: float = 60.0) -> None:
+        self.total = total
+        self.every_s = every_s
+        self._done = 0
+        self._t0 = time.monotonic()
+        self._last = self._t0
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # restored on --resume
+        self.__dict__.update(state)
+        self._t0 = self._last = time.monotonic()
+
+    def _line(self, text: str) -> None:
+        elapsed = time.monotonic() - self._t0
+        print(f"[{elapsed / 60:6.1f} min] {text}", file=sys.stdout, flush=True)
+
+    def _count(self) -> str:
+        return f"{self._done}/{self.total}" if self.total else f"{self._done} done"
+
+    def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._line(f"started  {trial_dirname(trial)}")
+
+    def on_trial_result(
+        self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
+    ) -> None:
+        self._status(trials)
+
+    def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._done += 1
+        desc = describe_result(trial.last_result or {})
+        self._line(f"finished {trial_dirname(trial)}  {desc}  [{self._count()}]")
+
+    def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
+        self._line(
+            f"ERROR    {trial_dirname(trial)} (a crashed trial is retried up to {MAX_FAILURES}x "
+            f"from its last checkpoint; details in {trial.path}/error.txt)"
+        )
+
+    def _status(self, trials: Sequence[Any]) -> None:
+        now = time.monotonic()
+        if now - self._last < self.every_s:
+            return
+        self._last = now
+        states: dict[str, int] = {}
+        for t in trials:
+            states[t.status] = states.get(t.status, 0) + 1
+        running = [t for t in trials if t.status == "RUNNING"]
+        steps = ", ".join(
+            f"{trial_dirname(t)} {int((t.last_result or {}).get('timesteps', 0)):,} steps"
+            for t in running[:4]
+        )  # fmt: skip
+        counts = " ".join(f"{k.lower()} {v}" for k, v in sorted(states.items()))
+        self._line(f"status   {counts}" + (f"  ({steps})" if steps else ""))

@@ -1,0 +1,90 @@
+"""Sweep ``quickstart``: the static grid plus a few PPO reward settings, small budgets.
+
+Run (the README's main command; about 5-10 minutes on 2 cores, up to 15 when the machine is
+shared)::
+
+    python -m launch sweep quickstart
+
+One Tune experiment, on the embedded local Ray by default, mixing two kinds of trials:
+
+* the exhaustive static grid (0.1 steps, 121 splits, plus the heuristic and queue-aware rules),
+  100 episodes each, once per reward setting below (a few seconds each, batched evaluator);
+* PPO for the reward settings :data:`REWARDS` (delta 0.9 and 0.5 without penalty, delta 0.9 with
+  penalty -5), :data:`BUDGETS` env steps each, then a deterministic 100-episode evaluation.
+
+Every trial writes a result set into its trial directory; ``launch report`` collects them. At the
+end the sweep prints the results table, the experiment directory and the TensorBoard command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tune_configs.paper_grid import ppo_constants
+from tune_configs.static_grid import GRID_STEP, split_blocks
+from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, grid_size, make_tuner
+
+NAME = "quickstart"
+DESCRIPTION = "static grid + PPO for 3 reward settings, small budgets (<= 15 min on 2 cores)"
+METRICS: tuple[str, ...] = OBJECTIVES
+MODES: tuple[str, ...] = OBJECTIVE_MODES
+REWARDS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.5, 0.0), (0.9, -5.0))
+BUDGETS: dict[str, dict[str, Any]] = {
+    "small": {"timesteps": 60_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
+    "paper": {"timesteps": 200_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
+}
+
+
+def jobs(budget: str = "small", **overrides: Any) -> list[dict[str, Any]]:
+    """Static trials first (whole grid per reward setting), then one PPO trial per reward."""
+    b = {**BUDGETS[check_budget(budget)], **overrides}
+    rewards = [tuple(r) for r in b.get("rewards", REWARDS)]
+    splits = split_blocks(float(b.get("grid_step", GRID_STEP)), 1)[0]
+    static = [
+        {"kind": "static", "block": 0, "splits": splits, "baselines": True, "delta": d,
+         "penalty": p}
+        for d, p in rewards
+    ]  # fmt: skip
+    ppo = [{"kind": "ppo", "delta": d, "penalty": p, "seed": int(b["seed"])} for d, p in rewards]
+    return static + ppo
+
+
+def param_space(budget: str = "small", **overrides: Any) -> dict[str, Any]:
+    """Constants of both trial kinds plus a grid over :func:`jobs`."""
+    b = {**BUDGETS[check_budget(budget)], **overrides}
+    constants = ppo_constants(budget, **{**b, "seeds": (0,)})
+    constants.pop("kind")
+    return {
+        **constants,
+        "episodes": int(b["episodes"]),
+        "grid_step": float(b.get("grid_step", GRID_STEP)),
+        "job": {"grid_search": jobs(budget, **overrides)},
+    }
+
+
+def stop(budget: str = "small", **overrides: Any) -> dict[str, Any]:
+    """PPO trials end after their env-step budget (static trials report no timesteps)."""
+    return {"timesteps": int({**BUDGETS[check_budget(budget)], **overrides}["timesteps"])}
+
+
+SPACE = param_space("small")
+STOP = stop("small")
+
+
+def build_tuner(
+    budget: str = "small",
+    storage: str | Path = "./results",
+    name: str | None = None,
+    resume: bool = False,
+    max_concurrent_trials: int | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> Any:
+    """The Tuner of this sweep (Ray must be initialised)."""
+    space = param_space(budget, **overrides)
+    return make_tuner(
+        param_space=space, storage=storage, name=name or f"{NAME}-{budget}", resume=resume,
+        stop=stop(budget, **overrides), max_concurrent_trials=max_concurrent_trials,
+        total_trials=grid_size(space), progress=progress,
+    )  # fmt: skip

@@ -1,0 +1,180 @@
+"""What every sweep module shares: budgets, Tuner construction, resume, progress, summaries.
+
+A sweep module in ``tune_configs/`` (``paper_grid``, ``static_grid``, ``optuna_reward``,
+``optuna_static``, ``quickstart``) exposes, importable without running anything:
+
+* ``NAME`` (the CLI name), ``DESCRIPTION``, ``METRICS``/``MODES`` (what the sweep optimises or
+  reports), ``SPACE`` and ``STOP`` (the paper budget's search space and stop condition),
+* ``param_space(budget)``, ``stop(budget)``, and
+* ``build_tuner(budget="small", storage="./results", name=None, resume=False, **options)``
+  returning a ``ray.tune.Tuner`` (Ray must be initialised first, see
+  :func:`tune_configs.runtime.init_ray`), and ``report(results, exp_dir) -> dict`` (optional).
+
+:func:`make_tuner` builds or restores the Tuner with the common run config: results under
+``storage/name``, short trial directories (:func:`tune_configs.trials.trial_dirname`), a crashed
+trial retried up to :data:`MAX_FAILURES` times from its last checkpoint, ``verbose=0`` plus
+the compact :class:`tune_configs.progress.ProgressPrinter`. ``resume=True`` continues an
+interrupted experiment without redoing finished trials (errored ones are retried).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+BUDGETS = ("small", "paper")
+MAX_FAILURES = 2  # retries of a crashed trial (from its last checkpoint)
+DEFAULT_STORAGE = "./results"
+
+# The three objectives of every search (served % up, sync delay down, E2E delay down).
+OBJECTIVES: tuple[str, ...] = ("eval/served_pct", "eval/sync_delay", "eval/e2e_delay")
+OBJECTIVE_MODES: tuple[str, ...] = ("max", "min", "min")
+
+
+def check_budget(budget: str) -> str:
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    return budget
+
+
+def experiment_dir(storage: str | Path, name: str) -> Path:
+    return Path(storage).expanduser().resolve() / name
+
+
+def describe_result(result: Mapping[str, Any]) -> str:
+    """``served 90.1 %  sync 12.34  e2e 6.54`` from ``eval/*`` results (or the block size)."""
+    if "eval/served_pct" in result:
+        parts = [f"served {result['eval/served_pct']:.1f} %"]
+        for key, label in (("eval/sync_delay", "sync"), ("eval/e2e_delay", "e2e")):
+            if key in result:
+                parts.append(f"{label} {result[key]:.2f}")
+        if "eval/mean_w_b" in result and "timesteps" in result:
+            parts.append(f"w=({result['eval/mean_w_b']:.2f},{result['eval/mean_w_c']:.2f})")
+        return "  ".join(parts)
+    if "policies" in result:
+        return f"{int(result['policies'])} policies evaluated"
+    return ""
+
+
+def make_tuner(
+    *,
+    param_space: Mapping[str, Any],
+    storage: str | Path,
+    name: str,
+    resume: bool,
+    stop: Mapping[str, Any] | None = None,
+    search_alg: Any = None,
+    num_samples: int = 1,
+    max_concurrent_trials: int | None = None,
+    total_trials: int | None = None,
+    checkpoint_keep: int = 1,
+    progress: bool = True,
+    reuse_actors: bool = False,
+) -> Any:
+    """A new ``tune.Tuner`` (or the restored one when ``resume``) with the common run config."""
+    from ray import tune
+
+    from launch.results import command_line
+    from tune_configs.trials import trainable, trial_dirname, trial_name
+
+    # Tune's legacy output honours verbose=0 (the new one prints boxes and a wrong TB path).
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # The trials' run.json record the sweep's command line, not the worker's.
+    param_space = {**param_space, "driver_command": command_line()}
+    exp = experiment_dir(storage, name)
+    trainable_fn = trainable()
+    if resume:
+        if not tune.Tuner.can_restore(str(exp)):
+            raise ValueError(f"nothing to resume in {exp} (no Tune experiment state there)")
+        return tune.Tuner.restore(
+            str(exp), trainable_fn, resume_unfinished=True, resume_errored=True,
+            param_space=dict(param_space),
+        )  # fmt: skip
+    if exp.exists() and any(exp.iterdir()):
+        raise ValueError(
+            f"experiment directory {exp} exists already: pass --resume to continue it or "
+            "--name for a new experiment"
+        )
+    callbacks: list[Any] = []
+    if progress:
+        from tune_configs.progress import ProgressPrinter
+
+        callbacks.append(ProgressPrinter(total=total_trials))
+    run_config = tune.RunConfig(
+        name=name,
+        storage_path=str(exp.parent),
+        stop=dict(stop) if stop else None,
+        failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoint_keep),
+        verbose=0,
+        callbacks=callbacks,
+    )
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg,
+        num_samples=num_samples,
+        max_concurrent_trials=max_concurrent_trials,
+        trial_dirname_creator=trial_dirname,
+        trial_name_creator=trial_name,
+        reuse_actors=reuse_actors,
+    )
+    return tune.Tuner(
+        trainable_fn, param_space=dict(param_space), tune_config=tune_config, run_config=run_config
+    )
+
+
+def grid_size(space: Mapping[str, Any]) -> int:
+    """Number of trials a ``grid_search`` space expands to (one sample)."""
+    n = 1
+    for value in space.values():
+        if isinstance(value, dict) and set(value) == {"grid_search"}:
+            n *= len(value["grid_search"])
+    return n
+
+
+def results_table(results: Any) -> list[dict[str, Any]]:
+    """Per trial: its config's key fields plus the final ``eval/*`` metrics (a list of dicts)."""
+    from tune_configs.trials import trial_config
+
+    rows = []
+    for res in results:
+        if res.metrics is None:
+            continue
+        try:
+            cfg = trial_config(res.config)
+        except ValueError:
+            continue
+        row: dict[str, Any] = {"trial": Path(res.path).name, "kind": cfg["kind"]}
+        for key in ("delta", "penalty", "seed", "w_b", "w_c", "timesteps"):
+            if key in cfg:
+                row[key] = cfg[key]
+        row.update({k: v for k, v in res.metrics.items() if k.startswith("eval/")})
+        if res.error is not None:
+            row["error"] = str(res.error).splitlines()[0][:200]
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], out: Any = None) -> None:
+    """A compact text table of :func:`results_table` rows that have evaluation metrics."""
+    out = out or sys.stdout
+    rows = [r for r in rows if "eval/served_pct" in r]
+    if not rows:
+        return
+    head = f"{'trial':<44} {'served %':>9} {'sync':>7} {'e2e':>7} {'w_b':>6} {'w_c':>6}"
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    for r in sorted(rows, key=lambda r: str(r["trial"])):
+
+        def f(key: str, spec: str, r: Mapping[str, Any] = r) -> str:
+            v = r.get(key)
+            return "n/a" if v is None else format(v, spec)
+
+        print(
+            f"{str(r['trial'])[:44]:<44} {f('eval/served_pct', '9.2f')} "
+            f"{f('eval/sync_delay', '7.2f')} {f('eval/e2e_delay', '7.2f')} "
+            f"{f('eval/mean_w_b', '6.2f')} {f('eval/mean_w_c', '6.2f')}",
+            file=out,
+        )

@@ -1,0 +1,336 @@
+"""Tune trials of every sweep: PPO training + evaluation, static blocks, single static splits.
+
+One function trainable, :func:`run_trial`, dispatches on ``config["kind"]`` (a grid may also put a
+whole trial spec under ``config["job"]``, which is merged first, so one sweep can mix kinds):
+
+* ``"ppo"``: build PPO (:mod:`tune_configs.ppo`) for the env config ``{preset, obs_mode, delta,
+  penalty, **env}``, train ``timesteps`` env steps reporting :func:`tune_configs.training.
+  select_metrics` every iteration (a Tune checkpoint every ``checkpoint_every`` iterations, so a
+  crashed trial resumes there), then save the final checkpoint to ``<trial dir>/checkpoint``,
+  evaluate it deterministically over ``eval_episodes`` episodes (seeds ``eval_seed``...) and write
+  a result set (kind ``ppo-trial``) into the trial directory. The last report carries the
+  evaluation as ``eval/<metric>`` (:data:`EVAL_METRICS`).
+* ``"static"``: evaluate a block of static splits (``splits``: list of ``[w_b, w_c]``, plus the
+  heuristic and queue-aware rules if ``baselines``) with the batched evaluator and write a result
+  set (kind ``static``) into the trial directory; reports the block's best return and its size.
+* ``"split"``: evaluate one static split ``(w_b, w_c)`` (the Optuna static search); reports
+  ``eval/<metric>`` like a PPO trial and writes a one-policy result set.
+
+:func:`trainable` wraps :func:`run_trial` with per-trial resources (one CPU, plus one per remote
+env runner of a PPO trial); :func:`trial_dirname` gives short directory names such as
+``ppo_d0.9_p0_s0_1a2b3_00004``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+EVAL_PREFIX = "eval/"
+EVAL_METRICS: tuple[str, ...] = (
+    "served_pct", "sync_delay", "e2e_delay", "episode_return", "sync_reward", "delay_penalty",
+    "left_queued", "mean_w_b", "mean_w_c",
+)  # fmt: skip
+TRIAL_KINDS = ("ppo", "static", "split")
+PPO_DEFAULTS: dict[str, Any] = {
+    "preset": "paper",
+    "obs_mode": "log1p",
+    "delta": 0.9,
+    "penalty": 0.0,
+    "env": {},  # further env overrides by flat name
+    "seed": 0,
+    "timesteps": 200_000,
+    "hparams": {},
+    "resources": {},
+    "eval_episodes": 100,
+    "eval_seed": 0,
+    "checkpoint_every": 10,  # iterations between Tune checkpoints (crash recovery)
+    "torch_threads": 1,
+}
+STATIC_DEFAULTS: dict[str, Any] = {
+    "preset": "paper",
+    "delta": 0.9,
+    "penalty": 0.0,
+    "env": {},
+    "episodes": 100,
+    "eval_seed": 0,
+    "splits": [],
+    "baselines": False,
+    "block": 0,
+}
+
+
+def trial_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The effective config: ``config["job"]`` (if any) merged over the top level, defaults."""
+    cfg = {k: v for k, v in config.items() if k != "job"}
+    cfg.update(config.get("job") or {})
+    kind = cfg.get("kind")
+    if kind not in TRIAL_KINDS:
+        raise ValueError(f"trial kind must be one of {TRIAL_KINDS}, got {kind!r}")
+    defaults = PPO_DEFAULTS if kind == "ppo" else STATIC_DEFAULTS
+    return {**defaults, **cfg}
+
+
+def env_config_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Flat env config of a trial config (preset, reward, obs mode, extra overrides)."""
+    env: dict[str, Any] = {"preset": cfg["preset"], **dict(cfg.get("env") or {})}
+    env["delta"] = float(cfg["delta"])
+    env["penalty"] = float(cfg["penalty"])
+    if "obs_mode" in cfg:
+        env["obs_mode"] = cfg["obs_mode"]
+    return env
+
+
+def _fmt(x: Any) -> str:
+    return f"{float(x):.3g}"
+
+
+def trial_label(config: Mapping[str, Any]) -> str:
+    """Short human name of a trial from its config (without the id)."""
+    cfg = trial_config(config)
+    if cfg["kind"] == "ppo":
+        return f"ppo_d{_fmt(cfg['delta'])}_p{_fmt(cfg['penalty'])}_s{cfg['seed']}"
+    if cfg["kind"] == "split":
+        return f"split_{_fmt(cfg['w_b'])}_{_fmt(cfg['w_c'])}"
+    return f"static_b{cfg['block']}_d{_fmt(cfg['delta'])}_p{_fmt(cfg['penalty'])}"
+
+
+def trial_dirname(trial: Any) -> str:
+    """``trial_dirname_creator``: label plus Tune's short trial id (unique, readable)."""
+    try:
+        label = trial_label(trial.config)
+    except (KeyError, ValueError, TypeError):
+        label = "trial"
+    return f"{label}_{trial.trial_id}"
+
+
+def trial_name(trial: Any) -> str:
+    """``trial_name_creator`` (status table)."""
+    return trial_dirname(trial)
+
+
+def trial_resources(config: Mapping[str, Any]) -> Any:
+    """Placement group of a trial: one CPU, plus the remote env runners of a PPO trial."""
+    from ray.tune import PlacementGroupFactory
+
+    cfg = trial_config(config)
+    if cfg["kind"] != "ppo":
+        return PlacementGroupFactory([{"CPU": 1.0}])
+    from tune_configs.ppo import Resources
+
+    res = Resources(**cfg["resources"])
+    bundles = [{"CPU": 1.0 + res.num_learners}]
+    bundles += [{"CPU": res.num_cpus_per_env_runner}] * res.num_env_runners
+    return PlacementGroupFactory(bundles)
+
+
+def trainable() -> Any:
+    """:func:`run_trial` with per-trial resources, ready for ``tune.Tuner``."""
+    from ray import tune
+
+    return tune.with_resources(run_trial, trial_resources)
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """Tune function trainable (see the module docstring)."""
+    cfg = trial_config(config)
+    if cfg["kind"] == "ppo":
+        _ppo_trial(cfg)
+    elif cfg["kind"] == "static":
+        _static_trial(cfg)
+    else:
+        _split_trial(cfg)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def trial_output_dir() -> Path:
+    """Where a trial writes its own files: the trial directory in the storage (if local)."""
+    from ray import tune
+
+    ctx = tune.get_context()
+    storage = ctx.get_storage()
+    fs = getattr(storage, "storage_filesystem", None)
+    if fs is not None and type(fs).__name__ == "LocalFileSystem":
+        path = Path(storage.trial_fs_path)
+    else:  # remote storage: Tune syncs the trial's local directory
+        path = Path(ctx.get_trial_dir())
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def eval_metrics(summary: Mapping[str, Any], horizon: float | None = None) -> dict[str, float]:
+    """``eval/<metric>`` and ``eval/<metric>_std`` of a summary object (finite values only).
+
+    A policy that completed no UE job has no delays; with ``horizon`` given its delays are
+    reported as the horizon (the worst possible) so a search still gets three objective values,
+    and ``eval/no_completions`` is 1.
+    """
+    out: dict[str, float] = {}
+    for key in EVAL_METRICS:
+        for name in (key, f"{key}_std"):
+            v = summary.get(name)
+            if v is not None and math.isfinite(float(v)):
+                out[EVAL_PREFIX + name] = float(v)
+    if horizon is not None:
+        missing = [k for k in ("sync_delay", "e2e_delay") if EVAL_PREFIX + k not in out]
+        for key in missing:
+            out[EVAL_PREFIX + key] = float(horizon)
+        out[EVAL_PREFIX + "no_completions"] = 1.0 if missing else 0.0
+    return out
+
+
+def _trial_meta(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    from ray import tune
+
+    ctx = tune.get_context()
+    meta: dict[str, Any] = {}
+    if cfg.get("driver_command"):
+        meta["command"] = cfg["driver_command"]  # the sweep's command line, not the worker's
+    return {
+        **meta,
+        "trial_id": ctx.get_trial_id(),
+        "trial_name": ctx.get_trial_name(),
+        "experiment": ctx.get_experiment_name(),
+        "budget": cfg.get("budget"),
+    }
+
+
+# --- PPO --------------------------------------------------------------------------------------
+def _ppo_trial(cfg: dict[str, Any]) -> None:
+    import torch
+    from ray import tune
+
+    from launch.evaluate import evaluate_checkpoint
+    from tune_configs.env import params_from_env_config
+    from tune_configs.ppo import Resources, build_ppo_config, resolve_env_config, resolve_hparams
+    from tune_configs.training import (
+        TIMESTEPS,
+        fit_batch_to_budget,
+        save_checkpoint,
+        select_metrics,
+    )
+
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg["torch_threads"]))
+    env_config = resolve_env_config(env_config_of(cfg))
+    timesteps = int(cfg["timesteps"])
+    hparams = fit_batch_to_budget(resolve_hparams(cfg["hparams"]), timesteps)
+    resources = Resources(**cfg["resources"])
+    seed = int(cfg["seed"])
+    algo = build_ppo_config(env_config, hparams, resources, seed=seed).build_algo()
+    out_dir = trial_output_dir()
+    t0 = time.perf_counter()
+    try:
+        offset = 0.0
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            with restored.as_directory() as path:
+                algo.restore_from_path(os.path.abspath(path))
+                offset = float(_read_steps(Path(path)))
+        every = max(int(cfg["checkpoint_every"]), 0)
+        metrics: dict[str, float] = {TIMESTEPS: offset}
+        steps_seen = offset
+        while True:
+            result = algo.train()
+            metrics = select_metrics(result)
+            # A restored algorithm may restart its lifetime counter: never go backwards.
+            if metrics[TIMESTEPS] < steps_seen:
+                metrics[TIMESTEPS] += offset
+            steps_seen = metrics[TIMESTEPS]
+            if steps_seen >= timesteps:
+                break
+            it = int(metrics.get("training_iteration", 0))
+            if every and it % every == 0:
+                with tempfile.TemporaryDirectory() as tmp:
+                    save_checkpoint(algo, tmp, env_config, timesteps=int(steps_seen))
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+            else:
+                tune.report(metrics)
+        ckpt = save_checkpoint(
+            algo, out_dir / "checkpoint", env_config, seed=seed, hparams=hparams,
+            timesteps=int(steps_seen),
+        )  # fmt: skip
+    finally:
+        algo.stop()
+    train_s = time.perf_counter() - t0
+    extra = {
+        **_trial_meta(cfg),
+        "train_seed": seed,
+        "timesteps": int(steps_seen),
+        "timesteps_budget": timesteps,
+        "hparams": hparams,
+        "resources": resources.to_dict(),
+        "train_s": round(train_s, 1),
+        "final_train_metrics": metrics,
+    }
+    summary = evaluate_checkpoint(
+        ckpt, int(cfg["eval_episodes"]), int(cfg["eval_seed"]), out_dir, extra=extra,
+        kind="ppo-trial",
+    )  # fmt: skip
+    horizon = params_from_env_config(env_config).scenario.episode_steps
+    tune.report({**metrics, **eval_metrics(summary, horizon), "train_s": train_s})
+
+
+def _read_steps(checkpoint: Path) -> int:
+    import json
+
+    from tune_configs.policy import SIDECAR
+
+    try:
+        return int(json.loads((checkpoint / SIDECAR).read_text()).get("timesteps", 0))
+    except (OSError, ValueError):
+        return 0
+
+
+# --- static -----------------------------------------------------------------------------------
+def _static_result(cfg: dict[str, Any], policies: list[Any], kind: str) -> list[dict[str, Any]]:
+    from envs.core.batch import evaluate
+    from launch.results import run_metadata, write_result_set
+    from tune_configs.env import params_from_env_config
+
+    env_config = env_config_of(cfg)
+    params = params_from_env_config(env_config)
+    episodes, seed = int(cfg["episodes"]), int(cfg["eval_seed"])
+    t0 = time.perf_counter()
+    result = evaluate(params, policies, episodes, seed)
+    elapsed = time.perf_counter() - t0
+    meta = run_metadata(
+        kind, params, preset=env_config["preset"], seed=seed, episodes=episodes,
+        elapsed_s=round(elapsed, 3), env_config=env_config, **_trial_meta(cfg),
+        **{k: cfg[k] for k in ("block", "grid_step") if k in cfg},
+    )  # fmt: skip
+    rows = result.episode_rows(preset=env_config["preset"])
+    return write_result_set(trial_output_dir(), meta, rows)
+
+
+def _static_trial(cfg: dict[str, Any]) -> None:
+    from ray import tune
+
+    from envs.core.policies import heuristic, queue_aware, static
+    from tune_configs.env import params_from_env_config
+
+    splits = [tuple(map(float, s)) for s in cfg["splits"]]
+    policies = [static(b, c) for b, c in splits]
+    if cfg["baselines"]:
+        policies += [heuristic(params_from_env_config(env_config_of(cfg))), queue_aware()]
+    if not policies:
+        raise ValueError("a static trial needs at least one split or baselines=True")
+    summaries = _static_result(cfg, policies, "static")
+    returns = [s["episode_return"] for s in summaries if s.get("episode_return") is not None]
+    tune.report({"policies": float(len(summaries)), "best_return": max(returns, default=math.nan)})
+
+
+def _split_trial(cfg: dict[str, Any]) -> None:
+    from ray import tune
+
+    from envs.core.policies import static
+    from tune_configs.env import params_from_env_config
+
+    summaries = _static_result(cfg, [static(float(cfg["w_b"]), float(cfg["w_c"]))], "static")
+    horizon = params_from_env_config(env_config_of(cfg)).scenario.episode_steps
+    tune.report(eval_metrics(summaries[0], horizon))
