@@ -530,8 +530,7 @@ def heatmaps(
     head = "\n".join(t for t in (title, "; ".join(notes)) if t)
     if head:
         fig.suptitle(head, fontsize=11)
-    top_in = 0.3 + 0.25 * head.count("\n") if head else 0.0
-    fig.tight_layout(rect=(0, 0, 1, 1 - top_in / fig.get_figheight()))
+    fig.tight_layout()  # makes room for the suptitle itself
     out = Path(out_png)
     fig.savefig(out)
     plt.close(fig)
