@@ -654,6 +654,7 @@ def draw_all(points: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) ->
     out.mkdir(parents=True, exist_ok=True)
     made: dict[str, Path] = {}
     current = points.loc[~points["superseded"]] if "superseded" in points else points
+    current = current.loc[current["role"] != "pool"]
     for scenario, pts in current.groupby("scenario", sort=True):
         s = safe_name(str(scenario))
         for key, plane in (("fig4", "sync_served"), ("fig5", "sync_e2e")):

@@ -466,12 +466,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     pts = points(data.episodes)
+    if pts.empty:
+        print("no result sets found")
+        return 0
+    pts = pts.loc[~pts["superseded"] & (pts["role"] != "pool")]
     with pd.option_context("display.width", 160, "display.max_columns", 20):
-        for name, front in fronts(pts).items():
-            print(f"static front, {name}:")
-            print(front[["label", *PLANES[name].metrics]].to_string(index=False))
-        print(hypervolume_table(pts).to_string(index=False))
-        print(claims_check(pts, data.episodes, z=args.z).to_string(index=False))
+        for scenario, sub in pts.groupby("scenario", sort=True):
+            print(f"=== scenario {scenario}")
+            for name, front in fronts(sub).items():
+                print(f"static front, {name}:")
+                print(front[["label", *PLANES[name].metrics]].to_string(index=False))
+            print(hypervolume_table(sub).to_string(index=False))
+            print(claims_check(sub, data.episodes, z=args.z).to_string(index=False))
     return 0
 
 

@@ -408,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     pts = points(data.episodes)
-    pts = pts.loc[~pts["superseded"]]
+    if not pts.empty:
+        pts = pts.loc[~pts["superseded"] & (pts["role"] != "pool")]
     for scenario, sub in pts.groupby("scenario", sort=True):
         print(f"## Table I, scenario {scenario}\n")
         print(table_one_markdown(table_one(sub)))
