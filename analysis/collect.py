@@ -482,6 +482,8 @@ def read_curves(d: str | Path, root: str | Path | None = None) -> pd.DataFrame:
     if raw.empty or "training_iteration" not in raw.columns:
         return pd.DataFrame()
     keep = [c for c in raw.columns if _keep_curve_column(c)]
+    if not any(c.startswith(("env_runners/", "learners/")) for c in keep):
+        return pd.DataFrame()  # a Tune trial that trains nothing (e.g. a static-grid block)
     df = raw[keep].rename(columns=_CURVE_BASE).copy()
     meta = _trial_meta(d)
     df["source"] = _source(d, Path(root) if root is not None else d)

@@ -434,6 +434,24 @@ def plane_figure(
 
 
 # --- heatmaps -------------------------------------------------------------------------------
+def on_lattice(static: pd.DataFrame, step: float = 0.05) -> pd.DataFrame:
+    """The static splits whose shares are multiples of ``step`` (the grids 0.5 ... 0.05).
+
+    Off-lattice splits (e.g. from an Optuna search over continuous shares) would turn a heatmap
+    into a sparse matrix; they stay in the Pareto planes. If fewer than 2 x 2 splits remain,
+    everything is kept.
+    """
+
+    def on(v: pd.Series) -> pd.Series:
+        q = v / step
+        return (q - q.round()).abs() < 1e-6
+
+    keep = static.loc[on(static["w_b"]) & on(static["w_c"])]
+    if keep["w_b"].nunique() < 2 or keep["w_c"].nunique() < 2:
+        return static
+    return keep
+
+
 def _grid(static: pd.DataFrame, metric: str) -> tuple[np.ndarray, list[float], list[float]]:
     wb = sorted({round(float(v), 6) for v in static["w_b"].dropna()})
     wc = sorted({round(float(v), 6) for v in static["w_c"].dropna()})
@@ -466,7 +484,7 @@ def heatmaps(
 
     Undefined cells (e.g. no UE job completed: no delay) are hatched grey.
     """
-    static = points.loc[points["role"] == "static"].dropna(subset=["w_b", "w_c"])
+    static = on_lattice(points.loc[points["role"] == "static"].dropna(subset=["w_b", "w_c"]))
     # a metric without variation over the grid (e.g. no penalty) gets no panel
     metrics = [m for m in metrics if m in static.columns and static[m].nunique(dropna=True) > 1]
     if static["w_b"].nunique() < 2 or static["w_c"].nunique() < 2 or not metrics:
@@ -474,7 +492,7 @@ def heatmaps(
     ncols = min(3, len(metrics))
     nrows = math.ceil(len(metrics) / ncols)
     n_cells = max(static["w_b"].nunique(), static["w_c"].nunique())
-    size = 4.6 if n_cells <= 11 else 5.6
+    size = 4.6 if n_cells <= 11 else 7.0
     fig, axes = plt.subplots(
         nrows,
         ncols,
@@ -482,7 +500,7 @@ def heatmaps(
         squeeze=False,
         dpi=DPI,
     )
-    font = 6.5 if n_cells > 8 else 8
+    font = 8 if n_cells <= 8 else (6.5 if n_cells <= 11 else 5)
     for k, metric in enumerate(metrics):
         ax = axes[k // ncols, k % ncols]
         mat, wb, wc = _grid(static, metric)

@@ -218,6 +218,14 @@ def test_collect_learning_curves(tmp_path: Path) -> None:
     assert tr["env_steps"].tolist() == [1000, 2000] and set(tr["penalty"]) == {-3.0}
 
 
+def test_trials_that_train_nothing_have_no_curves(tmp_path: Path) -> None:
+    # a static-grid block run as a Tune trial: result.json without env_runners/learners metrics
+    d = tmp_path / "static_block"
+    d.mkdir()
+    (d / "result.json").write_text(json.dumps({"training_iteration": 1, "best_return": 3.0}) + "\n")
+    assert collect(tmp_path, write=False).curves.empty
+
+
 def test_curves_metadata_from_params_json_alone(tmp_path: Path) -> None:
     tune_trial_files(tmp_path / "t", 0.6)
     c = collect(tmp_path)

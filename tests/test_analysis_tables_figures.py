@@ -151,3 +151,14 @@ def test_trial_tags_cover_the_training_directory() -> None:
     )
     tags = figures.trial_tags(pts)
     assert tags == {"sweep/t0": "A", "sweep": "A", "train-a/eval": "B", "train-a": "B"}
+
+
+def test_heatmaps_keep_the_lattice_and_drop_off_grid_splits() -> None:
+    pts = grid_points(with_trained=False)
+    off = pts.loc[pts["policy"] == "static(0.3,0.3)"].copy()
+    off["point"], off["policy"], off["w_b"], off["w_c"] = "x::opt", "opt", 0.3471, 0.2913
+    both = pd.concat([pts, off], ignore_index=True)
+    lat = figures.on_lattice(both.loc[both["role"] == "static"])
+    assert "opt" not in set(lat["policy"]) and len(lat) == 9
+    # only off-lattice splits: nothing to drop them for, all are kept
+    assert len(figures.on_lattice(off)) == 1
