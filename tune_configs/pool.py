@@ -474,14 +474,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reward", choices=("metalore", "fulfilled"), default="metalore")
     p.add_argument("--batch", type=int, default=2000, help="env steps per iteration")
     p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--minibatch", type=int, default=500, help="SGD minibatch (agent steps)")
+    p.add_argument("--epochs", type=int, default=5, help="SGD epochs per iteration")
     p.add_argument("--envs", type=int, default=8, help="vectorised envs (sampled in-process)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
                    help="env / pool parameter override, e.g. --set endowment=1000")  # fmt: skip
     p.add_argument("--out", required=True, help="output directory (checkpoint, progress.json)")
     args = p.parse_args(argv)
-    if args.iterations < 1 or args.batch < 1 or args.envs < 1:
-        p.error("--iterations, --batch and --envs must be >= 1")
+    if min(args.iterations, args.batch, args.envs, args.minibatch, args.epochs) < 1:
+        p.error("--iterations, --batch, --envs, --minibatch and --epochs must be >= 1")
     overrides: dict[str, Any] = {}
     for item in args.overrides:
         if "=" not in item:
@@ -497,8 +499,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = build_pool_ppo_config(
             env_config,
-            {"train_batch_size": args.batch, "minibatch_size": min(250, args.batch),
-             "lr": args.lr},
+            {"train_batch_size": args.batch, "minibatch_size": min(args.minibatch, args.batch),
+             "num_epochs": args.epochs, "lr": args.lr},
             Resources(num_env_runners=0, num_envs_per_env_runner=args.envs),
             seed=args.seed, policies=args.policies,
         )  # fmt: skip
