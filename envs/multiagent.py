@@ -20,7 +20,13 @@ from envs.core.params import EnvParams
 from envs.core.pool import PoolParams, resolve_pool, split_pool_overrides
 from envs.core.pool_sim import PoolSimulator
 from envs.metalore_env import resolve_params
-from envs.pool_obs import FEATURES, N_AGENT_FEATURES, Observer
+from envs.pool_obs import (
+    FEATURES,
+    N_AGENT_FEATURES,
+    REWARD_FULFILLED,
+    REWARD_METALORE,
+    Observer,
+)
 
 REWARDS = ("metalore", "fulfilled")
 SCOPES = ("team", "local")
@@ -119,6 +125,7 @@ class MultiCellPoolEnv:
         )
         self.features = FEATURES
         self._observe = Observer(self.ps)
+        self._reward_code = REWARD_METALORE if reward == "metalore" else REWARD_FULFILLED
         self._split = np.zeros((self.n_cells, 2))
         self._share = np.zeros(self.n_cells)
         self._rng = np.random.default_rng()
@@ -173,19 +180,12 @@ class MultiCellPoolEnv:
             raise ValueError(f"actions for unknown agents {extra}; agents: {ids}")
         ps = self.ps
         ps.step(split, share)
-        obs = self._observe()
-        kpi = ps.sim.kpi
-        if self.reward_kind == "metalore":
-            r = ps.cell_rewards()
-        else:
-            from envs.core.metrics import K_FULFIL
-
-            r = kpi[:, K_FULFIL]
+        observe = self._observe
+        obs = observe(self._reward_code)
         if self.scope == "team":
-            total = float(r.sum())
-            rewards = dict.fromkeys(ids, total)
+            rewards = dict.fromkeys(ids, observe.total_reward)
         else:
-            vals = r.tolist()
+            vals = observe.rewards.tolist()
             rewards = {a: vals[i] for i, a in enumerate(ids)}
         done = ps.done
         observations = {a: obs[i] for i, a in enumerate(ids)}

@@ -16,11 +16,10 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.core.metrics import K_FULFIL
 from envs.core.params import EnvParams
 from envs.core.pool import PoolParams
 from envs.multiagent import REWARDS, build_pool_sim
-from envs.pool_obs import Observer
+from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE, Observer
 
 N_CENTRAL_FEATURES = 3
 
@@ -90,6 +89,7 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self.action_space = gym.spaces.Box(low, high, (n, 3), np.float32)
         self.observation_space = gym.spaces.Box(0.0, np.inf, (n, N_CENTRAL_FEATURES), np.float32)
         self._observe = Observer(self.ps)
+        self._reward_code = REWARD_METALORE if reward == "metalore" else REWARD_FULFILLED
         self.episode_seed: int | None = None
 
     def reset(
@@ -108,10 +108,8 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             raise ValueError(f"action must have shape {(self.n_cells, 3)}, got {a.shape}")
         ps = self.ps
         ps.step(np.ascontiguousarray(a[:, :2]), np.ascontiguousarray(a[:, 2]))
-        if self.reward_kind == "metalore":
-            reward = float(ps.cell_rewards().sum())
-        else:
-            reward = float(ps.sim.kpi[:, K_FULFIL].sum())
+        obs = self._obs()
+        reward = self._observe.total_reward
         truncated = ps.done
         info: dict[str, Any] = {
             "t": ps.t,
@@ -121,10 +119,10 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         }
         if truncated:
             info["civic"] = ps.metrics()
-        return self._obs(), reward, False, truncated, info
+        return obs, reward, False, truncated, info
 
     def _obs(self) -> NDArray[np.float32]:
-        return np.ascontiguousarray(self._observe()[:, :N_CENTRAL_FEATURES])
+        return np.ascontiguousarray(self._observe(self._reward_code)[:, :N_CENTRAL_FEATURES])
 
 
 if __name__ == "__main__":

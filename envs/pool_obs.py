@@ -20,17 +20,28 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from envs.core.metrics import K_FULFIL, K_PEN, K_SYNC_R
 from envs.core.pool import A_BORROWED, A_LENT, G_MATCHED, G_PRICE
 from envs.core.pool_sim import PoolSimulator
 
 N_AGENT_FEATURES = 6
 FEATURES: tuple[str, ...] = ("queue_ue", "queue_sensor", "balance", "price", "matched", "net_lent")
 MODE_CODES = {"raw": 0, "log1p": 1, "scaled": 2}
+REWARD_METALORE, REWARD_FULFILLED = 0, 1
 
 
 @njit(cache=True)
-def _observe(kpi, balance, glob, last, cap, mode, scale, endow, price0, out):  # type: ignore[no-untyped-def]
+def _observe(kpi, balance, glob, last, cap, mode, scale, endow, price0, out, reward_kind, rew):  # type: ignore[no-untyped-def]
+    """Write the features into ``out`` and each cell's reward into ``rew``; return their sum."""
     n = kpi.shape[0]
+    total = 0.0
+    for i in range(n):
+        if reward_kind == 0:
+            r = kpi[i, K_SYNC_R] + kpi[i, K_PEN]
+        else:
+            r = kpi[i, K_FULFIL]
+        rew[i] = r
+        total += r
     mean_cap = 0.0
     for i in range(n):
         mean_cap += cap[i]
@@ -62,6 +73,7 @@ def _observe(kpi, balance, glob, last, cap, mode, scale, endow, price0, out):  #
         out[i, 3] = p
         out[i, 4] = m
         out[i, 5] = net
+    return total
 
 
 class Observer:
@@ -80,12 +92,17 @@ class Observer:
         self.scale = float(ps.params.obs_scale if obs_scale is None else obs_scale)
         self.endow = float(ps.pool_params.endowment)
         self.price0 = float(ps.pool_params.price)
+        self.rewards = np.zeros(ps.n_cells)
+        self.total_reward = 0.0
 
-    def __call__(self) -> NDArray[np.float32]:
+    def __call__(self, reward_kind: int = REWARD_METALORE) -> NDArray[np.float32]:
+        """Features ``(C, 6)``; also sets :attr:`rewards` ``(C,)`` and :attr:`total_reward` of the
+        last step (``REWARD_METALORE``: the MetaLore reward, ``REWARD_FULFILLED``: the number of
+        fulfilled UE jobs)."""
         ps = self.ps
         out = np.empty((ps.n_cells, N_AGENT_FEATURES), np.float32)
-        _observe(
+        self.total_reward = _observe(
             ps.sim.kpi, ps.pool.balance, ps.pool.glob, ps.pool.last, ps.pool.cap, self.mode,
-            self.scale, self.endow, self.price0, out,
+            self.scale, self.endow, self.price0, out, reward_kind, self.rewards,
         )  # fmt: skip
         return out

@@ -78,6 +78,7 @@ PP_HORIZON = 5
 N_PP = 6
 
 SHARE_NOT_FINITE = -1
+SPLIT_NOT_FINITE = -2
 
 
 def _check(cond: bool, name: str, allowed: str, value: Any) -> None:
@@ -243,18 +244,21 @@ def clear(share, cap, balance, price, slope, max_factor, last, glob):  # type: i
 
 
 @njit(cache=True)
-def pool_step(t, share, cap, balance, pipe, prm, cells, last, glob, acc):  # type: ignore[no-untyped-def]
+def pool_step(t, share, split, cap, balance, pipe, prm, cells, last, glob, acc):  # type: ignore[no-untyped-def]
     """Clear the pool at step ``t`` and set every cell's capacity for step ``t``.
 
     ``pipe`` ``(delay + 1, C)`` holds the capacity changes already scheduled (a ring indexed by
     step modulo ``delay + 1``); ``cells[:, 3]`` receives ``cap + pipe[t % (delay + 1)]``.
-    ``acc`` ``(C, N_POOL_ACC)`` accumulates the round's per-cell flows. Returns 0, or
-    ``SHARE_NOT_FINITE`` (nothing changed) for a NaN or infinite share.
+    ``acc`` ``(C, N_POOL_ACC)`` accumulates the round's per-cell flows. ``split`` ``(C, 2)`` is
+    only checked (the step's splits, so that a bad action changes nothing). Returns 0, or
+    ``SHARE_NOT_FINITE`` / ``SPLIT_NOT_FINITE`` (nothing changed) for a NaN or infinite value.
     """
     n = share.shape[0]
     for i in range(n):
         if not np.isfinite(share[i]):
             return SHARE_NOT_FINITE
+        if not (np.isfinite(split[i, 0]) and np.isfinite(split[i, 1])):
+            return SPLIT_NOT_FINITE
     delay = int(prm[PP_DELAY])
     ring = delay + 1
     if prm[PP_ON] > 0.0 and t + delay < prm[PP_HORIZON]:
@@ -295,6 +299,7 @@ class PoolState:
         self.last = np.zeros((self.n_cells, N_POOL_ACC))
         self.glob = np.zeros(N_GLOBAL)
         self.acc = np.zeros((self.n_cells, N_POOL_ACC))
+        self._no_split = np.zeros((self.n_cells, 2))
         self.reset()
 
     def reset(self) -> None:
@@ -309,11 +314,22 @@ class PoolState:
     def total_credits(self) -> float:
         return float(self.balance.sum())
 
-    def step(self, t: int, share: NDArray[np.float64], cells: NDArray[np.float64]) -> None:
-        """Clear at step ``t`` with ``share`` ``(C,)`` and write step ``t``'s capacities."""
+    def step(
+        self,
+        t: int,
+        share: NDArray[np.float64],
+        cells: NDArray[np.float64],
+        split: NDArray[np.float64] | None = None,
+    ) -> None:
+        """Clear at step ``t`` with ``share`` ``(C,)`` and write step ``t``'s capacities.
+
+        ``split`` ``(C, 2)``, if given, is checked to be finite before anything changes.
+        """
         status = pool_step(
-            t, share, self.cap, self.balance, self.pipe, self.prm, cells, self.last, self.glob,
-            self.acc,
+            t, share, self._no_split if split is None else split, self.cap, self.balance,
+            self.pipe, self.prm, cells, self.last, self.glob, self.acc,
         )  # fmt: skip
         if status == SHARE_NOT_FINITE:
             raise ValueError(f"share actions must be finite, got {np.asarray(share).tolist()}")
+        if status == SPLIT_NOT_FINITE:
+            raise ValueError(f"action must be finite, got {np.asarray(split).tolist()}")

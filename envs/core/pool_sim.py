@@ -111,9 +111,7 @@ class PoolSimulator:
         sim = self.sim
         if self._snap is None and sim.t == self.split_step:
             self._snap = (sim.acc.copy(), sim.ue_acc.copy(), self.pool.acc.copy())
-        if not np.isfinite(split).all():
-            raise ValueError(f"action must be finite, got {split.tolist()}")
-        self.pool.step(sim.t, share, sim.cells)
+        self.pool.step(sim.t, share, sim.cells, split)
         sim.step(split)
         _tally(self.attach, sim.ue_cell)
         if self.trace_enabled:
