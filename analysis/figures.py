@@ -50,7 +50,7 @@ QUEUE_STYLE: dict[str, Any] = {"marker": "D", "color": "#ff7f0e", "s": 70}
 PAPER_PICK_STYLE: dict[str, Any] = {
     "marker": "s",
     "facecolors": "none",
-    "edgecolors": "#1f77b4",
+    "edgecolors": "#000000",
     "s": 90,
 }
 
@@ -99,9 +99,24 @@ CURVE_METRICS: tuple[tuple[tuple[str, ...], str], ...] = (
         ((f"env_runners/metalore/{m}", f"env_runners/{m}"), METRIC_LABELS[m])
         for m in ("sync_delay", "e2e_delay", "served_pct")
     ),
-    (("env_runners/metalore/mean_w_c", "env_runners/mean_w_c"), METRIC_LABELS["mean_w_c"]),
+    (("env_runners/metalore/mean_w_c", "env_runners/mean_w_c"), "mean UE compute share w_c"),
     (("learners/default_policy/entropy",), "policy entropy"),
 )
+
+
+def trained_colors(n: int) -> list[Any]:
+    """``n`` colours for trained policies, never the red and orange of the rule-based markers."""
+    tab10 = plt.get_cmap("tab10")
+    tab20 = plt.get_cmap("tab20")
+    base = [tab10(i) for i in (0, 2, 4, 5, 6, 8, 9, 7)]
+    extra = [tab20(i) for i in (1, 5, 9, 11, 13, 15, 17, 19)]
+    palette = base + extra
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+def tag_order(tags: pd.Series) -> pd.Series:
+    """Sort key for tags: A, B, ..., Z, AA, ...; empty and unknown tags last."""
+    return tags.map(lambda t: (len(str(t)) if str(t).isalpha() else 99, str(t)))
 
 
 def safe_name(text: str) -> str:
@@ -288,10 +303,10 @@ def _draw_plane(
         handles[name] = ax.scatter(
             [b[plane.x]], [b[plane.y]], zorder=7, edgecolors="black", linewidths=0.6, **style
         )
-    trained = pts.loc[pts["role"] == "trained"]
-    colors = plt.get_cmap("tab10" if len(trained) <= 10 else "tab20")
+    trained = pts.loc[pts["role"] == "trained"].sort_values("tag", key=tag_order)
+    colors = trained_colors(len(trained))
     for i, (_, t) in enumerate(trained.iterrows()):
-        c = colors(i % colors.N)
+        c = colors[i]
         h = ax.errorbar(
             t[plane.x],
             t[plane.y],
@@ -343,6 +358,7 @@ def _draw_plane(
                     fontsize=7,
                     color="#333333",
                     zorder=6,
+                    bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.75},
                 )
     ax.set_xlabel(METRIC_LABELS[plane.x])
     ax.set_ylabel(METRIC_LABELS[plane.y])
@@ -588,7 +604,9 @@ def learning_curves(
         nrows, ncols, figsize=(6.4 * ncols, 3.6 * nrows + 0.9), squeeze=False, dpi=DPI
     )
     trials = list(curves.groupby(["source", "trial_id"], sort=True, dropna=False))
-    cmap = plt.get_cmap("tab10" if len(trials) <= 10 else "tab20")
+    # tagged trials first, in tag order, so colours match the trained points of Fig. 4 and 5
+    trials.sort(key=lambda t: tag_order(pd.Series([(tags or {}).get(str(t[0][0]), "~")]))[0])
+    colors = trained_colors(len(trials))
     lines: dict[str, Any] = {}
     for i, ((source, trial), df) in enumerate(trials):
         df = df.sort_values(x)
@@ -606,7 +624,7 @@ def learning_curves(
             (ln,) = ax.plot(
                 d[x],
                 d[metric],
-                color=cmap(i % cmap.N),
+                color=colors[i],
                 lw=1.4,
                 marker="o" if len(d) < 15 else None,
                 ms=3,

@@ -429,7 +429,14 @@ def claims_check(
                     paired=imps[0].paired and imps[1].paired,
                 )
             rows.append(row)
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    # trained first in tag order (A, B, ..., AA), then the rule-based policies
+    order = out["tag"].fillna("").map(lambda t: (0 if t else 1, len(str(t)), str(t)))
+    plane_rank = out["plane"].map({name: i for i, name in enumerate(PLANES)})
+    out = out.assign(_o=order, _p=plane_rank).sort_values(["_o", "label", "_p"], kind="stable")
+    return out.drop(columns=["_o", "_p"]).reset_index(drop=True)
 
 
 def _improvement_for(

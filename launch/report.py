@@ -117,9 +117,26 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
             "`python -m launch eval --out` or PPO Tune trials would fill Table I and the "
             "Pareto figures._"
         )
+    top = len(md.parts)
+    glance = []
     for scenario in scenarios:
         sub = pts.loc[(pts["scenario"] == scenario) & (pts["role"] != "pool")]
-        _scenario_sections(md, sub, data.episodes, str(scenario), len(scenarios) > 1, z, figs, tabs)
+        glance.append(
+            _scenario_sections(
+                md, sub, data.episodes, str(scenario), len(scenarios) > 1, z, figs, tabs
+            )
+        )
+    if glance:
+        md.parts[top:top] = [
+            "## At a glance\n",
+            "\n".join(f"- {g}" for g in glance) + "\n",
+            "Sections: "
+            + ", ".join(f"[{s}](#scenario-{_anchor(s)})" for s in scenarios)
+            + ", [learning curves](#learning-curves), "
+            "[multi-cell credit pool](#multi-cell-credit-pool), "
+            "[the paper's numbers](#the-papers-reported-numbers-for-reference), "
+            "[what was read](#what-was-read).\n",
+        ]
     _curves_section(md, data.curves, pts, figs)
     _pool_section(md, root, data.episodes, figs)
     _paper_section(md, tabs)
@@ -127,6 +144,13 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
     out = root / REPORT_NAME
     out.write_text(md.text())
     return out
+
+
+def _anchor(scenario: str) -> str:
+    """GitHub's anchor of the heading ``Scenario <scenario>`` (without the prefix)."""
+    text = str(scenario).lower()
+    text = "".join(ch for ch in text if ch.isalnum() or ch in " -_")
+    return text.replace(" ", "-")
 
 
 class _Doc:
@@ -172,16 +196,22 @@ def _scenario_sections(
     z: float,
     figs: Path,
     tabs: Path,
-) -> None:
+) -> str:
+    """Write the sections of one scenario; returns its one-line summary for the top."""
     from analysis import figures, pareto, tables
 
+    glance: list[str] = []
     suffix = f" (scenario {scenario})" if several else ""
     tag = figures.safe_name(scenario)
     n_static = int((pts["role"] == "static").sum())
     n_base = int((pts["role"] == "baseline").sum())
     n_trained = int((pts["role"] == "trained").sum())
     md.h(2, f"Scenario {scenario}")
-    md.p(f"{n_static} static splits, {n_base} rule-based baselines, {n_trained} trained policies.")
+    counts = (
+        f"{n_static} static splits, {n_base} rule-based baselines, {n_trained} trained policies"
+    )
+    md.p(counts + ".")
+    glance.append(counts)
 
     # Table I
     _say(f"tables for {scenario} ...")
@@ -225,7 +255,7 @@ def _scenario_sections(
             md.img(p, caption)
             md.p(
                 f"{caption} Grey: static splits; black staircase: their Pareto front (front "
-                "splits labelled (w_b, w_c) where there is room); blue squares: the paper's "
+                "splits labelled (w_b, w_c) where there is room); hollow squares: the paper's "
                 "picks; star: heuristic split; diamond: queue-aware rule; coloured points: "
                 "trained policies (tags as in Table I), bars ±1 std over episodes. Splits "
                 "with no completed UE job have no delay and are not drawn."
@@ -257,6 +287,15 @@ def _scenario_sections(
     if not hv.empty:
         md.h(3, f"Hypervolume{suffix}")
         path = _csv(hv, tabs / f"hypervolume_{tag}.csv")
+        gains = hv.loc[hv["set"] == "static + trained"]
+        if not gains.empty:
+            glance.append(
+                "hypervolume gain of static + trained over the static grid: "
+                + ", ".join(
+                    f"{g:+.1f} % ({pareto.PLANES[n].title})"
+                    for n, g in zip(gains["plane"], gains["gain_pct"], strict=True)
+                )
+            )
         disp = hv.copy()
         disp["reference point"] = [
             f"({a:.2f}, {b:.2f})" for a, b in zip(hv["ref_x"], hv["ref_y"], strict=True)
@@ -299,6 +338,13 @@ def _scenario_sections(
     else:
         path = _csv(cc, tabs / f"claims_{tag}.csv")
         md.p(_claims_text(cc, z))
+        trained = cc.loc[cc["role"] == "trained"]
+        if not trained.empty:
+            ok = trained.groupby("point")["verdict"].apply(lambda v: (v != "dominated").all())
+            glance.append(
+                f"{int(ok.sum())} of {len(ok)} trained policies on the static front or within "
+                "noise of it in both planes"
+            )
         md.p(_claims_markdown(cc))
         md.p(f"CSV: {md.link(path)}.")
 
@@ -324,6 +370,7 @@ def _scenario_sections(
     for p, alt in zip(made, ("key metrics", "queues and other metrics"), strict=True):
         if p is not None:
             md.img(p, f"Static grid heatmaps: {alt}")
+    return f"**{scenario}**: " + "; ".join(glance) + "."
 
 
 def _claims_text(cc: Any, z: float) -> str:

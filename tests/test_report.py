@@ -72,6 +72,7 @@ def test_report_on_a_full_synthetic_sweep(tmp_path: Path) -> None:
     assert set(claims["verdict"]) <= {"on front", "within noise", "dominated"}
     hv = pd.read_csv(tmp_path / "tables" / "hypervolume_paper.csv")
     assert set(hv["set"]) == {"static grid", "trained", "static + trained"}
+    assert "## At a glance" in text and "trained policies on the static front" in text
     assert "Skipped broken" in text  # the run.json without episodes
     assert "used once" in text  # the repeated static split
 
