@@ -83,6 +83,7 @@ P_SURGE_PROB = 15
 P_OBS_MODE = 16  # 0 raw, 1 log1p, 2 scaled
 P_OBS_SCALE = 17
 N_PRM = 18
+N_DELTA_POW = 512  # prm[N_PRM + k] = delta**k for k < N_DELTA_POW (a lookup for the reward)
 
 OBS_MODE_CODES = {"raw": 0, "log1p": 1, "scaled": 2}
 
@@ -96,7 +97,8 @@ ACTION_NOT_FINITE = -1
 def param_vector(p: EnvParams) -> np.ndarray:
     s, r = p.scenario, p.reward
     k, e = snr_constants(s)
-    prm = np.zeros(N_PRM)
+    prm = np.zeros(N_PRM + N_DELTA_POW)
+    prm[N_PRM:] = r.delta ** np.arange(N_DELTA_POW, dtype=np.float64)
     prm[P_UE_PROB] = s.ue_job_prob
     prm[P_SPEED] = s.ue_speed
     prm[P_AREA] = s.area_m
@@ -136,8 +138,10 @@ def cell_array(p: EnvParams) -> np.ndarray:
 
 @njit(cache=True, inline="always")
 def _draw(cdf: np.ndarray, row: int, u: float) -> float:
-    """max(Poisson, 1) by inverse CDF."""
-    k = np.searchsorted(cdf[row], u, side="right")
+    """max(size, 1) by inverse CDF: the guide table (row + 4) points next to the answer."""
+    k = int(cdf[row + 4, int(u * cdf.shape[1])])
+    while cdf[row, k] <= u:
+        k += 1
     return 1.0 if k < 1 else float(k)
 
 
@@ -309,7 +313,10 @@ def step_kernel(  # type: ignore[no-untyped-def]
                 kpi[c, K_UE_DONE] += 1.0
                 kpi[c, K_AORI] += aori
                 kpi[c, K_AOSI] += aosi
-                kpi[c, K_SYNC_R] += r_s_base * delta**aosi
+                ia = int(aosi)
+                kpi[c, K_SYNC_R] += r_s_base * (
+                    prm[N_PRM + ia] if ia < N_DELTA_POW else delta**aosi
+                )
                 ue_acc[u, U_DONE] += 1.0
                 if aori > tau:
                     kpi[c, K_PEN] += penalty

@@ -80,17 +80,30 @@ def fixed_cdf(size: float) -> NDArray[np.float64]:
 def size_tables(
     means: tuple[float, float, float, float], kind: str = "poisson"
 ) -> NDArray[np.float64]:
-    """Stack of CDFs (UE data, UE compute, sensor data, sensor compute), padded with 1.0.
+    """CDFs (rows 0-3: UE data, UE compute, sensor data, sensor compute; padded with 1.0) and
+    their guide tables (rows 4-7, see :func:`guide_table`).
 
     ``kind="fixed"`` makes every size equal its mean (for hand-computed scenarios).
     """
     make = fixed_cdf if kind == "fixed" else poisson_cdf
     cdfs = [make(float(m)) for m in means]
     width = max(len(c) for c in cdfs)
-    out = np.ones((4, width))
+    out = np.ones((8, width))
     for i, c in enumerate(cdfs):
         out[i, : len(c)] = c
+        out[4 + i] = guide_table(out[i])
     return out
+
+
+def guide_table(cdf: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Chen-Asau guide: entry ``j`` is the first ``k`` with ``cdf[k] > j / len(cdf)``.
+
+    The inverse-CDF lookup of ``u`` starts at entry ``int(u * len(cdf))`` and scans forward
+    while ``cdf[k] <= u``: the same ``k`` as a binary search (``searchsorted(side="right")``),
+    in about one comparison. Stored as floats (exact integers) next to the CDFs.
+    """
+    n = len(cdf)
+    return np.searchsorted(cdf, np.arange(n) / n, side="right").astype(np.float64)
 
 
 class EpisodeStreams:
