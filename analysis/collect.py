@@ -110,6 +110,7 @@ _ID_COLUMNS = (
     "kind",
     "role",
     "tag",
+    "setting",
     "label",
     "split",
     "w_b",
@@ -349,17 +350,38 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _assign_tags(df: pd.DataFrame) -> pd.DataFrame:
-    """Tag trained points A, B, ... and give every row a short plot label."""
-    trained = (
-        df.loc[df["role"] == "trained", ["point", "scenario", "delta", "penalty", "source"]]
-        .drop_duplicates("point")
-        .assign(
-            _absp=lambda t: t["penalty"].abs().fillna(0.0), _negd=lambda t: -t["delta"].fillna(0.0)
-        )
-        .sort_values(["scenario", "_absp", "_negd", "source", "point"], kind="stable")
+    """Tag trained points and give every row a short plot label.
+
+    One letter per reward setting (scenario, delta, penalty): A, B, ... ordered by scenario,
+    |penalty| and decreasing delta (column ``setting``). A setting trained several times (e.g.
+    several training seeds) numbers its points A1, A2, ... by training seed, then directory
+    (column ``tag``); a setting with one point is just A.
+    """
+    cols = ["point", "scenario", "delta", "penalty", "source"]
+    seed_col = "run_train_seed" if "run_train_seed" in df.columns else None
+    trained = df.loc[df["role"] == "trained", cols + ([seed_col] if seed_col else [])]
+    trained = trained.drop_duplicates("point").copy()
+    trained["_seed"] = pd.to_numeric(trained[seed_col], errors="coerce") if seed_col else 0.0
+    trained["_absp"] = trained["penalty"].abs().fillna(0.0)
+    trained["_negd"] = -trained["delta"].fillna(0.0)
+    trained["_key"] = [
+        f"{sc}|{_fmt_share(d)}|{_fmt_share(p)}"
+        for sc, d, p in zip(trained["scenario"], trained["delta"], trained["penalty"], strict=True)
+    ]
+    trained = trained.sort_values(
+        ["scenario", "_absp", "_negd", "_seed", "source", "point"], kind="stable"
     )
-    tags = {p: _letters(i) for i, p in enumerate(trained["point"])}
+    letters: dict[str, str] = {}
+    for key in trained["_key"]:
+        letters.setdefault(key, _letters(len(letters)))
+    tags: dict[str, str] = {}
+    settings: dict[str, str] = {}
+    for key, group in trained.groupby("_key", sort=False):
+        for k, point in enumerate(group["point"]):
+            settings[point] = letters[str(key)]
+            tags[point] = letters[str(key)] + (str(k + 1) if len(group) > 1 else "")
     df["tag"] = [tags.get(p, "") for p in df["point"]]
+    df["setting"] = [settings.get(p, "") for p in df["point"]]
     labels = []
     for role, tag, pol, split, delta, pen in zip(
         df["role"], df["tag"], df["policy"], df["split"], df["delta"], df["penalty"], strict=True

@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import Bbox
 
 from analysis.collect import METRIC_LABELS
@@ -104,6 +105,18 @@ CURVE_METRICS: tuple[tuple[tuple[str, ...], str], ...] = (
 )
 
 
+MAX_FORCED_TAGS = 15
+
+
+def _settings(trained: pd.DataFrame) -> dict[str, str]:
+    """point -> its reward-setting letter (the ``setting`` column, else the tag's letters)."""
+    out: dict[str, str] = {}
+    for _, t in trained.iterrows():
+        setting = str(t.get("setting") or "") or re.sub(r"\d+$", "", str(t["tag"]))
+        out[str(t["point"])] = setting or str(t["point"])
+    return out
+
+
 def trained_colors(n: int) -> list[Any]:
     """``n`` colours for trained policies, never the red and orange of the rule-based markers."""
     tab10 = plt.get_cmap("tab10")
@@ -133,7 +146,10 @@ def _fmt(v: Any) -> str:
 class _Placer:
     """Greedy label placement that avoids overlapping labels and markers (display coords)."""
 
-    OFFSETS = ((7, 4), (7, -12), (-7, 4), (-7, -12), (0, 9), (0, -17), (14, -4), (-14, -4))
+    OFFSETS = (
+        (7, 4), (7, -12), (-7, 4), (-7, -12), (0, 9), (0, -17), (14, -4), (-14, -4),
+        (7, 14), (-7, 14), (7, -22), (-7, -22), (22, 4), (-22, 4),
+    )  # fmt: skip
 
     def __init__(self, ax: Axes, obstacles: np.ndarray, sizes: np.ndarray) -> None:
         self.ax = ax
@@ -148,15 +164,26 @@ class _Placer:
         ]
         self.axes_box = ax.get_window_extent(self.renderer)
 
+    @staticmethod
+    def _overlap(a: Bbox, b: Bbox) -> float:
+        w = min(a.x1, b.x1) - max(a.x0, b.x0)
+        h = min(a.y1, b.y1) - max(a.y0, b.y0)
+        return float(max(w, 0.0) * max(h, 0.0))
+
     def add(self, x: float, y: float, text: str, force: bool = False, **kw: Any) -> bool:
-        """Annotate (x, y) with ``text`` where it fits; ``force`` places it even if it clashes."""
-        first = None
+        """Annotate (x, y) with ``text`` where it fits.
+
+        Tries the offsets in order and keeps the first one that stays inside the axes and clear
+        of other labels and markers. With ``force`` a label that fits nowhere goes where it
+        overlaps least; without, it is left out. Returns whether the label was placed.
+        """
         anchor = self.ax.transData.transform((x, y))
         others = [
             o
             for o, c in zip(self.obstacles, self.centers, strict=True)
             if abs(c[0] - anchor[0]) > 1 or abs(c[1] - anchor[1]) > 1
         ]
+        best: tuple[float, Any, Bbox] | None = None
         for dx, dy in self.OFFSETS:
             ha = "left" if dx > 0 else ("right" if dx < 0 else "center")
             t = self.ax.annotate(
@@ -164,18 +191,23 @@ class _Placer:
             )
             bb = t.get_window_extent(self.renderer).expanded(1.05, 1.1)
             inside = self.axes_box.contains(bb.x0, bb.y0) and self.axes_box.contains(bb.x1, bb.y1)
-            clash = any(bb.overlaps(o) for o in self.placed) or any(bb.overlaps(o) for o in others)
-            if inside and not clash:
+            cost = sum(self._overlap(bb, o) for o in self.placed) + sum(
+                self._overlap(bb, o) for o in others
+            )
+            if inside and cost == 0:
+                if best is not None:
+                    best[1].remove()
                 self.placed.append(bb)
-                if first is not None:
-                    first.remove()
                 return True
-            if force and first is None:
-                first = t
-                continue
-            t.remove()
-        if first is not None:
-            self.placed.append(first.get_window_extent(self.renderer))
+            cost += 0.0 if inside else 1e6
+            if force and (best is None or cost < best[0]):
+                if best is not None:
+                    best[1].remove()
+                best = (cost, t, bb)
+            else:
+                t.remove()
+        if best is not None:
+            self.placed.append(best[2])
             return True
         return False
 
@@ -261,6 +293,7 @@ def _draw_plane(
     plane: Plane,
     limits: tuple[float, float, float, float] | None,
     label_front: bool,
+    label_trained: bool = True,
 ) -> dict[str, Any]:
     """Draw one panel; returns legend handles by name."""
     handles: dict[str, Any] = {}
@@ -304,9 +337,13 @@ def _draw_plane(
             [b[plane.x]], [b[plane.y]], zorder=7, edgecolors="black", linewidths=0.6, **style
         )
     trained = pts.loc[pts["role"] == "trained"].sort_values("tag", key=tag_order)
-    colors = trained_colors(len(trained))
-    for i, (_, t) in enumerate(trained.iterrows()):
-        c = colors[i]
+    setting_of = _settings(trained)
+    order = list(dict.fromkeys(setting_of.values()))
+    colors = dict(zip(order, trained_colors(len(order)), strict=True))
+    runs = pd.Series(list(setting_of.values())).value_counts()
+    for _, t in trained.iterrows():
+        setting = setting_of[t["point"]]
+        c = colors[setting]
         h = ax.errorbar(
             t[plane.x],
             t[plane.y],
@@ -321,7 +358,11 @@ def _draw_plane(
             capsize=3,
             zorder=8,
         )
-        handles[str(t["label"])] = h
+        if runs[setting] > 1:  # one legend entry per reward setting trained several times
+            name = f"{setting}1-{runs[setting]}: " + str(t["label"]).split(": ", 1)[-1]
+        else:
+            name = str(t["label"])
+        handles.setdefault(name, h)
     ax.figure.canvas.draw()
     visible = pts
     if limits is not None:
@@ -330,13 +371,14 @@ def _draw_plane(
         visible = pts.loc[inx & iny]
     sizes = np.where(visible["role"] == "static", 6.0, 16.0)
     placer = _Placer(ax, visible[[plane.x, plane.y]].to_numpy(dtype=np.float64), sizes)
+    many = len(trained) > MAX_FORCED_TAGS  # then tags go only where they fit
     for _, t in trained.iterrows():
-        if t.name in visible.index:
+        if label_trained and t.name in visible.index:
             placer.add(
                 t[plane.x],
                 t[plane.y],
                 str(t["tag"]),
-                force=True,
+                force=not many,
                 fontsize=10,
                 fontweight="bold",
                 zorder=9,
@@ -408,7 +450,10 @@ def plane_figure(
     zoom = _zoom_box(pts, plane, full)
     ncols = 2 if zoom is not None else 1
     fig, axes = plt.subplots(1, ncols, figsize=(7.2 * ncols, 5.6), squeeze=False, dpi=DPI)
-    handles = _draw_plane(axes[0, 0], pts, plane, full, label_front=zoom is None)
+    # with a zoom panel the overview stays unlabelled: the zoom holds every non-static point
+    handles = _draw_plane(
+        axes[0, 0], pts, plane, full, label_front=zoom is None, label_trained=zoom is None
+    )
     axes[0, 0].set_title("all policies" if zoom is not None else "")
     _arrow_note(axes[0, 0], plane)
     if zoom is not None:
@@ -572,6 +617,16 @@ def heatmaps(
 
 
 # --- learning curves ------------------------------------------------------------------------
+def _steps_text(v: float, _pos: int | None = None) -> str:
+    """Tick label for env steps: 0, 500, 20k, 1.5M."""
+    a = abs(v)
+    if a >= 1e6:
+        return f"{v / 1e6:g}M"
+    if a >= 1e3:
+        return f"{v / 1e3:g}k"
+    return f"{v:g}"
+
+
 def learning_curves(
     curves: pd.DataFrame,
     out_png: str | Path,
@@ -606,16 +661,25 @@ def learning_curves(
     trials = list(curves.groupby(["source", "trial_id"], sort=True, dropna=False))
     # tagged trials first, in tag order, so colours match the trained points of Fig. 4 and 5
     trials.sort(key=lambda t: tag_order(pd.Series([(tags or {}).get(str(t[0][0]), "~")]))[0])
-    colors = trained_colors(len(trials))
-    lines: dict[str, Any] = {}
-    for i, ((source, trial), df) in enumerate(trials):
-        df = df.sort_values(x)
+    keys: list[tuple[str, str]] = []  # (colour key = reward setting, legend name) per trial
+    for (source, trial), df in trials:
         delta, pen = df["delta"].iloc[0], df["penalty"].iloc[0]
         tag = (tags or {}).get(str(source), "")
-        setting = (
-            f"δ={_fmt(delta)}, p={_fmt(pen)}" if pd.notna(delta) and pd.notna(pen) else (str(trial))
-        )
-        name = f"{tag}: {setting}" if tag else f"{setting} ({trial})"
+        desc = f"δ={_fmt(delta)}, p={_fmt(pen)}" if pd.notna(delta) and pd.notna(pen) else ""
+        letter = re.sub(r"\d+$", "", tag)
+        keys.append((letter or desc or str(trial), f"{letter}: {desc}" if letter else desc))
+    runs = pd.Series([k for k, _ in keys]).value_counts()
+    order = list(dict.fromkeys(k for k, _ in keys))
+    colors = dict(zip(order, trained_colors(len(order)), strict=True))
+    lines: dict[str, Any] = {}
+    for ((source, trial), df), (key, desc) in zip(trials, keys, strict=True):
+        df = df.sort_values(x)
+        tag = (tags or {}).get(str(source), "")
+        if runs[key] > 1:
+            first = f"{key}1-{runs[key]}: " if tag else ""
+            name = f"{first}{desc.split(': ', 1)[-1]} ({runs[key]} runs)"
+        else:
+            name = f"{tag}: {desc.split(': ', 1)[-1]}" if tag else f"{desc or trial} ({trial})"
         for k, (metric, _) in enumerate(metrics):
             ax = axes[k // ncols, k % ncols]
             d = df[[x, metric]].dropna()
@@ -624,7 +688,7 @@ def learning_curves(
             (ln,) = ax.plot(
                 d[x],
                 d[metric],
-                color=colors[i],
+                color=colors[key],
                 lw=1.4,
                 marker="o" if len(d) < 15 else None,
                 ms=3,
@@ -635,7 +699,8 @@ def learning_curves(
         ax.set_ylabel(lab, fontsize=9)
         ax.set_xlabel("env steps sampled" if x == "env_steps" else "training iteration")
         ax.grid(True, alpha=0.3)
-        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+        if x == "env_steps":
+            ax.xaxis.set_major_formatter(FuncFormatter(_steps_text))
     for k in range(len(metrics), nrows * ncols):
         axes[k // ncols, k % ncols].set_visible(False)
     fig.suptitle(f"{title} (tags as in Fig. 4 and Table I)" if tags else title, fontsize=12)

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 KEY_METRICS: tuple[str, ...] = ("sync_delay", "e2e_delay", "served_pct")
@@ -280,7 +281,14 @@ def table_one(points: pd.DataFrame) -> pd.DataFrame:
     for _, b in base.sort_values("kind", kind="stable").iterrows():
         rows.append((str(b["kind"]).replace("_", "-"), b))
     trained = points.loc[points["role"] == "trained"].sort_values("tag", key=_tag_key)
+    setting = trained["setting"] if "setting" in trained.columns else trained["tag"]
+    pooled_done: set[str] = set()
     for _, t in trained.iterrows():
+        key = str(setting.loc[t.name])
+        group = trained.loc[setting == key]
+        if key and len(group) > 1 and key not in pooled_done:
+            pooled_done.add(key)
+            rows.append((f"trained {key} ({len(group)} runs pooled)", pool_points(group)))
         rows.append((f"trained {t['tag']}", t))
     out = []
     for name, r in rows:
@@ -291,6 +299,35 @@ def table_one(points: pd.DataFrame) -> pd.DataFrame:
             rec["penalty"] = None
         out.append(rec)
     return pd.DataFrame(out, columns=list(TABLE_ONE_COLUMNS))
+
+
+def pool_points(group: pd.DataFrame, metrics: Sequence[str] = KEY_METRICS) -> pd.Series:
+    """One row for several evaluated policies pooled: mean and std over all their episodes.
+
+    Uses each point's ``M``, ``M_std``, ``M_n``: the pooled mean is the episode-weighted mean and
+    the pooled variance ``(sum (n_i - 1) s_i^2 + sum n_i (m_i - m)^2) / (N - 1)``.
+    """
+    first = group.iloc[0]
+    out = {c: first.get(c) for c in ("role", "delta", "penalty", "setting", "scenario")}
+    out["policy"] = f"{len(group)} runs"
+    out["split"] = ""
+    out["episodes"] = int(group["episodes"].sum())
+    out["source"] = ", ".join(str(x) for x in group["source"])
+    for m in metrics:
+        n = group[f"{m}_n"].to_numpy(dtype=float)
+        mean = group[m].to_numpy(dtype=float)
+        std = group[f"{m}_std"].to_numpy(dtype=float)
+        ok = (n > 0) & np.isfinite(mean)
+        n, mean, std = n[ok], mean[ok], np.nan_to_num(std[ok])
+        total = n.sum()
+        if total == 0:
+            out[m], out[f"{m}_std"] = math.nan, math.nan
+            continue
+        grand = float((n * mean).sum() / total)
+        ss = float(((n - 1) * std**2).sum() + (n * (mean - grand) ** 2).sum())
+        out[m] = grand
+        out[f"{m}_std"] = math.sqrt(ss / (total - 1)) if total > 1 else 0.0
+    return pd.Series(out)
 
 
 def _tag_key(s: pd.Series) -> pd.Series:

@@ -268,3 +268,16 @@ def test_collect_parquet_and_errors(tmp_path: Path) -> None:
         collect(tmp_path / "missing")
     with pytest.raises(ValueError):
         collect(tmp_path, fmt="xlsx")
+
+
+def test_runs_of_one_reward_setting_share_a_letter(tmp_path: Path) -> None:
+    for seed in (2, 0, 1):  # numbered by training seed, not by directory
+        rows = fake_rows("ppo", "ppo", None, None, 2, 9 + seed, 10, 85, delta=0.9)
+        write_set(tmp_path / f"run_{seed}x", "ppo-trial", rows, train_seed=seed)
+    rows = fake_rows("ppo", "ppo", None, None, 2, 9, 10, 85, delta=0.5)
+    write_set(tmp_path / "other", "ppo-trial", rows, train_seed=0)
+    pts = points(collect(tmp_path, write=False).episodes).set_index("source")
+    assert pts.loc["run_0x", "tag"] == "A1" and pts.loc["run_2x", "tag"] == "A3"
+    assert set(pts.loc[["run_0x", "run_1x", "run_2x"], "setting"]) == {"A"}
+    assert pts.loc["other", "tag"] == "B" and pts.loc["other", "setting"] == "B"
+    assert pts.loc["run_1x", "label"] == "A2: δ=0.9, p=0"

@@ -162,3 +162,21 @@ def test_heatmaps_keep_the_lattice_and_drop_off_grid_splits() -> None:
     assert "opt" not in set(lat["policy"]) and len(lat) == 9
     # only off-lattice splits: nothing to drop them for, all are kept
     assert len(figures.on_lattice(off)) == 1
+
+
+def test_pooled_runs_use_all_their_episodes() -> None:
+    spec = {
+        "r1": {"role": "trained", "tag": "A1", "sync": [1.0, 3.0], "e2e": [1.0, 1.0],
+               "served": [90.0, 92.0]},
+        "r2": {"role": "trained", "tag": "A2", "sync": [5.0, 7.0], "e2e": [1.0, 1.0],
+               "served": [80.0, 82.0]},
+    }  # fmt: skip
+    ep = tidy(spec, 2)
+    ep["setting"] = "A"
+    pts = points(ep)
+    pooled = tables.pool_points(pts)
+    assert pooled["sync_delay"] == pytest.approx(4.0)
+    assert pooled["sync_delay_std"] == pytest.approx(np.std([1, 3, 5, 7], ddof=1))
+    assert pooled["e2e_delay_std"] == pytest.approx(0.0) and pooled["episodes"] == 4
+    t = tables.table_one(pts)
+    assert t["row"].tolist() == ["trained A (2 runs pooled)", "trained A1", "trained A2"]
