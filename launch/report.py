@@ -15,7 +15,8 @@ paper's Fig. 4 and Fig. 5 with the static front, front and hypervolume tables, t
 heatmaps; then the learning curves, a multi-cell section when a pool comparison exists
 (``analysis.pool_figures``), the paper's reported numbers, and what was read. A section without
 data is one line saying what would fill it. Prints the report's path. A static grid of 0.1 x 100
-episodes reports in about 20 s, most of it drawing.
+episodes plus a few trained policies reports in 15-60 s (depending on the machine's load), most
+of it drawing.
 """
 
 from __future__ import annotations
