@@ -77,8 +77,8 @@ def _finite_learner_stats(result: dict[str, Any], modules: list[str]) -> None:
 @pytest.mark.parametrize(
     ("preset", "policies", "modules"),
     [
-        ("three_cell", "shared", ["shared"]),
-        ("seven_cell", "separate", [f"cell_{i}" for i in range(7)]),
+        ("three_cell", "separate", ["cell_0", "cell_1", "cell_2"]),
+        ("seven_cell", "shared", ["shared"]),
     ],
 )
 def test_one_ppo_iteration(
@@ -139,3 +139,13 @@ def test_pool_sweep_runs(ray_session: Any, tmp_path: Path) -> None:
     assert best.checkpoint is not None
     ctrl = load_pool_controller(best.checkpoint.path)
     assert ctrl.policies == "shared"
+    # the CIVIC metrics reach TensorBoard
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = sorted(Path(best.path).glob("events.out.tfevents.*"))
+    assert events, f"no TensorBoard file in {best.path}"
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert "ray/tune/env_runners/civic/fulfillment_pct" in tags
+    assert "ray/tune/env_runners/civic/cell0/units_lent" in tags
