@@ -23,7 +23,6 @@ import importlib
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from launch.cli import UsageError
@@ -119,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             max_concurrent_trials=args.max_concurrent, **overrides,
         )  # fmt: skip
         results = tuner.fit()
+        expected = module.total_trials(args.budget, **overrides)
+        unfinished = max(expected - results.num_terminated - results.num_errors, 0)
         rows = results_table(results)
         print()
         print_table(rows)
@@ -128,7 +129,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stop_ray(started)
     elapsed = (time.perf_counter() - t0) / 60
-    unfinished = _unfinished(exp)
     print(f"\n{len(rows)} trials with results, {len(errors)} failed, in {elapsed:.1f} min")
     print(f"results: {exp}")
     print(f"tensorboard --logdir {exp}")
@@ -139,24 +139,3 @@ def run(args: argparse.Namespace) -> int:
         return 130
     return 1 if errors else 0
 
-
-def _unfinished(exp: Path) -> int:
-    """Trials of the experiment state that are not TERMINATED or ERROR (after an interrupt)."""
-    import json
-
-    states = sorted(exp.glob("experiment_state-*.json"))
-    if not states:
-        return 0
-    try:
-        data = json.loads(states[-1].read_text())
-    except (OSError, ValueError):
-        return 0
-    count = 0
-    for item in data.get("trial_data", []):
-        try:
-            status = json.loads(item[0]).get("status")
-        except (TypeError, ValueError, IndexError, AttributeError):
-            continue
-        if status not in ("TERMINATED", "ERROR"):
-            count += 1
-    return count

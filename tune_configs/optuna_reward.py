@@ -47,6 +47,11 @@ def stop(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
     return {"timesteps": int({**BUDGETS[check_budget(budget)], **overrides}["timesteps"])}
 
 
+def total_trials(budget: str = "small", **overrides: Any) -> int:
+    """Number of trials (Optuna samples) the sweep runs for a budget."""
+    return int(overrides.get("samples", BUDGETS[check_budget(budget)]["samples"]))
+
+
 SPACE: dict[str, Any] = {**param_space("paper"), **SEARCH_SPACE}
 STOP = stop("paper")
 
@@ -57,6 +62,7 @@ def make_searcher(budget: str, seed: int = 0) -> Any:
     from ray.tune.search.optuna import OptunaSearch
 
     b = BUDGETS[check_budget(budget)]
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(b["startup"]))
     return OptunaSearch(
         space=dict(SEARCH_SPACE), metric=list(METRICS), mode=list(MODES), sampler=sampler,

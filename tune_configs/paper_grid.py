@@ -65,6 +65,11 @@ def stop(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
     return {"timesteps": int({**BUDGETS[check_budget(budget)], **overrides}["timesteps"])}
 
 
+def total_trials(budget: str = "small", **overrides: Any) -> int:
+    """Number of trials the sweep runs for a budget."""
+    return grid_size(param_space(budget, **overrides))
+
+
 SPACE = param_space("paper")
 STOP = stop("paper")
 

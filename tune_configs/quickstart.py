@@ -68,6 +68,11 @@ def stop(budget: str = "small", **overrides: Any) -> dict[str, Any]:
     return {"timesteps": int({**BUDGETS[check_budget(budget)], **overrides}["timesteps"])}
 
 
+def total_trials(budget: str = "small", **overrides: Any) -> int:
+    """Number of trials the sweep runs for a budget."""
+    return grid_size(param_space(budget, **overrides))
+
+
 SPACE = param_space("small")
 STOP = stop("small")
 

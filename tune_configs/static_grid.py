@@ -74,6 +74,11 @@ def stop(budget: str = "paper") -> dict[str, Any] | None:
     return None
 
 
+def total_trials(budget: str = "small", **overrides: Any) -> int:
+    """Number of trials the sweep runs for a budget."""
+    return grid_size(param_space(budget, **overrides))
+
+
 SPACE = param_space("paper")
 STOP = stop("paper")
 
