@@ -21,6 +21,7 @@ network's forward pass over them: 100 episodes take about a second.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pickle
 from collections.abc import Mapping
@@ -141,12 +142,20 @@ def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
     ckpt = Path(checkpoint).expanduser().resolve()
     from ray.rllib.core.rl_module.rl_module import RLModule
 
+    # RLlib warns about its own deprecated internals while restoring: keep eval output clean.
+    loggers = [logging.getLogger(n) for n in ("ray.rllib", "ray._common.deprecation")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
     try:
         module = RLModule.from_checkpoint(str(ckpt / MODULE_SUBDIR))
     except Exception as exc:
         raise CheckpointError(
             f"{ckpt}: cannot restore the policy network ({type(exc).__name__}: {exc})"
         ) from exc
+    finally:
+        for lg, lvl in zip(loggers, levels, strict=True):
+            lg.setLevel(lvl)
     module.eval()  # type: ignore[attr-defined]  # a torch RLModule is an nn.Module
     env_config = {**info["env_config"], **env_overrides}
     if "obs_mode" in env_overrides and env_overrides["obs_mode"] != info["env_config"].get(
