@@ -22,6 +22,7 @@ stopped. Exit status 1 when the cluster cannot start, 2 on bad arguments.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -52,6 +53,8 @@ from launch.raycluster import (
     node_env,
     node_processes,
     port_is_free,
+    psutil_module,
+    ray_executables,
     terminate,
     wait_for,
     worker_command,
@@ -322,6 +325,9 @@ def _launch(cmd: list[str], node: NodeRecord, env: dict[str, str], cwd: Path) ->
             start_new_session=True,
         )
     node.sid = proc.pid
+    psutil = psutil_module()
+    with contextlib.suppress(psutil.Error):
+        node.sid_created = psutil.Process(proc.pid).create_time()
     return proc
 
 
@@ -495,15 +501,23 @@ def _down(args: argparse.Namespace, directory: Path) -> int:
 
 
 def _stop_nodes(state: ClusterState, nodes: list[NodeRecord], grace: float) -> int:
-    procs = []
-    for node in nodes:
-        if node.sid:
-            procs += node_processes(node)
-    survivors = terminate(procs, grace)
-    if survivors:
-        pids = ", ".join(str(p.pid) for p in survivors)
-        raise ClusterError(f"processes {pids} survived SIGKILL; check them with ps")
-    return len(procs)
+    """Signal the nodes' processes; rescan, since Ray may spawn or re-parent some meanwhile."""
+    exes = ray_executables(state.python)
+    stopped: set[int] = set()
+    for attempt in range(3):
+        procs = [p for node in nodes for p in node_processes(node, exes)]
+        if not procs:
+            break
+        stopped |= {p.pid for p in procs}
+        survivors = terminate(procs, grace if attempt == 0 else 0.0)
+        if survivors:
+            pids = ", ".join(str(p.pid) for p in survivors)
+            raise ClusterError(f"processes {pids} survived SIGKILL; check them with ps")
+    else:
+        left = [p.pid for node in nodes for p in node_processes(node, exes)]
+        if left:
+            raise ClusterError(f"processes {left} keep appearing; stop them by pid")
+    return len(stopped)
 
 
 def _cleanup_files(state: ClusterState) -> None:

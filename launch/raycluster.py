@@ -74,6 +74,7 @@ class NodeRecord:
     agent_port: int  # dashboard agent HTTP port (distinct per node on one address)
     log: str  # output of `ray start`
     stopped: bool = False
+    sid_created: float = 0.0  # create time of the session leader (`ray start`), to spot pid reuse
 
 
 @dataclasses.dataclass
@@ -304,17 +305,46 @@ def psutil_module() -> Any:
     return psutil
 
 
-def node_processes(node: NodeRecord) -> list[Any]:
-    """Live processes of ``node``: its session plus their descendants (e.g. job drivers)."""
+def ray_executables(python: str) -> tuple[str, ...]:
+    """Real paths of what a Ray node runs: the interpreter and the binaries in the ray package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("ray")
+    roots = [os.path.realpath(python)]
+    if spec is not None and spec.submodule_search_locations:
+        roots.append(os.path.realpath(next(iter(spec.submodule_search_locations))) + os.sep)
+    return tuple(roots)
+
+
+def node_processes(node: NodeRecord, executables: tuple[str, ...] | None = None) -> list[Any]:
+    """Live processes of ``node``: its session plus their descendants (e.g. job drivers).
+
+    Pids wrap quickly on a busy machine, so a session id is trusted only while it is not the pid
+    of some other live process (our session leader, `ray start`, exits after starting the node);
+    members of the session must have started after the node and, if ``executables`` is given,
+    run one of them (see :func:`ray_executables`). Descendants of members are always included.
+    """
     psutil = psutil_module()
+    if node.sid <= 0:
+        return []
+    try:
+        leader = psutil.Process(node.sid)
+        if node.sid_created and abs(leader.create_time() - node.sid_created) > 0.5:
+            return []  # the session id now belongs to an unrelated process
+    except psutil.Error:
+        pass  # leader gone: normal once `ray start` has returned
     found: dict[int, Any] = {}
     for proc in psutil.process_iter(["create_time"]):
         try:
             if os.getsid(proc.pid) != node.sid:
                 continue
             if proc.info["create_time"] + 1.0 < node.started:
-                continue  # older than the node: a reused session id, not ours
-        except (ProcessLookupError, PermissionError, psutil.Error):
+                continue  # older than the node: not ours
+            if executables is not None:
+                exe = os.path.realpath(proc.exe())
+                if not any(exe == e or exe.startswith(e) for e in executables):
+                    continue
+        except (ProcessLookupError, PermissionError, OSError, psutil.Error):
             continue
         found[proc.pid] = proc
     for proc in list(found.values()):
@@ -334,7 +364,8 @@ def _alive(proc: Any) -> bool:
 
 
 def cluster_processes(state: ClusterState) -> dict[str, list[Any]]:
-    return {node.name: node_processes(node) for node in state.nodes if not node.stopped}
+    exes = ray_executables(state.python)
+    return {node.name: node_processes(node, exes) for node in state.nodes if not node.stopped}
 
 
 def terminate(procs: Iterable[Any], grace: float) -> list[Any]:
@@ -409,9 +440,10 @@ def resolve_client(
 
     Order: ``--address``, ``$RAY_API_SERVER_ADDRESS``, the local cluster of ``cluster_dir``
     (default :func:`default_cluster_dir`). Auth: ``--token-file`` sets ``RAY_AUTH_MODE=token`` and
-    ``RAY_AUTH_TOKEN_PATH``; otherwise variables already set are kept; otherwise, when the address
-    is the local cluster's dashboard, its settings are used. Must run before ``import ray`` (Ray
-    caches the token). Returns (address, a one-line description of the auth source).
+    ``RAY_AUTH_TOKEN_PATH``; else, when the address is the local cluster's dashboard, that
+    cluster's settings are used (they are known to be right); else variables already set are
+    kept. Must run before ``import ray`` (Ray caches the token). Returns (address, a one-line
+    description of the auth source).
     """
     state = None
     with contextlib.suppress(ClusterError):
@@ -434,13 +466,15 @@ def resolve_client(
         os.environ["RAY_AUTH_MODE"] = "token"
         os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
         return address, f"token from {path}"
-    if any(k in os.environ for k in AUTH_ENV_KEYS):
-        return address, "auth settings from the environment (RAY_AUTH_*)"
     if state is not None and state.dashboard_url == address:
+        for key in AUTH_ENV_KEYS:
+            os.environ.pop(key, None)
         for key, value in state.client_env().items():
             if key.startswith("RAY_AUTH"):
                 os.environ[key] = value
         return address, f"auth settings of the local cluster in {state.directory}"
+    if any(k in os.environ for k in AUTH_ENV_KEYS):
+        return address, "auth settings from the environment (RAY_AUTH_*)"
     return address, "Ray's default auth settings (~/.ray/auth_token if present)"
 
 

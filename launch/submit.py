@@ -76,9 +76,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: the local cluster's storage/, else the sweep's default)",
     )
     p.add_argument(
-        "--name", metavar="EXP", default=None, help="experiment name (needed to --resume it later)"
+        "--name",
+        metavar="EXP",
+        default=None,
+        help="experiment name (default: the sweep's, <sweep>-<budget>)",
     )
     p.add_argument("--resume", action="store_true", help="resume experiment --name in --storage")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to `launch sweep --set` (budget entries, e.g. --set blocks=8; repeatable)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        metavar="N",
+        help="passed to `launch sweep --max-concurrent`",
+    )
     p.add_argument(
         "--no-wait",
         action="store_true",
@@ -117,8 +135,11 @@ def validate(args: argparse.Namespace) -> None:
     for flag, value in (("--name", args.name), ("--job-id", args.job_id)):
         if value is not None and not _NAME.match(value):
             raise UsageError(f"{flag} {value!r}: use letters, digits, '.', '_', '-' (max 100)")
-    if args.resume and args.name is None:
-        raise UsageError("--resume needs --name (the experiment to resume)")
+    for item in args.overrides:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise UsageError("--max-concurrent must be >= 1")
     if not 0 <= args.entrypoint_cpus <= 64:
         raise UsageError("--entrypoint-cpus must be in [0, 64]")
 
@@ -134,6 +155,10 @@ def entrypoint(args: argparse.Namespace, storage: str | None) -> str:
         cmd += ["--name", args.name]
     if args.resume:
         cmd.append("--resume")
+    if args.max_concurrent is not None:
+        cmd += ["--max-concurrent", str(args.max_concurrent)]
+    for item in args.overrides:
+        cmd += ["--set", item]
     return shlex.join(cmd)
 
 

@@ -29,6 +29,8 @@ from launch.raycluster import (
     load_state,
     node_env,
     node_processes,
+    psutil_module,
+    ray_executables,
     resolve_client,
     terminate,
     write_token,
@@ -87,7 +89,8 @@ def fake_state(directory: Path, sid: int = 0, dashboard_port: int = 8399) -> Clu
         ["submit", "no-such-sweep", "--address", "http://127.0.0.1:1"],
         ["submit", "static-grid", "--address", "127.0.0.1:8265"],
         ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--storage", "rel/dir"],
-        ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--resume"],
+        ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--set", "blocks"],
+        ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--max-concurrent", "0"],
         ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--name", "a b"],
         ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--budget", "huge"],
         ["jobs"],
@@ -277,6 +280,19 @@ def test_resolve_client_keeps_explicit_env(
     assert "RAY_AUTH_TOKEN_PATH" not in os.environ
 
 
+def test_resolve_client_local_cluster_beats_env(
+    clean_auth_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = fake_state(clean_auth_env / "default-cluster")
+    state.save()
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "stale")
+    _, how = resolve_client(state.dashboard_url, None, None)
+    assert "local cluster" in how and os.environ["RAY_AUTH_MODE"] == "token"
+    assert os.environ["RAY_AUTH_TOKEN_PATH"] == state.token_path
+    assert "RAY_AUTH_TOKEN" not in os.environ
+
+
 def test_resolve_client_without_anything(clean_auth_env: Path) -> None:
     with pytest.raises(ValueError, match="no cluster address"):
         resolve_client(None, None, None)
@@ -343,6 +359,13 @@ def test_node_processes_and_terminate(tmp_path: Path) -> None:
         pids = {p.pid for p in procs}
         assert leader.pid in pids and len(pids) == 4, pids
         assert outsider.pid not in pids and os.getpid() not in pids
+        # Members must run Ray's executables when asked (sh and sleep do not).
+        assert node_processes(node, ray_executables(sys.executable)) == []
+        # The session id belongs to another process than the recorded leader: pid reuse.
+        node.sid_created = psutil_module().Process(leader.pid).create_time()
+        assert len(node_processes(node)) == 4
+        reused = NodeRecord(**{**node.__dict__, "sid_created": node.sid_created - 100})
+        assert node_processes(reused) == []
         # The shell ignores SIGTERM: terminate() must escalate to SIGKILL.
         assert terminate(procs, grace=0.5) == []
         leader.wait(timeout=10)
