@@ -106,21 +106,27 @@ def test_one_ppo_iteration(
     assert (acts[:, 2] >= -1).all() and (acts[:, 2] <= 1).all()
 
 
-def test_pool_sweep_definition() -> None:
+def test_pool_sweep_definition(tmp_path: Path) -> None:
     from tune_configs import pool_sweep
 
-    assert pool_sweep.METRIC == "env_runners/civic/fulfillment_pct" and pool_sweep.MODE == "max"
-    stop = pool_sweep.stop_condition(1000)
-    assert stop("t", {"env_runners": {"num_env_steps_sampled_lifetime": 1000}})
-    assert not stop("t", {"num_env_steps_sampled_lifetime": 999})
-    config = build_pool_ppo_config({"preset": "three_cell"}, TINY, Resources(0, 1))
-    config = pool_sweep.param_space(config, "grid")
-    assert config.env_config["scope"] == {"grid_search": ["team", "local"]}
-    assert config.lr == {"grid_search": [3e-4, 1e-3]}
-    with pytest.raises(ValueError, match="unknown searched parameter"):
-        pool_sweep.param_space(config, "grid", {"no_such_knob": [1, 2]})
-    tuner = pool_sweep.build_tuner(scenario="three_cell", timesteps=400, hparams=TINY)
-    assert tuner is not None
+    assert pool_sweep.NAME == "pool" and pool_sweep.METRIC == "eval/fulfillment_pct"
+    space = pool_sweep.param_space("small", seeds=[0, 1])
+    jobs = space["job"]["grid_search"]
+    assert {(j["scope"], j["seed"]) for j in jobs} == {
+        ("team", 0),
+        ("team", 1),
+        ("local", 0),
+        ("local", 1),
+    }
+    assert pool_sweep.total_trials("small", seeds=[0, 1]) == 4
+    assert pool_sweep.stop("paper") == {"timesteps": 300_000}
+    cfg = pool_sweep.trial_settings({**space, "job": jobs[0]})
+    assert cfg["scope"] == "team" and cfg["scenario"] == "three_cell_hetero"
+    with pytest.raises(ValueError, match="unknown pool sweep setting"):
+        pool_sweep.param_space("small", endowmint=5)
+    with pytest.raises(ValueError, match="budget"):
+        pool_sweep.param_space("huge")
+    assert pool_sweep.build_tuner("small", storage=tmp_path) is not None
 
 
 @pytest.mark.slow
@@ -128,14 +134,14 @@ def test_pool_sweep_runs(ray_session: Any, tmp_path: Path) -> None:
     from tune_configs import pool_sweep
 
     tuner = pool_sweep.build_tuner(
-        scenario="three_cell", timesteps=400, hparams=TINY, storage_path=tmp_path,
-        resources=Resources(0, 2), max_concurrent=1,
-        space={"scope": ["team", "local"]},
+        "small", storage=tmp_path, name="pool-test", progress=False, max_concurrent_trials=1,
+        timesteps=400, batch=400, minibatch=200, epochs=1, envs=2, eval_episodes=2,
+        scenario="three_cell",
     )  # fmt: skip
     grid = tuner.fit()
     assert len(grid) == 2 and not grid.errors
     best = grid.get_best_result(metric=pool_sweep.METRIC, mode=pool_sweep.MODE)
-    assert 0.0 <= best.metrics["env_runners"]["civic"]["fulfillment_pct"] <= 100.0
+    assert 0.0 <= best.metrics["eval/fulfillment_pct"] <= 100.0
     assert best.checkpoint is not None
     ctrl = load_pool_controller(best.checkpoint.path)
     assert ctrl.policies == "shared"
@@ -149,3 +155,4 @@ def test_pool_sweep_runs(ray_session: Any, tmp_path: Path) -> None:
     tags = acc.Tags()["scalars"]
     assert "ray/tune/env_runners/civic/fulfillment_pct" in tags
     assert "ray/tune/env_runners/civic/cell0/units_lent" in tags
+    assert "ray/tune/eval/fulfillment_pct" in tags

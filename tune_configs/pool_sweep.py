@@ -1,168 +1,237 @@
-"""The ``pool`` sweep: multi-agent PPO on a credit-pool scenario, one agent per cell.
+"""Sweep ``pool``: multi-agent PPO (one agent per cell) on a credit-pool scenario.
 
-Names a dispatcher (``python -m launch sweep pool ...``) or a test can import without running
-anything:
+Follows the sweep-module interface of :mod:`tune_configs.sweeps` (``NAME``, ``DESCRIPTION``,
+``METRICS`` / ``MODES``, ``BUDGETS``, ``SPACE``, ``STOP``, :func:`param_space`, :func:`stop`,
+:func:`total_trials`, :func:`build_tuner`, :func:`report`), so ``python -m launch sweep pool``
+works once ``launch/sweep.py`` maps ``"pool"`` to this module. Directly::
 
-* :data:`SCENARIO` (default preset), :data:`METRIC` / :data:`MODE` (what Optuna optimises and
-  what ranks trials: the windowed mean CIVIC fulfillment of the training episodes),
-  :data:`METRICS` (everything worth reporting per trial), :data:`GRID` (the default grid: reward
-  scope team / local x learning rate), :data:`OPTUNA_SPACE` (continuous / categorical space);
-* :func:`stop_condition` (env steps sampled), :func:`build_tuner` (the ``tune.Tuner``).
-
-Each trial trains :func:`tune_configs.pool.build_pool_ppo_config` (in-process sampling, one CPU
-per trial) and saves a checkpoint at the end, which ``python -m launch pool-compare --checkpoint
-<trial>/checkpoint_000000`` evaluates. TensorBoard files hold the CIVIC metrics
-(``ray/tune/env_runners/civic/...``).
-
-Example (about 4 minutes per trial for 100k steps on a quiet 2-core machine, two trials at once)::
-
+    from tune_configs.runtime import init_ray
     from tune_configs.pool_sweep import build_tuner
-    tuner = build_tuner(scenario="three_cell_hetero", timesteps=100_000,
-                        storage_path="/abs/results/sweeps")
-    results = tuner.fit()
-    print(results.get_best_result(metric=METRIC, mode=MODE).metrics[METRIC])
+    init_ray()
+    results = build_tuner("small", storage="./results").fit()
+
+One trial (:func:`pool_trial`, a function trainable, one CPU) trains the multi-agent PPO of
+:func:`tune_configs.pool.build_pool_ppo_config` on ``scenario`` for ``timesteps`` env steps,
+reporting per iteration the training episodes' CIVIC metrics (``env_runners/civic/...``, also in
+TensorBoard as ``ray/tune/env_runners/civic/...``), saves the final checkpoint (with the pool
+sidecar, loadable by ``python -m launch pool-compare --checkpoint <trial>/checkpoint_000000``) and
+evaluates the deterministic policy on ``eval_episodes`` episodes from ``eval_seed`` with the pool
+on: the last report carries ``eval/<metric>`` (:data:`EVAL_METRICS`). The grid runs every
+combination of reward scope (``scopes``: team / local) and training seed (``seeds``).
+
+Budgets: ``small`` (2 scopes x 1 seed x 40k steps: about 15 minutes on a quiet 2-core machine,
+two trials at once) and ``paper`` (2 scopes x 3 seeds x 300k steps). Every budget entry can be
+overridden (``--set timesteps=100000 --set endowment=100 --set scenario=surge``).
 """
 
 from __future__ import annotations
 
+import math
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tune_configs.pool import POLICY_MODES, build_pool_ppo_config, civic_metric_name
-from tune_configs.ppo import Resources
-
 NAME = "pool"
-SCENARIO = "three_cell_hetero"
-METRIC = civic_metric_name("fulfillment_pct")
-MODE = "max"
-METRICS: tuple[str, ...] = (
-    civic_metric_name("fulfillment_pct"),
-    civic_metric_name("completion_pct"),
-    civic_metric_name("served_clients"),
-    civic_metric_name("fairness"),
-    civic_metric_name("operational_cost"),
-    civic_metric_name("backhaul_units"),
-    "env_runners/episode_return_mean",
+DESCRIPTION = "per-cell PPO with the credit pool (CIVIC metrics), grid over reward scope x seed"
+EVAL_PREFIX = "eval/"
+EVAL_METRICS: tuple[str, ...] = (
+    "completion_pct", "fulfillment_pct", "served_clients", "fairness", "operational_cost",
+    "backhaul_units", "episode_return",
+)  # fmt: skip
+METRICS: tuple[str, ...] = tuple(
+    EVAL_PREFIX + m for m in ("fulfillment_pct", "completion_pct", "fairness")
 )
-DEFAULT_TIMESTEPS = 100_000
-# grid: every combination runs once per sample
-GRID: dict[str, list[Any]] = {
-    "scope": ["team", "local"],  # env_config: team reward (cooperative) or own cell's reward
-    "lr": [3e-4, 1e-3],
-}
-# Optuna: (kind, low, high) for numbers, ("choice", [options]) for categories
-OPTUNA_SPACE: dict[str, tuple[Any, ...]] = {
-    "lr": ("loguniform", 5e-5, 3e-3),
-    "entropy_coeff": ("uniform", 0.0, 0.01),
-    "scope": ("choice", ["team", "local"]),
-    "reward": ("choice", ["metalore", "fulfilled"]),
-}
-ENV_KEYS = frozenset({"scope", "reward"})  # searched names that live in env_config
-SEARCHES = ("grid", "optuna")
+MODES: tuple[str, ...] = ("max", "max", "max")
+METRIC, MODE = METRICS[0], MODES[0]
+
+BUDGETS: dict[str, dict[str, Any]] = {
+    "small": {
+        "scenario": "three_cell_hetero", "timesteps": 40_000, "seeds": [0],
+        "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
+        "endowment": 1000.0, "lr": 3e-4, "batch": 2000, "minibatch": 500, "epochs": 5,
+        "envs": 8, "eval_episodes": 20, "eval_seed": 0, "obs_mode": "log1p",
+    },
+    "paper": {
+        "scenario": "three_cell_hetero", "timesteps": 300_000, "seeds": [0, 1, 2],
+        "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
+        "endowment": 1000.0, "lr": 3e-4, "batch": 2000, "minibatch": 500, "epochs": 5,
+        "envs": 8, "eval_episodes": 100, "eval_seed": 0, "obs_mode": "log1p",
+    },
+}  # fmt: skip
+_GRID_KEYS = ("seeds", "scopes")
 
 
-def stop_condition(timesteps: int) -> Any:
-    """Stop a trial once it sampled ``timesteps`` env steps."""
-    if timesteps < 1:
-        raise ValueError(f"timesteps must be >= 1, got {timesteps}")
-
-    def stop(trial_id: str, result: Mapping[str, Any]) -> bool:
-        runners = result.get("env_runners", {})
-        steps = result.get("num_env_steps_sampled_lifetime")
-        if steps is None and isinstance(runners, Mapping):
-            steps = runners.get("num_env_steps_sampled_lifetime")
-        return steps is not None and float(steps) >= timesteps
-
-    return stop
+def _budget(budget: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {tuple(BUDGETS)}, got {budget!r}")
+    unknown = sorted(set(overrides) - set(BUDGETS[budget]))
+    if unknown:
+        known = ", ".join(sorted(BUDGETS[budget]))
+        raise ValueError(f"unknown pool sweep setting(s) {unknown}; known: {known}")
+    b = {**BUDGETS[budget], **overrides}
+    if int(b["timesteps"]) < 1 or int(b["eval_episodes"]) < 1:
+        raise ValueError("timesteps and eval_episodes must be >= 1")
+    return b
 
 
-def _tune_value(spec: tuple[Any, ...]) -> Any:
+def param_space(budget: str = "small", **overrides: Any) -> dict[str, Any]:
+    """Trial constants plus a grid over (scope, seed)."""
+    b = _budget(budget, overrides)
+    constants = {k: v for k, v in b.items() if k not in _GRID_KEYS}
+    jobs = [{"scope": str(sc), "seed": int(sd)} for sc in b["scopes"] for sd in b["seeds"]]
+    return {**constants, "job": {"grid_search": jobs}}
+
+
+def stop(budget: str = "small", **overrides: Any) -> dict[str, Any]:
+    """The trial budget. Trials stop themselves after ``timesteps`` (then evaluate), so the Tuner
+    gets no stop condition: one on ``timesteps`` would end a trial before its evaluation."""
+    return {"timesteps": int(_budget(budget, overrides)["timesteps"])}
+
+
+def total_trials(budget: str = "small", **overrides: Any) -> int:
+    b = _budget(budget, overrides)
+    return len(b["scopes"]) * len(b["seeds"])
+
+
+SPACE = param_space("small")
+STOP = stop("small")
+
+
+# ------------------------------------------------------------------------------------------------
+def trial_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A trial's flat settings: constants with the grid ``job`` merged in."""
+    cfg = {k: v for k, v in dict(config).items() if k != "job"}
+    cfg.update(dict(config.get("job", {})))
+    return cfg
+
+
+def _env_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "preset": cfg["scenario"], "scope": cfg["scope"], "reward": cfg["reward"],
+        "endowment": float(cfg["endowment"]), "obs_mode": cfg["obs_mode"],
+    }  # fmt: skip
+
+
+def pool_trial(config: dict[str, Any]) -> None:
+    """Function trainable of one pool trial (see the module docstring)."""
+    import torch
     from ray import tune
 
-    kind = spec[0]
-    if kind == "loguniform":
-        return tune.loguniform(spec[1], spec[2])
-    if kind == "uniform":
-        return tune.uniform(spec[1], spec[2])
-    if kind == "choice":
-        return tune.choice(list(spec[1]))
-    raise ValueError(f"unknown search-space kind {kind!r}")
+    from envs.core import make_params
+    from envs.core.pool import PoolParams
+    from envs.core.pool_policies import evaluate_controller
+    from tune_configs.pool import (
+        PoolPolicyController,
+        build_pool_ppo_config,
+        module_ids,
+        result_summary,
+        write_pool_sidecar,
+    )
+    from tune_configs.ppo import Resources
+
+    torch.set_num_threads(1)
+    cfg = trial_settings(config)
+    env_config = _env_config(cfg)
+    hparams = {"lr": float(cfg["lr"]), "train_batch_size": int(cfg["batch"]),
+               "minibatch_size": min(int(cfg["minibatch"]), int(cfg["batch"])),
+               "num_epochs": int(cfg["epochs"])}  # fmt: skip
+    ppo = build_pool_ppo_config(env_config, hparams, Resources(0, int(cfg["envs"])),
+                                seed=int(cfg["seed"]), policies=cfg["policies"])  # fmt: skip
+    algo = ppo.build_algo()
+    timesteps = int(cfg["timesteps"])
+    steps = 0
+    try:
+        while steps < timesteps:
+            result = algo.train()
+            summary = result_summary(result)
+            steps = int(summary.get("env_steps_sampled", steps))
+            runners = result.get("env_runners", {})
+            tune.report({"timesteps": steps, "env_runners": {
+                "civic": runners.get("civic", {}),
+                "episode_return_mean": runners.get("episode_return_mean", math.nan)}})  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            ckpt = Path(tmp) / "checkpoint"
+            ckpt.mkdir()
+            algo.save(str(ckpt))
+            write_pool_sidecar(ckpt, env_config, cfg["policies"], env_steps=steps)
+            n_cells = make_params(cfg["scenario"]).scenario.n_cells
+            mids = module_ids(cfg["policies"], n_cells)
+            info = {"env_config": env_config, "policies": cfg["policies"], "modules": mids,
+                    "normalize_actions": True}  # fmt: skip
+            ctrl = PoolPolicyController(ckpt, {m: algo.get_module(m) for m in mids}, info)
+            metrics = evaluate_controller(
+                make_params(cfg["scenario"]), PoolParams(endowment=float(cfg["endowment"])),
+                ctrl, int(cfg["eval_episodes"]), int(cfg["eval_seed"]),
+            )  # fmt: skip
+            final: dict[str, Any] = {"timesteps": steps}
+            for m in EVAL_METRICS:
+                values = [x[m] for x in metrics if x.get(m) is not None]
+                final[EVAL_PREFIX + m] = float(sum(values) / len(values)) if values else math.nan
+            tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(ckpt)))
+    finally:
+        algo.stop()
 
 
-def param_space(config: Any, search: str, space: Mapping[str, Any] | None = None) -> Any:
-    """Put the searched values into a PPO config (env keys into ``env_config``)."""
-    from ray import tune
-
-    if search not in SEARCHES:
-        raise ValueError(f"invalid search {search!r}: choose one of {SEARCHES}")
-    space = dict(space if space is not None else (GRID if search == "grid" else OPTUNA_SPACE))
-    env_config = dict(config.env_config)
-    for key, spec in space.items():
-        value = tune.grid_search(list(spec)) if search == "grid" else _tune_value(tuple(spec))
-        if key in ENV_KEYS:
-            env_config[key] = value
-        elif hasattr(config, key):
-            setattr(config, key, value)
-        else:
-            raise ValueError(f"unknown searched parameter {key!r}")
-    config.env_config = env_config
-    return config
+def trial_dirname(trial: Any) -> str:
+    job = trial.config.get("job", {})
+    return f"pool_{job.get('scope', 'x')}_s{job.get('seed', 0)}_{trial.trial_id}"
 
 
 def build_tuner(
-    scenario: str = SCENARIO,
-    timesteps: int = DEFAULT_TIMESTEPS,
-    num_samples: int = 1,
-    search: str = "grid",
-    storage_path: str | Path | None = None,
-    name: str = NAME,
-    policies: str = "shared",
-    max_concurrent: int = 2,
-    seed: int = 0,
-    resources: Resources | None = None,
-    env_overrides: Mapping[str, Any] | None = None,
-    hparams: Mapping[str, Any] | None = None,
-    space: Mapping[str, Any] | None = None,
+    budget: str = "small",
+    storage: str | Path = "./results",
+    name: str | None = None,
+    resume: bool = False,
+    max_concurrent_trials: int | None = None,
+    progress: bool = True,
+    **overrides: Any,
 ) -> Any:
-    """A ``tune.Tuner`` for the pool sweep; call ``.fit()`` with Ray initialised.
-
-    ``search="grid"`` runs :data:`GRID` (``num_samples`` times); ``"optuna"`` samples
-    ``num_samples`` trials from :data:`OPTUNA_SPACE` with Optuna (maximising :data:`METRIC`).
-    ``env_overrides`` fix env / pool parameters (``{"endowment": 1000}``), ``hparams`` PPO ones.
-    """
+    """The Tuner of this sweep (Ray must be initialised, see :mod:`tune_configs.runtime`)."""
     from ray import tune
-    from ray.tune import CheckpointConfig, RunConfig, TuneConfig
 
-    if policies not in POLICY_MODES:
-        raise ValueError(f"invalid policies {policies!r}: choose one of {POLICY_MODES}")
-    if num_samples < 1 or max_concurrent < 1:
-        raise ValueError("num_samples and max_concurrent must be >= 1")
-    env_config = {"preset": scenario, **dict(env_overrides or {})}
-    config = build_pool_ppo_config(env_config, hparams, resources, seed=seed, policies=policies)
-    config = param_space(config, search, space)
-    search_alg = None
-    if search == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
-
-        search_alg = OptunaSearch(metric=METRIC, mode=MODE, seed=seed)
-    storage = str(Path(storage_path).expanduser().resolve()) if storage_path else None
+    space = param_space(budget, **overrides)
+    exp = Path(storage).expanduser().resolve() / (name or f"{NAME}-{budget}")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    trainable = tune.with_resources(pool_trial, {"cpu": 1})
+    if resume:
+        if not tune.Tuner.can_restore(str(exp)):
+            raise ValueError(f"nothing to resume in {exp} (no Tune experiment state there)")
+        return tune.Tuner.restore(str(exp), trainable, resume_unfinished=True,
+                                  resume_errored=True, param_space=space)  # fmt: skip
+    if exp.exists() and any(exp.iterdir()):
+        raise ValueError(f"experiment directory {exp} exists already: resume it or use a new name")
     return tune.Tuner(
-        "PPO",
-        param_space=config,
-        tune_config=TuneConfig(
-            num_samples=num_samples,
-            max_concurrent_trials=max_concurrent,
-            search_alg=search_alg,
-            metric=None if search_alg is not None else METRIC,
-            mode=None if search_alg is not None else MODE,
-            trial_dirname_creator=lambda trial: f"{name}_{trial.trial_id}",
+        trainable,
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=max_concurrent_trials,
+            trial_dirname_creator=trial_dirname,
+            trial_name_creator=trial_dirname,
         ),
-        run_config=RunConfig(
-            name=name,
-            storage_path=storage,
-            stop=stop_condition(timesteps),
-            verbose=0,
-            checkpoint_config=CheckpointConfig(checkpoint_at_end=True, num_to_keep=1),
+        run_config=tune.RunConfig(
+            name=exp.name,
+            storage_path=str(exp.parent),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=1 if progress else 0,
         ),
+    )
+
+
+def report(results: Any, exp_dir: str | Path) -> None:
+    """Print the final evaluation of every trial (and where the checkpoints are)."""
+    print(f"{'trial':<40} {'fulfil %':>9} {'complete %':>10} {'fairness':>9}  checkpoint")
+    for res in results:
+        m = res.metrics or {}
+
+        def f(key: str, spec: str, m: Mapping[str, Any] = m) -> str:
+            v = m.get(EVAL_PREFIX + key)
+            return "n/a" if v is None or not math.isfinite(float(v)) else format(float(v), spec)
+
+        ckpt = res.checkpoint.path if res.checkpoint is not None else "-"
+        print(f"{Path(res.path).name[:40]:<40} {f('fulfillment_pct', '9.2f')} "
+              f"{f('completion_pct', '10.2f')} {f('fairness', '9.3f')}  {ckpt}")  # fmt: skip
+    print(
+        f"compare: python -m launch pool-compare --checkpoint <checkpoint> (results in {exp_dir})"
     )
