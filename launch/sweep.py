@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
     known = set().union(*(set(b) for b in module.BUDGETS.values()))
     known |= {
         "preset", "obs_mode", "hparams", "resources", "eval_seed", "checkpoint_every",
-        "deltas", "penalties", "seeds", "rewards", "grid_step", "delta", "penalty",
+        "deltas", "penalties", "seeds", "rewards", "grid_step", "delta", "penalty", "seed",
+        "samples",
     }  # fmt: skip
     unknown = sorted(set(overrides) - known)
     if unknown:
@@ -138,4 +139,3 @@ def run(args: argparse.Namespace) -> int:
               f"{args.storage} --name {name} --resume", file=sys.stderr)  # fmt: skip
         return 130
     return 1 if errors else 0
-
