@@ -168,7 +168,9 @@ def write_token(path: Path) -> None:
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    """Nothing listens on host:port (connections in TIME_WAIT, as after `down`, do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
