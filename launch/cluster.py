@@ -241,16 +241,18 @@ def _up(args: argparse.Namespace, directory: Path) -> int:
             file=sys.stderr,
         )
     head_cpus = args.num_cpus if args.head_cpus is None else args.head_cpus
-    nodes = [_node("head", "head", head_cpus, directory)]
+    ports = _distinct_free_ports(args.workers + 2, exclude={args.port, args.dashboard_port})
+    nodes = [_node("head", "head", head_cpus, directory, ports[0])]
     nodes += [
-        _node(f"worker-{i}", "worker", args.num_cpus, directory) for i in range(1, args.workers + 1)
+        _node(f"worker-{i}", "worker", args.num_cpus, directory, ports[i])
+        for i in range(1, args.workers + 1)
     ]
     state = ClusterState(
         directory=str(directory),
         created=time.time(),
         gcs_port=args.port,
         dashboard_port=args.dashboard_port,
-        client_port=free_port(),
+        client_port=ports[-1],
         auth_mode=args.auth,
         token_path=str(token_path) if token_path else None,
         # Short path: Ray's unix sockets live below it (108-byte limit).
@@ -271,25 +273,30 @@ def _up(args: argparse.Namespace, directory: Path) -> int:
         state.save()
         _wait_started([(head, proc)])
         print(f"  head up after {time.monotonic() - t0:.0f} s", flush=True)
-        if args.workers:
-            print(f"starting {args.workers} worker node(s) ...", flush=True)
-            started = []
-            for node in nodes[1:]:
-                started.append(
-                    (node, _launch(worker_command(state, node, store), node, env, directory))
-                )
-                state.nodes.append(node)
-            state.save()
-            _wait_started(started)
+        # One at a time, each tried twice: Ray gives a new raylet 30 s to register, which
+        # parallel starts on a busy laptop can exceed.
+        for node in nodes[1:]:
+            print(f"starting {node.name} ...", flush=True)
+            state.nodes.append(node)
+            for attempt in (1, 2):
+                proc = _launch(worker_command(state, node, store), node, env, directory)
+                state.save()
+                try:
+                    _wait_started([(node, proc)])
+                    break
+                except ClusterError as exc:
+                    if attempt == 2:
+                        raise
+                    print(f"  {exc}; retrying", file=sys.stderr, flush=True)
+                    _stop_nodes(state, [node], grace=2.0)
+            print(f"  {node.name} up after {time.monotonic() - t0:.0f} s", flush=True)
         expected = len(nodes)
         print(f"waiting for {expected} node(s) to register ...", flush=True)
         if not wait_for(lambda: _alive_ray_nodes(state) >= expected, timeout=60, interval=1):
             raise ClusterError(f"only {_alive_ray_nodes(state)} of {expected} nodes registered")
-    except (ClusterError, KeyboardInterrupt) as exc:
-        print(
-            f"cluster up failed ({exc or 'interrupted'}); stopping what was started",
-            file=sys.stderr,
-        )
+    except BaseException as exc:  # whatever failed, leave no process behind
+        reason = str(exc) or type(exc).__name__
+        print(f"cluster up failed ({reason}); stopping what was started", file=sys.stderr)
         _stop_nodes(state, state.nodes, grace=5.0)
         _cleanup_files(state)
         raise
@@ -298,14 +305,23 @@ def _up(args: argparse.Namespace, directory: Path) -> int:
     return 0
 
 
-def _node(name: str, role: str, cpus: int, directory: Path) -> NodeRecord:
+def _distinct_free_ports(n: int, exclude: set[int]) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in exclude and port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _node(name: str, role: str, cpus: int, directory: Path, agent_port: int) -> NodeRecord:
     return NodeRecord(
         name=name,
         role=role,
         sid=0,
         started=0.0,
         num_cpus=cpus,
-        agent_port=free_port(),
+        agent_port=agent_port,
         log=str(directory / "logs" / f"{name}.log"),
     )
 
