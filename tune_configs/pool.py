@@ -241,7 +241,7 @@ def build_pool_ppo_config(
         .env_runners(
             num_env_runners=res.num_env_runners,
             num_envs_per_env_runner=res.num_envs_per_env_runner,
-            num_cpus_per_env_runner=res.num_cpus_per_env_runner,  # type: ignore[arg-type]
+            num_cpus_per_env_runner=res.num_cpus_per_env_runner,
             rollout_fragment_length=fragment,
             batch_mode="truncate_episodes",
         )
