@@ -119,6 +119,7 @@ def test_pool_sweep_definition(tmp_path: Path) -> None:
         ("local", 1),
     }
     assert pool_sweep.total_trials("small", seeds=[0, 1]) == 4
+    assert pool_sweep.total_trials("small", seed=3) == 2
     assert pool_sweep.stop("paper") == {"timesteps": 300_000}
     cfg = pool_sweep.trial_settings({**space, "job": jobs[0]})
     assert cfg["scope"] == "team" and cfg["scenario"] == "three_cell_hetero"

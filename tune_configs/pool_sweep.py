@@ -66,6 +66,9 @@ _GRID_KEYS = ("seeds", "scopes")
 def _budget(budget: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     if budget not in BUDGETS:
         raise ValueError(f"budget must be one of {tuple(BUDGETS)}, got {budget!r}")
+    overrides = dict(overrides)
+    if "seed" in overrides:  # the generic ``--set seed=N`` of launch sweep: one training seed
+        overrides["seeds"] = [int(overrides.pop("seed"))]
     unknown = sorted(set(overrides) - set(BUDGETS[budget]))
     if unknown:
         known = ", ".join(sorted(BUDGETS[budget]))
