@@ -48,8 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(names: tune_configs.ppo.DEFAULT_HPARAMS)")  # fmt: skip
     p.add_argument("--env-runners", type=nonneg_int, default=0,
                    help="remote sampling actors (0: sample in the driver; default 0)")  # fmt: skip
-    p.add_argument("--envs-per-runner", type=positive_int, default=8,
-                   help="vectorised envs per runner (default 8)")  # fmt: skip
+    p.add_argument("--envs-per-runner", type=positive_int, default=32,
+                   help="vectorised envs per runner (default 32)")  # fmt: skip
     p.add_argument(
         "--address",
         default=None,

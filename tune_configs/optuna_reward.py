@@ -2,7 +2,7 @@
 
 Run::
 
-    python -m launch sweep optuna-reward --budget small   # 8 trials x 20k steps
+    python -m launch sweep optuna-reward --budget small   # 8 trials x 50k steps, ~5 min
     python -m launch sweep optuna-reward --budget paper   # 40 trials x 200k steps (hours)
 
 Which reward settings give PPO policies on the trade-off front? Optuna (multi-objective TPE via
@@ -31,7 +31,7 @@ SEARCH_SPACE: dict[str, FloatDistribution] = {
     "penalty": FloatDistribution(-5.0, 0.0),
 }
 BUDGETS: dict[str, dict[str, Any]] = {
-    "small": {"timesteps": 20_000, "eval_episodes": 100, "samples": 8, "startup": 4},
+    "small": {"timesteps": 50_000, "eval_episodes": 100, "samples": 8, "startup": 4},
     "paper": {"timesteps": 200_000, "eval_episodes": 100, "samples": 40, "startup": 10},
 }
 # Start from the paper's point A so the first trial is a known reference.

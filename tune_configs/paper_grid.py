@@ -2,7 +2,7 @@
 
 Run::
 
-    python -m launch sweep paper-grid --budget small   # 21 trials x 20k steps, 1 seed
+    python -m launch sweep paper-grid --budget small   # 21 trials x 50k steps, 1 seed, ~10 min
     python -m launch sweep paper-grid --budget paper   # 63 trials x 200k steps, 3 seeds (hours)
 
 The grid is delta in {0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1} x penalty in {0, -1, -5} x seeds. Each
@@ -27,7 +27,7 @@ PENALTIES: tuple[float, ...] = (0.0, -1.0, -5.0)
 METRICS: tuple[str, ...] = OBJECTIVES
 MODES: tuple[str, ...] = OBJECTIVE_MODES
 BUDGETS: dict[str, dict[str, Any]] = {
-    "small": {"timesteps": 20_000, "seeds": (0,), "eval_episodes": 100},
+    "small": {"timesteps": 50_000, "seeds": (0,), "eval_episodes": 100},
     "paper": {"timesteps": 200_000, "seeds": (0, 1, 2), "eval_episodes": 100},
 }
 

@@ -1,7 +1,7 @@
 """Sweep ``quickstart``: the static grid plus a few PPO reward settings, small budgets.
 
-Run (the README's main command; about 5-10 minutes on 2 cores, up to 15 when the machine is
-shared)::
+Run (the README's main command; 1.6 minutes measured on a quiet 2-core machine, expect several
+times that when the machine is shared)::
 
     python -m launch sweep quickstart
 
@@ -31,7 +31,7 @@ METRICS: tuple[str, ...] = OBJECTIVES
 MODES: tuple[str, ...] = OBJECTIVE_MODES
 REWARDS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.5, 0.0), (0.9, -5.0))
 BUDGETS: dict[str, dict[str, Any]] = {
-    "small": {"timesteps": 60_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
+    "small": {"timesteps": 100_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
     "paper": {"timesteps": 200_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
 }
 
