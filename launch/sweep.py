@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     known |= {
         "preset", "obs_mode", "hparams", "resources", "eval_seed", "checkpoint_every",
         "deltas", "penalties", "seeds", "rewards", "grid_step", "delta", "penalty", "seed",
-        "samples",
+        "samples", "with_static", "episodes",
     }  # fmt: skip
     unknown = sorted(set(overrides) - known)
     if unknown:

@@ -55,9 +55,15 @@ def test_paper_grid_space_is_the_papers_grid() -> None:
     from tune_configs.sweeps import grid_size
 
     space = paper_grid.param_space("paper")
-    assert space["delta"]["grid_search"] == [0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1]
-    assert space["penalty"]["grid_search"] == [0.0, -1.0, -5.0]
-    assert grid_size(space) == 7 * 3 * 3
+    jobs = space["job"]["grid_search"]
+    static = [(j["delta"], j["penalty"]) for j in jobs if j["kind"] == "static"]
+    ppo = [(j["delta"], j["penalty"], j["seed"]) for j in jobs if j["kind"] == "ppo"]
+    deltas, penalties = (0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1), (0.0, -1.0, -5.0)
+    assert static == [(d, p) for d in deltas for p in penalties]  # the baselines, first
+    assert [j["kind"] for j in jobs[: len(static)]] == ["static"] * len(static)
+    assert sorted(ppo) == sorted((d, p, s) for d in deltas for p in penalties for s in (0, 1, 2))
+    assert grid_size(space) == 21 + 7 * 3 * 3
+    assert grid_size(paper_grid.param_space("paper", with_static=False)) == 63
     assert space["eval_episodes"] == 100 and space["timesteps"] == 200_000
     assert paper_grid.stop("paper") == {"timesteps": 200_000}
     assert paper_grid.stop("small", timesteps=999) == {"timesteps": 999}

@@ -2,15 +2,18 @@
 
 Run::
 
-    python -m launch sweep paper-grid --budget small   # 21 trials x 50k steps, 1 seed, ~10 min
-    python -m launch sweep paper-grid --budget paper   # 63 trials x 200k steps, 3 seeds (hours)
+    python -m launch sweep paper-grid --budget small   # 21 static + 21 PPO trials x 50k steps
+    python -m launch sweep paper-grid --budget paper   # 21 static + 63 PPO x 200k, 3 seeds
 
-The grid is delta in {0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1} x penalty in {0, -1, -5} x seeds. Each
-trial trains PPO (``tune_configs.ppo``, log1p observations, one CPU), reports the training metrics
-every iteration (TensorBoard: ``ray/tune/env_runners/metalore/*``), and ends with a deterministic
-evaluation over 100 episodes (seeds 0..99, the episodes of the static baselines) whose metrics are
-its final result (``eval/served_pct``, ``eval/sync_delay``, ``eval/e2e_delay``, ...) and a result
-set (kind ``ppo-trial``) in its trial directory, next to its final ``checkpoint/``.
+The grid is delta in {0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1} x penalty in {0, -1, -5} x seeds. First
+come the static baselines, one trial per reward setting (the exhaustive 0.1 grid plus the heuristic
+and queue-aware rules, batched, a few seconds each; ``--set with_static=false`` leaves them out,
+e.g. when ``static-grid`` runs separately). Each PPO trial trains PPO (``tune_configs.ppo``, log1p
+observations, one CPU), reports the training metrics every iteration (TensorBoard:
+``ray/tune/env_runners/metalore/*``), and ends with a deterministic evaluation over 100 episodes
+(seeds 0..99, the episodes of the static baselines) whose metrics are its final result
+(``eval/served_pct``, ``eval/sync_delay``, ``eval/e2e_delay``, ...) and a result set (kind
+``ppo-trial``) in its trial directory, next to its final ``checkpoint/``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, grid_size, make_tuner
+from tune_configs.sweeps import (
+    OBJECTIVE_MODES,
+    OBJECTIVES,
+    PAPER_DELTAS,
+    PAPER_PENALTIES,
+    check_budget,
+    grid_size,
+    make_tuner,
+)
 
 NAME = "paper-grid"
 DESCRIPTION = "PPO over delta x penalty x seeds (the paper's reward settings), 100-episode eval"
-DELTAS: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1)
-PENALTIES: tuple[float, ...] = (0.0, -1.0, -5.0)
+DELTAS: tuple[float, ...] = PAPER_DELTAS
+PENALTIES: tuple[float, ...] = PAPER_PENALTIES
 METRICS: tuple[str, ...] = OBJECTIVES
 MODES: tuple[str, ...] = OBJECTIVE_MODES
 BUDGETS: dict[str, dict[str, Any]] = {
@@ -49,14 +60,53 @@ def ppo_constants(budget: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
+def reward_jobs(
+    rewards: list[tuple[float, float]],
+    seeds: list[int],
+    with_static: bool = True,
+    grid_step: float | None = None,
+) -> list[dict[str, Any]]:
+    """Trial specs: (optionally) one static-grid trial per reward, then PPO per reward x seed.
+
+    The static trials come first so that, with trials in parallel, the baseline is done before
+    (or while) the PPO trials run. Each evaluates the whole 0.1 grid plus the heuristic and
+    queue-aware rules under that reward (delays and served % are reward-independent; the return
+    is not).
+    """
+    from tune_configs.static_grid import GRID_STEP, split_blocks
+
+    jobs: list[dict[str, Any]] = []
+    if with_static:
+        splits = split_blocks(GRID_STEP if grid_step is None else float(grid_step), 1)[0]
+        jobs += [
+            {"kind": "static", "block": 0, "splits": splits, "baselines": True, "delta": d,
+             "penalty": p}
+            for d, p in rewards
+        ]  # fmt: skip
+    jobs += [
+        {"kind": "ppo", "delta": d, "penalty": p, "seed": int(s)} for d, p in rewards for s in seeds
+    ]
+    return jobs
+
+
 def param_space(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
-    """Tune param space: the PPO constants plus grid searches over delta, penalty, seed."""
+    """Tune param space: shared constants plus a grid over :func:`reward_jobs` (delta x penalty
+    static trials unless ``with_static=False``, then delta x penalty x seed PPO trials)."""
     b = {**BUDGETS[check_budget(budget)], **overrides}
+    rewards = [
+        (float(d), float(p)) for d in b.get("deltas", DELTAS) for p in b.get("penalties", PENALTIES)
+    ]
+    constants = ppo_constants(budget, **overrides)
+    constants.pop("kind")
     return {
-        **ppo_constants(budget, **overrides),
-        "delta": {"grid_search": list(b.get("deltas", DELTAS))},
-        "penalty": {"grid_search": list(b.get("penalties", PENALTIES))},
-        "seed": {"grid_search": list(b["seeds"])},
+        **constants,
+        "episodes": int(b.get("episodes", 100)),
+        "grid_step": float(b.get("grid_step", 0.1)),
+        "job": {
+            "grid_search": reward_jobs(
+                rewards, list(b["seeds"]), bool(b.get("with_static", True)), b.get("grid_step")
+            )
+        },
     }
 
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tune_configs.paper_grid import ppo_constants
-from tune_configs.static_grid import GRID_STEP, split_blocks
+from tune_configs.paper_grid import ppo_constants, reward_jobs
+from tune_configs.static_grid import GRID_STEP
 from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, grid_size, make_tuner
 
 NAME = "quickstart"
@@ -39,15 +39,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
 def jobs(budget: str = "small", **overrides: Any) -> list[dict[str, Any]]:
     """Static trials first (whole grid per reward setting), then one PPO trial per reward."""
     b = {**BUDGETS[check_budget(budget)], **overrides}
-    rewards = [tuple(r) for r in b.get("rewards", REWARDS)]
-    splits = split_blocks(float(b.get("grid_step", GRID_STEP)), 1)[0]
-    static = [
-        {"kind": "static", "block": 0, "splits": splits, "baselines": True, "delta": d,
-         "penalty": p}
-        for d, p in rewards
-    ]  # fmt: skip
-    ppo = [{"kind": "ppo", "delta": d, "penalty": p, "seed": int(b["seed"])} for d, p in rewards]
-    return static + ppo
+    rewards = [(float(r[0]), float(r[1])) for r in b.get("rewards", REWARDS)]
+    return reward_jobs(rewards, [int(b["seed"])], True, float(b.get("grid_step", GRID_STEP)))
 
 
 def param_space(budget: str = "small", **overrides: Any) -> dict[str, Any]:

@@ -19,8 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tune_configs.paper_grid import DELTAS, PENALTIES
-from tune_configs.sweeps import check_budget, grid_size, make_tuner
+from tune_configs.sweeps import (
+    PAPER_DELTAS,
+    PAPER_PENALTIES,
+    check_budget,
+    grid_size,
+    make_tuner,
+)
 
 NAME = "static-grid"
 DESCRIPTION = "exhaustive static splits (0.1 grid, 100 episodes) as Tune trials, batched"
@@ -29,7 +34,7 @@ MODES: tuple[str, ...] = ("max", "max")
 GRID_STEP = 0.1
 BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"episodes": 100, "blocks": 2, "deltas": (0.9,), "penalties": (0.0,)},
-    "paper": {"episodes": 100, "blocks": 4, "deltas": DELTAS, "penalties": PENALTIES},
+    "paper": {"episodes": 100, "blocks": 4, "deltas": PAPER_DELTAS, "penalties": PAPER_PENALTIES},
 }
 
 

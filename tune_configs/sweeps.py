@@ -29,6 +29,10 @@ BUDGETS = ("small", "paper")
 MAX_FAILURES = 2  # retries of a crashed trial (from its last checkpoint)
 DEFAULT_STORAGE = "./results"
 
+# The paper's reward settings (spec section 8): delta without penalty, then nonzero penalties.
+PAPER_DELTAS: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1)
+PAPER_PENALTIES: tuple[float, ...] = (0.0, -1.0, -5.0)
+
 # The three objectives of every search (served % up, sync delay down, E2E delay down).
 OBJECTIVES: tuple[str, ...] = ("eval/served_pct", "eval/sync_delay", "eval/e2e_delay")
 OBJECTIVE_MODES: tuple[str, ...] = ("max", "min", "min")
