@@ -9,11 +9,12 @@ Examples::
     python -m launch sweep paper-grid --address 127.0.0.2:6390   # on a running Ray cluster
 
 Sweeps (modules in ``tune_configs/``): quickstart, paper-grid, static-grid, optuna-reward,
-optuna-static. Results go to ``--storage/--name`` (default ``./results/<sweep>-<budget>``); every
-trial directory holds Tune's files, TensorBoard events and a result set (run.json, episodes.csv,
-summary.json) that ``launch report`` collects. Progress: one line per started/finished trial and
-a status line every minute. Ctrl-C stops gracefully; rerun with ``--resume`` to continue without
-redoing finished trials. Without ``--address`` an embedded single-node Ray runs on 127.0.0.1 only.
+optuna-static, pool (multi-agent PPO with the multi-cell credit pool). Results go to
+``--storage/--name`` (default ``./results/<sweep>-<budget>``); every trial directory holds Tune's
+files, TensorBoard events and a result set (run.json, episodes.csv, summary.json) that
+``launch report`` collects. Progress: one line per started/finished trial and a status line every
+minute. Ctrl-C stops gracefully; rerun with ``--resume`` to continue without redoing finished
+trials. Without ``--address`` an embedded single-node Ray runs on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from typing import Any
 from launch.cli import UsageError
 from launch.common import key_value, positive_int
 
-HELP = "run a Tune sweep (paper-grid, static-grid, optuna-reward, optuna-static, quickstart)"
+HELP = "run a Tune sweep (quickstart, paper-grid, static-grid, optuna-reward, optuna-static, pool)"
 SWEEPS: dict[str, str] = {
     "quickstart": "tune_configs.quickstart",
     "paper-grid": "tune_configs.paper_grid",
     "static-grid": "tune_configs.static_grid",
     "optuna-reward": "tune_configs.optuna_reward",
     "optuna-static": "tune_configs.optuna_static",
+    "pool": "tune_configs.pool_sweep",  # multi-cell credit pool (owned by the pool work)
 }
 
 
@@ -122,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         expected = module.total_trials(args.budget, **overrides)
         unfinished = max(expected - results.num_terminated - results.num_errors, 0)
         rows = results_table(results)
+        with_results = sum(1 for r in results if r.metrics)
         print()
         print_table(rows)
         if hasattr(module, "report"):
@@ -130,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         stop_ray(started)
     elapsed = (time.perf_counter() - t0) / 60
-    print(f"\n{len(rows)} trials with results, {len(errors)} failed, in {elapsed:.1f} min")
+    print(f"\n{with_results} trials with results, {len(errors)} failed, in {elapsed:.1f} min")
     print(f"results: {exp}")
     print(f"tensorboard --logdir {exp}")
     if unfinished:
