@@ -171,6 +171,24 @@ def test_tiny_static_sweep_writes_result_sets(ray_session: Any, tmp_path: Path) 
     assert len(splits) == 9  # the 3 x 3 grid, each split once
 
 
+def test_optuna_reward_sweep_with_intermediate_reports(ray_session: Any, tmp_path: Path) -> None:
+    """Optuna's metrics arrive with a PPO trial's last report only (after training iterations)."""
+    from tune_configs import optuna_reward
+
+    tuner = optuna_reward.build_tuner(
+        budget="small", storage=tmp_path, name="opt", samples=1, timesteps=800, eval_episodes=2,
+        hparams={"train_batch_size": 400, "minibatch_size": 100, "num_epochs": 1},
+        resources={"num_envs_per_env_runner": 4}, progress=False,
+    )  # fmt: skip
+    results = tuner.fit()
+    assert len(results) == 1 and not results.errors
+    (res,) = results
+    assert res.metrics["training_iteration"] == 2  # one training report, then the final one
+    assert res.config["delta"] == 0.9 and res.config["penalty"] == 0.0  # points_to_evaluate
+    for key in optuna_reward.METRICS:
+        assert key in res.metrics, key
+
+
 @pytest.fixture(scope="module")
 def interrupted_then_resumed(
     ray_session: Any, tmp_path_factory: pytest.TempPathFactory

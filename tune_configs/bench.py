@@ -26,7 +26,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-DEFAULT_LAYOUTS: tuple[tuple[int, int], ...] = ((0, 1), (0, 4), (0, 8), (0, 16), (1, 8), (2, 4))
+DEFAULT_LAYOUTS: tuple[tuple[int, int], ...] = (
+    (0, 4), (0, 8), (0, 16), (0, 32), (0, 64), (1, 8), (1, 32), (2, 16),
+)  # fmt: skip
 
 
 def _sample(algo: Any, steps: int) -> int:

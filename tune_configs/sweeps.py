@@ -86,6 +86,9 @@ def make_tuner(
 
     # Tune's legacy output honours verbose=0 (the new one prints boxes and a wrong TB path).
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # A searcher's metrics (eval/*) arrive only with a trial's last report; the training
+    # iterations before it do not carry them, which Tune's strict check would reject.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # The trials' run.json record the sweep's command line, not the worker's.
     param_space = {**param_space, "driver_command": command_line()}
     exp = experiment_dir(storage, name)
