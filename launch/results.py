@@ -52,7 +52,10 @@ def git_commit() -> str | None:
 
 
 def command_line() -> str:
-    return " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv])
+    """The command as typed (``python -m launch ...`` keeps its ``-m``)."""
+    argv = list(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    argv[0] = Path(argv[0]).name
+    return " ".join(shlex.quote(a) for a in argv)
 
 
 def run_metadata(

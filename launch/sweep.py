@@ -6,7 +6,7 @@ Examples::
     python -m launch sweep paper-grid --budget paper         # 21 rewards x 3 seeds x 200k steps
     python -m launch sweep optuna-static                     # Optuna vs the exhaustive grid
     python -m launch sweep paper-grid --resume               # continue an interrupted run
-    python -m launch sweep paper-grid --address 127.0.0.2:6390   # on a running Ray cluster
+    python -m launch sweep paper-grid --address 127.0.0.1:6390   # on a running Ray cluster
 
 Sweeps (modules in ``tune_configs/``): quickstart, paper-grid, static-grid, optuna-reward,
 optuna-static, pool (multi-agent PPO with the multi-cell credit pool). Results go to
@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--address",
         default=None,
         metavar="ADDR",
-        help="running Ray cluster, e.g. 127.0.0.2:6390 (default: embedded local Ray)",
+        help="running Ray cluster, e.g. 127.0.0.1:6390 (default: embedded local Ray)",
     )
     p.add_argument(
         "--max-concurrent",

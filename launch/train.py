@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--address",
         default=None,
-        help="running Ray cluster (e.g. 127.0.0.2:6390); default: embedded local Ray",
+        help="running Ray cluster (e.g. 127.0.0.1:6390); default: embedded local Ray",
     )
     p.add_argument(
         "--eval-episodes",

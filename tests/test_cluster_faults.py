@@ -270,8 +270,11 @@ def test_killed_driver_resumes_without_redoing_trials(cluster: ClusterState) -> 
     assert set(results_after) == {t["dir"] for t in after.values()}
     for trial_dir in kept:  # finished before the kill: untouched, reported exactly once
         assert results_after[trial_dir] == results_before[trial_dir], trial_dir
-    for data in results_after.values():
-        assert len(data.strip().splitlines()) == 1
+        assert len(results_after[trial_dir].strip().splitlines()) == 1
+    # A trial that was running when the driver died may already have reported, before the saved
+    # experiment state recorded it as finished: Tune runs it again, so it can have two lines.
+    for trial_dir, data in results_after.items():
+        assert len(data.strip().splitlines()) >= 1, trial_dir
 
 
 def test_killed_worker_node_trials_are_retried(cluster: ClusterState) -> None:

@@ -233,8 +233,6 @@ def build_pool_ppo_config(
     mids = module_ids(policies, n_cells)
     hp = resolve_hparams(hparams)
     res = resources or Resources()
-    samplers = max(res.num_env_runners, 1) * res.num_envs_per_env_runner
-    fragment = max(1, hp["train_batch_size"] // samplers)
     config = (
         PPOConfig()  # type: ignore[no-untyped-call]
         .environment(RLLIB_POOL_ENV, env_config=cfg, disable_env_checking=True)
@@ -242,7 +240,7 @@ def build_pool_ppo_config(
             num_env_runners=res.num_env_runners,
             num_envs_per_env_runner=res.num_envs_per_env_runner,
             num_cpus_per_env_runner=res.num_cpus_per_env_runner,
-            rollout_fragment_length=fragment,
+            rollout_fragment_length="auto",  # RLlib divides the batch over runners x envs
             batch_mode="truncate_episodes",
         )
         .learners(num_learners=res.num_learners)

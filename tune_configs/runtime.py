@@ -5,7 +5,7 @@
   before ``import ray``; :func:`init_ray` calls it and patches the already-read constant if Ray was
   imported earlier.
 * :func:`init_ray` starts an embedded single-node Ray (default) or connects to a running cluster
-  (``address="127.0.0.2:6390"`` or ``"auto"``). Workers of an embedded Ray find this project's
+  (``address="127.0.0.1:6390"`` or ``"auto"``). Workers of an embedded Ray find this project's
   packages through ``PYTHONPATH``; on a cluster the project must be installed on every node
   (``pip install -e .``).
 * :func:`stop_ray` shuts down what :func:`init_ray` started (the driver's own Ray only; never
@@ -48,6 +48,12 @@ def loopback_env(auth_disabled: bool = True) -> None:
             ray_constants.ENABLE_RAY_CLUSTER = False
 
 
+def _is_loopback(address: str) -> bool:
+    """True for ``127.x.y.z:PORT`` / ``localhost:PORT`` (with or without a scheme)."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return host == "localhost" or host.startswith("127.") or host == "::1"
+
+
 def init_ray(
     address: str | None = None,
     *,
@@ -65,6 +71,10 @@ def init_ray(
         loopback_env()
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if _is_loopback(address):
+            # Without this Ray rewrites 127.0.0.1 to the machine's interface address and the
+            # driver hangs looking for a cluster that only listens on loopback.
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         path = os.environ.get("PYTHONPATH", "")
         if str(PROJECT_ROOT) not in path.split(os.pathsep):
             os.environ["PYTHONPATH"] = str(PROJECT_ROOT) + (os.pathsep + path if path else "")

@@ -288,6 +288,25 @@ def _read_steps(checkpoint: Path) -> int:
 
 
 # --- static -----------------------------------------------------------------------------------
+def _limit_numba_threads_to_reservation() -> None:
+    """Run the batched evaluator on as many threads as the trial reserved CPUs.
+
+    numba's parallel loops otherwise use every core of the node, whatever Tune reserved, so two
+    static trials on one node would oversubscribe it and the cluster's CPU accounting would lie.
+    """
+    import numba
+    import ray
+
+    try:
+        context = ray.get_runtime_context()
+        cpus = float(context.get_assigned_resources().get("CPU", 0.0))  # type: ignore[no-untyped-call]
+    except Exception:  # not inside a Ray worker: keep numba's default
+        return
+    if cpus >= 1:
+        most = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+        numba.set_num_threads(max(1, min(int(cpus), most)))
+
+
 def _static_result(cfg: dict[str, Any], policies: list[Any], kind: str) -> list[dict[str, Any]]:
     from envs.core.batch import evaluate
     from launch.results import run_metadata, write_result_set
@@ -296,6 +315,7 @@ def _static_result(cfg: dict[str, Any], policies: list[Any], kind: str) -> list[
     env_config = env_config_of(cfg)
     params = params_from_env_config(env_config)
     episodes, seed = int(cfg["episodes"]), int(cfg["eval_seed"])
+    _limit_numba_threads_to_reservation()
     t0 = time.perf_counter()
     result = evaluate(params, policies, episodes, seed)
     elapsed = time.perf_counter() - t0
