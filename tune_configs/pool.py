@@ -47,7 +47,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from envs.core.pool_sim import PoolSimulator
 from envs.multiagent import MultiCellPoolEnv, agent_ids
 from envs.pool_obs import Observer
-from tune_configs.ppo import Resources, resolve_hparams
+from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
 
 RLLIB_POOL_ENV = "metalore_pool"
 POOL_SIDECAR = "metalore_pool_policy.json"
@@ -248,27 +248,8 @@ def build_pool_ppo_config(
             policies=set(mids),
             policy_mapping_fn=map_shared if policies == "shared" else map_per_cell,
         )
-        .training(
-            lr=hp["lr"],
-            gamma=hp["gamma"],
-            lambda_=hp["lambda_"],
-            clip_param=hp["clip_param"],
-            vf_clip_param=hp["vf_clip_param"],
-            vf_loss_coeff=hp["vf_loss_coeff"],
-            entropy_coeff=hp["entropy_coeff"],
-            kl_coeff=hp["kl_coeff"],
-            use_kl_loss=hp["kl_coeff"] > 0,
-            train_batch_size_per_learner=hp["train_batch_size"],
-            minibatch_size=hp["minibatch_size"],
-            num_epochs=hp["num_epochs"],
-        )
-        .rl_module(
-            model_config={
-                "fcnet_hiddens": list(hp["fcnet_hiddens"]),
-                "fcnet_activation": hp["fcnet_activation"],
-                "vf_share_layers": False,
-            }
-        )
+        .training(**training_kwargs(hp))
+        .rl_module(model_config=model_config(hp))
         .callbacks(PoolMetrics)
         .debugging(seed=seed, log_sys_usage=False)
         .reporting(metrics_num_episodes_for_smoothing=WINDOW)

@@ -91,6 +91,33 @@ def resolve_hparams(overrides: Mapping[str, Any] | None = None) -> dict[str, Any
     return hp
 
 
+def training_kwargs(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """``PPOConfig.training`` arguments for resolved hyper-parameters (single- and multi-agent)."""
+    return {
+        "lr": hp["lr"],
+        "gamma": hp["gamma"],
+        "lambda_": hp["lambda_"],
+        "clip_param": hp["clip_param"],
+        "vf_clip_param": hp["vf_clip_param"],
+        "vf_loss_coeff": hp["vf_loss_coeff"],
+        "entropy_coeff": hp["entropy_coeff"],
+        "kl_coeff": hp["kl_coeff"],
+        "use_kl_loss": hp["kl_coeff"] > 0,
+        "train_batch_size_per_learner": hp["train_batch_size"],
+        "minibatch_size": hp["minibatch_size"],
+        "num_epochs": hp["num_epochs"],
+    }
+
+
+def model_config(hp: Mapping[str, Any]) -> dict[str, Any]:
+    """The RLModule's ``model_config`` (separate policy and value networks)."""
+    return {
+        "fcnet_hiddens": list(hp["fcnet_hiddens"]),
+        "fcnet_activation": hp["fcnet_activation"],
+        "vf_share_layers": False,
+    }
+
+
 def resolve_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_ENV_CONFIG` updated with ``env_config``, validated by building params."""
     cfg = {**DEFAULT_ENV_CONFIG, **dict(env_config or {})}
@@ -122,27 +149,8 @@ def build_ppo_config(
             batch_mode="truncate_episodes",
         )
         .learners(num_learners=res.num_learners)
-        .training(
-            lr=hp["lr"],
-            gamma=hp["gamma"],
-            lambda_=hp["lambda_"],
-            clip_param=hp["clip_param"],
-            vf_clip_param=hp["vf_clip_param"],
-            vf_loss_coeff=hp["vf_loss_coeff"],
-            entropy_coeff=hp["entropy_coeff"],
-            kl_coeff=hp["kl_coeff"],
-            use_kl_loss=hp["kl_coeff"] > 0,
-            train_batch_size_per_learner=hp["train_batch_size"],
-            minibatch_size=hp["minibatch_size"],
-            num_epochs=hp["num_epochs"],
-        )
-        .rl_module(
-            model_config={
-                "fcnet_hiddens": list(hp["fcnet_hiddens"]),
-                "fcnet_activation": hp["fcnet_activation"],
-                "vf_share_layers": False,
-            }
-        )
+        .training(**training_kwargs(hp))
+        .rl_module(model_config=model_config(hp))
         .callbacks(MetaLoreMetrics)
         .debugging(seed=seed, log_sys_usage=False)
         .reporting(metrics_num_episodes_for_smoothing=100)
