@@ -18,7 +18,6 @@ observations, one CPU), reports the training metrics every iteration (TensorBoar
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tune_configs.sweeps import (
@@ -27,8 +26,7 @@ from tune_configs.sweeps import (
     PAPER_DELTAS,
     PAPER_PENALTIES,
     check_budget,
-    grid_size,
-    make_tuner,
+    grid_sweep,
 )
 
 NAME = "paper-grid"
@@ -115,28 +113,6 @@ def stop(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
     return {"timesteps": int({**BUDGETS[check_budget(budget)], **overrides}["timesteps"])}
 
 
-def total_trials(budget: str = "small", **overrides: Any) -> int:
-    """Number of trials the sweep runs for a budget."""
-    return grid_size(param_space(budget, **overrides))
-
-
 SPACE = param_space("paper")
 STOP = stop("paper")
-
-
-def build_tuner(
-    budget: str = "small",
-    storage: str | Path = "./results",
-    name: str | None = None,
-    resume: bool = False,
-    max_concurrent_trials: int | None = None,
-    progress: bool = True,
-    **overrides: Any,
-) -> Any:
-    """The Tuner of this sweep (Ray must be initialised)."""
-    space = param_space(budget, **overrides)
-    return make_tuner(
-        param_space=space, storage=storage, name=name or f"{NAME}-{budget}", resume=resume,
-        stop=stop(budget, **overrides), max_concurrent_trials=max_concurrent_trials,
-        total_trials=grid_size(space), progress=progress,
-    )  # fmt: skip
+total_trials, build_tuner = grid_sweep(NAME, param_space, stop)

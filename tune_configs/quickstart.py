@@ -18,12 +18,11 @@ end the sweep prints the results table, the experiment directory and the TensorB
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tune_configs.paper_grid import ppo_constants, reward_jobs
 from tune_configs.static_grid import GRID_STEP
-from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, grid_size, make_tuner
+from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, grid_sweep
 
 NAME = "quickstart"
 DESCRIPTION = "static grid + PPO for 3 reward settings, small budgets (<= 15 min on 2 cores)"
@@ -61,28 +60,6 @@ def stop(budget: str = "small", **overrides: Any) -> dict[str, Any]:
     return {"timesteps": int({**BUDGETS[check_budget(budget)], **overrides}["timesteps"])}
 
 
-def total_trials(budget: str = "small", **overrides: Any) -> int:
-    """Number of trials the sweep runs for a budget."""
-    return grid_size(param_space(budget, **overrides))
-
-
 SPACE = param_space("small")
 STOP = stop("small")
-
-
-def build_tuner(
-    budget: str = "small",
-    storage: str | Path = "./results",
-    name: str | None = None,
-    resume: bool = False,
-    max_concurrent_trials: int | None = None,
-    progress: bool = True,
-    **overrides: Any,
-) -> Any:
-    """The Tuner of this sweep (Ray must be initialised)."""
-    space = param_space(budget, **overrides)
-    return make_tuner(
-        param_space=space, storage=storage, name=name or f"{NAME}-{budget}", resume=resume,
-        stop=stop(budget, **overrides), max_concurrent_trials=max_concurrent_trials,
-        total_trials=grid_size(space), progress=progress,
-    )  # fmt: skip
+total_trials, build_tuner = grid_sweep(NAME, param_space, stop)

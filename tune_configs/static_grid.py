@@ -16,15 +16,13 @@ delays and served % do not depend on the reward; the return does, hence the rewa
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tune_configs.sweeps import (
     PAPER_DELTAS,
     PAPER_PENALTIES,
     check_budget,
-    grid_size,
-    make_tuner,
+    grid_sweep,
 )
 
 NAME = "static-grid"
@@ -73,34 +71,12 @@ def param_space(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
     }
 
 
-def stop(budget: str = "paper") -> dict[str, Any] | None:
+def stop(budget: str = "paper", **_overrides: Any) -> dict[str, Any] | None:
     """Static trials end by themselves after one evaluation: no stop condition."""
     check_budget(budget)
     return None
 
 
-def total_trials(budget: str = "small", **overrides: Any) -> int:
-    """Number of trials the sweep runs for a budget."""
-    return grid_size(param_space(budget, **overrides))
-
-
 SPACE = param_space("paper")
 STOP = stop("paper")
-
-
-def build_tuner(
-    budget: str = "small",
-    storage: str | Path = "./results",
-    name: str | None = None,
-    resume: bool = False,
-    max_concurrent_trials: int | None = None,
-    progress: bool = True,
-    **overrides: Any,
-) -> Any:
-    """The Tuner of this sweep (Ray must be initialised)."""
-    space = param_space(budget, **overrides)
-    return make_tuner(
-        param_space=space, storage=storage, name=name or f"{NAME}-{budget}", resume=resume,
-        stop=stop(budget), max_concurrent_trials=max_concurrent_trials,
-        total_trials=grid_size(space), progress=progress, reuse_actors=True,
-    )  # fmt: skip
+total_trials, build_tuner = grid_sweep(NAME, param_space, stop, reuse_actors=True)

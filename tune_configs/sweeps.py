@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +185,46 @@ def print_table(rows: Sequence[Mapping[str, Any]], out: Any = None) -> None:
             f"{f('eval/mean_w_b', '6.2f')} {f('eval/mean_w_c', '6.2f')}",
             file=out,
         )
+
+
+def grid_sweep(
+    sweep_name: str,
+    param_space: Callable[..., dict[str, Any]],
+    stop: Callable[..., dict[str, Any] | None],
+    *,
+    reuse_actors: bool = False,
+) -> tuple[Callable[..., int], Callable[..., Any]]:
+    """``(total_trials, build_tuner)`` of a grid sweep module from its space and stop condition.
+
+    Both take ``budget`` and the module's budget overrides (``--set``), like the module's own
+    ``param_space(budget, **overrides)`` and ``stop(budget, **overrides)``.
+    """
+
+    def total_trials(budget: str = "small", **overrides: Any) -> int:
+        """Number of trials the sweep runs for a budget."""
+        return grid_size(param_space(budget, **overrides))
+
+    def build_tuner(
+        budget: str = "small",
+        storage: str | Path = "./results",
+        name: str | None = None,
+        resume: bool = False,
+        max_concurrent_trials: int | None = None,
+        progress: bool = True,
+        **overrides: Any,
+    ) -> Any:
+        """The Tuner of this sweep (Ray must be initialised)."""
+        space = param_space(budget, **overrides)
+        return make_tuner(
+            param_space=space,
+            storage=storage,
+            name=name or f"{sweep_name}-{budget}",
+            resume=resume,
+            stop=stop(budget, **overrides),
+            max_concurrent_trials=max_concurrent_trials,
+            total_trials=grid_size(space),
+            progress=progress,
+            reuse_actors=reuse_actors,
+        )
+
+    return total_trials, build_tuner
