@@ -46,6 +46,12 @@ _INFO_COLUMNS: tuple[tuple[str, int], ...] = (
 )
 
 
+def next_episode_seed(np_random: np.random.Generator, seed: int | None) -> int:
+    """The episode seed of a ``reset``: ``seed`` itself, or (``reset()`` without a seed) the next
+    draw of the env's generator, so a run of unseeded resets follows the last seeded one."""
+    return int(seed) if seed is not None else int(np_random.integers(0, 2**63 - 1))
+
+
 def resolve_params(
     preset: str = "paper", params: EnvParams | dict[str, Any] | None = None, **overrides: Any
 ) -> EnvParams:
@@ -128,9 +134,7 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is None:
-            seed = int(self.np_random.integers(0, 2**63 - 1))
-        self.episode_seed = int(seed)
+        self.episode_seed = next_episode_seed(self.np_random, seed)
         self.sim.reset(self.episode_seed)
         return np.zeros(self._shape, np.float32), {"episode_seed": self.episode_seed}
 

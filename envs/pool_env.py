@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from envs.core.params import EnvParams
 from envs.core.pool import PoolParams
+from envs.metalore_env import next_episode_seed
 from envs.multiagent import REWARDS, build_pool_sim
 from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE, Observer
 
@@ -96,9 +97,7 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
         super().reset(seed=seed)
-        if seed is None:
-            seed = int(self.np_random.integers(0, 2**63 - 1))
-        self.episode_seed = int(seed)
+        self.episode_seed = next_episode_seed(self.np_random, seed)
         self.ps.reset(self.episode_seed)
         return self._obs(), {"episode_seed": self.episode_seed}
 

@@ -20,7 +20,14 @@ from typing import Any
 from optuna.distributions import FloatDistribution
 
 from tune_configs.paper_grid import ppo_constants
-from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, make_tuner
+from tune_configs.sweeps import (
+    OBJECTIVE_MODES,
+    OBJECTIVES,
+    check_budget,
+    make_tuner,
+    optuna_samples,
+    optuna_searcher,
+)
 
 NAME = "optuna-reward"
 DESCRIPTION = "Optuna multi-objective search over continuous delta and penalty, PPO trials"
@@ -49,7 +56,7 @@ def stop(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
 
 def total_trials(budget: str = "small", **overrides: Any) -> int:
     """Number of trials (Optuna samples) the sweep runs for a budget."""
-    return int(overrides.get("samples", BUDGETS[check_budget(budget)]["samples"]))
+    return optuna_samples(BUDGETS, budget, **overrides)
 
 
 SPACE: dict[str, Any] = {**param_space("paper"), **SEARCH_SPACE}
@@ -58,16 +65,8 @@ STOP = stop("paper")
 
 def make_searcher(budget: str, seed: int = 0) -> Any:
     """OptunaSearch with a seeded multi-objective TPE sampler over :data:`SEARCH_SPACE`."""
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    b = BUDGETS[check_budget(budget)]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(b["startup"]))
-    return OptunaSearch(
-        space=dict(SEARCH_SPACE), metric=list(METRICS), mode=list(MODES), sampler=sampler,
-        points_to_evaluate=list(POINTS_TO_EVALUATE),
-    )  # fmt: skip
+    startup = int(BUDGETS[check_budget(budget)]["startup"])
+    return optuna_searcher(SEARCH_SPACE, startup, seed, list(POINTS_TO_EVALUATE))
 
 
 def build_tuner(

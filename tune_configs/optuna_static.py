@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 from optuna.distributions import FloatDistribution
 
-from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, make_tuner
+from tune_configs.sweeps import (
+    OBJECTIVE_MODES,
+    OBJECTIVES,
+    check_budget,
+    make_tuner,
+    optuna_samples,
+    optuna_searcher,
+)
 
 NAME = "optuna-static"
 DESCRIPTION = "Optuna multi-objective search over static (w_b, w_c); evaluations to the grid front"
@@ -76,7 +83,7 @@ def stop(budget: str = "paper") -> dict[str, Any] | None:
 
 def total_trials(budget: str = "small", **overrides: Any) -> int:
     """Number of trials (Optuna samples) the sweep runs for a budget."""
-    return int(overrides.get("samples", BUDGETS[check_budget(budget)]["samples"]))
+    return optuna_samples(BUDGETS, budget, **overrides)
 
 
 SPACE: dict[str, Any] = {**param_space("paper"), **SEARCH_SPACE}
@@ -85,15 +92,8 @@ STOP = stop("paper")
 
 def make_searcher(budget: str, seed: int = 0) -> Any:
     """OptunaSearch with a seeded multi-objective TPE sampler over :data:`SEARCH_SPACE`."""
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    b = BUDGETS[check_budget(budget)]
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(b["startup"]))
-    return OptunaSearch(
-        space=dict(SEARCH_SPACE), metric=list(METRICS), mode=list(MODES), sampler=sampler
-    )
+    startup = int(BUDGETS[check_budget(budget)]["startup"])
+    return optuna_searcher(SEARCH_SPACE, startup, seed)
 
 
 def build_tuner(

@@ -228,3 +228,29 @@ def grid_sweep(
         )
 
     return total_trials, build_tuner
+
+
+def optuna_samples(budgets: Mapping[str, Mapping[str, Any]], budget: str, **overrides: Any) -> int:
+    """Trials (Optuna samples) of an Optuna sweep for a budget (``--set samples=N`` wins)."""
+    return int(overrides.get("samples", budgets[check_budget(budget)]["samples"]))
+
+
+def optuna_searcher(
+    search_space: Mapping[str, Any],
+    startup: int,
+    seed: int = 0,
+    points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+) -> Any:
+    """OptunaSearch, multi-objective over :data:`OBJECTIVES`, with a seeded TPE sampler."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(startup))
+    return OptunaSearch(
+        space=dict(search_space),
+        metric=list(OBJECTIVES),
+        mode=list(OBJECTIVE_MODES),
+        sampler=sampler,
+        points_to_evaluate=[dict(p) for p in points_to_evaluate] if points_to_evaluate else None,
+    )
