@@ -139,8 +139,3 @@ def read_result_set(path: str | Path) -> tuple[dict[str, Any], Any, list[dict[st
     episodes = pd.read_csv(p / EPISODES_FILE)
     summaries = json.loads((p / SUMMARY_FILE).read_text())
     return meta, episodes, summaries
-
-
-def is_result_set(path: str | Path) -> bool:
-    p = Path(path)
-    return all((p / f).is_file() for f in (RUN_FILE, EPISODES_FILE, SUMMARY_FILE))

@@ -67,10 +67,6 @@ class Policy:
         """The fixed compute share, None for rules whose share moves."""
         return self.prm[1] if self.code == 0 else None
 
-    @property
-    def is_static(self) -> bool:
-        return self.code == 0
-
     def act(self, raw_queues: NDArray[np.float64]) -> NDArray[np.float64]:
         """Action ``(C, 2)`` for raw queue lengths ``(C, 2)``."""
         q = np.asarray(raw_queues, dtype=np.float64).reshape(-1, 2)

@@ -197,7 +197,3 @@ class Simulator:
             ]
         out["seed"] = self.seed
         return out
-
-    def state_bytes(self) -> int:
-        arrays = (self.dq, self.bq, self.geo, self.sens, self.rnd)
-        return int(sum(a.nbytes for a in arrays if isinstance(a, np.ndarray)))
