@@ -5,7 +5,7 @@ The API follows the common "parallel" convention: every agent acts at every step
 
 Run ``python -m envs.multiagent`` to play one ``three_cell_hetero`` episode with the greedy rule
 (cooperative) and with the pool off, and print the fulfillment of both (about 99 % vs 50 % with a
-large endowment, see :mod:`envs.core.pool_policies`). ``python -m envs.multiagent --bench PRESET``
+large endowment, see :mod:`envs.core.pool.rules`). ``python -m envs.multiagent --bench PRESET``
 measures the env's throughput with random actions (:func:`bench`): env steps per second of wall
 time and per CPU second (about 45,000 per CPU second for ``three_cell``).
 """
@@ -19,8 +19,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from envs.core.params import EnvParams
-from envs.core.pool import PoolParams, resolve_pool, split_pool_overrides
-from envs.core.pool_sim import PoolSimulator
+from envs.core.pool.clearing import PoolParams, resolve_pool, split_pool_overrides
+from envs.core.pool.sim import PoolSimulator
 from envs.metalore_env import resolve_params
 from envs.pool_obs import (
     FEATURES,
@@ -61,7 +61,7 @@ class MultiCellPoolEnv:
     ## Description
     Every cell (BS, MEC, sensors; UEs roam and hand over) is an agent. Each step each agent picks
     its split and its share action; the pool clears (see :mod:`envs.core.pool`) and the system
-    advances one step (:class:`envs.core.pool_sim.PoolSimulator`).
+    advances one step (:class:`envs.core.pool.sim.PoolSimulator`).
 
     ## Action space (per agent)
     ``Box([0, 0, -1], [1, 1, 1], (3,), float32)``: ``(w_b, w_c, s)``: UE share of the cell's
@@ -82,7 +82,7 @@ class MultiCellPoolEnv:
     ## Episode end
     Never terminated; every agent is truncated after ``episode_steps``. The truncating step
     returns the final observation of every agent, and every agent's info holds ``"civic"``: the
-    episode's CIVIC metrics (:mod:`envs.core.civic`). ``agents`` is then empty until ``reset``.
+    episode's CIVIC metrics (:mod:`envs.core.pool.civic`). ``agents`` is then empty until ``reset``.
 
     ## Arguments
     ``MultiCellPoolEnv(preset="three_cell", params=None, pool=None, reward="metalore",
@@ -241,7 +241,7 @@ def bench(preset: str = "three_cell", episodes: int = 200, seed: int = 0) -> dic
 if __name__ == "__main__":
     import sys
 
-    from envs.core.pool_policies import GreedyRule
+    from envs.core.pool.rules import GreedyRule
 
     if len(sys.argv) >= 2 and sys.argv[1] == "--bench":
         for name in sys.argv[2:] or ["three_cell"]:

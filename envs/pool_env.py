@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from envs.core.params import EnvParams
-from envs.core.pool import PoolParams
+from envs.core.pool.clearing import PoolParams
 from envs.metalore_env import next_episode_seed
 from envs.multiagent import REWARDS, build_pool_sim
 from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE, Observer
@@ -52,7 +52,7 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     ## Episode end
     Never terminated; truncated after ``episode_steps``. The truncating step's ``info`` holds
-    ``"civic"``, the episode's CIVIC-style metrics per cell and overall (:mod:`envs.core.civic`).
+    ``"civic"``, the episode's CIVIC-style metrics per cell and overall (:mod:`envs.core.pool.civic`).
 
     ## Arguments
     ``gymnasium.make("MetaLorePool-v0", preset="three_cell", params=None, pool=None,

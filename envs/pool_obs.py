@@ -21,8 +21,8 @@ from numba import njit
 from numpy.typing import NDArray
 
 from envs.core.metrics import K_FULFIL, K_PEN, K_SYNC_R
-from envs.core.pool import A_BORROWED, A_LENT, G_MATCHED, G_PRICE
-from envs.core.pool_sim import PoolSimulator
+from envs.core.pool.clearing import A_BORROWED, A_LENT, G_MATCHED, G_PRICE
+from envs.core.pool.sim import PoolSimulator
 
 N_AGENT_FEATURES = 6
 FEATURES: tuple[str, ...] = ("queue_ue", "queue_sensor", "balance", "price", "matched", "net_lent")

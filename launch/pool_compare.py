@@ -11,7 +11,7 @@ What runs, every variant on episode seeds ``seed .. seed+episodes-1`` (common ra
 * ``noncoop``: the pool off; each cell keeps its best static split, found by coordinate search
   on a grid (``--grid``) over tuning seeds ``--tune-seed ..`` (``--tune-episodes`` episodes;
   disjoint from the evaluation seeds), maximising ``--objective`` (default fulfillment);
-* ``greedy``: the pool on; the greedy cooperative rule (``envs.core.pool_policies.GreedyRule``)
+* ``greedy``: the pool on; the greedy cooperative rule (``envs.core.pool.rules.GreedyRule``)
   sets the share actions, the splits are searched the same way with the rule active;
 * ``greedy_same_split``: the pool on, the rule, but the non-cooperative splits (isolates what the
   pool alone adds);
@@ -22,7 +22,7 @@ For every metric (overall, per cell and, with a surge, before / after it) the ta
 non-cooperative value, each cooperative value and the relative gain
 ``100 (coop - noncoop) / |noncoop|`` (for cost a positive gain means a higher cost), next to
 CIVIC's reported ranges (completion +12-36 %, fulfillment +23-70 %, served clients +20-60 %,
-fairness up to +51 %). Metric definitions: ``envs.core.civic``.
+fairness up to +51 %). Metric definitions: ``envs.core.pool.civic``.
 
 ``--json`` prints ``{"meta", "splits", "summary", "comparison"}``; ``--out DIR`` writes
 ``run.json``, ``episodes.csv`` (one row per variant and episode, every metric flat),
@@ -107,7 +107,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="write run.json, episodes.csv, summary.json, "
                    "comparison.csv/json, trace.json to DIR")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    g = p.add_argument_group("pool (envs.core.pool.PoolParams)")
+    g = p.add_argument_group("pool (envs.core.pool.clearing.PoolParams)")
     g.add_argument("--endowment", type=finite_float, help="credits per cell at reset (100)")
     g.add_argument("--price", type=finite_float, help="credits per unit (1)")
     g.add_argument("--scarcity-slope", type=finite_float, help="scarcity price slope (0: fixed)")
@@ -258,10 +258,10 @@ def _progress(desc: str, quiet: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from envs.core.civic import flat_row
-    from envs.core.multicell import SCENARIOS
-    from envs.core.pool import PoolParams
-    from envs.core.pool_policies import (
+    from envs.core.pool.civic import flat_row
+    from envs.core.pool.scenarios import SCENARIOS
+    from envs.core.pool.clearing import PoolParams
+    from envs.core.pool.rules import (
         TUNE_SEED_OFFSET,
         GreedyController,
         GreedyRule,
@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
         best_static_splits,
         evaluate_controller,
     )
-    from envs.core.pool_sim import PoolSimulator
+    from envs.core.pool.sim import PoolSimulator
     from envs.core.presets import PRESETS, make_params
 
     if args.scenario not in PRESETS:

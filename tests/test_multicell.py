@@ -10,18 +10,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs.core import Simulator, make_params
-from envs.core.civic import flat_row, jain
+from envs.core.pool.civic import flat_row, jain
 from envs.core.metrics import K_UE_DONE, K_UE_GEN
-from envs.core.multicell import MULTICELL_PRESETS, SCENARIOS, hex_positions
-from envs.core.pool import PoolParams
-from envs.core.pool_policies import (
+from envs.core.presets import PRESETS as MULTICELL_PRESETS
+from envs.core.pool.scenarios import SCENARIOS, hex_positions
+from envs.core.pool.clearing import PoolParams
+from envs.core.pool.rules import (
     GreedyController,
     GreedyRule,
     StaticController,
     best_static_splits,
     evaluate_controller,
 )
-from envs.core.pool_sim import PoolSimulator
+from envs.core.pool.sim import PoolSimulator
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

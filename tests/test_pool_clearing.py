@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs.core import make_params
-from envs.core.pool import (
+from envs.core.pool.clearing import (
     A_ASKED,
     A_BORROWED,
     A_EARNED,
@@ -29,7 +29,7 @@ from envs.core.pool import (
     clear,
     resolve_pool,
 )
-from envs.core.pool_sim import PoolSimulator
+from envs.core.pool.sim import PoolSimulator
 
 
 def run_clear(share, cap, balance, price=1.0, slope=0.0, max_factor=10.0):

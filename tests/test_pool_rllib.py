@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from envs.core import make_params
-from envs.core.pool import PoolParams
-from envs.core.pool_policies import evaluate_controller
+from envs.core.pool.clearing import PoolParams
+from envs.core.pool.rules import evaluate_controller
 
 ray = pytest.importorskip("ray")
 

@@ -12,7 +12,7 @@
   or one per cell (``policies="separate"``, modules ``cell_i``).
 * :func:`train_pool`: a short training run that saves a checkpoint plus the sidecar
   :data:`POOL_SIDECAR` (env config, policy mode) next to it.
-* :func:`load_pool_controller`: a trained checkpoint as an :class:`envs.core.pool_policies.
+* :func:`load_pool_controller`: a trained checkpoint as an :class:`envs.core.pool.rules.
   Controller` (deterministic actions, no Ray started), for ``python -m launch pool-compare``.
 
 ``env_config`` is a flat dict: ``preset``, optional ``params`` (``EnvParams.to_dict()``), ``pool``
@@ -44,7 +44,7 @@ from numpy.typing import NDArray
 from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
-from envs.core.pool_sim import PoolSimulator
+from envs.core.pool.sim import PoolSimulator
 from envs.multiagent import MultiCellPoolEnv, agent_ids
 from envs.pool_obs import Observer
 from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
@@ -338,7 +338,7 @@ def train_pool(
 
 # ------------------------------------------------------------------------------------------------
 class PoolPolicyController:
-    """A trained pool policy as an :class:`envs.core.pool_policies.Controller`.
+    """A trained pool policy as an :class:`envs.core.pool.rules.Controller`.
 
     Deterministic: the mean of the action distribution, unsquashed from [-1, 1] to the agent's
     action box ``[0, 1] x [0, 1] x [-1, 1]`` (RLlib's ``normalize_actions``) and clipped.

@@ -123,8 +123,8 @@ def pool_trial(config: dict[str, Any]) -> None:
     from ray import tune
 
     from envs.core import make_params
-    from envs.core.pool import PoolParams
-    from envs.core.pool_policies import evaluate_controller
+    from envs.core.pool.clearing import PoolParams
+    from envs.core.pool.rules import evaluate_controller
     from tune_configs.pool import (
         PoolPolicyController,
         build_pool_ppo_config,

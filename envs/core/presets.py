@@ -29,6 +29,7 @@ from envs.core.params import (
     RewardParams,
     ScenarioParams,
 )
+from envs.core.pool.scenarios import multicell_presets
 
 _PAPER = EnvParams()
 
@@ -57,6 +58,8 @@ PRESETS: dict[str, EnvParams] = {
         )
     ),
 }
+# the multi-cell credit-pool scenarios (three_cell_hetero, surge, seven_cell, seven_cell_hetero)
+PRESETS.update(multicell_presets(PRESETS["three_cell"]))
 
 
 def register_preset(name: str, params: EnvParams) -> None:

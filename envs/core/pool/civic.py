@@ -67,7 +67,7 @@ from envs.core.metrics import (
     U_FULFIL,
     U_GEN,
 )
-from envs.core.pool import (
+from envs.core.pool.clearing import (
     A_ASKED,
     A_BORROWED,
     A_EARNED,

@@ -39,8 +39,8 @@ from numpy.typing import NDArray
 
 from envs.core.metrics import K_FULFIL, K_PEN, K_SYNC_R, K_UE_DONE, K_UE_GEN
 from envs.core.params import EnvParams
-from envs.core.pool import PoolParams
-from envs.core.pool_sim import PoolSimulator
+from envs.core.pool.clearing import PoolParams
+from envs.core.pool.sim import PoolSimulator
 from envs.core.sim import Simulator
 
 Progress = Callable[[int, int], None]

@@ -1,7 +1,7 @@
 """Multi-cell scenarios of the credit-pool study (``shared/spec/multicell-credit-pool.md``).
 
-Importing this module registers the presets below with :func:`envs.core.presets.register_preset`
-(``import envs`` does it too). ``three_cell`` itself is defined by the core presets: BSs at
+:func:`multicell_presets` builds the presets below from ``three_cell``; :mod:`envs.core.presets`
+lists them in its ``PRESETS`` explicitly (no import side effect). ``three_cell`` itself is defined by the core presets: BSs at
 (90, 50), (150, 120), (30, 120) in the 200 x 200 m area, 15 UEs, 20 sensors (7, 7, 6), every MEC
 100 units and every BS 100 MHz. It is lightly loaded (about 66 of 100 units per cell per step), so
 sharing changes little there; the scenarios below create the imbalance the pool is for.
@@ -31,9 +31,6 @@ import math
 from dataclasses import replace
 
 from envs.core.params import EnvParams
-from envs.core.presets import PRESETS, register_preset
-
-THREE_CELL = PRESETS["three_cell"]
 
 
 def hex_positions(center: float, spacing: float) -> tuple[tuple[float, float], ...]:
@@ -46,56 +43,58 @@ def hex_positions(center: float, spacing: float) -> tuple[tuple[float, float], .
     return ((center, center), *ring)
 
 
-MULTICELL_PRESETS: dict[str, EnvParams] = {
-    "three_cell_hetero": replace(
-        THREE_CELL,
+def multicell_presets(three_cell: EnvParams) -> dict[str, EnvParams]:
+    """The multi-cell presets derived from the core's ``three_cell`` (see the module docstring)."""
+    presets: dict[str, EnvParams] = {
+        "three_cell_hetero": replace(
+            three_cell,
+            scenario=replace(
+                three_cell.scenario,
+                mec_capacity=(50.0, 100.0, 100.0),
+                ue_hotspot_cell=0,
+                ue_hotspot_fraction=0.4,
+                ue_hotspot_radius_m=50.0,
+            ),
+        ),
+        "surge": replace(
+            three_cell,
+            scenario=replace(
+                three_cell.scenario,
+                ue_hotspot_cell=0,
+                ue_hotspot_fraction=0.6,
+                ue_hotspot_radius_m=50.0,
+                surge_step=50,
+                surge_cell=0,
+                surge_job_prob=1.0,
+            ),
+        ),
+        "seven_cell": replace(
+            three_cell,
+            scenario=replace(
+                three_cell.scenario,
+                area_m=360.0,
+                bs_positions=hex_positions(180.0, 120.0),
+                bandwidth_hz=(100e6,) * 7,
+                mec_capacity=(100.0,) * 7,
+                n_sensors=(7,) * 7,
+                n_ues=35,
+            ),
+        ),
+    }
+    presets["seven_cell_hetero"] = replace(
+        presets["seven_cell"],
         scenario=replace(
-            THREE_CELL.scenario,
-            mec_capacity=(50.0, 100.0, 100.0),
+            presets["seven_cell"].scenario,
+            mec_capacity=(50.0,) + (100.0,) * 6,
             ue_hotspot_cell=0,
-            ue_hotspot_fraction=0.4,
+            ue_hotspot_fraction=0.3,
             ue_hotspot_radius_m=50.0,
         ),
-    ),
-    "surge": replace(
-        THREE_CELL,
-        scenario=replace(
-            THREE_CELL.scenario,
-            ue_hotspot_cell=0,
-            ue_hotspot_fraction=0.6,
-            ue_hotspot_radius_m=50.0,
-            surge_step=50,
-            surge_cell=0,
-            surge_job_prob=1.0,
-        ),
-    ),
-    "seven_cell": replace(
-        THREE_CELL,
-        scenario=replace(
-            THREE_CELL.scenario,
-            area_m=360.0,
-            bs_positions=hex_positions(180.0, 120.0),
-            bandwidth_hz=(100e6,) * 7,
-            mec_capacity=(100.0,) * 7,
-            n_sensors=(7,) * 7,
-            n_ues=35,
-        ),
-    ),
-}
-MULTICELL_PRESETS["seven_cell_hetero"] = replace(
-    MULTICELL_PRESETS["seven_cell"],
-    scenario=replace(
-        MULTICELL_PRESETS["seven_cell"].scenario,
-        mec_capacity=(50.0,) + (100.0,) * 6,
-        ue_hotspot_cell=0,
-        ue_hotspot_fraction=0.3,
-        ue_hotspot_radius_m=50.0,
-    ),
-)
+    )
+    return presets
 
-for _name, _params in MULTICELL_PRESETS.items():
-    if _name not in PRESETS:
-        register_preset(_name, _params)
 
 # every multi-cell scenario, the core's three_cell first
-SCENARIOS: tuple[str, ...] = ("three_cell", *MULTICELL_PRESETS)
+SCENARIOS: tuple[str, ...] = (
+    "three_cell", "three_cell_hetero", "surge", "seven_cell", "seven_cell_hetero",
+)  # fmt: skip

@@ -10,14 +10,14 @@ queues, sync gate, handover) with a :class:`envs.core.pool.PoolState`. Each step
 3. counts each UE's attachment to its cell (for the per-cell served clients) and, in scenarios
    with a surge, keeps the sums at the surge step to split the metrics into before / after.
 
-:meth:`PoolSimulator.metrics` returns the CIVIC-style metrics of :mod:`envs.core.civic`. With
+:meth:`PoolSimulator.metrics` returns the CIVIC-style metrics of :mod:`envs.core.pool.civic`. With
 ``trace=True`` the per-step pool flows, balances, capacities and queues are recorded
 (:meth:`PoolSimulator.trace_arrays`) for figures.
 
 Example::
 
     from envs.core import make_params
-    from envs.core.pool import PoolParams
+    from envs.core.pool.clearing import PoolParams
     ps = PoolSimulator(make_params("three_cell_hetero"), PoolParams())
     ps.reset(seed=0)
     while not ps.done:
@@ -33,11 +33,10 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-import envs.core.multicell  # noqa: F401  (registers the multi-cell presets)
-from envs.core.civic import episode_metrics, phase_metrics
+from envs.core.pool.civic import episode_metrics, phase_metrics
 from envs.core.metrics import K_CAPACITY, K_PEN, K_Q_S, K_Q_UE, K_SYNC_R, K_UE_DONE, K_UE_GEN
 from envs.core.params import EnvParams
-from envs.core.pool import G_MATCHED, G_PRICE, PoolParams, PoolState
+from envs.core.pool.clearing import G_MATCHED, G_PRICE, PoolParams, PoolState
 from envs.core.sim import Simulator
 
 
@@ -136,7 +135,7 @@ class PoolSimulator:
         return self.sim.kpi[:, :2]
 
     def metrics(self) -> dict[str, Any]:
-        """CIVIC-style metrics of the episode so far (see :mod:`envs.core.civic`)."""
+        """CIVIC-style metrics of the episode so far (see :mod:`envs.core.pool.civic`)."""
         sim = self.sim
         out = episode_metrics(
             sim.acc, sim.kpi, sim.ue_acc, self.attach, self.pool.acc, self.pool.balance,
@@ -156,7 +155,7 @@ class PoolSimulator:
 
     # ------------------------------------------------------------------------------------------
     def _record(self, share: NDArray[np.float64]) -> None:
-        from envs.core.pool import A_BORROWED, A_EARNED, A_LENT, A_SPENT
+        from envs.core.pool.clearing import A_BORROWED, A_EARNED, A_LENT, A_SPENT
 
         tr = self._trace
         last = self.pool.last
