@@ -45,55 +45,19 @@ from typing import Any
 
 import pandas as pd
 
-RUN_FILE = "run.json"
-EPISODES_FILE = "episodes.csv"
-SUMMARY_FILE = "summary.json"
+from analysis.resultset import EPISODES_FILE, RUN_FILE
+from envs.core.metrics import LABELS, SUMMARY_KEYS
+from envs.core.pool.civic import LABELS as CIVIC_LABELS
+from envs.core.pool.civic import OVERALL_KEYS as CIVIC_KEYS
+
 RESULTS_NAME = "results"
 CURVES_NAME = "curves"
 
-# The episode metrics of envs.core.metrics.SUMMARY_KEYS (kept here so the analysis reads result
-# sets without importing the simulator); unknown numeric columns are collected as well.
-METRICS: tuple[str, ...] = (
-    "sync_delay",
-    "e2e_delay",
-    "served_pct",
-    "episode_return",
-    "sync_reward",
-    "delay_penalty",
-    "on_time_pct",
-    "fulfilled_pct",
-    "ue_generated",
-    "ue_completed",
-    "left_queued",
-    "sensor_completed",
-    "sensor_left_queued",
-    "mean_queue_ue",
-    "mean_queue_sensor",
-    "mean_w_b",
-    "mean_w_c",
-    "compute_used",
-)
-
-METRIC_LABELS: dict[str, str] = {
-    "sync_delay": "sync delay (AoSI) [steps]",
-    "e2e_delay": "E2E delay (AoRI) [steps]",
-    "served_pct": "traffic served [%]",
-    "episode_return": "episode return",
-    "sync_reward": "sync reward",
-    "delay_penalty": "delay penalty",
-    "on_time_pct": "on time (AoRI <= tau) [%]",
-    "fulfilled_pct": "fulfilled (on time and in sync) [%]",
-    "ue_generated": "UE jobs generated",
-    "ue_completed": "UE jobs completed",
-    "left_queued": "UE jobs left queued",
-    "sensor_completed": "sensor updates completed",
-    "sensor_left_queued": "sensor updates left queued",
-    "mean_queue_ue": "mean UE compute queue [jobs]",
-    "mean_queue_sensor": "mean sensor compute queue [jobs]",
-    "mean_w_b": "mean UE bandwidth share w_b",
-    "mean_w_c": "mean UE compute share w_c",
-    "compute_used": "compute used [units]",
-}
+# The metric columns: the single-cell episode metrics (every table has them) and the pool's CIVIC
+# ones (where pool result sets exist); unknown numeric columns are collected as well.
+METRICS: tuple[str, ...] = SUMMARY_KEYS
+POOL_METRICS: tuple[str, ...] = tuple(k for k in CIVIC_KEYS if k not in SUMMARY_KEYS)
+METRIC_LABELS: dict[str, str] = {**CIVIC_LABELS, **LABELS}
 
 STATIC_KINDS = ("static",)
 BASELINE_KINDS = ("heuristic", "queue_aware")
@@ -329,7 +293,7 @@ def _fmt_share(v: Any) -> str:
 def _finish(df: pd.DataFrame) -> pd.DataFrame:
     """Derived identity columns, numeric metrics, tags, labels and column order."""
     df = df.reset_index(drop=True)
-    for col in ("w_b", "w_c", "delta", "penalty", *METRICS):
+    for col in ("w_b", "w_c", "delta", "penalty", *METRICS, *POOL_METRICS):
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
     df["role"] = [

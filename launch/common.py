@@ -84,9 +84,9 @@ def scenario_from_args(args: argparse.Namespace) -> EnvParams:
 
 
 def print_json(obj: Any) -> None:
-    from launch.results import _clean
+    from analysis.resultset import clean_json
 
-    json.dump(_clean(obj), sys.stdout, indent=2, allow_nan=False)
+    json.dump(clean_json(obj), sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
 
 

@@ -66,7 +66,7 @@ def evaluate_checkpoint(
     **env_overrides: Any,
 ) -> dict[str, Any]:
     """Evaluate a checkpoint; optionally write a result set. Returns the CLI summary dict."""
-    from launch.results import aggregate_rows, run_metadata, write_result_set
+    from analysis.resultset import aggregate_rows, run_metadata, write_result_set
     from tune_configs.policy import evaluate_policy, load_policy
 
     policy = load_policy(checkpoint, **env_overrides)

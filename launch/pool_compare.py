@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from envs.core.pool.civic import CELL_COMPARED_KEYS, COMPARED_KEYS, PHASE_COMPARED_KEYS
 from launch.cli import UsageError
 from launch.common import finite_float, key_value, nonneg_int, positive_int, print_json
 
@@ -55,18 +56,6 @@ CIVIC_RANGES: dict[str, tuple[float | None, float]] = {
     "served_clients": (20.0, 60.0),
     "fairness": (None, 51.0),
 }
-COMPARED: tuple[str, ...] = (
-    "completion_pct", "fulfillment_pct", "served_clients", "served_clients_pct", "fairness",
-    "operational_cost", "cost_per_fulfilled", "compute_used", "backhaul_units", "credits_traded",
-    "sync_delay", "e2e_delay", "episode_return", "left_queued",
-)  # fmt: skip
-CELL_COMPARED: tuple[str, ...] = (
-    "completion_pct", "fulfillment_pct", "served_clients", "units_lent", "units_borrowed",
-    "credits_earned", "credits_spent",
-)  # fmt: skip
-PHASE_COMPARED: tuple[str, ...] = (
-    "completion_pct", "fulfillment_pct", "served_clients", "fairness", "operational_cost",
-)  # fmt: skip
 BASELINE = "noncoop"
 
 
@@ -195,12 +184,12 @@ def compare(summaries: dict[str, dict[str, Any]], n_cells: int) -> list[dict[str
     """Rows ``metric, scope, noncoop, <variant>, <variant>_gain_pct, ..., civic_range``."""
     base = summaries[BASELINE]
     variants = [v for v in summaries if v != BASELINE]
-    keys: list[tuple[str, str, str]] = [(k, "overall", k) for k in COMPARED]
+    keys: list[tuple[str, str, str]] = [(k, "overall", k) for k in COMPARED_KEYS]
     for c in range(n_cells):
-        keys += [(k, f"cell{c}", f"cell{c}_{k}") for k in CELL_COMPARED]
+        keys += [(k, f"cell{c}", f"cell{c}_{k}") for k in CELL_COMPARED_KEYS]
     for phase in ("before", "after"):
         if f"{phase}_fulfillment_pct" in base:
-            keys += [(k, phase, f"{phase}_{k}") for k in PHASE_COMPARED]
+            keys += [(k, phase, f"{phase}_{k}") for k in PHASE_COMPARED_KEYS]
     rows = []
     for metric, scope, col in keys:
         if col not in base:
@@ -259,7 +248,6 @@ def _progress(desc: str, quiet: bool) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from envs.core.pool.civic import flat_row
-    from envs.core.pool.scenarios import SCENARIOS
     from envs.core.pool.clearing import PoolParams
     from envs.core.pool.rules import (
         TUNE_SEED_OFFSET,
@@ -269,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
         best_static_splits,
         evaluate_controller,
     )
+    from envs.core.pool.scenarios import SCENARIOS
     from envs.core.pool.sim import PoolSimulator
     from envs.core.presets import PRESETS, make_params
 
@@ -354,7 +343,7 @@ def run(args: argparse.Namespace) -> int:
             ps.step(split, share)
         traces[name] = {k: v.tolist() for k, v in ps.trace_arrays().items()}
     elapsed = time.perf_counter() - t0
-    from launch.results import run_metadata
+    from analysis.resultset import run_metadata
 
     meta = run_metadata(
         "pool-compare", params, preset=args.scenario, seed=args.seed, episodes=args.episodes,
@@ -399,7 +388,7 @@ def write_outputs(
     traces: dict[str, Any],
 ) -> None:
     """The result files of a comparison (see the module docstring)."""
-    from launch.results import write_json
+    from analysis.resultset import write_json
 
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", meta)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from envs.core.metrics import CLI_KEYS
 from launch.cli import UsageError
 from launch.common import (
     add_scenario_arguments,
@@ -32,10 +33,6 @@ from launch.common import (
 
 HELP = "evaluate static splits / the exhaustive static grid (batched, common random numbers)"
 
-CLI_KEYS = (
-    "w_b", "w_c", "episodes", "sync_delay", "sync_delay_std", "e2e_delay", "e2e_delay_std",
-    "served_pct", "served_pct_std", "episode_return", "episode_return_std",
-)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -58,9 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from analysis.resultset import run_metadata, write_result_set
     from envs.core.batch import evaluate
     from envs.core.policies import heuristic, queue_aware, static, static_grid
-    from launch.results import run_metadata, write_result_set
 
     params = scenario_from_args(args)
     if args.grid is not None:

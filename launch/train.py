@@ -118,7 +118,7 @@ def _train(
 ) -> int:
     from tensorboardX import SummaryWriter
 
-    from launch.results import run_metadata, write_json
+    from analysis.resultset import run_metadata, write_json
     from tune_configs.env import params_from_env_config
     from tune_configs.ppo import build_ppo_config
     from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray

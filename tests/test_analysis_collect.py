@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from analysis.collect import METRICS, collect, find_result_sets, points
+from analysis.resultset import run_metadata, write_result_set
 from envs.core import make_params
 from envs.core.metrics import SUMMARY_KEYS
-from launch.results import run_metadata, write_result_set
 
 
 def fake_rows(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from launch.report import write_report
+from analysis.report import write_report
 from tests.test_analysis_collect import fake_rows, make_results_dir, write_set
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -191,7 +191,7 @@ def test_eval_round_trip_is_deterministic_and_writes_a_result_set(
     assert s["episodes"] == 3 and s["kind"] == "ppo" and s["seed"] == 5
     assert s["w_b"] == s["mean_w_b"] and s["w_c"] == s["mean_w_c"]
     assert 0.0 <= s["w_b"] <= 1.0 and 0.0 <= s["served_pct"] <= 100.0
-    from launch.results import read_result_set
+    from analysis.resultset import read_result_set
 
     meta, episodes, summaries = read_result_set(out)
     assert meta["kind"] == "eval" and meta["episodes"] == 3 and meta["delta"] == 0.8

@@ -149,7 +149,7 @@ def test_sweep_cli_usage_errors(tmp_path: Path) -> None:
 
 # --- tiny runs ----------------------------------------------------------------------------------
 def test_tiny_static_sweep_writes_result_sets(ray_session: Any, tmp_path: Path) -> None:
-    from launch.results import read_result_set
+    from analysis.resultset import read_result_set
     from tune_configs import static_grid
 
     tuner = static_grid.build_tuner(
@@ -247,7 +247,7 @@ def test_ppo_trial_has_eval_metrics_result_set_and_tensorboard(
 ) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from launch.results import read_result_set
+    from analysis.resultset import read_result_set
 
     exp = interrupted_then_resumed["exp"]
     (trial,) = sorted(exp.glob("ppo_*"))

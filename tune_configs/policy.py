@@ -174,7 +174,7 @@ def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
 def evaluate_policy(
     policy: TrainedPolicy, episodes: int = 100, seed: int = 0, label: str | None = None
 ) -> list[dict[str, Any]]:
-    """Deterministic evaluation: one row per episode (episodes.csv format, see launch.results).
+    """Deterministic evaluation: one row per episode (episodes.csv format, see analysis.resultset).
 
     Every episode seed ``seed + i`` gives the same episode as for the static baselines, so the
     comparison uses common random numbers.

@@ -81,7 +81,7 @@ def make_tuner(
     """A new ``tune.Tuner`` (or the restored one when ``resume``) with the common run config."""
     from ray import tune
 
-    from launch.results import command_line
+    from analysis.resultset import command_line
     from tune_configs.trials import trainable, trial_dirname, trial_name
 
     # Tune's legacy output honours verbose=0 (the new one prints boxes and a wrong TB path).

@@ -308,8 +308,8 @@ def _limit_numba_threads_to_reservation() -> None:
 
 
 def _static_result(cfg: dict[str, Any], policies: list[Any], kind: str) -> list[dict[str, Any]]:
+    from analysis.resultset import run_metadata, write_result_set
     from envs.core.batch import evaluate
-    from launch.results import run_metadata, write_result_set
     from tune_configs.env import params_from_env_config
 
     env_config = env_config_of(cfg)

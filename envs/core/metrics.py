@@ -62,11 +62,40 @@ assert len(KPI_NAMES) == N_KPI
 U_GEN, U_DONE, U_FULFIL = 0, 1, 2
 N_UE_ACC = 3
 
-SUMMARY_KEYS: tuple[str, ...] = (
+# Every episode metric: name -> human label with unit. The one list of metric names of the
+# single-cell model: result sets, callbacks, evaluation, collection, tables and figure labels all
+# derive theirs from it (the pool's metrics live beside its KPIs in ``envs.core.pool.civic``).
+LABELS: dict[str, str] = {
+    "sync_delay": "sync delay (AoSI) [steps]",
+    "e2e_delay": "E2E delay (AoRI) [steps]",
+    "served_pct": "traffic served [%]",
+    "episode_return": "episode return",
+    "sync_reward": "sync reward",
+    "delay_penalty": "delay penalty",
+    "on_time_pct": "on time (AoRI <= tau) [%]",
+    "fulfilled_pct": "fulfilled (on time and in sync) [%]",
+    "ue_generated": "UE jobs generated",
+    "ue_completed": "UE jobs completed",
+    "left_queued": "UE jobs left queued",
+    "sensor_completed": "sensor updates completed",
+    "sensor_left_queued": "sensor updates left queued",
+    "mean_queue_ue": "mean UE compute queue [jobs]",
+    "mean_queue_sensor": "mean sensor compute queue [jobs]",
+    "mean_w_b": "mean UE bandwidth share w_b",
+    "mean_w_c": "mean UE compute share w_c",
+    "compute_used": "compute used [units]",
+}
+SUMMARY_KEYS: tuple[str, ...] = tuple(LABELS)
+# The headline subset: logged per training episode (TensorBoard) and reported as ``eval/<name>``
+# by every trial that evaluates a policy.
+HEADLINE_KEYS: tuple[str, ...] = (
     "sync_delay", "e2e_delay", "served_pct", "episode_return", "sync_reward", "delay_penalty",
-    "on_time_pct", "fulfilled_pct", "ue_generated", "ue_completed", "left_queued",
-    "sensor_completed", "sensor_left_queued", "mean_queue_ue", "mean_queue_sensor", "mean_w_b",
-    "mean_w_c", "compute_used",
+    "left_queued", "mean_w_b", "mean_w_c",
+)  # fmt: skip
+# The key order of every single-cell summary printed by the CLI (``launch static/eval --json``).
+CLI_KEYS: tuple[str, ...] = (
+    "w_b", "w_c", "episodes", "sync_delay", "sync_delay_std", "e2e_delay", "e2e_delay_std",
+    "served_pct", "served_pct_std", "episode_return", "episode_return_std",
 )  # fmt: skip
 
 

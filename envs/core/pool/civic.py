@@ -1,6 +1,6 @@
 """CIVIC-style episode metrics of the multi-cell credit-pool study, per cell and overall.
 
-Source: ``shared/spec/multicell-credit-pool.md`` ("Metrics"); the definitions are ours (CIVIC's
+Source: ``docs/pool.md`` ("Metrics"); the definitions are ours (CIVIC's
 paper body is not available). All counts are UE jobs of one episode; ``tau`` is
 ``delay_threshold``, ``sigma`` is ``sync_threshold`` (default 10 steps) of the reward parameters.
 
@@ -77,12 +77,31 @@ from envs.core.pool.clearing import (
     PoolParams,
 )
 
-OVERALL_KEYS: tuple[str, ...] = (
-    "completion_pct", "fulfillment_pct", "served_clients", "served_clients_pct", "fairness",
-    "operational_cost", "cost_per_fulfilled", "compute_used", "backhaul_units", "units_lent",
-    "units_borrowed", "credits_traded", "ue_generated", "ue_completed", "ue_fulfilled",
-    "left_queued", "sync_delay", "e2e_delay", "episode_return",
-)  # fmt: skip
+# Every overall metric: name -> human label with unit (the one list of the pool's metric names;
+# callbacks, trials, the comparison, collection and tables derive theirs from it and the subsets
+# below).
+LABELS: dict[str, str] = {
+    "completion_pct": "UE jobs completed [%]",
+    "fulfillment_pct": "UE jobs fulfilled (on time and in sync) [%]",
+    "served_clients": "served clients [UEs]",
+    "served_clients_pct": "served clients [%]",
+    "fairness": "fairness (Jain's index over cells)",
+    "operational_cost": "operational cost",
+    "cost_per_fulfilled": "cost per fulfilled job",
+    "compute_used": "compute used [units]",
+    "backhaul_units": "backhaul units moved",
+    "units_lent": "units lent through the pool",
+    "units_borrowed": "units borrowed through the pool",
+    "credits_traded": "credits traded",
+    "ue_generated": "UE jobs generated",
+    "ue_completed": "UE jobs completed",
+    "ue_fulfilled": "UE jobs fulfilled",
+    "left_queued": "UE jobs left queued",
+    "sync_delay": "sync delay (AoSI) [steps]",
+    "e2e_delay": "E2E delay (AoRI) [steps]",
+    "episode_return": "episode return",
+}
+OVERALL_KEYS: tuple[str, ...] = tuple(LABELS)
 
 CELL_KEYS: tuple[str, ...] = (
     "completion_pct", "fulfillment_pct", "served_clients", "clients", "served_clients_pct",
@@ -104,6 +123,36 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("fairness", "max"),
     ("operational_cost", "min"),
 )
+HEADLINE_KEYS: tuple[str, ...] = tuple(k for k, _ in HEADLINE)
+# Reported as ``eval/<name>`` by a trial that evaluates a pool policy.
+EVAL_KEYS: tuple[str, ...] = (
+    *HEADLINE_KEYS, "units_borrowed", "backhaul_units", "episode_return",
+)  # fmt: skip
+# Logged per training episode (TensorBoard ``env_runners/civic/...``): overall, per cell, phase.
+TRAINING_KEYS: tuple[str, ...] = (
+    "completion_pct", "fulfillment_pct", "served_clients", "served_clients_pct", "fairness",
+    "operational_cost", "backhaul_units", "credits_traded", "episode_return", "left_queued",
+)  # fmt: skip
+CELL_TRAINING_KEYS: tuple[str, ...] = (
+    "completion_pct", "fulfillment_pct", "units_lent", "units_borrowed", "credits_earned",
+    "credits_spent", "balance_final", "capacity_mean",
+)  # fmt: skip
+PHASE_TRAINING_KEYS: tuple[str, ...] = (
+    "completion_pct", "fulfillment_pct", "fairness", "units_lent",
+)  # fmt: skip
+# The cooperative-vs-non-cooperative comparison (``launch pool-compare``): overall, cell, phase.
+COMPARED_KEYS: tuple[str, ...] = (
+    "completion_pct", "fulfillment_pct", "served_clients", "served_clients_pct", "fairness",
+    "operational_cost", "cost_per_fulfilled", "compute_used", "backhaul_units", "credits_traded",
+    "sync_delay", "e2e_delay", "episode_return", "left_queued",
+)  # fmt: skip
+CELL_COMPARED_KEYS: tuple[str, ...] = (
+    "completion_pct", "fulfillment_pct", "served_clients", "units_lent", "units_borrowed",
+    "credits_earned", "credits_spent",
+)  # fmt: skip
+PHASE_COMPARED_KEYS: tuple[str, ...] = (
+    "completion_pct", "fulfillment_pct", "served_clients", "fairness", "operational_cost",
+)  # fmt: skip
 
 
 def _pct(num: float, den: float) -> float | None:

@@ -7,7 +7,9 @@ A result set is a directory holding
   ``episodes`` and kind-specific keys (checkpoint, timesteps, budget, trial_id, ...);
 * ``episodes.csv``: one row per (policy, episode): ``policy``, ``kind``, ``w_b``, ``w_c`` (empty
   for dynamic policies), ``delta``, ``penalty``, ``preset``, ``seed`` (the episode seed), then every
-  metric of :data:`envs.core.metrics.SUMMARY_KEYS`;
+  metric: the single-cell ones of :data:`envs.core.metrics.SUMMARY_KEYS`, or for the credit pool
+  the flat CIVIC row of :func:`envs.core.pool.civic.flat_row` (overall, ``cell<i>_<name>``,
+  ``<phase>_<name>``);
 * ``summary.json``: a list with one object per policy: the identity columns, ``episodes``,
   ``seed`` and, for every metric ``M``, ``M`` (mean over episodes) and ``M_std`` (sample std).
 """
@@ -25,13 +27,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from envs.core.metrics import SUMMARY_KEYS
 from envs.core.metrics import aggregate as aggregate_metrics
 from envs.core.params import EnvParams
 
 RUN_FILE, EPISODES_FILE, SUMMARY_FILE = "run.json", "episodes.csv", "summary.json"
 ID_COLUMNS = ("policy", "kind", "w_b", "w_c", "delta", "penalty", "preset")
-EPISODE_COLUMNS = (*ID_COLUMNS, "seed", *SUMMARY_KEYS)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -75,14 +75,22 @@ def run_metadata(
     }
 
 
-def _clean(value: Any) -> Any:
+def clean_json(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: clean_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [clean_json(v) for v in value]
     return value
+
+
+def metric_columns(episode_rows: Iterable[dict[str, Any]]) -> list[str]:
+    """The metric columns of episode rows: every key but the identity ones, first-seen order."""
+    names: dict[str, None] = {}
+    for row in episode_rows:
+        names.update((k, None) for k in row if k not in ID_COLUMNS and k != "seed")
+    return list(names)
 
 
 def aggregate_rows(episode_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -96,7 +104,8 @@ def aggregate_rows(episode_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any
         summary = {k: first.get(k) for k in ID_COLUMNS}
         summary["episodes"] = len(rows)
         summary["seed"] = min(int(r["seed"]) for r in rows)
-        summary.update(aggregate_metrics({k: [r.get(k) for r in rows] for k in SUMMARY_KEYS}))
+        keys = metric_columns(rows)
+        summary.update(aggregate_metrics({k: [r.get(k) for r in rows] for k in keys}))
         out.append(summary)
     return out
 
@@ -105,7 +114,7 @@ aggregate = aggregate_rows
 
 
 def write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(_clean(obj), indent=2, allow_nan=False) + "\n")
+    path.write_text(json.dumps(clean_json(obj), indent=2, allow_nan=False) + "\n")
 
 
 def write_result_set(
@@ -115,14 +124,13 @@ def write_result_set(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     summaries = aggregate_rows(episode_rows)
+    columns = [*ID_COLUMNS, "seed", *metric_columns(episode_rows)]
     write_json(out / RUN_FILE, meta)
     with (out / EPISODES_FILE).open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=EPISODE_COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in episode_rows:
-            writer.writerow(
-                {k: ("" if row.get(k) is None else row.get(k)) for k in EPISODE_COLUMNS}
-            )
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
     write_json(out / SUMMARY_FILE, summaries)
     return summaries
 
