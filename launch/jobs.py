@@ -25,7 +25,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from launch.raycluster import ClusterError, first_line, job_client, resolve_client
+from tune_configs.cluster import ClusterError, first_line
+from tune_configs.jobs_client import call, job_client, resolve_client
 
 HELP = "list Ray jobs of a cluster, print or follow their logs, stop them"
 
@@ -106,7 +107,7 @@ def _status(job: Any) -> str:
 
 
 def _list(client: Any, limit: int) -> int:
-    jobs = _call(client.list_jobs)
+    jobs = call(client.list_jobs)
     jobs.sort(key=lambda j: j.start_time or 0, reverse=True)
     if limit:
         jobs = jobs[:limit]
@@ -126,8 +127,8 @@ def _list(client: Any, limit: int) -> int:
 
 
 def _logs(client: Any, job_id: str) -> int:
-    sys.stdout.write(_call(client.get_job_logs, job_id))
-    status = _status(_call(client.get_job_info, job_id))
+    sys.stdout.write(call(client.get_job_logs, job_id))
+    status = _status(call(client.get_job_info, job_id))
     print(f"[job {job_id}: {status}]", file=sys.stderr)
     return 0
 
@@ -154,10 +155,10 @@ def follow_logs(client: Any, job_id: str) -> int:
     except Exception as exc:  # the log stream broke (dashboard restart, network)
         print(f"log stream ended: {first_line(str(exc))}", file=sys.stderr)
     deadline = time.monotonic() + 30
-    info = _call(client.get_job_info, job_id)
+    info = call(client.get_job_info, job_id)
     while _status(info) not in TERMINAL and time.monotonic() < deadline:
         time.sleep(1)
-        info = _call(client.get_job_info, job_id)
+        info = call(client.get_job_info, job_id)
     status = _status(info)
     took = _duration(info.start_time, info.end_time)
     message = first_line(info.message or "")
@@ -168,26 +169,14 @@ def follow_logs(client: Any, job_id: str) -> int:
 
 
 def _stop(client: Any, job_id: str, timeout: float) -> int:
-    was_running = _call(client.stop_job, job_id)
+    was_running = call(client.stop_job, job_id)
     if not was_running:
-        print(f"job {job_id} was not running ({_status(_call(client.get_job_info, job_id))})")
+        print(f"job {job_id} was not running ({_status(call(client.get_job_info, job_id))})")
         return 0
     deadline = time.monotonic() + timeout
-    status = _status(_call(client.get_job_info, job_id))
+    status = _status(call(client.get_job_info, job_id))
     while status not in TERMINAL and time.monotonic() < deadline:
         time.sleep(1)
-        status = _status(_call(client.get_job_info, job_id))
+        status = _status(call(client.get_job_info, job_id))
     print(f"job {job_id}: {status}")
     return 0 if status in TERMINAL else 1
-
-
-def _call(fn: Any, *args: Any) -> Any:
-    """Call a Jobs-API method; auth, connection and unknown-job errors become ClusterError."""
-    from ray.exceptions import AuthenticationError
-
-    try:
-        return fn(*args)
-    except AuthenticationError as exc:
-        raise ClusterError(f"refused: {first_line(str(exc))}") from None
-    except (OSError, RuntimeError) as exc:  # requests' errors are OSErrors
-        raise ClusterError(first_line(str(exc))) from None

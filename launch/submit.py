@@ -31,14 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from launch.cli import UsageError
-from launch.jobs import _call, add_client_arguments, follow_logs
-from launch.raycluster import (
-    ClusterError,
-    default_cluster_dir,
-    job_client,
-    load_state,
-    resolve_client,
-)
+from launch.jobs import add_client_arguments, follow_logs
+from tune_configs.cluster import ClusterError
+from tune_configs.jobs_client import call, job_client, local_storage_for, resolve_client
 
 HELP = "submit a sweep to a Ray cluster as a job (Jobs SDK); stream its logs or --no-wait"
 
@@ -171,13 +166,7 @@ def run(args: argparse.Namespace) -> int:
     address, auth = resolve_client(args.address, args.token_file, args.cluster_dir)
     storage = args.storage
     if storage is None:
-        where = Path(args.cluster_dir) if args.cluster_dir else default_cluster_dir()
-        try:
-            local = load_state(where)
-        except ClusterError:
-            local = None
-        if local is not None and local.dashboard_url == address:
-            storage = local.storage
+        storage = local_storage_for(address, args.cluster_dir)
     elif "://" not in storage:
         storage = str(Path(storage).expanduser())
     job_id = args.job_id or default_job_id(args.sweep)
@@ -222,4 +211,4 @@ def _submit(client: Any, command: str, job_id: str, metadata: dict[str, str], cp
             )
         )
 
-    return str(_call(go))
+    return str(call(go))

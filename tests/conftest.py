@@ -1,30 +1,27 @@
 """Shared pytest fixtures.
 
 ``ray_session``: one embedded Ray per test session, started lazily by the first test that asks
-for it (tests that do not need Ray never pay for it) and shut down at the end. It binds 127.0.0.1
-only, has 2 CPUs, no dashboard, a 200 MB object store, and its workers import this checkout
-(``PYTHONPATH``). The environment variables below are set at import, before anything imports Ray.
+for it (tests that do not need Ray never pay for it) and shut down at the end. Like every command
+without ``--address`` it is a new local instance (``ray.init(address="local")``): a Ray cluster
+already running on the machine (``RAY_ADDRESS``, or a ``ray start --head`` of the user) is never
+joined. It binds 127.0.0.1 only, has 2 CPUs, no dashboard, a 200 MB object store, and its workers
+import this checkout (``PYTHONPATH``). The environment (:func:`tune_configs.runtime.
+prepare_embedded`, :data:`~tune_configs.runtime.TUNE_ENV`) is set at import, before anything
+imports Ray.
 """
 
 from __future__ import annotations
 
-import os
+import logging
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+from tune_configs import runtime
 
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    _path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = _ROOT + (os.pathsep + _path if _path else "")
+runtime.prepare_embedded()
+runtime.use_tune_env()
 
 RAY_OBJECT_STORE_BYTES = 200 * 1024 * 1024
 
@@ -37,12 +34,10 @@ def ray_session() -> Iterator[Any]:
     started = False
     if not ray.is_initialized():
         ray.init(
-            num_cpus=2,
-            include_dashboard=False,
+            **runtime.embedded_init_kwargs(2, RAY_OBJECT_STORE_BYTES),
             log_to_driver=False,
-            object_store_memory=RAY_OBJECT_STORE_BYTES,
             configure_logging=True,
-            logging_level="ERROR",
+            logging_level=logging.ERROR,
         )
         started = True
     yield ray

@@ -21,20 +21,17 @@ from pathlib import Path
 import pytest
 
 from launch import submit
-from launch.raycluster import (
+from tune_configs.cluster import (
     ClusterState,
     NodeRecord,
-    check_dashboard_address,
-    is_loopback,
+    head_command,
     load_state,
-    node_env,
     node_processes,
-    psutil_module,
-    ray_executables,
-    resolve_client,
-    terminate,
+    worker_command,
     write_token,
 )
+from tune_configs.jobs_client import check_dashboard_address, resolve_client
+from tune_configs.processes import is_loopback, psutil_module, ray_executables, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -195,26 +192,24 @@ def test_node_env(tmp_path: Path) -> None:
     state = fake_state(tmp_path)
     base = {"PATH": "/usr/bin", "RAY_ADDRESS": "10.0.0.1:6379", "RAY_AUTH_TOKEN": "leak",
             "PYTHONPATH": "/x"}  # fmt: skip
-    env = node_env(state, base)
+    env = state.node_env(base)
     assert env["RAY_AUTH_MODE"] == "token" and env["RAY_AUTH_TOKEN_PATH"] == state.token_path
     assert "RAY_ADDRESS" not in env and "RAY_AUTH_TOKEN" not in env
     assert env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
     assert env["PYTHONPATH"].split(os.pathsep) == [str(ROOT), "/x"]
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
     state.auth_mode, state.token_path = "disabled", None
-    env = node_env(state, base)
+    env = state.node_env(base)
     assert env["RAY_AUTH_MODE"] == "disabled" and "RAY_AUTH_TOKEN_PATH" not in env
 
 
 def test_node_commands_stay_on_loopback(tmp_path: Path) -> None:
-    from launch.raycluster import head_command, worker_command
-
     state = fake_state(tmp_path)
     head = head_command(state, state.nodes[0], 100_000_000)
     worker = worker_command(state, state.nodes[1], 100_000_000)
     assert "--node-ip-address=127.0.0.1" in head and "--dashboard-host=127.0.0.1" in head
     assert "--node-ip-address=127.0.0.1" in worker and "--address=127.0.0.1:6399" in worker
-    assert worker[1:4] == ["-m", "launch.raycluster", "start-worker"]
+    assert worker[1:4] == ["-m", "tune_configs.cluster", "start-worker"]
     assert "--dashboard-agent-listen-port=52999" in head
     assert "--dashboard-agent-listen-port=52998" in worker
     assert "stop" not in head + worker

@@ -27,16 +27,14 @@ from typing import Any
 
 import pytest
 
-from launch.raycluster import (
+from tune_configs.cluster import (
     ClusterState,
     cluster_processes,
     free_port,
-    is_loopback,
-    listening_sockets,
     load_state,
     node_processes,
-    terminate,
 )
+from tune_configs.processes import is_loopback, listening_sockets, terminate
 
 pytestmark = pytest.mark.slow
 
