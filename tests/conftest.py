@@ -6,7 +6,7 @@ without ``--address`` it is a new local instance (``ray.init(address="local")``)
 already running on the machine (``RAY_ADDRESS``, or a ``ray start --head`` of the user) is never
 joined. It binds 127.0.0.1 only, has 2 CPUs, no dashboard, a 200 MB object store, and its workers
 import this checkout (``PYTHONPATH``). The environment (:func:`tune_configs.runtime.
-prepare_embedded`, :data:`~tune_configs.runtime.TUNE_ENV`) is set at import, before anything
+prepare_embedded`, :func:`~tune_configs.runtime.use_tune_env`) is set at import, before anything
 imports Ray.
 """
 

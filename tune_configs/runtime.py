@@ -41,14 +41,12 @@ LOOPBACK_ENV: dict[str, str] = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
     "RAY_USAGE_STATS_ENABLED": "0",
 }
-# Drivers running Tune: the legacy output honours verbose=0 (the new one prints boxes); a
-# searcher's metrics (eval/*) arrive only with a trial's last report, which Tune's strict metric
-# check would reject; repeated worker log lines are folded.
-TUNE_ENV: dict[str, str] = {
-    "RAY_AIR_NEW_OUTPUT": "0",
-    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
-    "RAY_DEDUP_LOGS": "1",
-}
+# Drivers running Tune: the legacy output honours verbose=0 (the new one prints boxes and a wrong
+# TensorBoard path); repeated worker log lines are folded (defaults, a user's setting wins).
+TUNE_DEFAULTS: dict[str, str] = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_DEDUP_LOGS": "1"}
+# A searcher's metrics (eval/*) arrive only with a trial's last report; the training iterations
+# before it do not carry them, which Tune's strict metric check would reject (always set).
+TUNE_REQUIRED: dict[str, str] = {"TUNE_DISABLE_STRICT_METRIC_CHECKING": "1"}
 
 
 def _prepend_path(value: str | None, first: str) -> str:
@@ -147,9 +145,10 @@ def use_auth(mode: str, token_path: str | None) -> None:
 
 
 def use_tune_env() -> None:
-    """The variables of :data:`TUNE_ENV` for a Tune driver (explicit settings are kept)."""
-    for key, value in TUNE_ENV.items():
+    """Set the variables a Tune driver needs (:data:`TUNE_DEFAULTS`, :data:`TUNE_REQUIRED`)."""
+    for key, value in TUNE_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    os.environ.update(TUNE_REQUIRED)
 
 
 def _sync_imported_ray() -> None:
@@ -225,4 +224,4 @@ def quiet_ray_logs() -> None:
 
     for name in ("ray", "ray.rllib", "ray.tune", "ray.train", "ray.data"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+    os.environ.setdefault("RAY_DEDUP_LOGS", TUNE_DEFAULTS["RAY_DEDUP_LOGS"])
