@@ -29,6 +29,7 @@ from envs.core.metrics import (
 from envs.core.params import EnvParams
 from envs.core.presets import make_params
 from envs.core.sim import Simulator
+from envs.core.traffic import TR_REGIME
 
 _INFO_COLUMNS: tuple[tuple[str, int], ...] = (
     ("queue_ue", K_Q_UE),
@@ -87,6 +88,8 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     returns zeros. ``obs_mode="log1p"`` or ``"scaled"`` (divided by ``obs_scale``) transform them
     for learning; ``"raw"`` (default) is the paper's.
 
+    The observation never shows the traffic regime or the drawn traffic (see "Arguments").
+
     ## Rewards
     Per step, over the UE jobs completed in it: ``R_s delta^AoSI + p_d 1(AoRI > tau)`` with
     AoSI the synchronisation delay and AoRI the end-to-end delay of the job (``sync_reward``,
@@ -103,8 +106,16 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     ``reset(seed=s)`` makes the episode a pure function of ``s``; ``reset()`` without a seed
     draws the next episode seed from the generator of the last seeded reset.
 
+    Traffic that varies (``docs/traffic.md``): with regimes (``preset="paper_dynamic"`` or the
+    ``regime_*`` fields) the UE job probability, active UEs and sensor interval switch between
+    regimes at random times; ``info["regime"]`` (reset and every step) is the regime in force
+    during the step. With ``traffic_randomize=True`` (``preset="paper_random"``) each episode
+    draws its traffic from the ``rand_*`` ranges at reset; ``info["traffic"]`` of ``reset``
+    holds the draw.
+
     ## Version history
-    * v0: initial version (spec of 2026-11).
+    * v0: initial version (spec of 2026-11); traffic regimes and randomisation added as options
+      (the default dynamics are unchanged).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
@@ -128,6 +139,7 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self._obs_view = self.sim.obs.reshape(self._shape)  # the kernel writes it every step
         self._info_names = [name for name, _ in _INFO_COLUMNS]
         self._info_cols = [col for _, col in _INFO_COLUMNS]
+        self._regimes = self.params.scenario.has_regimes
         self.episode_seed: int | None = None
 
     def reset(
@@ -136,7 +148,13 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         super().reset(seed=seed)
         self.episode_seed = next_episode_seed(self.np_random, seed)
         self.sim.reset(self.episode_seed)
-        return np.zeros(self._shape, np.float32), {"episode_seed": self.episode_seed}
+        info: dict[str, Any] = {"episode_seed": self.episode_seed}
+        s = self.params.scenario
+        if s.traffic_randomize:
+            info["traffic"] = dict(self.sim.traffic)
+        if self._regimes:
+            info["regime"] = int(self.sim.trf[TR_REGIME])
+        return np.zeros(self._shape, np.float32), info
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         a = np.array(action, dtype=np.float64)  # a private C-contiguous copy
@@ -154,6 +172,8 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             reward = float(kpi[:, K_SYNC_R].sum() + kpi[:, K_PEN].sum())
             info = {name: kpi[:, col].copy() for name, col in _INFO_COLUMNS}
         info["t"] = sim.t
+        if self._regimes:
+            info["regime"] = int(sim.trf[TR_REGIME])  # in force during this step
         truncated = sim.t >= sim.horizon
         if truncated:
             info["episode_metrics"] = sim.summary()

@@ -30,8 +30,9 @@ from envs.core import queues
 from envs.core.metrics import N_KPI, N_UE_ACC, SUMMARY_KEYS, aggregate, summarize_arrays
 from envs.core.params import EnvParams
 from envs.core.policies import N_POLICY_PRM, Policy, act_kernel
-from envs.core.rng import EpisodeStreams, block_width, size_tables
+from envs.core.rng import EpisodeStreams, block_width, poisson_cdf, size_cdfs, size_tables
 from envs.core.sim import INITIAL_DEVICE_QUEUE, initial_bs_queue, place
+from envs.core.traffic import initial_traffic, size_means
 
 CHUNK_BYTES = 128 * 2**20  # random blocks held at once
 KERNEL_EPISODES = 2048  # policy x seed episodes per kernel call (progress granularity)
@@ -41,8 +42,8 @@ Progress = Callable[[int, int], None]
 
 @njit(parallel=True, cache=True)
 def _run(  # type: ignore[no-untyped-def]
-    codes, pprm, cells0, prm, s_start, s_cell, cdf, init_geo, init_sens, rnd, horizon, cap_b,
-    out_acc, out_last, out_ue,
+    codes, pprm, cells0, prm, s_start, s_cell, cdf, cdf_of, init_geo, init_sens, init_trf, rnd,
+    horizon, cap_b, out_acc, out_last, out_ue,
 ):  # fmt: skip
     n_p = codes.shape[0]
     n_e = init_geo.shape[0]
@@ -55,6 +56,8 @@ def _run(  # type: ignore[no-untyped-def]
         cells = cells0.copy()
         geo = init_geo[e].copy()
         sens = init_sens[e].copy()
+        trf = init_trf[e].copy()
+        cdf_e = cdf[cdf_of[e]]
         ue_cell = np.zeros(n_u, np.int64)
         dq = np.zeros((n_u + n_s, INITIAL_DEVICE_QUEUE, 3))
         dq_m = np.zeros((n_u + n_s, 2), np.int64)
@@ -68,7 +71,7 @@ def _run(  # type: ignore[no-untyped-def]
         for t in range(horizon):
             act_kernel(codes[p], pprm[p], kpi, action)
             status = dyn.step_kernel(
-                t, action, cells, prm, s_start, s_cell, cdf, geo, ue_cell, sens,
+                t, action, cells, prm, s_start, s_cell, cdf_e, geo, ue_cell, sens, trf,
                 dq, dq_m, bq, bq_m, rnd[e], t, kpi, acc, ue_acc, obs,
             )  # fmt: skip
             if status > 0:
@@ -132,14 +135,51 @@ class BatchResult:
         return rows
 
 
+@dataclass
+class EpisodeDraw:
+    """Everything random of one episode seed, drawn before it runs (as the single env does)."""
+
+    geo: NDArray[np.float64]  # initial UE positions (see dynamics)
+    sens: NDArray[np.float64]  # sensor sites
+    trf: NDArray[np.float64]  # traffic state at reset (see envs.core.traffic)
+    traffic: dict[str, Any]  # the episode's traffic (drawn when randomised)
+    rnd: NDArray[np.float64]  # the whole horizon's uniforms
+
+
 def draw_episode(
     params: EnvParams, seed: int, cells: NDArray[np.float64], s_start: NDArray[np.int64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Initial placement (geo, sens) and the whole horizon's uniforms of one episode seed."""
+) -> EpisodeDraw:
+    """Placement, traffic at reset and the whole horizon's uniforms of one episode seed."""
     s = params.scenario
-    streams = EpisodeStreams(seed, s.n_ues, s.n_sensors_total)
+    streams = EpisodeStreams(seed, s.n_ues, s.n_sensors_total, s.has_regimes)
     geo, sens = place(params, streams, cells, s_start)
-    return geo, sens, streams.traffic_block(s.episode_steps)
+    trf, traffic = initial_traffic(params, streams)
+    return EpisodeDraw(geo, sens, trf, traffic, streams.traffic_block(s.episode_steps))
+
+
+def _episode_tables(
+    params: EnvParams, draws: Sequence[EpisodeDraw]
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Size tables ``(T, 8, K)`` and each episode's table index: one shared table, or one per
+    episode when the traffic is randomised (padded to a common width)."""
+    s = params.scenario
+    if not s.traffic_randomize:
+        means = (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean)
+        return size_tables(means, s.job_sizes)[None], np.zeros(len(draws), np.int64)
+    means_e = [size_means(d.traffic) for d in draws]
+    width = max(max(len(c) for c in size_cdfs(m, s.job_sizes)) for m in means_e)
+    tables = np.stack([size_tables(m, s.job_sizes, width) for m in means_e])
+    return tables, np.arange(len(draws), dtype=np.int64)
+
+
+def _table_bytes_bound(params: EnvParams) -> int:
+    """An upper bound of one episode's size-table bytes (randomised traffic only)."""
+    s = params.scenario
+    if not s.traffic_randomize:
+        return 0
+    hi = max(s.rand_ue_data_mean[1], s.rand_ue_compute_mean[1], s.rand_sensor_data_mean[1],
+             s.rand_sensor_compute_mean[1])  # fmt: skip
+    return 8 * 8 * len(poisson_cdf(float(hi)))
 
 
 def evaluate(
@@ -162,9 +202,6 @@ def evaluate(
     prm = dyn.param_vector(params)
     s_start = np.asarray(s.sensor_cell_start, dtype=np.int64)
     s_cell = np.repeat(np.arange(n_c, dtype=np.int64), s.n_sensors)
-    cdf = size_tables(
-        (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean), s.job_sizes
-    )
     codes = np.array([p.code for p in policies], dtype=np.int64)
     pprm = np.array([p.prm for p in policies], dtype=np.float64).reshape(n_p, N_POLICY_PRM)
     cap_b = queues.next_pow2(initial_bs_queue(params))
@@ -173,20 +210,24 @@ def evaluate(
     acc = np.zeros((n_p, episodes, n_c, N_KPI))
     last = np.zeros((n_p, episodes, n_c, N_KPI))
     ue_acc = np.zeros((n_p, episodes, n_u, N_UE_ACC))
-    bytes_per_seed = 8 * horizon * block_width(n_u, n_s)
+    bytes_per_seed = 8 * horizon * block_width(n_u, n_s, s.has_regimes)
+    bytes_per_seed += _table_bytes_bound(params)
     seed_chunk = int(max(1, min(episodes, CHUNK_BYTES // bytes_per_seed)))
     total = n_p * episodes
     done = 0
     for e0 in range(0, episodes, seed_chunk):
         e1 = min(e0 + seed_chunk, episodes)
         drawn = [draw_episode(params, int(sd), cells, s_start) for sd in seeds[e0:e1]]
-        geo, sens, rnd = (np.stack(x) for x in zip(*drawn, strict=True))
+        geo, sens, trf, rnd = (
+            np.stack([getattr(d, name) for d in drawn]) for name in ("geo", "sens", "trf", "rnd")
+        )
+        cdf, cdf_of = _episode_tables(params, drawn)
         pol_chunk = max(1, KERNEL_EPISODES // (e1 - e0))
         for p0 in range(0, n_p, pol_chunk):
             p1 = min(p0 + pol_chunk, n_p)
             _run(
-                codes[p0:p1], pprm[p0:p1], cells, prm, s_start, s_cell, cdf,
-                geo, sens, rnd, horizon, cap_b,
+                codes[p0:p1], pprm[p0:p1], cells, prm, s_start, s_cell, cdf, cdf_of,
+                geo, sens, trf, rnd, horizon, cap_b,
                 acc[p0:p1, e0:e1], last[p0:p1, e0:e1], ue_acc[p0:p1, e0:e1],
             )  # fmt: skip
             done += (p1 - p0) * (e1 - e0)

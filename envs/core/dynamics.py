@@ -17,13 +17,18 @@ State arrays (all owned by the caller, mutated in place):
   ``bq`` ``(2 C, cap, 4)`` the BS compute queues, the UE queue of cell ``c`` at row ``c`` with
   fields [t_gen, compute left, UE id, synced update t_gen or -1 before start] and the sensor queue
   at row ``C + c`` with fields [t_gen, compute left, sensor id, unused];
+* ``trf`` ``(N_TRF,)`` the traffic in force (regime, UE job probability, active UEs and sensors,
+  sensor interval; see :mod:`envs.core.traffic`); the kernel switches regimes in it;
 * ``kpi`` ``(C, N_KPI)`` this step's KPIs, ``acc`` ``(C, N_KPI)`` their running sum,
   ``ue_acc`` ``(U, N_UE_ACC)`` per-UE counters (see :mod:`envs.core.metrics`), ``obs``
   ``(C, 2)`` float32 the observation after the step (transformed per ``P_OBS_MODE``).
 
 Random inputs are uniforms (see :mod:`envs.core.rng`), row ``row`` of ``rnd`` for this step:
-``3 U`` UE traffic, ``2 S`` sensor traffic, ``2 U`` mobility. Poisson sizes come by inverse CDF
-from ``cdf`` ``(4, K)``.
+``3 U`` UE traffic, ``2 S`` sensor traffic, ``2 U`` mobility, and with traffic regimes 2 for the
+regime switch. Poisson sizes come by inverse CDF from ``cdf`` ``(8, K)`` (CDFs and guide tables).
+
+Traffic variation (regimes, randomisation) only changes ``trf`` and ``cdf``; with the defaults
+(every UE and sensor active, no regimes) the kernel computes exactly what it did without it.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ from envs.core.params import EnvParams
 from envs.core.queues import HEAD, LEN, pop, tail_slot
 from envs.core.radio import se_at, snr_constants
 from envs.core.rng import TAB_S_COMPUTE, TAB_S_DATA, TAB_UE_COMPUTE, TAB_UE_DATA
+from envs.core.traffic import TR_N_S, TR_N_UE, TR_P_JOB, TR_REGIME, TR_S_INT, regime_array
 
 # --- scalar parameter vector ``prm`` ---------------------------------------------------------
 P_UE_PROB = 0
@@ -82,8 +88,11 @@ P_SURGE_CELL = 14
 P_SURGE_PROB = 15
 P_OBS_MODE = 16  # 0 raw, 1 log1p, 2 scaled
 P_OBS_SCALE = 17
-N_PRM = 18
+P_N_REG = 18  # number of traffic regimes R (0: none)
+P_SWITCH = 19  # probability per step of leaving the regime, 1 / regime_hold_steps
+N_PRM = 20
 N_DELTA_POW = 512  # prm[N_PRM + k] = delta**k for k < N_DELTA_POW (a lookup for the reward)
+P_REG_TAB = N_PRM + N_DELTA_POW  # prm[P_REG_TAB + 3 r + j]: regime r's (p_job, n_ues, interval)
 
 OBS_MODE_CODES = {"raw": 0, "log1p": 1, "scaled": 2}
 
@@ -97,8 +106,12 @@ ACTION_NOT_FINITE = -1
 def param_vector(p: EnvParams) -> np.ndarray:
     s, r = p.scenario, p.reward
     k, e = snr_constants(s)
-    prm = np.zeros(N_PRM + N_DELTA_POW)
-    prm[N_PRM:] = r.delta ** np.arange(N_DELTA_POW, dtype=np.float64)
+    regimes = regime_array(s)
+    prm = np.zeros(P_REG_TAB + regimes.size)
+    prm[P_REG_TAB:] = regimes.ravel()
+    prm[P_N_REG] = len(regimes)
+    prm[P_SWITCH] = 1.0 / s.regime_hold_steps
+    prm[N_PRM:P_REG_TAB] = r.delta ** np.arange(N_DELTA_POW, dtype=np.float64)
     prm[P_UE_PROB] = s.ue_job_prob
     prm[P_SPEED] = s.ue_speed
     prm[P_AREA] = s.area_m
@@ -204,9 +217,27 @@ def _send(dq, dq_m, d, budget, bq, bq_m, q, who):  # type: ignore[no-untyped-def
             budget = 0.0
 
 
+@njit(cache=True, inline="always")
+def _switch_regime(t, prm, trf, rnd, row, col):  # type: ignore[no-untyped-def]
+    """Markov-modulated traffic: at the start of step ``t >= 1`` leave the regime with
+    probability ``prm[P_SWITCH]`` for one of the others, uniformly (see envs.core.traffic)."""
+    n_reg = int(prm[P_N_REG])
+    if t < 1 or rnd[row, col] >= prm[P_SWITCH]:
+        return
+    cur = int(trf[TR_REGIME])
+    nxt = min(int(rnd[row, col + 1] * (n_reg - 1)), n_reg - 2)
+    if nxt >= cur:
+        nxt += 1
+    o = P_REG_TAB + 3 * nxt
+    trf[TR_REGIME] = nxt
+    trf[TR_P_JOB] = prm[o]
+    trf[TR_N_UE] = prm[o + 1]
+    trf[TR_S_INT] = prm[o + 2]
+
+
 @njit(cache=True)
 def step_kernel(  # type: ignore[no-untyped-def]
-    t, action, cells, prm, s_start, s_cell, cdf, geo, ue_cell, sens,
+    t, action, cells, prm, s_start, s_cell, cdf, geo, ue_cell, sens, trf,
     dq, dq_m, bq, bq_m, rnd, row, kpi, acc, ue_acc, obs,
 ):  # fmt: skip
     """Advance the system by one step (step index ``t``); see the module docstring.
@@ -226,7 +257,14 @@ def step_kernel(  # type: ignore[no-untyped-def]
     o_s = 3 * n_u  # offsets of the random row's segments
     o_mob = 3 * n_u + 2 * n_s
 
-    # 1. association: every UE to its nearest BS (ties: lowest cell id)
+    # 0. traffic in force: regime switch (Markov-modulated traffic), active devices
+    if prm[P_N_REG] > 0:
+        _switch_regime(t, prm, trf, rnd, row, o_mob + 2 * n_u)
+    n_act_u = trf[TR_N_UE]
+    n_act_s = int(trf[TR_N_S])
+
+    # 1. association: every UE to its nearest BS (ties: lowest cell id); UEs share the uplink
+    # while active or while their uplink queue still holds jobs
     for u in range(n_u):
         best = 0
         if n_c > 1:
@@ -239,22 +277,25 @@ def step_kernel(  # type: ignore[no-untyped-def]
                     best_d2 = d2
                     best = c
         ue_cell[u] = best
-        kpi[best, K_NUE] += 1.0
+        if u < n_act_u or dq_m[u, LEN] > 0:
+            kpi[best, K_NUE] += 1.0
 
-    # 2. job generation: UEs in id order (Bernoulli, data, compute), then sensors
-    p_job = prm[P_UE_PROB]
+    # 2. job generation: active UEs in id order (Bernoulli, data, compute), then sensors
+    p_job = trf[TR_P_JOB]
     surge_cell = int(prm[P_SURGE_CELL]) if 0 <= prm[P_SURGE_STEP] <= t else -1
     for u in range(n_u):
         p_u = prm[P_SURGE_PROB] if ue_cell[u] == surge_cell else p_job
-        if rnd[row, 3 * u] < p_u:
+        if rnd[row, 3 * u] < p_u and u < n_act_u:
             i = tail_slot(dq, dq_m, u)
             dq[u, i, 0] = t
             dq[u, i, 1] = _draw(cdf, TAB_UE_DATA, rnd[row, 3 * u + 1])
             dq[u, i, 2] = _draw(cdf, TAB_UE_COMPUTE, rnd[row, 3 * u + 2])
             kpi[ue_cell[u], K_UE_GEN] += 1.0
             ue_acc[u, U_GEN] += 1.0
-    if t % int(prm[P_SENS_INT]) == 0:
+    if t % int(trf[TR_S_INT]) == 0:
         for s in range(n_s):
+            if s - s_start[s_cell[s]] >= n_act_s:
+                continue
             i = tail_slot(dq, dq_m, n_u + s)
             dq[n_u + s, i, 0] = t
             dq[n_u + s, i, 1] = _draw(cdf, TAB_S_DATA, rnd[row, o_s + 2 * s])
@@ -279,13 +320,18 @@ def step_kernel(  # type: ignore[no-untyped-def]
         se = se_at(geo[u, 0] - cells[c, 0], geo[u, 1] - cells[c, 1], snr_k, snr_e, min_dkm, thr)
         budget = cells[c, 2] * kpi[c, K_WB] / kpi[c, K_NUE] * se / 1e6
         _send(dq, dq_m, u, budget, bq, bq_m, c, u)
-    for s in range(n_s):
-        if dq_m[n_u + s, LEN] == 0:
-            continue
-        c = s_cell[s]
-        n_cell_s = s_start[c + 1] - s_start[c]
-        budget = cells[c, 2] * (1.0 - kpi[c, K_WB]) / n_cell_s * sens[s, 2] / 1e6
-        _send(dq, dq_m, n_u + s, budget, bq, bq_m, n_c + c, s)
+    for c in range(n_c):
+        n_cell_s = s_start[c + 1] - s_start[c]  # sensors sharing: active or backlogged
+        if n_act_s < n_cell_s:
+            n_cell_s = 0
+            for s in range(s_start[c], s_start[c + 1]):
+                if s - s_start[c] < n_act_s or dq_m[n_u + s, LEN] > 0:
+                    n_cell_s += 1
+        for s in range(s_start[c], s_start[c + 1]):
+            if dq_m[n_u + s, LEN] == 0:
+                continue
+            budget = cells[c, 2] * (1.0 - kpi[c, K_WB]) / n_cell_s * sens[s, 2] / 1e6
+            _send(dq, dq_m, n_u + s, budget, bq, bq_m, n_c + c, s)
 
     # 5.-7. MEC: UE queue first (sync gate, AoRI, AoSI, reward), then the sensor queue
     r_s_base = prm[P_RS]
@@ -298,7 +344,8 @@ def step_kernel(  # type: ignore[no-untyped-def]
             h = bq_m[c, HEAD]
             if bq[c, h, 3] < 0.0:  # the job starts now: sync gate on its covering sensor
                 u = int(bq[c, h, 2])
-                s = _nearest_sensor(sens, s_start[c], s_start[c + 1], geo[u, 0], geo[u, 1])
+                hi = min(s_start[c + 1], s_start[c] + n_act_s)  # active sensors cover UEs
+                s = _nearest_sensor(sens, s_start[c], hi, geo[u, 0], geo[u, 1])
                 if sens[s, 3] < 0.0:
                     kpi[c, K_GATE] = 1.0
                     break  # head-of-line: the whole UE queue waits this step

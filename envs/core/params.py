@@ -37,6 +37,25 @@ def _finite(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+def _whole(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+# traffic regimes: the per-regime tuples (see ScenarioParams)
+REGIME_FIELDS = ("regime_ue_job_prob", "regime_n_ues", "regime_sensor_interval")
+# traffic randomisation: range field -> (smallest lo, largest hi, whole numbers, bounds in words)
+RAND_RANGES: dict[str, tuple[float, float, bool, str]] = {
+    "rand_n_ues": (1, math.inf, True, ">= 1"),
+    "rand_ue_job_prob": (0.0, 1.0, False, "within [0, 1]"),
+    "rand_ue_data_mean": (1e-9, 1e4, False, "within (0, 10000]"),
+    "rand_ue_compute_mean": (1e-9, 1e4, False, "within (0, 10000]"),
+    "rand_sensor_data_mean": (1e-9, 1e4, False, "within (0, 10000]"),
+    "rand_sensor_compute_mean": (1e-9, 1e4, False, "within (0, 10000]"),
+    "rand_n_sensors": (1, math.inf, True, ">= 1"),
+    "rand_sensor_interval": (1, math.inf, True, ">= 1"),
+}
+
+
 @dataclass(frozen=True)
 class ScenarioParams:
     """The physical scenario: cells, radio, devices, traffic, mobility and horizon."""
@@ -78,6 +97,26 @@ class ScenarioParams:
     surge_job_prob: float = 1.0  # UE job probability in the surge cell during the surge
     # --- horizon -----------------------------------------------------------------------------
     episode_steps: int = 100  # truncation horizon [steps]
+    # --- traffic regimes within an episode (docs/traffic.md; empty tuples switch them off) -----
+    # One entry per regime; an empty tuple keeps the base value (ue_job_prob, n_ues,
+    # sensor_interval) in every regime. Non-empty tuples share one length, the regime count (>= 2).
+    regime_ue_job_prob: tuple[float, ...] = ()  # UE job probability in each regime
+    regime_n_ues: tuple[int, ...] = ()  # active UEs (ids 0 .. k-1) in each regime
+    regime_sensor_interval: tuple[int, ...] = ()  # sensor update interval per regime [steps]
+    regime_hold_steps: float = 25.0  # mean (geometric) holding time of a regime [steps], >= 1
+    # --- traffic randomisation per episode (docs/traffic.md; off by default) -------------------
+    # Each episode draws its traffic at reset, uniformly from these closed (lo, hi) ranges
+    # (counts: whole numbers). n_ues and n_sensors are then the device slots: an episode
+    # activates the lowest ids. One cell only; excludes regimes.
+    traffic_randomize: bool = False
+    rand_n_ues: tuple[int, int] = (4, 10)  # active UEs, <= n_ues
+    rand_ue_job_prob: tuple[float, float] = (0.3, 1.0)  # UE job probability
+    rand_ue_data_mean: tuple[float, float] = (30.0, 70.0)  # UE job data mean [Mbit]
+    rand_ue_compute_mean: tuple[float, float] = (3.0, 7.0)  # UE job compute mean [units]
+    rand_sensor_data_mean: tuple[float, float] = (40.0, 100.0)  # sensor update data mean [Mbit]
+    rand_sensor_compute_mean: tuple[float, float] = (4.0, 10.0)  # sensor compute mean [units]
+    rand_n_sensors: tuple[int, int] = (8, 15)  # active sensors, <= n_sensors
+    rand_sensor_interval: tuple[int, int] = (1, 2)  # sensor update interval [steps]
 
     def __post_init__(self) -> None:
         _check(
@@ -156,10 +195,82 @@ class ScenarioParams:
                 _check(float(v).is_integer(), name, "a whole number with job_sizes='fixed'", v)
             _check(v <= 1e4, name, "<= 10000 (Poisson tables are built up to mean + 40 sd)", v)
 
+        self._check_traffic_variation()
+
+    def _check_traffic_variation(self) -> None:
+        regimes = {name: getattr(self, name) for name in REGIME_FIELDS}
+        for name, values in regimes.items():
+            _check(isinstance(values, tuple), name, "a tuple with one entry per regime", values)
+        for i, p in enumerate(self.regime_ue_job_prob):
+            _check(_finite(p) and 0.0 <= p <= 1.0, f"regime_ue_job_prob[{i}]", "in [0, 1]", p)
+        for i, k in enumerate(self.regime_n_ues):
+            _check(_whole(k) and 1 <= k <= self.n_ues, f"regime_n_ues[{i}]",
+                   f"an integer in [1, n_ues={self.n_ues}]", k)  # fmt: skip
+        for i, k in enumerate(self.regime_sensor_interval):
+            _check(_whole(k) and k >= 1, f"regime_sensor_interval[{i}]", "an integer >= 1", k)
+        lengths = {len(v) for v in regimes.values() if v}
+        for name, values in regimes.items():
+            if values:
+                _check(len(values) >= 2 and len(lengths) == 1, name,
+                       "a tuple of at least 2 entries, as long as the other non-empty "
+                       f"regime_* tuples (lengths {sorted(lengths)})", values)  # fmt: skip
+        h = self.regime_hold_steps
+        _check(_finite(h) and h >= 1.0, "regime_hold_steps", "a finite number >= 1 [steps]", h)
+        _check(isinstance(self.traffic_randomize, bool), "traffic_randomize", "true or false",
+               self.traffic_randomize)  # fmt: skip
+        for name, (lo_min, hi_max, whole, bounds) in RAND_RANGES.items():
+            lo_hi = getattr(self, name)
+            ok = isinstance(lo_hi, tuple) and len(lo_hi) == 2
+            ok = ok and all((_whole(v) if whole else _finite(v)) for v in lo_hi)
+            _check(ok and lo_hi[0] <= lo_hi[1], name, "a (lo, hi) pair with lo <= hi"
+                   + (" (whole numbers)" if whole else ""), lo_hi)  # fmt: skip
+            _check(lo_hi[0] >= lo_min and lo_hi[1] <= hi_max, name, bounds, lo_hi)
+        if not self.traffic_randomize:
+            return
+        _check(
+            not self.has_regimes,
+            "traffic_randomize",
+            "false when traffic regimes are set (regime_*): the two exclude each other",
+            True,
+        )
+        _check(self.n_cells == 1, "traffic_randomize", "used with one cell only", True)
+        _check(self.job_sizes == "poisson", "traffic_randomize",
+               "used with job_sizes='poisson' only", True)  # fmt: skip
+        _check(self.rand_n_ues[1] <= self.n_ues, "rand_n_ues",
+               f"<= n_ues={self.n_ues} (the UE slots)", self.rand_n_ues)  # fmt: skip
+        _check(
+            self.rand_n_sensors[1] <= self.n_sensors[0],
+            "rand_n_sensors",
+            f"<= n_sensors={self.n_sensors[0]} (the sensor sites)",
+            self.rand_n_sensors,
+        )
+
     # --- derived quantities (never stored) --------------------------------------------------
     @property
     def n_cells(self) -> int:
         return len(self.bs_positions)
+
+    @property
+    def n_regimes(self) -> int:
+        """Number of traffic regimes (0: traffic does not switch within an episode)."""
+        return max(len(getattr(self, name)) for name in REGIME_FIELDS)
+
+    @property
+    def has_regimes(self) -> bool:
+        return self.n_regimes > 0
+
+    def regime_table(self) -> tuple[tuple[float, int, int], ...]:
+        """Per regime: (UE job probability, active UEs, sensor update interval)."""
+        return tuple(
+            (
+                self.regime_ue_job_prob[r] if self.regime_ue_job_prob else self.ue_job_prob,
+                self.regime_n_ues[r] if self.regime_n_ues else self.n_ues,
+                self.regime_sensor_interval[r]
+                if self.regime_sensor_interval
+                else self.sensor_interval,
+            )
+            for r in range(self.n_regimes)
+        )
 
     @property
     def n_sensors_total(self) -> int:
@@ -246,7 +357,7 @@ class EnvParams:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EnvParams:
         scen = dict(d.get("scenario", {}))
-        for name in ("bandwidth_hz", "mec_capacity", "n_sensors"):
+        for name in TUPLE_FIELDS:
             if name in scen:
                 scen[name] = tuple(scen[name])
         if "bs_positions" in scen:
@@ -270,3 +381,5 @@ SCENARIO_FIELDS = frozenset(f.name for f in fields(ScenarioParams))
 REWARD_FIELDS = frozenset(f.name for f in fields(RewardParams))
 ENV_FIELDS = frozenset(f.name for f in fields(EnvParams)) - {"scenario", "reward"}
 PER_CELL_FIELDS = ("bandwidth_hz", "mec_capacity", "n_sensors")
+# flat tuple fields of ScenarioParams (lists in plain dicts)
+TUPLE_FIELDS = PER_CELL_FIELDS + REGIME_FIELDS + tuple(RAND_RANGES)

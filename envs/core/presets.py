@@ -10,6 +10,11 @@ Presets:
 * ``v1``: the job means the authors switched to after the paper (UE 70/7, sensor 50/6, p_d = -1).
   It does NOT reproduce the paper; it is a named variant only.
 * ``paper_20ue``, ``paper_50ue``: the paper's cell with more UEs (heavier load).
+* ``paper_dynamic``: the paper's cell whose traffic switches within an episode between four
+  regimes (paper, quiet, rush, slow sensors) at random times; see ``docs/traffic.md``.
+* ``paper_random``: the paper's cell with 20 UE slots and 20 sensor sites whose traffic (active
+  UEs and sensors, job probability, job size means, sensor interval) each episode draws from the
+  ``rand_*`` ranges; for training policies that must generalise (``docs/traffic.md``).
 * ``three_cell``: the authors' later multi-cell layout (spec multicell, "Scenarios"): BSs at
   (90, 50), (150, 120), (30, 120), 15 UEs, 20 sensors (7, 7, 6).
 """
@@ -23,6 +28,8 @@ from typing import Any
 from envs.core.params import (
     ENV_FIELDS,
     PER_CELL_FIELDS,
+    RAND_RANGES,
+    REGIME_FIELDS,
     REWARD_FIELDS,
     SCENARIO_FIELDS,
     EnvParams,
@@ -32,6 +39,11 @@ from envs.core.params import (
 from envs.core.pool.scenarios import multicell_presets
 
 _PAPER = EnvParams()
+# traffic-variation tuples whose entries are whole numbers (the others are floats)
+WHOLE_TUPLE_FIELDS = frozenset(n for n, (*_, whole, _b) in RAND_RANGES.items() if whole) | {
+    "regime_n_ues",
+    "regime_sensor_interval",
+}
 
 PRESETS: dict[str, EnvParams] = {
     "paper": _PAPER,
@@ -47,6 +59,27 @@ PRESETS: dict[str, EnvParams] = {
     ),
     "paper_20ue": EnvParams(scenario=replace(_PAPER.scenario, n_ues=20)),
     "paper_50ue": EnvParams(scenario=replace(_PAPER.scenario, n_ues=50)),
+    # regimes: paper (0.7, 10 UEs), quiet (0.5, 4 UEs), rush (1.0, 10 UEs), slow sensors
+    # (0.7, 10 UEs, a sensor update every 2 steps); mean holding time 25 steps
+    "paper_dynamic": EnvParams(
+        scenario=replace(
+            _PAPER.scenario,
+            regime_ue_job_prob=(0.7, 0.5, 1.0, 0.7),
+            regime_n_ues=(10, 4, 10, 10),
+            regime_sensor_interval=(1, 1, 1, 2),
+            regime_hold_steps=25.0,
+        )
+    ),
+    "paper_random": EnvParams(
+        scenario=replace(
+            _PAPER.scenario,
+            n_ues=20,
+            n_sensors=(20,),
+            traffic_randomize=True,
+            rand_n_ues=(4, 20),
+            rand_n_sensors=(8, 20),
+        )
+    ),
     "three_cell": EnvParams(
         scenario=replace(
             _PAPER.scenario,
@@ -70,6 +103,18 @@ def register_preset(name: str, params: EnvParams) -> None:
 
 
 def _normalise(name: str, value: Any, n_cells: int) -> Any:
+    if name in REGIME_FIELDS or name in RAND_RANGES:
+        if not isinstance(value, (list, tuple)):
+            value = (value, value) if name in RAND_RANGES else value  # a scalar range: fixed
+        if isinstance(value, (list, tuple)):
+            whole = name in WHOLE_TUPLE_FIELDS
+            value = tuple(
+                int(v) if whole and isinstance(v, float) and v.is_integer()
+                else float(v) if not whole and isinstance(v, int) and not isinstance(v, bool)
+                else v
+                for v in value
+            )  # fmt: skip
+        return value
     if name in PER_CELL_FIELDS:
         if isinstance(value, (list, tuple)):
             value = tuple(value)

@@ -27,7 +27,11 @@ STREAMS: dict[str, int] = {
     "mobility": 2,  # new waypoints: 2 uniforms per UE per step (used only on arrival)
     "ue_traffic": 3,  # Bernoulli arrival, data, compute: 3 uniforms per UE per step
     "sensor_traffic": 4,  # data, compute: 2 uniforms per sensor per step
+    "traffic_regime": 5,  # regimes: 1 uniform at reset (first regime), then 2 per step
+    "traffic_random": 6,  # traffic randomisation: RANDOM_DRAWS uniforms at reset
 }
+# uniforms drawn at reset from "traffic_random" (see envs.core.traffic.initial_traffic)
+RANDOM_DRAWS = 8
 
 # rows of the Poisson table stack (see :func:`poisson_tables`)
 TAB_UE_DATA, TAB_UE_COMPUTE, TAB_S_DATA, TAB_S_COMPUTE = 0, 1, 2, 3
@@ -59,7 +63,9 @@ def poisson_cdf(mean: float) -> NDArray[np.float64]:
         return np.ones(1)
     log_mean = math.log(mean)
     k_hi = int(mean + 40.0 * math.sqrt(mean) + 40)
-    logpmf = np.array([-mean + k * log_mean - math.lgamma(k + 1) for k in range(k_hi + 1)])
+    # -mean + k log(mean) - lgamma(k + 1), elementwise in the same order as the scalar formula
+    ks = np.arange(k_hi + 1, dtype=np.float64)
+    logpmf = (-mean + ks * log_mean) - _lgamma_upto(k_hi + 2)[1:]
     pmf = np.exp(logpmf - logpmf.max())
     pmf /= math.fsum(pmf)
     cdf = np.cumsum(pmf)
@@ -70,6 +76,19 @@ def poisson_cdf(mean: float) -> NDArray[np.float64]:
     return out
 
 
+_LGAMMA: list[NDArray[np.float64]] = [np.zeros(0)]
+
+
+def _lgamma_upto(n: int) -> NDArray[np.float64]:
+    """``math.lgamma(k)`` for k = 0 .. n-1 (entry 0 is inf), computed once and extended."""
+    table = _LGAMMA[0]
+    if len(table) < n:
+        size = max(n, 2 * len(table), 1024)
+        table = np.array([math.lgamma(k) if k > 0 else math.inf for k in range(size)])
+        _LGAMMA[0] = table
+    return table[:n]
+
+
 def fixed_cdf(size: float) -> NDArray[np.float64]:
     """A degenerate "CDF" whose inverse maps every uniform to ``size`` (a whole number >= 0)."""
     out = np.zeros(int(size) + 1)
@@ -78,21 +97,30 @@ def fixed_cdf(size: float) -> NDArray[np.float64]:
 
 
 def size_tables(
-    means: tuple[float, float, float, float], kind: str = "poisson"
+    means: tuple[float, float, float, float], kind: str = "poisson", width: int = 0
 ) -> NDArray[np.float64]:
     """CDFs (rows 0-3: UE data, UE compute, sensor data, sensor compute; padded with 1.0) and
     their guide tables (rows 4-7, see :func:`guide_table`).
 
-    ``kind="fixed"`` makes every size equal its mean (for hand-computed scenarios).
+    ``kind="fixed"`` makes every size equal its mean (for hand-computed scenarios). ``width``
+    pads the rows to at least this many entries (to stack the tables of several episodes);
+    padding does not change any draw.
     """
-    make = fixed_cdf if kind == "fixed" else poisson_cdf
-    cdfs = [make(float(m)) for m in means]
-    width = max(len(c) for c in cdfs)
+    cdfs = size_cdfs(means, kind)
+    width = max(width, *(len(c) for c in cdfs))
     out = np.ones((8, width))
     for i, c in enumerate(cdfs):
         out[i, : len(c)] = c
         out[4 + i] = guide_table(out[i])
     return out
+
+
+def size_cdfs(
+    means: tuple[float, float, float, float], kind: str = "poisson"
+) -> list[NDArray[np.float64]]:
+    """The four size CDFs of :func:`size_tables`, unpadded."""
+    make = fixed_cdf if kind == "fixed" else poisson_cdf
+    return [make(float(m)) for m in means]
 
 
 def guide_table(cdf: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -107,39 +135,54 @@ def guide_table(cdf: NDArray[np.float64]) -> NDArray[np.float64]:
 
 
 class EpisodeStreams:
-    """The per-purpose generators of one episode, drawing uniforms in blocks of steps."""
+    """The per-purpose generators of one episode, drawing uniforms in blocks of steps.
 
-    __slots__ = ("gens", "n_sensors", "n_ues", "seed")
+    Generators are created on first use, so purposes an episode does not need cost nothing.
+    """
 
-    def __init__(self, seed: int, n_ues: int, n_sensors: int) -> None:
+    __slots__ = ("_gens", "n_sensors", "n_ues", "regimes", "seed")
+
+    def __init__(self, seed: int, n_ues: int, n_sensors: int, regimes: bool = False) -> None:
         self.seed = check_seed(seed)
         self.n_ues = n_ues
         self.n_sensors = n_sensors
-        self.gens = [stream(self.seed, p) for p in STREAMS]
+        self.regimes = regimes
+        self._gens: dict[str, np.random.Generator] = {}
+
+    def gen(self, purpose: str) -> np.random.Generator:
+        g = self._gens.get(purpose)
+        if g is None:
+            g = self._gens[purpose] = stream(self.seed, purpose)
+        return g
 
     def ue_placement(self) -> NDArray[np.float64]:
-        return self.gens[STREAMS["ue_placement"]].random((self.n_ues, 4))
+        return self.gen("ue_placement").random((self.n_ues, 4))
 
     def sensor_candidates(self, n: int) -> NDArray[np.float64]:
         """The next ``n`` placement candidates (continues the stream on each call)."""
-        return self.gens[STREAMS["sensor_placement"]].random((n, 2))
+        return self.gen("sensor_placement").random((n, 2))
 
     def traffic_block(self, steps: int) -> NDArray[np.float64]:
         """Uniforms for the next ``steps`` steps, one row per step (see :func:`block_width`).
 
         Row layout: UE traffic ``3 U`` (per UE: arrival, data, compute), sensor traffic ``2 S``
-        (per sensor: data, compute), mobility ``2 U`` (per UE: waypoint x, y); each segment comes
-        from its own stream.
+        (per sensor: data, compute), mobility ``2 U`` (per UE: waypoint x, y), and with traffic
+        regimes 2 more (switch, next regime); each segment comes from its own stream.
         """
-        g = self.gens
         u, s = self.n_ues, self.n_sensors
-        out = np.empty((steps, block_width(u, s)))
-        out[:, : 3 * u] = g[STREAMS["ue_traffic"]].random((steps, 3 * u))
-        out[:, 3 * u : 3 * u + 2 * s] = g[STREAMS["sensor_traffic"]].random((steps, 2 * s))
-        out[:, 3 * u + 2 * s :] = g[STREAMS["mobility"]].random((steps, 2 * u))
+        out = np.empty((steps, block_width(u, s, self.regimes)))
+        out[:, : 3 * u] = self.gen("ue_traffic").random((steps, 3 * u))
+        out[:, 3 * u : 3 * u + 2 * s] = self.gen("sensor_traffic").random((steps, 2 * s))
+        out[:, 3 * u + 2 * s : 5 * u + 2 * s] = self.gen("mobility").random((steps, 2 * u))
+        if self.regimes:
+            out[:, 5 * u + 2 * s :] = self.gen("traffic_regime").random((steps, REGIME_COLS))
         return out
 
 
-def block_width(n_ues: int, n_sensors: int) -> int:
-    """Uniforms per step: 3 per UE (traffic), 2 per sensor (traffic), 2 per UE (mobility)."""
-    return 5 * n_ues + 2 * n_sensors
+REGIME_COLS = 2  # uniforms per step of the regime process: switch?, next regime
+
+
+def block_width(n_ues: int, n_sensors: int, regimes: bool = False) -> int:
+    """Uniforms per step: 3 per UE (traffic), 2 per sensor (traffic), 2 per UE (mobility), and
+    ``REGIME_COLS`` with traffic regimes."""
+    return 5 * n_ues + 2 * n_sensors + (REGIME_COLS if regimes else 0)

@@ -25,6 +25,7 @@ from envs.core.metrics import N_KPI, N_UE_ACC, summarize
 from envs.core.params import EnvParams
 from envs.core.radio import snr_constants
 from envs.core.rng import EpisodeStreams, size_tables
+from envs.core.traffic import initial_traffic, size_means, traffic_in_force
 
 BLOCK_STEPS = 128  # uniforms are drawn for this many steps at a time
 INITIAL_DEVICE_QUEUE = 16  # initial ring capacity of a device's uplink queue [jobs]
@@ -92,6 +93,8 @@ class Simulator:
             (s.ue_data_mean, s.ue_compute_mean, s.sensor_data_mean, s.sensor_compute_mean),
             s.job_sizes,
         )
+        self.trf = np.zeros(0)
+        self.traffic: dict[str, Any] = {}  # the episode's traffic (drawn when randomised)
         self.kpi = np.zeros((self.n_cells, N_KPI))
         self.obs = np.zeros((self.n_cells, 2), np.float32)
         self.acc = np.zeros((self.n_cells, N_KPI))
@@ -104,10 +107,13 @@ class Simulator:
     def reset(self, seed: int) -> None:
         """Start an episode; everything random derives from ``seed`` (spec section 6)."""
         s = self.params.scenario
-        self.streams = EpisodeStreams(seed, s.n_ues, self.n_sensors)
+        self.streams = EpisodeStreams(seed, s.n_ues, self.n_sensors, s.has_regimes)
         self.seed = self.streams.seed
         self.cells[:] = self.base_cells
         self.geo, self.sens = place(self.params, self.streams, self.cells, self.s_start)
+        self.trf, self.traffic = initial_traffic(self.params, self.streams)
+        if s.traffic_randomize:
+            self.cdf = size_tables(size_means(self.traffic), s.job_sizes)
         self.ue_cell = np.zeros(self.n_ues, np.int64)
         self.dq, self.dq_m = queues.alloc(self.n_ues + self.n_sensors, INITIAL_DEVICE_QUEUE, 3)
         self.bq, self.bq_m = queues.alloc(2 * self.n_cells, initial_bs_queue(self.params), 4)
@@ -135,8 +141,8 @@ class Simulator:
             self.rnd = self.streams.traffic_block(self.block_steps)
         status = dyn.step_kernel(
             self.t, action, self.cells, self.prm, self.s_start, self.s_cell, self.cdf, self.geo,
-            self.ue_cell, self.sens, self.dq, self.dq_m, self.bq, self.bq_m, self.rnd, row,
-            self.kpi, self.acc, self.ue_acc, self.obs,
+            self.ue_cell, self.sens, self.trf, self.dq, self.dq_m, self.bq, self.bq_m, self.rnd,
+            row, self.kpi, self.acc, self.ue_acc, self.obs,
         )  # fmt: skip
         if status != 0:
             if status == dyn.ACTION_NOT_FINITE:
@@ -150,6 +156,11 @@ class Simulator:
             self.dq = queues.grow(self.dq, self.dq_m, need_d)
         if status & dyn.GROW_BQ:
             self.bq = queues.grow(self.bq, self.bq_m, need_b)
+
+    def traffic_now(self) -> dict[str, Any]:
+        """The traffic in force during the last step (before any step: the first one's):
+        regime (-1 without regimes), UE job probability, active UEs and sensors, interval."""
+        return traffic_in_force(self.trf)
 
     # ------------------------------------------------------------------------------------------
     def queue_lengths(self) -> NDArray[np.float64]:
