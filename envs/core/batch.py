@@ -13,6 +13,11 @@ Example::
     from envs.core.policies import static_grid
     res = evaluate(make_params("paper"), static_grid(0.1), episodes=100, seed=0)
     best = max(res.summaries(), key=lambda s: s["served_pct"])
+
+Run ``python -m envs.core.batch [preset] [episodes]`` (default ``paper_dynamic 100``) to print,
+for every traffic regime of the preset held fixed, the best static split of the 0.1 grid by mean
+episode return, and what the split best over the switching episodes loses in each regime (about
+25 s on 2 cores; ``docs/traffic.md`` quotes the result).
 """
 
 from __future__ import annotations
@@ -29,10 +34,11 @@ from envs.core import dynamics as dyn
 from envs.core import queues
 from envs.core.metrics import N_KPI, N_UE_ACC, SUMMARY_KEYS, aggregate, summarize_arrays
 from envs.core.params import EnvParams
-from envs.core.policies import N_POLICY_PRM, Policy, act_kernel
+from envs.core.policies import N_POLICY_PRM, Policy, act_kernel, static_grid
+from envs.core.presets import make_params
 from envs.core.rng import EpisodeStreams, block_width, poisson_cdf, size_cdfs, size_tables
 from envs.core.sim import INITIAL_DEVICE_QUEUE, initial_bs_queue, place
-from envs.core.traffic import initial_traffic, size_means
+from envs.core.traffic import held_regime, initial_traffic, size_means
 
 CHUNK_BYTES = 128 * 2**20  # random blocks held at once
 KERNEL_EPISODES = 2048  # policy x seed episodes per kernel call (progress granularity)
@@ -96,6 +102,7 @@ class BatchResult:
     last: NDArray[np.float64]  # (P, E, C, N_KPI) KPIs of the last step
     ue_acc: NDArray[np.float64]  # (P, E, U, N_UE_ACC) per-UE counters
     steps: int
+    traffic: list[dict[str, Any]] | None = None  # per episode seed: its traffic (at reset)
 
     @property
     def metrics(self) -> dict[str, NDArray[np.float64]]:
@@ -215,6 +222,7 @@ def evaluate(
     seed_chunk = int(max(1, min(episodes, CHUNK_BYTES // bytes_per_seed)))
     total = n_p * episodes
     done = 0
+    traffic: list[dict[str, Any]] = []
     for e0 in range(0, episodes, seed_chunk):
         e1 = min(e0 + seed_chunk, episodes)
         drawn = [draw_episode(params, int(sd), cells, s_start) for sd in seeds[e0:e1]]
@@ -222,6 +230,7 @@ def evaluate(
             np.stack([getattr(d, name) for d in drawn]) for name in ("geo", "sens", "trf", "rnd")
         )
         cdf, cdf_of = _episode_tables(params, drawn)
+        traffic += [d.traffic for d in drawn]
         pol_chunk = max(1, KERNEL_EPISODES // (e1 - e0))
         for p0 in range(0, n_p, pol_chunk):
             p1 = min(p0 + pol_chunk, n_p)
@@ -233,4 +242,62 @@ def evaluate(
             done += (p1 - p0) * (e1 - e0)
             if progress is not None:
                 progress(done, total)
-    return BatchResult(params, list(policies), seeds, acc, last, ue_acc, horizon)
+    return BatchResult(params, list(policies), seeds, acc, last, ue_acc, horizon, traffic)
+
+
+def evaluate_regimes(
+    params: EnvParams, policies: Sequence[Policy], episodes: int, seed: int = 0
+) -> list[BatchResult]:
+    """:func:`evaluate` on each traffic regime of ``params`` held fixed for whole episodes
+    (:func:`envs.core.traffic.held_regime`), one result per regime, on common episode seeds."""
+    if not params.scenario.has_regimes:
+        raise ValueError("the scenario has no traffic regimes (regime_* fields)")
+    return [
+        evaluate(held_regime(params, r), policies, episodes, seed)
+        for r in range(params.scenario.n_regimes)
+    ]
+
+
+def best_static_per_regime(
+    params: EnvParams, step: float = 0.1, episodes: int = 100, seed: int = 0
+) -> list[dict[str, Any]]:
+    """For each regime held fixed, and for ``params`` itself (regime ``"all"``): the static split
+    of the ``step`` grid with the highest mean episode return, and the loss of return in that
+    regime of the split that is best over the switching episodes (``regret_pct``)."""
+    grid = static_grid(step)
+    results = [
+        *evaluate_regimes(params, grid, episodes, seed),
+        evaluate(params, grid, episodes, seed),
+    ]
+    returns = [r.metrics["episode_return"].mean(axis=1) for r in results]
+    overall = int(np.argmax(returns[-1]))
+    rows = []
+    for r, (res, ret) in enumerate(zip(results, returns, strict=True)):
+        best = int(np.argmax(ret))
+        m = res.metrics
+        rows.append({
+            "regime": r if r < len(results) - 1 else "all",
+            "traffic": params.scenario.regime_table()[r] if r < len(results) - 1 else None,
+            "best": grid[best].label,
+            "episode_return": float(ret[best]),
+            "sync_delay": float(np.nanmean(m["sync_delay"][best])),
+            "served_pct": float(np.nanmean(m["served_pct"][best])),
+            "overall_best": grid[overall].label,
+            "regret_pct": float(100.0 * (1.0 - ret[overall] / ret[best])),
+        })  # fmt: skip
+    return rows
+
+
+if __name__ == "__main__":
+    import sys
+
+    preset = sys.argv[1] if len(sys.argv) > 1 else "paper_dynamic"
+    n_episodes = int(sys.argv[2]) if len(sys.argv) > 2 else 100
+    print(f"{preset}: best static split of the 0.1 grid by mean episode return, "
+          f"{n_episodes} episodes (seeds 0..{n_episodes - 1}) per regime held fixed")  # fmt: skip
+    print(f"{'regime':<8}{'(p, UEs, interval)':<20}{'best':<18}{'return':>9}{'sync':>7}"
+          f"{'served':>8}   regret of the overall best")  # fmt: skip
+    for row in best_static_per_regime(make_params(preset), episodes=n_episodes):
+        print(f"{row['regime']!s:<8}{row['traffic']!s:<20}{row['best']:<18}"
+              f"{row['episode_return']:>9.0f}{row['sync_delay']:>7.2f}{row['served_pct']:>8.1f}"
+              f"   {row['overall_best']} {row['regret_pct']:.1f} %")  # fmt: skip
