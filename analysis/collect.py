@@ -228,6 +228,10 @@ def read_result_set(path: str | Path, root: str | Path | None = None) -> pd.Data
     ep_path = d / EPISODES_FILE
     if not ep_path.exists():
         raise ValueError(f"{ep_path}: missing (a run.json without episodes)")
+    with ep_path.open("rb") as fh:  # a writer killed mid-row leaves no final newline
+        fh.seek(max(fh.seek(0, os.SEEK_END) - 1, 0))
+        if fh.read(1) not in (b"\n", b""):
+            raise ValueError(f"{ep_path}: half-written (its last row is cut off)")
     try:
         df = pd.read_csv(ep_path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:

@@ -38,6 +38,7 @@ def _say(msg: str) -> None:
 class EmptyResultsError(ValueError):
     """A directory with neither result sets nor learning curves (nothing to report)."""
 
+
 REPORT_NAME = "report.md"
 FIG_DIR = "figures"
 TABLE_DIR = "tables"
@@ -53,6 +54,8 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
 
     _say(f"collecting {root} ...")
     data = collect(root, write=True, fmt=fmt)
+    for path, why in data.skipped:  # e.g. a result set half-written by a killed trial
+        _say(f"warning: skipped {path}: {why}")
     if data.episodes.empty and data.curves.empty:
         why = "".join(f"\n  skipped {p}: {w}" for p, w in data.skipped)
         raise EmptyResultsError(
@@ -108,7 +111,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
             "[what was read](#what-was-read).\n",
         ]
     _curves_section(md, data.curves, pts, figs)
-    _pool_section(md, root, data.episodes, figs)
+    _pool_section(md, root, data.episodes, figs, tabs)
     _paper_section(md, tabs)
     _inputs_section(md, data)
     out = root / REPORT_NAME
@@ -420,12 +423,23 @@ def _curves_section(md: _Doc, curves: Any, pts: Any, figs: Path) -> None:
     )
 
 
-def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path) -> None:
-    """Multi-cell comparison, drawn by the optional :mod:`analysis.pool_figures`."""
+def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path) -> None:
+    """The credit pool: every evaluated pool policy, then the pool-compare runs drawn."""
+    from analysis import tables
+
     md.h(2, "Multi-cell credit pool")
+    table = tables.pool_policy_table(episodes)
+    if not table.empty:
+        md.p(
+            "Every pool policy evaluated here (rules from `pool-rules` trials and `launch "
+            "pool-compare`, learned controllers from pool PPO trials and `launch eval`), mean ± "
+            "std over its evaluation episodes, with the pool on unless the policy is `noncoop` "
+            f"or `*_pool_off`. Table: {md.link(_csv(table, tabs / 'pool_policies.csv'))}."
+        )
+        md.p(tables.pool_policy_markdown(table))
     dirs: list[Path] = []
     if not episodes.empty and "run_kind" in episodes:
-        srcs = episodes.loc[episodes["run_kind"].astype(str).str.startswith("pool"), "source"]
+        srcs = episodes.loc[episodes["run_kind"].astype(str) == "pool-compare", "source"]
         dirs = [root / s for s in sorted(srcs.unique())]
     try:
         mod = importlib.import_module("analysis.pool_figures")
@@ -437,10 +451,11 @@ def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path) -> None:
         except Exception as exc:  # a helper's failure must not sink the report
             md.p(f"_pool_figures.find_pool_results failed: {type(exc).__name__}: {exc}_")
     if not dirs:
-        md.p(
-            "_No pool comparison here: `python -m launch pool-compare --out DIR/pool` would "
-            "fill it._"
-        )
+        if table.empty:
+            md.p(
+                "_No pool comparison here: `python -m launch sweep pool` or `python -m launch "
+                "pool-compare --out DIR/pool` would fill it._"
+            )
         return
     if mod is None or not all(hasattr(mod, f) for f in ("pool_flow_figure", "pool_table")):
         md.p(

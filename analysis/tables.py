@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from envs.core.pool.civic import HEADLINE_KEYS as CIVIC_HEADLINE
+
 KEY_METRICS: tuple[str, ...] = ("sync_delay", "e2e_delay", "served_pct")
 KEY_HEADERS: dict[str, str] = {
     "sync_delay": "sync delay [steps]",
@@ -328,6 +330,68 @@ def pool_points(group: pd.DataFrame, metrics: Sequence[str] = KEY_METRICS) -> pd
         out[m] = grand
         out[f"{m}_std"] = math.sqrt(ss / (total - 1)) if total > 1 else 0.0
     return pd.Series(out)
+
+
+POOL_TABLE_METRICS: tuple[str, ...] = (*CIVIC_HEADLINE, "units_borrowed")
+
+
+def pool_policy_table(episodes: pd.DataFrame) -> pd.DataFrame:
+    """One row per evaluated pool policy (rules and learned), mean and std over its episodes.
+
+    Rows come from the pool result sets of the tidy table (role ``pool``: ``pool-rules``,
+    ``pool-ppo-trial``, ``pool-eval`` and ``pool-compare`` runs). ``vs noncoop`` is the relative
+    fulfilment gain over the non-cooperative cells evaluated on the same scenario and episode
+    seeds, where such a run exists.
+    """
+    if episodes.empty or "role" not in episodes:
+        return pd.DataFrame()
+    pool = episodes.loc[episodes["role"] == "pool"]
+    metrics = [m for m in POOL_TABLE_METRICS if m in pool.columns]
+    if pool.empty or not metrics:
+        return pd.DataFrame()
+    keys = ["preset", "source", "run_kind", "policy"]
+    stats = pool.groupby(keys, sort=True)[metrics].agg(["mean", "std"])
+    counts = pool.groupby(keys, sort=True)["seed"].agg(["count", "min", "max"])
+    base = pool.loc[pool["policy"] == "noncoop"]
+    rows = []
+    for key, row in stats.iterrows():
+        preset, source, run_kind, policy = key
+        n, lo, hi = counts.loc[key]
+        rec: dict[str, Any] = {
+            "scenario": preset,
+            "policy": policy,
+            "source": source,
+            "run": run_kind,
+            "episodes": int(n),
+            "seeds": f"{lo}-{hi}",
+        }
+        for m in metrics:
+            rec[m] = row[(m, "mean")]
+            rec[f"{m}_std"] = row[(m, "std")]
+        ref = base.loc[(base["preset"] == preset) & base["seed"].between(lo, hi)]
+        same = len(ref) == n and "fulfillment_pct" in ref
+        ref_f = ref["fulfillment_pct"].mean() if same else math.nan
+        rec["gain_vs_noncoop_pct"] = (
+            100.0 * (rec["fulfillment_pct"] - ref_f) / abs(ref_f)
+            if "fulfillment_pct" in rec and ref_f and math.isfinite(ref_f)
+            else math.nan
+        )
+        rows.append(rec)
+    return pd.DataFrame(rows)
+
+
+def pool_policy_markdown(table: pd.DataFrame) -> str:
+    """The pool policy table as Markdown (metrics as mean ± std)."""
+    if table.empty:
+        return "_(no pool policies)_"
+    metrics = [m for m in POOL_TABLE_METRICS if m in table.columns]
+    out = table[["scenario", "policy", "source", "episodes"]].copy()
+    for m in metrics:
+        out[m] = [fmt_pm(a, b) for a, b in zip(table[m], table[f"{m}_std"], strict=True)]
+    out["fulfilment vs noncoop"] = [
+        "" if not math.isfinite(g) else f"{g:+.1f} %" for g in table["gain_vs_noncoop_pct"]
+    ]
+    return markdown(out, ["l", "l", "l", "r"] + ["r"] * (len(metrics) + 1))
 
 
 def _tag_key(s: pd.Series) -> pd.Series:

@@ -52,7 +52,8 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     ## Episode end
     Never terminated; truncated after ``episode_steps``. The truncating step's ``info`` holds
-    ``"civic"``, the episode's CIVIC-style metrics per cell and overall (:mod:`envs.core.pool.civic`).
+    ``"civic"``, the episode's CIVIC-style metrics per cell and overall
+    (:mod:`envs.core.pool.civic`).
 
     ## Arguments
     ``gymnasium.make("MetaLorePool-v0", preset="three_cell", params=None, pool=None,

@@ -34,7 +34,6 @@ from launch.common import (
 HELP = "evaluate static splits / the exhaustive static grid (batched, common random numbers)"
 
 
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--split", type=split_pair, action="append", metavar="W_B,W_C",

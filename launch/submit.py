@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.cli import UsageError
+from launch.common import key_value
 from launch.jobs import add_client_arguments, follow_logs
 from tune_configs.cluster import ClusterError
 from tune_configs.jobs_client import call, job_client, local_storage_for, resolve_client
@@ -133,6 +134,9 @@ def validate(args: argparse.Namespace) -> None:
     for item in args.overrides:
         if "=" not in item or not item.split("=", 1)[0].strip():
             raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
+    from launch.sweep import check_sweep_settings
+
+    check_sweep_settings(args.sweep, dict(key_value(item) for item in args.overrides))
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise UsageError("--max-concurrent must be >= 1")
     if not 0 <= args.entrypoint_cpus <= 64:

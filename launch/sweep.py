@@ -36,7 +36,7 @@ SWEEPS: dict[str, str] = {
     "static-grid": "tune_configs.static_grid",
     "optuna-reward": "tune_configs.optuna_reward",
     "optuna-static": "tune_configs.optuna_static",
-    "pool": "tune_configs.pool_sweep",  # multi-cell credit pool (owned by the pool work)
+    "pool": "tune_configs.pool_sweep",  # multi-cell credit pool: per-cell PPO beside the rules
 }
 
 
@@ -78,7 +78,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=key_value,
         default=[],
         metavar="KEY=VALUE",
-        help="override a budget entry, e.g. --set timesteps=50000 --set seeds=[0,1]",
+        help="override a setting, e.g. --set timesteps=50000 --set seeds=[0,1] "
+        "(--list-settings shows the sweep's settings)",
+    )
+    p.add_argument(
+        "--list-settings",
+        action="store_true",
+        help="print the sweep's settings (name, type, range, budget defaults) and exit",
     )
 
 
@@ -89,26 +95,41 @@ def load_sweep(name: str) -> Any:
     return importlib.import_module(SWEEPS[name])
 
 
+def check_sweep_settings(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The validated ``--set`` overrides of sweep ``name`` (UsageError naming a bad key)."""
+    from tune_configs.sweeps import check_settings
+
+    try:
+        return check_settings(load_sweep(name), overrides)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _list_settings(module: Any) -> int:
+    from tune_configs.settings import settings_help
+
+    print(f"settings of sweep {module.NAME} (--set NAME=VALUE, values in JSON):")
+    print(settings_help(module.SETTINGS))
+    for budget, values in module.BUDGETS.items():
+        print(f"budget {budget}: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    from tune_configs import sweeplock
     from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray
     from tune_configs.sweeps import experiment_dir, print_table, results_table
 
     module = load_sweep(args.sweep)
-    overrides = dict(args.overrides)
-    known = set().union(*(set(b) for b in module.BUDGETS.values()))
-    known |= {
-        "preset", "obs_mode", "hparams", "resources", "eval_seed", "checkpoint_every",
-        "deltas", "penalties", "seeds", "rewards", "grid_step", "delta", "penalty", "seed",
-        "samples", "with_static", "episodes",
-    }  # fmt: skip
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise UsageError(f"unknown --set key(s) {unknown}; known: {', '.join(sorted(known))}")
+    if args.list_settings:
+        return _list_settings(module)
+    overrides = check_sweep_settings(args.sweep, dict(args.overrides))
     name = args.name or f"{module.NAME}-{args.budget}"
     exp = experiment_dir(args.storage, name)
     if args.resume and not exp.is_dir():
         raise UsageError(f"nothing to resume: {exp} does not exist")
-    if not args.resume and exp.is_dir() and any(exp.iterdir()):
+    sweeplock.acquire(exp)  # one driver per experiment (else SweepLocked); held until exit
+    if not args.resume and sweeplock.has_content(exp):
         raise UsageError(f"{exp} exists already: add --resume to continue it or --name NEW")
     print(f"sweep {module.NAME} ({module.DESCRIPTION}), budget {args.budget} -> {exp}", flush=True)
     started = init_ray(args.address, num_cpus=None if args.address else os.cpu_count(),

@@ -1,15 +1,23 @@
-"""``python -m launch train``: train PPO (RLlib, new API stack) on MetaLore.
+"""``python -m launch train``: train PPO (RLlib, new API stack) on MetaLore, one cell or a pool.
 
-Example (the paper's point A reward; 100 iterations of 2,000 steps, a few minutes on a quiet
-2-core machine, 24 minutes measured while the machine was shared by several heavy jobs)::
+Examples (the paper's point A reward: 100 iterations of 2,000 steps, about a minute on a quiet
+2-core machine; the credit pool: the per-cell controller, one agent per cell)::
 
     python -m launch train --delta 0.9 --penalty 0 --timesteps 200000 --seed 0 --out results/train-a
+    python -m launch train --preset three_cell_hetero --controller per-cell --timesteps 40000 \
+        --set reward=fulfilled --set endowment=1000 --out results/pool-a
+
+The controller (:mod:`tune_configs.controllers`) is ``single`` (MetaLore-v0, the default) or
+``per-cell`` (multi-agent PPO on the credit pool; ``--policies shared|separate``; pool settings
+such as ``scope``, ``reward``, ``endowment`` by ``--set``). Both go through the one training loop
+of :mod:`tune_configs.training`.
 
 Prints one progress line per iteration (steps, return, sync/E2E delay, served %, mean action,
 speed, ETA) and writes into ``--out``:
 
-* ``checkpoint/``: the final RLlib checkpoint (plus ``metalore_policy.json``), the input of
-  ``python -m launch eval OUT/checkpoint``;
+* ``checkpoint/``: the final RLlib checkpoint (plus the controller's sidecar JSON), the input of
+  ``python -m launch eval OUT/checkpoint`` (and, for a pool policy, ``launch pool-compare
+  --checkpoint``);
 * ``train.json``: command, git commit, time, preset, resolved env params, env config,
   hyper-parameters, resources, seed, budget, final metrics;
 * ``progress.csv``: the selected metrics of every iteration;
@@ -75,24 +83,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also checkpoint every K iterations (default 0: only at the end)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
+    p.add_argument("--controller", choices=("single", "per-cell"), default="single",
+                   help="single: one policy on MetaLore-v0 (default); per-cell: one agent per "
+                        "cell on the credit pool (multi-cell presets)")  # fmt: skip
+    p.add_argument("--policies", choices=("shared", "separate"), default="shared",
+                   help="per-cell controller: one shared network or one per cell")  # fmt: skip
     add_scenario_arguments(p)
 
 
-def env_config_from_args(args: argparse.Namespace) -> dict[str, Any]:
+def env_config_from_args(args: argparse.Namespace, controller: Any) -> dict[str, Any]:
     """Flat RLlib env config (preset + overrides) from the scenario arguments."""
-    from tune_configs.ppo import resolve_env_config
-
     cfg: dict[str, Any] = {"preset": args.preset, **dict(args.overrides)}
     if args.delta is not None:
         cfg["delta"] = args.delta
     if args.penalty is not None:
         cfg["penalty"] = args.penalty
-    if args.obs_mode is not None:
-        cfg["obs_mode"] = args.obs_mode
-    return resolve_env_config(cfg)
+    cfg["obs_mode"] = args.obs_mode or "log1p"
+    return dict(controller.resolve_env_config(cfg))
 
 
 def run(args: argparse.Namespace) -> int:
+    from tune_configs.controllers import get_controller
     from tune_configs.ppo import Resources, resolve_hparams
     from tune_configs.training import fit_batch_to_budget
 
@@ -101,17 +112,19 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} exists and is not a directory")
     if (out / "checkpoint").exists():
         raise UsageError(f"{out / 'checkpoint'} exists already: choose a new --out directory")
-    env_config = env_config_from_args(args)
+    controller = get_controller(args.controller)
+    env_config = env_config_from_args(args, controller)
     hparams = fit_batch_to_budget(resolve_hparams(dict(args.hp)), args.timesteps)
     resources = Resources(
         num_env_runners=args.env_runners, num_envs_per_env_runner=args.envs_per_runner
     )
-    return _train(args, out, env_config, hparams, resources)
+    return _train(args, out, controller, env_config, hparams, resources)
 
 
 def _train(
     args: argparse.Namespace,
     out: Path,
+    controller: Any,
     env_config: dict[str, Any],
     hparams: dict[str, Any],
     resources: Any,
@@ -119,20 +132,22 @@ def _train(
     from tensorboardX import SummaryWriter
 
     from analysis.resultset import run_metadata, write_json
-    from tune_configs.env import params_from_env_config
-    from tune_configs.ppo import build_ppo_config
+    from tune_configs.controllers import evaluate_checkpoint, save_checkpoint
     from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray
-    from tune_configs.training import TIMESTEPS, progress_line, save_checkpoint, train
+    from tune_configs.training import TIMESTEPS, progress_line, train
 
-    params = params_from_env_config(env_config)
+    params = controller.env_params(env_config)
+    options = {"policies": args.policies} if "policies" in controller.options else {}
     out.mkdir(parents=True, exist_ok=True)
     meta = run_metadata(
         "train", params, preset=env_config["preset"], seed=args.seed, timesteps=args.timesteps,
         env_config=env_config, hparams=hparams, resources=resources.to_dict(),
-        checkpoint=str(out / "checkpoint"), status="running",
+        controller=controller.name, **options, checkpoint=str(out / "checkpoint"),
+        status="running",
     )  # fmt: skip
     write_json(out / "train.json", meta)
-    print(f"training PPO on {env_config} for {args.timesteps:,} env steps -> {out}", flush=True)
+    print(f"training PPO ({controller.name}) on {env_config} for {args.timesteps:,} env steps "
+          f"-> {out}", flush=True)  # fmt: skip
     started = init_ray(args.address, num_cpus=os.cpu_count(), object_store_memory=300_000_000)
     quiet_ray_logs()
     writer = SummaryWriter(str(out / "tb"))
@@ -141,7 +156,8 @@ def _train(
     rows: list[dict[str, float]] = []
     status = "failed"
     try:
-        algo = build_ppo_config(env_config, hparams, resources, seed=args.seed).build_algo()
+        ppo = controller.build_config(env_config, hparams, resources, seed=args.seed, **options)
+        algo = ppo.build_algo()
         t_train = time.perf_counter()
 
         def on_iteration(metrics: dict[str, float], _result: Any) -> None:
@@ -155,7 +171,8 @@ def _train(
             k = args.checkpoint_every
             if k and int(metrics["training_iteration"]) % k == 0:
                 it = int(metrics["training_iteration"])
-                save_checkpoint(algo, out / f"checkpoint_{it:05d}", env_config, seed=args.seed)
+                save_checkpoint(controller, algo, out / f"checkpoint_{it:05d}", env_config,
+                                seed=args.seed, **options)  # fmt: skip
 
         try:
             final = train(algo, args.timesteps, on_iteration)
@@ -165,8 +182,8 @@ def _train(
             final = rows[-1] if rows else {}
             print("interrupted: saving the checkpoint reached so far", flush=True)
         ckpt = save_checkpoint(
-            algo, out / "checkpoint", env_config, seed=args.seed, hparams=hparams,
-            timesteps=int(final.get(TIMESTEPS, 0)),
+            controller, algo, out / "checkpoint", env_config, seed=args.seed, hparams=hparams,
+            timesteps=int(final.get(TIMESTEPS, 0)), **options,
         )  # fmt: skip
     finally:
         writer.close()
@@ -182,7 +199,7 @@ def _train(
     if status == "interrupted":
         return 130
     if args.eval_episodes > 0:
-        from launch.evaluate import evaluate_checkpoint, print_summary
+        from launch.evaluate import print_summary
 
         summary = evaluate_checkpoint(
             ckpt, args.eval_episodes, args.eval_seed, out / "eval", extra={"train_dir": str(out)}

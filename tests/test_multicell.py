@@ -10,10 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from envs.core import Simulator, make_params
-from envs.core.pool.civic import flat_row, jain
 from envs.core.metrics import K_UE_DONE, K_UE_GEN
-from envs.core.presets import PRESETS as MULTICELL_PRESETS
-from envs.core.pool.scenarios import SCENARIOS, hex_positions
+from envs.core.pool.civic import flat_row, jain
 from envs.core.pool.clearing import PoolParams
 from envs.core.pool.rules import (
     GreedyController,
@@ -22,7 +20,9 @@ from envs.core.pool.rules import (
     best_static_splits,
     evaluate_controller,
 )
+from envs.core.pool.scenarios import SCENARIOS, hex_positions
 from envs.core.pool.sim import PoolSimulator
+from envs.core.presets import PRESETS as MULTICELL_PRESETS
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

@@ -17,16 +17,16 @@ ray = pytest.importorskip("ray")
 
 from ray.rllib.utils.pre_checks.env import check_multiagent_environments  # noqa: E402
 
+from tune_configs.callbacks import civic_log_items, civic_metric_name  # noqa: E402
+from tune_configs.controllers import PER_CELL, get_controller, save_checkpoint  # noqa: E402
 from tune_configs.pool import (  # noqa: E402
     PoolMultiAgentEnv,
     build_pool_ppo_config,
-    civic_log_items,
-    civic_metric_name,
     load_pool_controller,
-    result_summary,
-    train_pool,
 )
 from tune_configs.ppo import Resources  # noqa: E402
+from tune_configs.training import select_metrics, train  # noqa: E402
+from tune_configs.trials import trial_config  # noqa: E402
 
 TINY = {"train_batch_size": 400, "minibatch_size": 200, "num_epochs": 2, "fcnet_hiddens": [32]}
 
@@ -87,12 +87,22 @@ def test_one_ppo_iteration(
     config = build_pool_ppo_config(
         {"preset": preset, "endowment": 500.0}, TINY, Resources(0, 2), seed=0, policies=policies
     )
-    ckpt, results = train_pool(config, 1, tmp_path, policies)
+    algo = config.build_algo()
+    results: list[Any] = []
+    try:
+        summary = train(algo, 1, lambda _m, result: results.append(result))
+        ckpt = save_checkpoint(
+            get_controller(PER_CELL), algo, tmp_path / "checkpoint", config.env_config,
+            policies=policies,
+        )  # fmt: skip
+    finally:
+        algo.stop()
     result = results[-1]
-    summary = result_summary(result)
-    assert summary["env_steps_sampled"] >= 400
-    assert math.isfinite(summary["episode_return_mean"])
-    assert 0.0 <= summary["fulfillment_pct"] <= 100.0
+    assert summary == select_metrics(result)
+    assert summary["timesteps"] >= 400
+    assert math.isfinite(summary["env_runners/episode_return_mean"])
+    assert 0.0 <= summary["env_runners/civic/fulfillment_pct"] <= 100.0
+    assert any(k.startswith("env_runners/civic/cell0/") for k in summary)
     _finite_learner_stats(result, modules)
     # the checkpoint replays outside RLlib on the same scenario
     assert ckpt is not None
@@ -111,19 +121,21 @@ def test_pool_sweep_definition(tmp_path: Path) -> None:
 
     assert pool_sweep.NAME == "pool" and pool_sweep.METRIC == "eval/fulfillment_pct"
     space = pool_sweep.param_space("small", seeds=[0, 1])
-    jobs = space["job"]["grid_search"]
-    assert {(j["scope"], j["seed"]) for j in jobs} == {
+    rules, *jobs = space["job"]["grid_search"]
+    assert rules["kind"] == "pool-rules" and all(j["kind"] == "ppo" for j in jobs)
+    assert space["controller"] == "per-cell"
+    assert {(j["env"]["scope"], j["seed"]) for j in jobs} == {
         ("team", 0),
         ("team", 1),
         ("local", 0),
         ("local", 1),
     }
-    assert pool_sweep.total_trials("small", seeds=[0, 1]) == 4
-    assert pool_sweep.total_trials("small", seed=3) == 2
+    assert pool_sweep.total_trials("small", seeds=[0, 1]) == 4 + 1  # + the rules trial
+    assert pool_sweep.total_trials("small", seed=3, with_rules=False) == 2
     assert pool_sweep.stop("paper") == {"timesteps": 300_000}
-    cfg = pool_sweep.trial_settings({**space, "job": jobs[0]})
-    assert cfg["scope"] == "team" and cfg["scenario"] == "three_cell_hetero"
-    with pytest.raises(ValueError, match="unknown pool sweep setting"):
+    cfg = trial_config({**space, "job": jobs[0]})
+    assert cfg["env"]["scope"] == "team" and cfg["preset"] == "three_cell_hetero"
+    with pytest.raises(ValueError, match="unknown --set key 'endowmint' for sweep pool"):
         pool_sweep.param_space("small", endowmint=5)
     with pytest.raises(ValueError, match="budget"):
         pool_sweep.param_space("huge")
@@ -137,7 +149,7 @@ def test_pool_sweep_runs(ray_session: Any, tmp_path: Path) -> None:
     tuner = pool_sweep.build_tuner(
         "small", storage=tmp_path, name="pool-test", progress=False, max_concurrent_trials=1,
         timesteps=400, batch=400, minibatch=200, epochs=1, envs=2, eval_episodes=2,
-        scenario="three_cell",
+        scenario="three_cell", with_rules=False,
     )  # fmt: skip
     grid = tuner.fit()
     assert len(grid) == 2 and not grid.errors

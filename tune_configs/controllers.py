@@ -39,6 +39,7 @@ class Controller:
     name: str
     resolve_env_config: Callable[[Mapping[str, Any]], dict[str, Any]]
     build_config: Callable[..., Any]  # (env_config, hparams, resources, seed, **options)
+    env_params: Callable[[Mapping[str, Any]], Any]  # the EnvParams of an env config
     write_sidecar: Callable[..., Path]  # (checkpoint_dir, env_config, **options_and_extra)
     sidecar: str
     eval_keys: tuple[str, ...]  # reported as eval/<key> by a trial
@@ -51,6 +52,7 @@ class Controller:
 
 def _single() -> Controller:
     from envs.core.metrics import HEADLINE_KEYS
+    from tune_configs.env import params_from_env_config
     from tune_configs.policy import SIDECAR, write_sidecar
     from tune_configs.ppo import build_ppo_config, resolve_env_config
 
@@ -58,6 +60,7 @@ def _single() -> Controller:
         name=SINGLE,
         resolve_env_config=resolve_env_config,
         build_config=build_ppo_config,
+        env_params=params_from_env_config,
         write_sidecar=write_sidecar,
         sidecar=SIDECAR,
         eval_keys=HEADLINE_KEYS,
@@ -70,6 +73,7 @@ def _per_cell() -> Controller:
     from tune_configs.pool import (
         POOL_SIDECAR,
         build_pool_ppo_config,
+        pool_env_params,
         resolve_pool_env_config,
         write_pool_sidecar,
     )
@@ -78,6 +82,7 @@ def _per_cell() -> Controller:
         name=PER_CELL,
         resolve_env_config=resolve_pool_env_config,
         build_config=build_pool_ppo_config,
+        env_params=pool_env_params,
         write_sidecar=write_pool_sidecar,
         sidecar=POOL_SIDECAR,
         eval_keys=EVAL_KEYS,
@@ -150,7 +155,7 @@ def _pool_rows(
     policy = load_pool_controller(checkpoint)
     env_config = pool_env_kwargs({**policy.info.get("env_config", {}), **dict(overrides)})
     ps = MultiCellPoolEnv(**env_config).ps
-    metrics = evaluate_controller(ps.params, ps.pool, policy, episodes, seed)
+    metrics = evaluate_controller(ps.params, ps.pool.params, policy, episodes, seed)
     reward = ps.params.reward
     rows = [
         {
@@ -170,7 +175,7 @@ def _pool_rows(
         "preset": env_config["preset"],
         "env_config": env_config,
         "params": ps.params,
-        "pool": ps.pool.to_dict(),
+        "pool": ps.pool.params.to_dict(),
         "n_cells": ps.n_cells,
     }
     return rows, meta

@@ -19,7 +19,8 @@ from typing import Any
 
 from optuna.distributions import FloatDistribution
 
-from tune_configs.paper_grid import ppo_constants
+from tune_configs.paper_grid import PPO_SETTINGS, ppo_constants
+from tune_configs.settings import Setting, pick
 from tune_configs.sweeps import (
     OBJECTIVE_MODES,
     OBJECTIVES,
@@ -41,6 +42,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"timesteps": 50_000, "eval_episodes": 100, "samples": 8, "startup": 4},
     "paper": {"timesteps": 200_000, "eval_episodes": 100, "samples": 40, "startup": 10},
 }
+SETTINGS: tuple[Setting, ...] = (*PPO_SETTINGS, *pick("seed", "samples"))
 # Start from the paper's point A so the first trial is a known reference.
 POINTS_TO_EVALUATE: list[dict[str, float]] = [{"delta": 0.9, "penalty": 0.0}]
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from optuna.distributions import FloatDistribution
 
+from tune_configs.settings import Setting, pick
 from tune_configs.sweeps import (
     OBJECTIVE_MODES,
     OBJECTIVES,
@@ -55,6 +56,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"episodes": 100, "samples": 60, "startup": 10},
     "paper": {"episodes": 100, "samples": 200, "startup": 10},
 }
+SETTINGS: tuple[Setting, ...] = pick(
+    "preset", "delta", "penalty", "episodes", "eval_seed", "samples", "seed"
+)
 GRID_STEP = 0.1
 CONVERGENCE_FILE = "optuna_static_convergence.json"
 Z_NOISE = 1.96

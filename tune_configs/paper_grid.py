@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tune_configs.settings import Setting, pick
 from tune_configs.sweeps import (
     OBJECTIVE_MODES,
     OBJECTIVES,
@@ -39,6 +40,21 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"timesteps": 50_000, "seeds": (0,), "eval_episodes": 100},
     "paper": {"timesteps": 200_000, "seeds": (0, 1, 2), "eval_episodes": 100},
 }
+# the settings of every PPO trial (see ppo_constants)
+PPO_SETTINGS: tuple[Setting, ...] = pick(
+    "preset",
+    "obs_mode",
+    "timesteps",
+    "eval_episodes",
+    "eval_seed",
+    "hparams",
+    "resources",
+    "checkpoint_every",
+)
+SETTINGS: tuple[Setting, ...] = (
+    *PPO_SETTINGS,
+    *pick("seeds", "deltas", "penalties", "episodes", "grid_step", "with_static"),
+)
 
 
 def ppo_constants(budget: str, **overrides: Any) -> dict[str, Any]:

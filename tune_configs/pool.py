@@ -10,8 +10,9 @@
   (``ray/tune/env_runners/civic/...``).
 * :func:`build_pool_ppo_config`: multi-agent PPO, one shared policy (default, module ``shared``)
   or one per cell (``policies="separate"``, modules ``cell_i``).
-* :func:`train_pool`: a short training run that saves a checkpoint plus the sidecar
-  :data:`POOL_SIDECAR` (env config, policy mode) next to it.
+* :func:`write_pool_sidecar`: the sidecar :data:`POOL_SIDECAR` (env config, policy mode, module
+  ids) saved next to every pool checkpoint (training goes through the one training loop of
+  :mod:`tune_configs.training`, via the ``per-cell`` controller of :mod:`tune_configs.controllers`).
 * :func:`load_pool_controller`: a trained checkpoint as an :class:`envs.core.pool.rules.
   Controller` (deterministic actions, no Ray started), for ``python -m launch pool-compare``.
 
@@ -19,34 +20,32 @@
 (``PoolParams.to_dict()``), ``reward`` (metalore | fulfilled), ``scope`` (team | local) and any
 EnvParams / PoolParams field by name (``obs_mode``, ``endowment``, ``cooperative``, ...).
 
-Run a short training (about 2 minutes on a quiet 2-core machine for 20 iterations of 2000 steps)::
+Train from the command line (about 2 minutes on a quiet 2-core machine for 40,000 env steps)::
 
-    python -m tune_configs.pool --scenario three_cell_hetero --iterations 20 --out results/pool_ppo
+    python -m launch train --preset three_cell_hetero --controller per-cell --timesteps 40000 \
+        --set reward=fulfilled --set endowment=1000 --out results/pool_ppo
 
-It prints one line per iteration (sampled steps, return, CIVIC fulfillment) and writes
+It prints one line per iteration (sampled steps, return, CIVIC fulfilment) and writes
 ``OUT/checkpoint`` for ``python -m launch pool-compare --checkpoint OUT/checkpoint``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
-import sys
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
-from ray.rllib.callbacks.callbacks import RLlibCallback
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
+from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
 from envs.multiagent import MultiCellPoolEnv, agent_ids
 from envs.pool_obs import Observer
+from tune_configs.callbacks import WINDOW, PoolMetrics
 from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
 
 RLLIB_POOL_ENV = "metalore_pool"
@@ -54,8 +53,6 @@ POOL_SIDECAR = "metalore_pool_policy.json"
 MODULE_DIR = Path("learner_group", "learner", "rl_module")
 SHARED_MODULE = "shared"
 POLICY_MODES = ("shared", "separate")
-CIVIC_PREFIX = "civic"
-WINDOW = 100  # episodes in the smoothing window of the logged metrics
 
 DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
     "preset": "three_cell_hetero",
@@ -65,22 +62,6 @@ DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
 }
 _ENV_KEYS = ("preset", "params", "pool", "reward", "scope")
 _RLLIB_KEYS = frozenset({"num_envs"})
-
-# what the callback logs
-OVERALL_LOGGED: tuple[str, ...] = (
-    "completion_pct", "fulfillment_pct", "served_clients", "served_clients_pct", "fairness",
-    "operational_cost", "backhaul_units", "credits_traded", "episode_return", "left_queued",
-)  # fmt: skip
-CELL_LOGGED: tuple[str, ...] = (
-    "completion_pct", "fulfillment_pct", "units_lent", "units_borrowed", "credits_earned",
-    "credits_spent", "balance_final", "capacity_mean",
-)  # fmt: skip
-PHASE_LOGGED: tuple[str, ...] = ("completion_pct", "fulfillment_pct", "fairness", "units_lent")
-
-
-def civic_metric_name(*parts: str) -> str:
-    """Result / Tune metric name, e.g. ``civic_metric_name("fulfillment_pct")``."""
-    return "/".join(("env_runners", CIVIC_PREFIX, *parts))
 
 
 def pool_env_kwargs(env_config: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,55 +119,6 @@ def register_pool_env() -> str:
 
     register_env(RLLIB_POOL_ENV, pool_env_creator)
     return RLLIB_POOL_ENV
-
-
-# ------------------------------------------------------------------------------------------------
-def civic_from_infos(infos: Any) -> dict[str, Any] | None:
-    """The ``civic`` metrics dict in an episode's last infos (multi- or single-agent)."""
-    if not isinstance(infos, dict):
-        return None
-    if "civic" in infos and isinstance(infos["civic"], dict):
-        return infos["civic"]
-    for value in infos.values():
-        if isinstance(value, dict) and isinstance(value.get("civic"), dict):
-            found: dict[str, Any] = value["civic"]
-            return found
-    return None
-
-
-def civic_log_items(civic: Mapping[str, Any]) -> list[tuple[tuple[str, ...], float]]:
-    """``(key path, value)`` pairs the callback logs for one episode's CIVIC metrics."""
-    items: list[tuple[tuple[str, ...], float]] = []
-
-    def add(path: tuple[str, ...], value: Any) -> None:
-        if value is None:
-            return
-        v = float(value)
-        if math.isfinite(v):
-            items.append((path, v))
-
-    for key in OVERALL_LOGGED:
-        add((CIVIC_PREFIX, key), civic.get(key))
-    for c, cell in enumerate(civic.get("cells", [])):
-        for key in CELL_LOGGED:
-            add((CIVIC_PREFIX, f"cell{c}", key), cell.get(key))
-    for phase, pm in civic.get("phases", {}).items():
-        for key in PHASE_LOGGED:
-            add((CIVIC_PREFIX, phase, key), pm.get(key))
-    return items
-
-
-class PoolMetrics(RLlibCallback):
-    """Logs the CIVIC metrics of every finished training episode (see the module docstring)."""
-
-    def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
-        if metrics_logger is None:
-            return
-        civic = civic_from_infos(episode.get_infos(-1))
-        if civic is None:
-            return
-        for path, value in civic_log_items(civic):
-            metrics_logger.log_value(path, value, reduce="mean", window=WINDOW)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -257,8 +189,16 @@ def build_pool_ppo_config(
     return config
 
 
+def pool_env_params(env_config: Mapping[str, Any]) -> EnvParams:
+    """The :class:`EnvParams` of the scenario a pool env config describes."""
+    return MultiCellPoolEnv(**resolve_pool_env_config(env_config)).ps.params
+
+
 def write_pool_sidecar(
-    checkpoint_dir: str | Path, env_config: Mapping[str, Any], policies: str, **extra: Any
+    checkpoint_dir: str | Path,
+    env_config: Mapping[str, Any],
+    policies: str = "shared",
+    **extra: Any,
 ) -> Path:
     """Write :data:`POOL_SIDECAR` (env config, policy mode, module ids) into a checkpoint."""
     cfg = resolve_pool_env_config(env_config)
@@ -274,66 +214,6 @@ def write_pool_sidecar(
     path = Path(checkpoint_dir) / POOL_SIDECAR
     path.write_text(json.dumps(body, indent=2, default=str) + "\n")
     return path
-
-
-def result_summary(result: Mapping[str, Any]) -> dict[str, float]:
-    """Sampled steps, return and the main CIVIC metrics of one ``algo.train()`` result."""
-    runners = result.get("env_runners", {})
-    civic = runners.get(CIVIC_PREFIX, {}) if isinstance(runners, Mapping) else {}
-    out: dict[str, float] = {}
-    for key, value in (
-        ("env_steps_sampled", runners.get("num_env_steps_sampled_lifetime")),
-        ("episode_return_mean", runners.get("episode_return_mean")),
-        ("fulfillment_pct", civic.get("fulfillment_pct")),
-        ("completion_pct", civic.get("completion_pct")),
-        ("fairness", civic.get("fairness")),
-    ):
-        if value is not None:
-            out[key] = float(value)
-    return out
-
-
-def train_pool(
-    config: Any,
-    iterations: int,
-    out_dir: str | Path | None = None,
-    policies: str = "shared",
-    log: Callable[[str], None] | None = None,
-) -> tuple[Path | None, list[dict[str, Any]]]:
-    """Train ``iterations`` PPO iterations; save ``OUT/checkpoint`` (+ sidecar) if ``out_dir``.
-
-    Returns the checkpoint path (or None) and the result of every iteration. Ray must be
-    initialised by the caller (see :mod:`tune_configs.runtime`).
-    """
-    if iterations < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
-    algo = config.build_algo()
-    results: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    try:
-        for i in range(iterations):
-            result = algo.train()
-            results.append(result)
-            if log is not None:
-                s = result_summary(result)
-                log(
-                    f"iter {i + 1}/{iterations}: steps {s.get('env_steps_sampled', 0):.0f}, "
-                    f"return {s.get('episode_return_mean', math.nan):.1f}, fulfillment "
-                    f"{s.get('fulfillment_pct', math.nan):.1f} %, "
-                    f"{time.perf_counter() - started:.0f} s"
-                )
-        ckpt: Path | None = None
-        if out_dir is not None:
-            ckpt = Path(out_dir).expanduser().resolve() / "checkpoint"
-            ckpt.mkdir(parents=True, exist_ok=True)
-            algo.save(str(ckpt))
-            write_pool_sidecar(
-                ckpt, config.env_config, policies, iterations=iterations,
-                env_steps=result_summary(results[-1]).get("env_steps_sampled"),
-            )  # fmt: skip
-    finally:
-        algo.stop()
-    return ckpt, results
 
 
 # ------------------------------------------------------------------------------------------------
@@ -438,69 +318,3 @@ def _info_from_algorithm_pickle(ckpt: Path) -> dict[str, Any]:
         ) from exc
     policies = "shared" if mids == [SHARED_MODULE] else "separate"
     return {"env_config": env_config, "modules": mids, "policies": policies}
-
-
-# ------------------------------------------------------------------------------------------------
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m tune_configs.pool",
-        description="Short multi-agent PPO training on a pool scenario; saves OUT/checkpoint.",
-    )
-    p.add_argument("--scenario", default="three_cell_hetero", help="preset (multi-cell)")
-    p.add_argument("--iterations", type=int, default=20, help="PPO iterations")
-    p.add_argument("--policies", choices=POLICY_MODES, default="shared")
-    p.add_argument("--scope", choices=("team", "local"), default="team", help="reward scope")
-    p.add_argument("--reward", choices=("metalore", "fulfilled"), default="metalore")
-    p.add_argument("--batch", type=int, default=2000, help="env steps per iteration")
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--minibatch", type=int, default=500, help="SGD minibatch (agent steps)")
-    p.add_argument("--epochs", type=int, default=5, help="SGD epochs per iteration")
-    p.add_argument("--envs", type=int, default=8, help="vectorised envs (sampled in-process)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
-                   help="env / pool parameter override, e.g. --set endowment=1000")  # fmt: skip
-    p.add_argument("--out", required=True, help="output directory (checkpoint, progress.json)")
-    args = p.parse_args(argv)
-    if min(args.iterations, args.batch, args.envs, args.minibatch, args.epochs) < 1:
-        p.error("--iterations, --batch, --envs, --minibatch and --epochs must be >= 1")
-    overrides: dict[str, Any] = {}
-    for item in args.overrides:
-        if "=" not in item:
-            p.error(f"--set expects NAME=VALUE, got {item!r}")
-        name, raw = item.split("=", 1)
-        try:
-            overrides[name] = json.loads(raw)
-        except json.JSONDecodeError:
-            overrides[name] = raw
-    env_config = {"preset": args.scenario, "scope": args.scope, "reward": args.reward, **overrides}
-    from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray
-
-    try:
-        config = build_pool_ppo_config(
-            env_config,
-            {"train_batch_size": args.batch, "minibatch_size": min(args.minibatch, args.batch),
-             "num_epochs": args.epochs, "lr": args.lr},
-            Resources(num_env_runners=0, num_envs_per_env_runner=args.envs),
-            seed=args.seed, policies=args.policies,
-        )  # fmt: skip
-    except ValueError as exc:
-        p.error(str(exc))
-    started = init_ray(num_cpus=1, object_store_memory=200 * 2**20)
-    quiet_ray_logs()
-    try:
-        ckpt, results = train_pool(
-            config, args.iterations, args.out, args.policies,
-            log=lambda line: print(line, file=sys.stderr, flush=True),
-        )  # fmt: skip
-    finally:
-        stop_ray(started)
-    out = Path(args.out)
-    (out / "progress.json").write_text(
-        json.dumps([result_summary(r) for r in results], indent=2) + "\n"
-    )
-    print(f"checkpoint: {ckpt}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,48 +1,43 @@
-"""Sweep ``pool``: multi-agent PPO (one agent per cell) on a credit-pool scenario.
+"""Sweep ``pool``: learned controllers of the multi-cell credit pool, beside its rules.
 
-Follows the sweep-module interface of :mod:`tune_configs.sweeps` (``NAME``, ``DESCRIPTION``,
-``METRICS`` / ``MODES``, ``BUDGETS``, ``SPACE``, ``STOP``, :func:`param_space`, :func:`stop`,
-:func:`total_trials`, :func:`build_tuner`, :func:`report`), so ``python -m launch sweep pool``
-works once ``launch/sweep.py`` maps ``"pool"`` to this module. Directly::
+Run::
 
-    from tune_configs.runtime import init_ray
-    from tune_configs.pool_sweep import build_tuner
-    init_ray()
-    results = build_tuner("small", storage="./results").fit()
+    python -m launch sweep pool --budget small --set timesteps=4000 --set eval_episodes=3
+    python -m launch report results/pool-small
 
-One trial (:func:`pool_trial`, a function trainable, one CPU) trains the multi-agent PPO of
-:func:`tune_configs.pool.build_pool_ppo_config` on ``scenario`` for ``timesteps`` env steps,
-reporting per iteration the training episodes' CIVIC metrics (``env_runners/civic/...``, also in
-TensorBoard as ``ray/tune/env_runners/civic/...``), saves the final checkpoint (with the pool
-sidecar, loadable by ``python -m launch pool-compare --checkpoint <trial>/checkpoint_000000``) and
-evaluates the deterministic policy on ``eval_episodes`` episodes from ``eval_seed`` with the pool
-on: the last report carries ``eval/<metric>`` (:data:`EVAL_METRICS`). The grid runs every
-combination of reward scope (``scopes``: team / local) and training seed (``seeds``).
+A grid sweep like the others (:func:`tune_configs.sweeps.grid_sweep`: crashed trials retried from
+their last checkpoint, the progress printer, ``--resume``), run by the one trial runner
+(:mod:`tune_configs.trials`):
+
+* one ``pool-rules`` trial (unless ``with_rules=false``) evaluates the non-cooperative cells and
+  the greedy cooperative rule on the evaluation episodes (their static splits searched on tuning
+  seeds disjoint from them);
+* one ``ppo`` trial per reward scope (``scopes``: team / local) and training seed (``seeds``)
+  trains the ``per-cell`` controller (multi-agent PPO, one agent per cell, shared network unless
+  ``policies=separate``) on ``scenario`` for ``timesteps`` env steps, reporting the CIVIC metrics
+  of the training episodes (``env_runners/civic/...``, per cell too, in TensorBoard), then
+  evaluates the deterministic policy with the pool on (``eval/<metric>`` of
+  :data:`envs.core.pool.civic.EVAL_KEYS`).
+
+Every trial writes a result set (run kinds ``pool-rules`` and ``pool-ppo-trial``), so ``launch
+report`` puts the trained pool policies beside the rules in ``results.csv`` and the report's pool
+section. The final checkpoint is accepted by ``python -m launch pool-compare --checkpoint``.
 
 Budgets: ``small`` (2 scopes x 1 seed x 40k steps: about 15 minutes on a quiet 2-core machine,
-two trials at once) and ``paper`` (2 scopes x 3 seeds x 300k steps). Every budget entry can be
-overridden (``--set timesteps=100000 --set endowment=100 --set scenario=surge``).
+two trials at once) and ``paper`` (2 scopes x 3 seeds x 300k steps). Settings: :data:`SETTINGS`.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import tempfile
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
+from envs.core.pool.scenarios import SCENARIOS
+from tune_configs.settings import Setting, check_overrides, pick
+from tune_configs.sweeps import check_budget, grid_sweep
+
 NAME = "pool"
-DESCRIPTION = "per-cell PPO with the credit pool (CIVIC metrics), grid over reward scope x seed"
-EVAL_PREFIX = "eval/"
-EVAL_METRICS: tuple[str, ...] = (
-    "completion_pct", "fulfillment_pct", "served_clients", "fairness", "operational_cost",
-    "backhaul_units", "episode_return",
-)  # fmt: skip
-METRICS: tuple[str, ...] = tuple(
-    EVAL_PREFIX + m for m in ("fulfillment_pct", "completion_pct", "fairness")
-)
+DESCRIPTION = "per-cell PPO with the credit pool (CIVIC metrics) beside the rules, scope x seed"
+METRICS: tuple[str, ...] = ("eval/fulfillment_pct", "eval/completion_pct", "eval/fairness")
 MODES: tuple[str, ...] = ("max", "max", "max")
 METRIC, MODE = METRICS[0], MODES[0]
 
@@ -52,189 +47,85 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
         "endowment": 1000.0, "lr": 3e-4, "batch": 2000, "minibatch": 500, "epochs": 5,
         "envs": 8, "eval_episodes": 20, "eval_seed": 0, "obs_mode": "log1p",
+        "with_rules": True, "tune_episodes": 10,
     },
     "paper": {
         "scenario": "three_cell_hetero", "timesteps": 300_000, "seeds": [0, 1, 2],
         "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
         "endowment": 1000.0, "lr": 3e-4, "batch": 2000, "minibatch": 500, "epochs": 5,
         "envs": 8, "eval_episodes": 100, "eval_seed": 0, "obs_mode": "log1p",
+        "with_rules": True, "tune_episodes": 20,
     },
 }  # fmt: skip
-_GRID_KEYS = ("seeds", "scopes")
+
+SETTINGS: tuple[Setting, ...] = (
+    *pick("timesteps", "seeds", "seed", "eval_episodes", "eval_seed", "obs_mode"),
+    Setting("scenario", "str", "multi-cell preset", choices=SCENARIOS),
+    Setting("scopes", "strs", "reward scopes", choices=("team", "local")),
+    Setting("reward", "str", "reward of each agent", choices=("metalore", "fulfilled")),
+    Setting(
+        "policies", "str", "one shared network or one per cell", choices=("shared", "separate")
+    ),
+    Setting("endowment", "float", "credits per cell at reset", low=0.0),
+    Setting("lr", "float", "PPO learning rate", low=0.0, high=1.0),
+    Setting("batch", "int", "env steps per PPO iteration", low=1),
+    Setting("minibatch", "int", "SGD minibatch (agent steps)", low=1),
+    Setting("epochs", "int", "SGD epochs per iteration", low=1),
+    Setting("envs", "int", "vectorised envs sampled in the trial's process", low=1),
+    Setting("with_rules", "bool", "also evaluate noncoop and the greedy rule (one trial)"),
+    Setting("tune_episodes", "int", "episodes of the rules' split search", low=1),
+)
 
 
-def _budget(budget: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
-    if budget not in BUDGETS:
-        raise ValueError(f"budget must be one of {tuple(BUDGETS)}, got {budget!r}")
-    overrides = dict(overrides)
-    if "seed" in overrides:  # the generic ``--set seed=N`` of launch sweep: one training seed
-        overrides["seeds"] = [int(overrides.pop("seed"))]
-    unknown = sorted(set(overrides) - set(BUDGETS[budget]))
-    if unknown:
-        known = ", ".join(sorted(BUDGETS[budget]))
-        raise ValueError(f"unknown pool sweep setting(s) {unknown}; known: {known}")
-    b = {**BUDGETS[budget], **overrides}
-    if int(b["timesteps"]) < 1 or int(b["eval_episodes"]) < 1:
-        raise ValueError("timesteps and eval_episodes must be >= 1")
+def _budget(budget: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    b = {**BUDGETS[check_budget(budget)], **check_overrides(NAME, SETTINGS, overrides)}
+    if "seed" in b:  # the generic ``--set seed=N``: one training seed
+        b["seeds"] = [int(b.pop("seed"))]
     return b
 
 
 def param_space(budget: str = "small", **overrides: Any) -> dict[str, Any]:
-    """Trial constants plus a grid over (scope, seed)."""
+    """Constants of the trials plus a grid: the rules trial, then PPO per (scope, seed)."""
     b = _budget(budget, overrides)
-    constants = {k: v for k, v in b.items() if k not in _GRID_KEYS}
-    jobs = [{"scope": str(sc), "seed": int(sd)} for sc in b["scopes"] for sd in b["seeds"]]
-    return {**constants, "job": {"grid_search": jobs}}
+    jobs: list[dict[str, Any]] = []
+    if b["with_rules"]:
+        jobs.append({"kind": "pool-rules", "episodes": int(b["eval_episodes"]),
+                     "tune_episodes": int(b["tune_episodes"])})  # fmt: skip
+    jobs += [
+        {"kind": "ppo", "seed": int(seed), "env": {**_env(b), "scope": str(scope)}}
+        for scope in b["scopes"]
+        for seed in b["seeds"]
+    ]
+    return {
+        "budget": budget,
+        "controller": "per-cell",
+        "policies": b["policies"],
+        "preset": b["scenario"],
+        "obs_mode": b["obs_mode"],
+        "env": _env(b),
+        "timesteps": int(b["timesteps"]),
+        "hparams": {
+            "lr": float(b["lr"]),
+            "train_batch_size": int(b["batch"]),
+            "minibatch_size": min(int(b["minibatch"]), int(b["batch"])),
+            "num_epochs": int(b["epochs"]),
+        },
+        "resources": {"num_env_runners": 0, "num_envs_per_env_runner": int(b["envs"])},
+        "eval_episodes": int(b["eval_episodes"]),
+        "eval_seed": int(b["eval_seed"]),
+        "job": {"grid_search": jobs},
+    }
+
+
+def _env(b: dict[str, Any]) -> dict[str, Any]:
+    return {"reward": b["reward"], "endowment": float(b["endowment"])}
 
 
 def stop(budget: str = "small", **overrides: Any) -> dict[str, Any]:
-    """The trial budget. Trials stop themselves after ``timesteps`` (then evaluate), so the Tuner
-    gets no stop condition: one on ``timesteps`` would end a trial before its evaluation."""
+    """PPO trials end after their env-step budget (they evaluate before the last report)."""
     return {"timesteps": int(_budget(budget, overrides)["timesteps"])}
-
-
-def total_trials(budget: str = "small", **overrides: Any) -> int:
-    b = _budget(budget, overrides)
-    return len(b["scopes"]) * len(b["seeds"])
 
 
 SPACE = param_space("small")
 STOP = stop("small")
-
-
-# ------------------------------------------------------------------------------------------------
-def trial_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A trial's flat settings: constants with the grid ``job`` merged in."""
-    cfg = {k: v for k, v in dict(config).items() if k != "job"}
-    cfg.update(dict(config.get("job", {})))
-    return cfg
-
-
-def _env_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "preset": cfg["scenario"], "scope": cfg["scope"], "reward": cfg["reward"],
-        "endowment": float(cfg["endowment"]), "obs_mode": cfg["obs_mode"],
-    }  # fmt: skip
-
-
-def pool_trial(config: dict[str, Any]) -> None:
-    """Function trainable of one pool trial (see the module docstring)."""
-    import torch
-    from ray import tune
-
-    from envs.core import make_params
-    from envs.core.pool.clearing import PoolParams
-    from envs.core.pool.rules import evaluate_controller
-    from tune_configs.pool import (
-        PoolPolicyController,
-        build_pool_ppo_config,
-        module_ids,
-        result_summary,
-        write_pool_sidecar,
-    )
-    from tune_configs.ppo import Resources
-
-    torch.set_num_threads(1)
-    cfg = trial_settings(config)
-    env_config = _env_config(cfg)
-    hparams = {"lr": float(cfg["lr"]), "train_batch_size": int(cfg["batch"]),
-               "minibatch_size": min(int(cfg["minibatch"]), int(cfg["batch"])),
-               "num_epochs": int(cfg["epochs"])}  # fmt: skip
-    ppo = build_pool_ppo_config(env_config, hparams, Resources(0, int(cfg["envs"])),
-                                seed=int(cfg["seed"]), policies=cfg["policies"])  # fmt: skip
-    algo = ppo.build_algo()
-    timesteps = int(cfg["timesteps"])
-    steps = 0
-    try:
-        while steps < timesteps:
-            result = algo.train()
-            summary = result_summary(result)
-            steps = int(summary.get("env_steps_sampled", steps))
-            runners = result.get("env_runners", {})
-            tune.report({"timesteps": steps, "env_runners": {
-                "civic": runners.get("civic", {}),
-                "episode_return_mean": runners.get("episode_return_mean", math.nan)}})  # fmt: skip
-        with tempfile.TemporaryDirectory() as tmp:
-            ckpt = Path(tmp) / "checkpoint"
-            ckpt.mkdir()
-            algo.save(str(ckpt))
-            write_pool_sidecar(ckpt, env_config, cfg["policies"], env_steps=steps)
-            n_cells = make_params(cfg["scenario"]).scenario.n_cells
-            mids = module_ids(cfg["policies"], n_cells)
-            info = {"env_config": env_config, "policies": cfg["policies"], "modules": mids,
-                    "normalize_actions": True}  # fmt: skip
-            ctrl = PoolPolicyController(ckpt, {m: algo.get_module(m) for m in mids}, info)
-            metrics = evaluate_controller(
-                make_params(cfg["scenario"]), PoolParams(endowment=float(cfg["endowment"])),
-                ctrl, int(cfg["eval_episodes"]), int(cfg["eval_seed"]),
-            )  # fmt: skip
-            final: dict[str, Any] = {"timesteps": steps}
-            for m in EVAL_METRICS:
-                values = [x[m] for x in metrics if x.get(m) is not None]
-                final[EVAL_PREFIX + m] = float(sum(values) / len(values)) if values else math.nan
-            tune.report(final, checkpoint=tune.Checkpoint.from_directory(str(ckpt)))
-    finally:
-        algo.stop()
-
-
-def trial_dirname(trial: Any) -> str:
-    job = trial.config.get("job", {})
-    return f"pool_{job.get('scope', 'x')}_s{job.get('seed', 0)}_{trial.trial_id}"
-
-
-def build_tuner(
-    budget: str = "small",
-    storage: str | Path = "./results",
-    name: str | None = None,
-    resume: bool = False,
-    max_concurrent_trials: int | None = None,
-    progress: bool = True,
-    **overrides: Any,
-) -> Any:
-    """The Tuner of this sweep (Ray must be initialised, see :mod:`tune_configs.runtime`)."""
-    from ray import tune
-
-    space = param_space(budget, **overrides)
-    exp = Path(storage).expanduser().resolve() / (name or f"{NAME}-{budget}")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    trainable = tune.with_resources(pool_trial, {"cpu": 1})
-    if resume:
-        if not tune.Tuner.can_restore(str(exp)):
-            raise ValueError(f"nothing to resume in {exp} (no Tune experiment state there)")
-        return tune.Tuner.restore(str(exp), trainable, resume_unfinished=True,
-                                  resume_errored=True, param_space=space)  # fmt: skip
-    if exp.exists() and any(exp.iterdir()):
-        raise ValueError(f"experiment directory {exp} exists already: resume it or use a new name")
-    return tune.Tuner(
-        trainable,
-        param_space=space,
-        tune_config=tune.TuneConfig(
-            max_concurrent_trials=max_concurrent_trials,
-            trial_dirname_creator=trial_dirname,
-            trial_name_creator=trial_dirname,
-        ),
-        run_config=tune.RunConfig(
-            name=exp.name,
-            storage_path=str(exp.parent),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            verbose=1 if progress else 0,
-        ),
-    )
-
-
-def report(results: Any, exp_dir: str | Path) -> None:
-    """Print the final evaluation of every trial (and where the checkpoints are)."""
-    print(f"{'trial':<40} {'fulfil %':>9} {'complete %':>10} {'fairness':>9}  checkpoint")
-    for res in results:
-        m = res.metrics or {}
-
-        def f(key: str, spec: str, m: Mapping[str, Any] = m) -> str:
-            v = m.get(EVAL_PREFIX + key)
-            return "n/a" if v is None or not math.isfinite(float(v)) else format(float(v), spec)
-
-        ckpt = res.checkpoint.path if res.checkpoint is not None else "-"
-        print(f"{Path(res.path).name[:40]:<40} {f('fulfillment_pct', '9.2f')} "
-              f"{f('completion_pct', '10.2f')} {f('fairness', '9.3f')}  {ckpt}")  # fmt: skip
-    print(
-        f"compare: python -m launch pool-compare --checkpoint <checkpoint> (results in {exp_dir})"
-    )
+total_trials, build_tuner = grid_sweep(NAME, param_space, stop)

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tune_configs.paper_grid import ppo_constants, reward_jobs
+from tune_configs.paper_grid import PPO_SETTINGS, ppo_constants, reward_jobs
+from tune_configs.settings import Setting, pick
 from tune_configs.static_grid import GRID_STEP
 from tune_configs.sweeps import OBJECTIVE_MODES, OBJECTIVES, check_budget, grid_sweep
 
@@ -33,6 +34,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"timesteps": 100_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
     "paper": {"timesteps": 200_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
 }
+SETTINGS: tuple[Setting, ...] = (*PPO_SETTINGS, *pick("seed", "rewards", "episodes", "grid_step"))
 
 
 def jobs(budget: str = "small", **overrides: Any) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tune_configs.settings import Setting, pick
 from tune_configs.sweeps import (
     PAPER_DELTAS,
     PAPER_PENALTIES,
@@ -34,6 +35,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"episodes": 100, "blocks": 2, "deltas": (0.9,), "penalties": (0.0,)},
     "paper": {"episodes": 100, "blocks": 4, "deltas": PAPER_DELTAS, "penalties": PAPER_PENALTIES},
 }
+SETTINGS: tuple[Setting, ...] = pick(
+    "episodes", "blocks", "deltas", "penalties", "preset", "eval_seed", "grid_step"
+)
 
 
 def split_blocks(step: float, n_blocks: int) -> list[list[list[float]]]:

@@ -6,27 +6,27 @@ A sweep module in ``tune_configs/`` (``paper_grid``, ``static_grid``, ``optuna_r
 * ``NAME`` (the CLI name), ``DESCRIPTION``, ``METRICS``/``MODES`` (what the sweep optimises or
   reports), ``SPACE`` and ``STOP`` (the paper budget's search space and stop condition),
 * ``param_space(budget)``, ``stop(budget)``, and
+* ``SETTINGS`` (:mod:`tune_configs.settings`): every ``--set`` key, its type and range, checked
+  by :func:`check_settings` before anything runs,
 * ``build_tuner(budget="small", storage="./results", name=None, resume=False, **options)``
   returning a ``ray.tune.Tuner`` (Ray must be initialised first, see
   :func:`tune_configs.runtime.init_ray`), and ``report(results, exp_dir) -> dict`` (optional).
 
 :func:`make_tuner` builds or restores the Tuner with the common run config: results under
 ``storage/name``, short trial directories (:func:`tune_configs.trials.trial_dirname`), a crashed
-trial retried up to :data:`MAX_FAILURES` times from its last checkpoint, ``verbose=0`` plus
-the compact :class:`tune_configs.progress.ProgressPrinter`. ``resume=True`` continues an
-interrupted experiment without redoing finished trials (errored ones are retried).
+trial retried up to :data:`tune_configs.trials.MAX_FAILURES` times from its last checkpoint,
+``verbose=0`` plus the compact :class:`tune_configs.progress.ProgressPrinter`. ``resume=True``
+continues an interrupted experiment without redoing finished trials (errored ones are retried).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 BUDGETS = ("small", "paper")
-MAX_FAILURES = 2  # retries of a crashed trial (from its last checkpoint)
 DEFAULT_STORAGE = "./results"
 
 # The paper's reward settings (spec section 8): delta without penalty, then nonzero penalties.
@@ -44,23 +44,15 @@ def check_budget(budget: str) -> str:
     return budget
 
 
+def check_settings(module: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A sweep module's ``--set`` overrides, validated against its ``SETTINGS``."""
+    from tune_configs.settings import check_overrides
+
+    return check_overrides(module.NAME, module.SETTINGS, overrides)
+
+
 def experiment_dir(storage: str | Path, name: str) -> Path:
     return Path(storage).expanduser().resolve() / name
-
-
-def describe_result(result: Mapping[str, Any]) -> str:
-    """``served 90.1 %  sync 12.34  e2e 6.54`` from ``eval/*`` results (or the block size)."""
-    if "eval/served_pct" in result:
-        parts = [f"served {result['eval/served_pct']:.1f} %"]
-        for key, label in (("eval/sync_delay", "sync"), ("eval/e2e_delay", "e2e")):
-            if key in result:
-                parts.append(f"{label} {result[key]:.2f}")
-        if "eval/mean_w_b" in result and "timesteps" in result:
-            parts.append(f"w=({result['eval/mean_w_b']:.2f},{result['eval/mean_w_c']:.2f})")
-        return "  ".join(parts)
-    if "policies" in result:
-        return f"{int(result['policies'])} policies evaluated"
-    return ""
 
 
 def make_tuner(
@@ -82,13 +74,11 @@ def make_tuner(
     from ray import tune
 
     from analysis.resultset import command_line
-    from tune_configs.trials import trainable, trial_dirname, trial_name
+    from tune_configs.runtime import use_tune_env
+    from tune_configs.sweeplock import has_content
+    from tune_configs.trials import MAX_FAILURES, trainable, trial_dirname, trial_name
 
-    # Tune's legacy output honours verbose=0 (the new one prints boxes and a wrong TB path).
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # A searcher's metrics (eval/*) arrive only with a trial's last report; the training
-    # iterations before it do not carry them, which Tune's strict check would reject.
-    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    use_tune_env()  # legacy output (honours verbose=0); eval/* only in a trial's last report
     # The trials' run.json record the sweep's command line, not the worker's.
     param_space = {**param_space, "driver_command": command_line()}
     exp = experiment_dir(storage, name)
@@ -100,7 +90,7 @@ def make_tuner(
             str(exp), trainable_fn, resume_unfinished=True, resume_errored=True,
             param_space=dict(param_space),
         )  # fmt: skip
-    if exp.exists() and any(exp.iterdir()):
+    if has_content(exp):
         raise ValueError(
             f"experiment directory {exp} exists already: pass --resume to continue it or "
             "--name for a new experiment"

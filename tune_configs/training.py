@@ -1,14 +1,16 @@
-"""Pieces shared by ``launch train`` and the PPO Tune trials: metric selection, progress lines,
-the training loop and checkpoint saving.
+"""The one training loop of the platform, shared by ``launch train`` and every PPO Tune trial
+(single-cell and credit-pool controllers alike).
 
 * :func:`select_metrics` keeps the interesting part of an RLlib result (flat ``a/b/c`` names):
-  the MetaLore episode metrics of :mod:`tune_configs.callbacks`, RLlib's episode return, the PPO
-  learner statistics and timings, plus ``timesteps`` (env steps sampled so far);
+  the MetaLore episode metrics (``env_runners/metalore/...``), the CIVIC metrics of pool training
+  (``env_runners/civic/...``, overall, per cell and per phase), RLlib's episode return, the PPO
+  learner statistics of every module and timings, plus ``timesteps`` (env steps sampled so far);
 * :func:`progress_line` turns them into one readable line per iteration;
 * :func:`train` runs ``algo.train()`` until a number of env steps, calling back per iteration;
-* :func:`save_checkpoint` saves the algorithm with an absolute path and writes the MetaLore
-  sidecar that :mod:`tune_configs.policy` needs to evaluate the policy without RLlib;
 * :func:`fit_batch_to_budget` shrinks the batch when the whole budget is smaller than one batch.
+
+Checkpoints (algorithm plus the controller's sidecar) are saved by
+:func:`tune_configs.controllers.save_checkpoint`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
-from tune_configs.callbacks import LOGGED_KEYS, PREFIX
-from tune_configs.policy import write_sidecar
+from tune_configs.callbacks import CIVIC_PREFIX, LOGGED_KEYS, PREFIX
 
 TIMESTEPS = "timesteps"  # env steps sampled so far (the budget counter)
 _ENV_RUNNER_KEYS = (
@@ -56,11 +56,14 @@ def select_metrics(result: Mapping[str, Any]) -> dict[str, float]:
         v = _num(ours.get(key))
         if v is not None:
             out[f"env_runners/{PREFIX}/{key}"] = v
-    learner = (result.get("learners", {}) or {}).get("default_policy", {}) or {}
-    for key in _LEARNER_KEYS:
-        v = _num(learner.get(key))
-        if v is not None:
-            out[f"learners/default_policy/{key}"] = v
+    _flatten(runners.get(CIVIC_PREFIX), f"env_runners/{CIVIC_PREFIX}", out)
+    for module, stats in (result.get("learners", {}) or {}).items():
+        if not isinstance(stats, Mapping) or module.startswith("__"):
+            continue
+        for key in _LEARNER_KEYS:
+            v = _num(stats.get(key))
+            if v is not None:
+                out[f"learners/{module}/{key}"] = v
     for key in ("time_this_iter_s", "time_total_s", "training_iteration"):
         v = _num(result.get(key))
         if v is not None:
@@ -72,8 +75,21 @@ def select_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def _fmt(metrics: Mapping[str, float], key: str, spec: str) -> str:
-    v = metrics.get(f"env_runners/{PREFIX}/{key}")
+def _flatten(tree: Any, prefix: str, out: dict[str, float]) -> None:
+    """Every finite number in a nested dict, as ``prefix/a/b`` (the pool's CIVIC metrics)."""
+    if not isinstance(tree, Mapping):
+        return
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            _flatten(value, f"{prefix}/{key}", out)
+        else:
+            v = _num(value)
+            if v is not None:
+                out[f"{prefix}/{key}"] = v
+
+
+def _fmt(metrics: Mapping[str, float], key: str, spec: str, prefix: str = PREFIX) -> str:
+    v = metrics.get(f"env_runners/{prefix}/{key}")
     return "n/a" if v is None else format(v, spec)
 
 
@@ -85,12 +101,23 @@ def progress_line(metrics: Mapping[str, float], budget: int, started: float) -> 
     rate = steps / elapsed if elapsed > 0 else 0.0
     eta = (budget - steps) / rate if rate > 0 and steps < budget else 0.0
     ret = metrics.get("env_runners/episode_return_mean")
+    if any(k.startswith(f"env_runners/{CIVIC_PREFIX}/") for k in metrics):
+        kpis = (
+            f"fulfilled {_fmt(metrics, 'fulfillment_pct', '5.1f', CIVIC_PREFIX)}%  "
+            f"completed {_fmt(metrics, 'completion_pct', '5.1f', CIVIC_PREFIX)}%  "
+            f"fairness {_fmt(metrics, 'fairness', '.3f', CIVIC_PREFIX)}  "
+            f"traded {_fmt(metrics, 'credits_traded', '.0f', CIVIC_PREFIX)}"
+        )
+    else:
+        kpis = (
+            f"sync {_fmt(metrics, 'sync_delay', '5.2f')}  "
+            f"e2e {_fmt(metrics, 'e2e_delay', '5.2f')}  "
+            f"served {_fmt(metrics, 'served_pct', '5.1f')}%  "
+            f"w=({_fmt(metrics, 'mean_w_b', '.2f')},{_fmt(metrics, 'mean_w_c', '.2f')})"
+        )
     return (
         f"iter {it:4d}  steps {steps:>9,}/{budget:,}  "
-        f"return {'n/a' if ret is None else format(ret, '8.1f')}  "
-        f"sync {_fmt(metrics, 'sync_delay', '5.2f')}  e2e {_fmt(metrics, 'e2e_delay', '5.2f')}  "
-        f"served {_fmt(metrics, 'served_pct', '5.1f')}%  "
-        f"w=({_fmt(metrics, 'mean_w_b', '.2f')},{_fmt(metrics, 'mean_w_c', '.2f')})  "
+        f"return {'n/a' if ret is None else format(ret, '8.1f')}  {kpis}  "
         f"{rate:6.0f} steps/s  ETA {eta / 60:5.1f} min"
     )
 
@@ -118,14 +145,3 @@ def train(
         if on_iteration is not None:
             on_iteration(metrics, result)
     return metrics
-
-
-def save_checkpoint(
-    algo: Any, directory: str | Path, env_config: Mapping[str, Any], **extra: Any
-) -> Path:
-    """``algo.save`` to an absolute ``directory`` plus the MetaLore sidecar; returns the path."""
-    path = Path(directory).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    algo.save(str(path))
-    write_sidecar(path, env_config, **extra)
-    return path

@@ -1,24 +1,35 @@
-"""Tune trials of every sweep: PPO training + evaluation, static blocks, single static splits.
+"""The one trial runner of every sweep: PPO of any controller, static blocks, single splits, pool
+rules.
 
 One function trainable, :func:`run_trial`, dispatches on ``config["kind"]`` (a grid may also put a
-whole trial spec under ``config["job"]``, which is merged first, so one sweep can mix kinds):
+whole trial spec under ``config["job"]``, which is merged first, so one sweep can mix kinds). Every
+kind writes a result set (:mod:`analysis.resultset`: run.json with command, git commit and
+resolved config; episodes.csv; summary.json) into its trial directory, so ``launch report`` finds
+every trial of every sweep:
 
-* ``"ppo"``: build PPO (:mod:`tune_configs.ppo`) for the env config ``{preset, obs_mode, delta,
-  penalty, **env}``, train ``timesteps`` env steps reporting :func:`tune_configs.training.
-  select_metrics` every iteration (a Tune checkpoint every ``checkpoint_every`` iterations, so a
-  crashed trial resumes there), then save the final checkpoint to ``<trial dir>/checkpoint``,
-  evaluate it deterministically over ``eval_episodes`` episodes (seeds ``eval_seed``...) and write
-  a result set (kind ``ppo-trial``) into the trial directory. The last report carries the
-  evaluation as ``eval/<metric>`` (:data:`EVAL_METRICS`).
+* ``"ppo"``: train the learned controller ``controller`` (:mod:`tune_configs.controllers`:
+  ``single`` for MetaLore-v0, ``per-cell`` for the credit pool) on the env config ``{preset,
+  obs_mode, delta, penalty, **env}`` for ``timesteps`` env steps through the one training loop
+  (:mod:`tune_configs.training`), reporting its metrics every iteration (a Tune checkpoint every
+  ``checkpoint_every`` iterations, so a crashed trial resumes there), then save the final
+  checkpoint to ``<trial dir>/checkpoint``, evaluate it deterministically over ``eval_episodes``
+  episodes (seeds ``eval_seed``...) and write a result set (kind ``ppo-trial``, or
+  ``pool-ppo-trial`` for the pool). The last report carries the evaluation as ``eval/<metric>``
+  (the controller's ``eval_keys``) and the final checkpoint.
 * ``"static"``: evaluate a block of static splits (``splits``: list of ``[w_b, w_c]``, plus the
-  heuristic and queue-aware rules if ``baselines``) with the batched evaluator and write a result
-  set (kind ``static``) into the trial directory; reports the block's best return and its size.
+  heuristic and queue-aware rules if ``baselines``) with the batched evaluator (kind ``static``);
+  reports the block's best return and its size.
 * ``"split"``: evaluate one static split ``(w_b, w_c)`` (the Optuna static search); reports
   ``eval/<metric>`` like a PPO trial and writes a one-policy result set.
+* ``"pool-rules"``: the credit pool's rule-based controllers on the same evaluation episodes as a
+  pool PPO trial: ``noncoop`` (pool off, best static splits per cell) and ``greedy`` (pool on, the
+  greedy rule with its own best splits), splits searched on tuning seeds disjoint from the
+  evaluation seeds (kind ``pool-rules``).
 
 :func:`trainable` wraps :func:`run_trial` with per-trial resources (one CPU, plus one per remote
 env runner of a PPO trial); :func:`trial_dirname` gives short directory names such as
-``ppo_d0.9_p0_s0_1a2b3_00004``.
+``ppo_d0.9_p0_s0_1a2b3_00004`` or ``pool_team_s0_1a2b3_00001``. Fault drills can hold a trial at
+fixed points through :func:`tune_configs.barrier.reach` (a no-op unless a drill asks for it).
 """
 
 from __future__ import annotations
@@ -27,22 +38,19 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 EVAL_PREFIX = "eval/"
-EVAL_METRICS: tuple[str, ...] = (
-    "served_pct", "sync_delay", "e2e_delay", "episode_return", "sync_reward", "delay_penalty",
-    "left_queued", "mean_w_b", "mean_w_c",
-)  # fmt: skip
-TRIAL_KINDS = ("ppo", "static", "split")
+MAX_FAILURES = 2  # retries of a crashed trial (from its last checkpoint)
+TRIAL_KINDS = ("ppo", "static", "split", "pool-rules")
 PPO_DEFAULTS: dict[str, Any] = {
+    "controller": "single",
+    "policies": "shared",  # per-cell controller: one shared network or one per cell ("separate")
     "preset": "paper",
     "obs_mode": "log1p",
-    "delta": 0.9,
-    "penalty": 0.0,
-    "env": {},  # further env overrides by flat name
+    "env": {},  # further env overrides by flat name (pool: scope, reward, endowment, ...)
     "seed": 0,
     "timesteps": 200_000,
     "hparams": {},
@@ -63,6 +71,15 @@ STATIC_DEFAULTS: dict[str, Any] = {
     "baselines": False,
     "block": 0,
 }
+POOL_RULES_DEFAULTS: dict[str, Any] = {
+    "preset": "three_cell_hetero",
+    "env": {},
+    "episodes": 100,
+    "eval_seed": 0,
+    "tune_episodes": 20,
+    "grid_step": 0.1,
+}
+_DEFAULTS = {"ppo": PPO_DEFAULTS, "pool-rules": POOL_RULES_DEFAULTS}
 
 
 def trial_config(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -72,15 +89,15 @@ def trial_config(config: Mapping[str, Any]) -> dict[str, Any]:
     kind = cfg.get("kind")
     if kind not in TRIAL_KINDS:
         raise ValueError(f"trial kind must be one of {TRIAL_KINDS}, got {kind!r}")
-    defaults = PPO_DEFAULTS if kind == "ppo" else STATIC_DEFAULTS
-    return {**defaults, **cfg}
+    return {**_DEFAULTS.get(kind, STATIC_DEFAULTS), **cfg}
 
 
 def env_config_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Flat env config of a trial config (preset, reward, obs mode, extra overrides)."""
     env: dict[str, Any] = {"preset": cfg["preset"], **dict(cfg.get("env") or {})}
-    env["delta"] = float(cfg["delta"])
-    env["penalty"] = float(cfg["penalty"])
+    for key in ("delta", "penalty"):  # absent: the preset's reward
+        if cfg.get(key) is not None:
+            env[key] = float(cfg[key])
     if "obs_mode" in cfg:
         env["obs_mode"] = cfg["obs_mode"]
     return env
@@ -93,10 +110,14 @@ def _fmt(x: Any) -> str:
 def trial_label(config: Mapping[str, Any]) -> str:
     """Short human name of a trial from its config (without the id)."""
     cfg = trial_config(config)
+    if cfg["kind"] == "ppo" and cfg["controller"] != "single":
+        return f"pool_{cfg['env'].get('scope', 'team')}_s{cfg['seed']}"
     if cfg["kind"] == "ppo":
         return f"ppo_d{_fmt(cfg['delta'])}_p{_fmt(cfg['penalty'])}_s{cfg['seed']}"
     if cfg["kind"] == "split":
         return f"split_{_fmt(cfg['w_b'])}_{_fmt(cfg['w_c'])}"
+    if cfg["kind"] == "pool-rules":
+        return f"pool_rules_{cfg['preset']}"
     return f"static_b{cfg['block']}_d{_fmt(cfg['delta'])}_p{_fmt(cfg['penalty'])}"
 
 
@@ -139,12 +160,14 @@ def trainable() -> Any:
 def run_trial(config: dict[str, Any]) -> None:
     """Tune function trainable (see the module docstring)."""
     cfg = trial_config(config)
-    if cfg["kind"] == "ppo":
-        _ppo_trial(cfg)
-    elif cfg["kind"] == "static":
-        _static_trial(cfg)
-    else:
-        _split_trial(cfg)
+    if cfg["kind"] != "ppo":  # PPO trials reach "start" themselves, after restoring a checkpoint
+        from ray import tune
+
+        from tune_configs import barrier
+
+        barrier.reach("start", tune.get_context().get_trial_name())
+    {"ppo": _ppo_trial, "static": _static_trial, "split": _split_trial,
+     "pool-rules": _pool_rules_trial}[cfg["kind"]](cfg)  # fmt: skip
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -152,18 +175,17 @@ def trial_output_dir() -> Path:
     """Where a trial writes its own files: the trial directory in the storage (if local)."""
     from ray import tune
 
-    ctx = tune.get_context()
-    storage = ctx.get_storage()
-    fs = getattr(storage, "storage_filesystem", None)
-    if fs is not None and type(fs).__name__ == "LocalFileSystem":
-        path = Path(storage.trial_fs_path)
-    else:  # remote storage: Tune syncs the trial's local directory
-        path = Path(ctx.get_trial_dir())
+    from tune_configs.ray_internals import trial_storage_dir
+
+    # Remote storage: Tune syncs the trial's local directory.
+    path = trial_storage_dir() or Path(tune.get_context().get_trial_dir())
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def eval_metrics(summary: Mapping[str, Any], horizon: float | None = None) -> dict[str, float]:
+def eval_metrics(
+    summary: Mapping[str, Any], keys: Sequence[str], horizon: float | None = None
+) -> dict[str, float]:
     """``eval/<metric>`` and ``eval/<metric>_std`` of a summary object (finite values only).
 
     A policy that completed no UE job has no delays; with ``horizon`` given its delays are
@@ -171,13 +193,15 @@ def eval_metrics(summary: Mapping[str, Any], horizon: float | None = None) -> di
     and ``eval/no_completions`` is 1.
     """
     out: dict[str, float] = {}
-    for key in EVAL_METRICS:
+    for key in keys:
         for name in (key, f"{key}_std"):
             v = summary.get(name)
             if v is not None and math.isfinite(float(v)):
                 out[EVAL_PREFIX + name] = float(v)
     if horizon is not None:
-        missing = [k for k in ("sync_delay", "e2e_delay") if EVAL_PREFIX + k not in out]
+        missing = [
+            k for k in ("sync_delay", "e2e_delay") if k in keys and EVAL_PREFIX + k not in out
+        ]
         for key in missing:
             out[EVAL_PREFIX + key] = float(horizon)
         out[EVAL_PREFIX + "no_completions"] = 1.0 if missing else 0.0
@@ -200,60 +224,61 @@ def _trial_meta(cfg: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- PPO --------------------------------------------------------------------------------------
+# --- PPO (any controller) ---------------------------------------------------------------------
 def _ppo_trial(cfg: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from launch.evaluate import evaluate_checkpoint
-    from tune_configs.env import params_from_env_config
-    from tune_configs.ppo import Resources, build_ppo_config, resolve_env_config, resolve_hparams
-    from tune_configs.training import (
-        TIMESTEPS,
-        fit_batch_to_budget,
-        save_checkpoint,
-        select_metrics,
-    )
+    from tune_configs import barrier
+    from tune_configs.controllers import evaluate_checkpoint, get_controller, save_checkpoint
+    from tune_configs.ppo import Resources, resolve_hparams
+    from tune_configs.training import TIMESTEPS, fit_batch_to_budget, train
 
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg["torch_threads"]))
-    env_config = resolve_env_config(env_config_of(cfg))
+    controller = get_controller(str(cfg["controller"]))
+    options = {k: cfg[k] for k in controller.options}
+    env_config = controller.resolve_env_config(env_config_of(cfg))
     timesteps = int(cfg["timesteps"])
     hparams = fit_batch_to_budget(resolve_hparams(cfg["hparams"]), timesteps)
     resources = Resources(**cfg["resources"])
     seed = int(cfg["seed"])
-    algo = build_ppo_config(env_config, hparams, resources, seed=seed).build_algo()
+    algo = controller.build_config(
+        env_config, hparams, resources, seed=seed, **options
+    ).build_algo()
     out_dir = trial_output_dir()
+    name = _trial_meta(cfg)["trial_name"]
     t0 = time.perf_counter()
     try:
-        offset = 0.0
+        offset = 0
         restored = tune.get_checkpoint()
         if restored is not None:
             with restored.as_directory() as path:
                 algo.restore_from_path(os.path.abspath(path))
-                offset = float(_read_steps(Path(path)))
+                offset = _read_steps(Path(path), controller.sidecar)
+        barrier.reach("start", name)
         every = max(int(cfg["checkpoint_every"]), 0)
-        metrics: dict[str, float] = {TIMESTEPS: offset}
-        steps_seen = offset
-        while True:
-            result = algo.train()
-            metrics = select_metrics(result)
-            # A restored algorithm may restart its lifetime counter: never go backwards.
-            if metrics[TIMESTEPS] < steps_seen:
+
+        def on_iteration(metrics: dict[str, float], _result: Any) -> None:
+            if metrics[TIMESTEPS] < offset:  # a restored algorithm may restart its counter
                 metrics[TIMESTEPS] += offset
-            steps_seen = metrics[TIMESTEPS]
-            if steps_seen >= timesteps:
-                break
+            if metrics[TIMESTEPS] >= timesteps:
+                return  # the last iteration is reported with the evaluation
             it = int(metrics.get("training_iteration", 0))
             if every and it % every == 0:
                 with tempfile.TemporaryDirectory() as tmp:
-                    save_checkpoint(algo, tmp, env_config, timesteps=int(steps_seen))
+                    save_checkpoint(controller, algo, tmp, env_config,
+                                    timesteps=int(metrics[TIMESTEPS]), **options)  # fmt: skip
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+                barrier.reach(f"iteration-{it}", name)
             else:
                 tune.report(metrics)
+
+        metrics = train(algo, timesteps, on_iteration, start_steps=offset)
+        steps = int(metrics[TIMESTEPS])
         ckpt = save_checkpoint(
-            algo, out_dir / "checkpoint", env_config, seed=seed, hparams=hparams,
-            timesteps=int(steps_seen),
+            controller, algo, out_dir / "checkpoint", env_config, seed=seed, hparams=hparams,
+            timesteps=steps, **options,
         )  # fmt: skip
     finally:
         algo.stop()
@@ -261,8 +286,9 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
     extra = {
         **_trial_meta(cfg),
         "train_seed": seed,
-        "timesteps": int(steps_seen),
+        "timesteps": steps,
         "timesteps_budget": timesteps,
+        "resumed_from_steps": offset,
         "hparams": hparams,
         "resources": resources.to_dict(),
         "train_s": round(train_s, 1),
@@ -270,19 +296,21 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
     }
     summary = evaluate_checkpoint(
         ckpt, int(cfg["eval_episodes"]), int(cfg["eval_seed"]), out_dir, extra=extra,
-        kind="ppo-trial",
+        what="ppo-trial",
     )  # fmt: skip
-    horizon = params_from_env_config(env_config).scenario.episode_steps
-    tune.report({**metrics, **eval_metrics(summary, horizon), "train_s": train_s})
+    horizon = controller.env_params(env_config).scenario.episode_steps
+    barrier.reach("end", name)
+    tune.report(
+        {**metrics, **eval_metrics(summary, controller.eval_keys, horizon), "train_s": train_s},
+        checkpoint=tune.Checkpoint.from_directory(str(ckpt)),
+    )
 
 
-def _read_steps(checkpoint: Path) -> int:
+def _read_steps(checkpoint: Path, sidecar: str) -> int:
     import json
 
-    from tune_configs.policy import SIDECAR
-
     try:
-        return int(json.loads((checkpoint / SIDECAR).read_text()).get("timesteps", 0))
+        return int(json.loads((checkpoint / sidecar).read_text()).get("timesteps", 0))
     except (OSError, ValueError):
         return 0
 
@@ -348,9 +376,69 @@ def _static_trial(cfg: dict[str, Any]) -> None:
 def _split_trial(cfg: dict[str, Any]) -> None:
     from ray import tune
 
+    from envs.core.metrics import HEADLINE_KEYS
     from envs.core.policies import static
     from tune_configs.env import params_from_env_config
 
     summaries = _static_result(cfg, [static(float(cfg["w_b"]), float(cfg["w_c"]))], "static")
     horizon = params_from_env_config(env_config_of(cfg)).scenario.episode_steps
-    tune.report(eval_metrics(summaries[0], horizon))
+    tune.report(eval_metrics(summaries[0], HEADLINE_KEYS, horizon))
+
+
+# --- the credit pool's rules ---------------------------------------------------------------------
+def _pool_rules_trial(cfg: dict[str, Any]) -> None:
+    from ray import tune
+
+    from analysis.resultset import run_metadata, write_result_set
+    from envs.core.pool.civic import EVAL_KEYS, flat_row
+    from envs.core.pool.rules import (
+        TUNE_SEED_OFFSET,
+        GreedyController,
+        GreedyRule,
+        StaticController,
+        best_static_splits,
+        evaluate_controller,
+    )
+    from envs.multiagent import MultiCellPoolEnv
+    from tune_configs.pool import pool_env_kwargs
+
+    env_config = pool_env_kwargs(env_config_of(cfg))
+    ps = MultiCellPoolEnv(**env_config).ps
+    params, pool = ps.params, ps.pool.params
+    episodes, seed = int(cfg["episodes"]), int(cfg["eval_seed"])
+    tune_episodes, step = int(cfg["tune_episodes"]), float(cfg["grid_step"])
+    if seed < TUNE_SEED_OFFSET + tune_episodes and seed + episodes > TUNE_SEED_OFFSET:
+        raise ValueError("the evaluation seeds overlap the split-search seeds; choose eval_seed")
+    _limit_numba_threads_to_reservation()
+    t0 = time.perf_counter()
+    rule = GreedyRule()
+    off = pool.replace(cooperative=False)
+    noncoop, _ = best_static_splits(params, tune_episodes, TUNE_SEED_OFFSET, step)
+    greedy, _ = best_static_splits(
+        params, tune_episodes, TUNE_SEED_OFFSET, step, pool=pool, rule=rule
+    )
+    variants = (
+        ("noncoop", StaticController(noncoop, label="noncoop"), off),
+        ("greedy", GreedyController(greedy, rule, label="greedy"), pool),
+    )
+    rows: list[dict[str, Any]] = []
+    report: dict[str, float] = {}
+    for label, controller, pp in variants:
+        metrics = evaluate_controller(params, pp, controller, episodes, seed)
+        rows += [
+            {"policy": label, "kind": label, "w_b": None, "w_c": None,
+             "delta": params.reward.delta, "penalty": params.reward.penalty,
+             "preset": env_config["preset"], "seed": m["seed"], **flat_row(m)}
+            for m in metrics
+        ]  # fmt: skip
+    meta = run_metadata(
+        "pool-rules", params, preset=env_config["preset"], seed=seed, episodes=episodes,
+        env_config=env_config, pool=pool.to_dict(), rule=dict(rule.__dict__),
+        splits={"noncoop": noncoop, "greedy": greedy}, tune_episodes=tune_episodes,
+        tune_seed=TUNE_SEED_OFFSET, elapsed_s=round(time.perf_counter() - t0, 2),
+        **_trial_meta(cfg),
+    )  # fmt: skip
+    for summary in write_result_set(trial_output_dir(), meta, rows):
+        for name, value in eval_metrics(summary, EVAL_KEYS).items():
+            report[f"{summary['policy']}/{name}"] = value
+    tune.report(report)

@@ -1,10 +1,11 @@
-"""Multi-cell scenarios of the credit-pool study (``shared/spec/multicell-credit-pool.md``).
+"""Multi-cell scenarios of the credit-pool study (``docs/pool.md``, "Scenarios").
 
 :func:`multicell_presets` builds the presets below from ``three_cell``; :mod:`envs.core.presets`
-lists them in its ``PRESETS`` explicitly (no import side effect). ``three_cell`` itself is defined by the core presets: BSs at
-(90, 50), (150, 120), (30, 120) in the 200 x 200 m area, 15 UEs, 20 sensors (7, 7, 6), every MEC
-100 units and every BS 100 MHz. It is lightly loaded (about 66 of 100 units per cell per step), so
-sharing changes little there; the scenarios below create the imbalance the pool is for.
+lists them in its ``PRESETS`` explicitly (no import side effect). ``three_cell`` itself is
+defined by the core presets: BSs at (90, 50), (150, 120), (30, 120) in the 200 x 200 m area,
+15 UEs, 20 sensors (7, 7, 6), every MEC 100 units and every BS 100 MHz. It is lightly loaded
+(about 66 of 100 units per cell per step), so sharing changes little there; the scenarios below
+create the imbalance the pool is for.
 
 * ``three_cell_hetero``: ``three_cell`` with unequal load: the MEC of cell 0 has half the capacity
   (50 units) and 40 % of the UEs (6 of 15) roam only the 100 x 100 m square around BS 0 (the core's

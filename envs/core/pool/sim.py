@@ -33,9 +33,9 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from envs.core.pool.civic import episode_metrics, phase_metrics
 from envs.core.metrics import K_CAPACITY, K_PEN, K_Q_S, K_Q_UE, K_SYNC_R, K_UE_DONE, K_UE_GEN
 from envs.core.params import EnvParams
+from envs.core.pool.civic import episode_metrics, phase_metrics
 from envs.core.pool.clearing import G_MATCHED, G_PRICE, PoolParams, PoolState
 from envs.core.sim import Simulator
 
