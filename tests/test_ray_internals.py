@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -213,3 +214,11 @@ def test_only_runtime_sets_ray_variables() -> None:
     assert offenders == [], "Ray environment set outside tune_configs/runtime.py:\n" + "\n".join(
         offenders
     )
+
+
+def test_session_ray_is_its_own(ray_session: Any) -> None:
+    """The fixture's Ray is a new local one (2 CPUs, 1 node) even if another Ray is found
+    (``tests/test_fault_drills.py`` runs this test beside an unrelated cluster)."""
+    ray = ray_session
+    assert len(ray.nodes()) == 1 and ray.cluster_resources().get("CPU") == 2
+    assert "RAY_ADDRESS" not in os.environ
