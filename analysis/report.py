@@ -486,7 +486,7 @@ def _paper_section(md: _Doc, tabs: Path) -> None:
         _csv(df, tabs / f"paper_{key}.csv")
     md.p(tables.paper_reference_markdown())
     md.p(
-        "Source: shared/spec/metalore-model.md section 8. CSV: "
+        "Source: the MetaLore paper and its authors' code (docs/model.md). CSV: "
         + ", ".join(md.link(tabs / f"paper_{k}.csv") for k in ref)
         + "."
     )

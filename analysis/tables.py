@@ -5,7 +5,7 @@
   queue-aware rules and every trained point, with mean and std over episodes of sync delay, E2E
   delay and traffic served (one scenario at a time).
 * :data:`PAPER_STATIC`, :data:`PAPER_RERUN`, :data:`PAPER_DRL`: the reference numbers of the spec
-  (``shared/spec/metalore-model.md`` section 8; the paper printed the (0.4, 0.4) delays swapped,
+  (``docs/model.md``, "What is reproduced"; the paper printed the (0.4, 0.4) delays swapped,
   the re-run of the authors' paper-era code has them the right way round).
 * :func:`paper_comparison`: our value for each split the paper reports, beside the paper's and
   the re-run's.

@@ -72,7 +72,7 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     service requests and static sensors that send periodic updates (the digital twin's input). Jobs
     queue in each device's FIFO uplink queue, then in the BS's UE or sensor compute queue. A UE
     job may only start processing once its covering sensor has a completed update at the MEC (the
-    sync gate). Model, every number and the step order: ``shared/spec/metalore-model.md``; source
+    sync gate). Model, every number and the step order: ``docs/model.md``; source
     paper: Ohri et al., "MetaLore: Learning to Orchestrate Communication and Computation for
     Metaverse Synchronization". With several cells (``n_cells > 1``) each cell has its own BS,
     MEC and sensors and UEs attach to the nearest BS every step.

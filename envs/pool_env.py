@@ -30,7 +30,7 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     ## Description
     Several MetaLore cells (BS, MEC, sensors; UEs roam and hand over to the nearest BS) share MEC
-    capacity through a credit pool (``shared/spec/multicell-credit-pool.md``; rules in
+    capacity through a credit pool (``docs/pool.md``; rules in
     :mod:`envs.core.pool`). Each step the controller sets every cell's split and share action; the
     pool clears, lent units leave the lender's capacity and reach the borrower's after
     ``backhaul_delay`` steps, and credits move from borrowers to lenders. With

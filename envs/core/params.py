@@ -1,6 +1,6 @@
 """Frozen, validated parameters of the MetaLore model.
 
-Source: ``shared/spec/metalore-model.md`` (sections 1-3 and 7), which restates the MetaLore paper
+Source: ``docs/model.md`` (parameters, radio, presets), which restates the MetaLore paper
 (Ohri et al., "MetaLore: Learning to Orchestrate Communication and Computation for Metaverse
 Synchronization") with every value filled in from the authors' paper-era simulator.
 

@@ -1,6 +1,6 @@
 """The shared compute credit pool between cells (our reconstruction of CIVIC's General Credit Pool).
 
-Source: ``shared/spec/multicell-credit-pool.md`` ("The pool"); CIVIC (AboElenen et al., arXiv
+Source: ``docs/pool.md`` ("The pool"); CIVIC (AboElenen et al., arXiv
 2604.02284) proposes the General Credit Pool, whose exact rules are not public, so every rule
 below that the spec marks as our choice is a field of :class:`PoolParams`.
 
