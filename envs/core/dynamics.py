@@ -260,7 +260,7 @@ def step_kernel(  # type: ignore[no-untyped-def]
     # 0. traffic in force: regime switch (Markov-modulated traffic), active devices
     if prm[P_N_REG] > 0:
         _switch_regime(t, prm, trf, rnd, row, o_mob + 2 * n_u)
-    n_act_u = trf[TR_N_UE]
+    n_act_u = min(int(trf[TR_N_UE]), n_u)
     n_act_s = int(trf[TR_N_S])
 
     # 1. association: every UE to its nearest BS (ties: lowest cell id); UEs share the uplink
@@ -283,9 +283,9 @@ def step_kernel(  # type: ignore[no-untyped-def]
     # 2. job generation: active UEs in id order (Bernoulli, data, compute), then sensors
     p_job = trf[TR_P_JOB]
     surge_cell = int(prm[P_SURGE_CELL]) if 0 <= prm[P_SURGE_STEP] <= t else -1
-    for u in range(n_u):
+    for u in range(n_act_u):
         p_u = prm[P_SURGE_PROB] if ue_cell[u] == surge_cell else p_job
-        if rnd[row, 3 * u] < p_u and u < n_act_u:
+        if rnd[row, 3 * u] < p_u:
             i = tail_slot(dq, dq_m, u)
             dq[u, i, 0] = t
             dq[u, i, 1] = _draw(cdf, TAB_UE_DATA, rnd[row, 3 * u + 1])
@@ -293,14 +293,13 @@ def step_kernel(  # type: ignore[no-untyped-def]
             kpi[ue_cell[u], K_UE_GEN] += 1.0
             ue_acc[u, U_GEN] += 1.0
     if t % int(trf[TR_S_INT]) == 0:
-        for s in range(n_s):
-            if s - s_start[s_cell[s]] >= n_act_s:
-                continue
-            i = tail_slot(dq, dq_m, n_u + s)
-            dq[n_u + s, i, 0] = t
-            dq[n_u + s, i, 1] = _draw(cdf, TAB_S_DATA, rnd[row, o_s + 2 * s])
-            dq[n_u + s, i, 2] = _draw(cdf, TAB_S_COMPUTE, rnd[row, o_s + 2 * s + 1])
-            kpi[s_cell[s], K_S_GEN] += 1.0
+        for c in range(n_c):  # each cell's first n_act_s sensors (all by default), in id order
+            for s in range(s_start[c], min(s_start[c + 1], s_start[c] + n_act_s)):
+                i = tail_slot(dq, dq_m, n_u + s)
+                dq[n_u + s, i, 0] = t
+                dq[n_u + s, i, 1] = _draw(cdf, TAB_S_DATA, rnd[row, o_s + 2 * s])
+                dq[n_u + s, i, 2] = _draw(cdf, TAB_S_COMPUTE, rnd[row, o_s + 2 * s + 1])
+                kpi[c, K_S_GEN] += 1.0
 
     # 3. clipped action
     for c in range(n_c):
