@@ -63,15 +63,24 @@ def key_value(text: str) -> tuple[str, Any]:
     return name.strip(), value
 
 
+def add_set_argument(p: Any, help: str) -> None:
+    """``--set NAME=VALUE`` (repeatable; values parsed as JSON), collected in ``overrides``."""
+    p.add_argument("--set", dest="overrides", action="append", type=key_value, default=[],
+                   metavar="NAME=VALUE", help=help)  # fmt: skip
+
+
+def add_episode_arguments(p: argparse.ArgumentParser, what: str = "episodes per policy") -> None:
+    """``--episodes N`` (default 100) and ``--seed S``: the episode seeds ``S .. S+N-1``."""
+    p.add_argument("--episodes", type=positive_int, default=100, help=f"{what} (default 100)")
+    p.add_argument("--seed", type=nonneg_int, default=0, help="episode seeds seed..seed+N-1")
+
+
 def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scenario")
     g.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="scenario preset")
     g.add_argument("--delta", type=finite_float, help="reward discount per step of AoSI (0, 1]")
     g.add_argument("--penalty", type=finite_float, help="reward per late UE job (<= 0)")
-    g.add_argument(
-        "--set", dest="overrides", action="append", type=key_value, default=[],
-        metavar="NAME=VALUE", help="override any parameter, e.g. --set n_ues=20 (repeatable)",
-    )  # fmt: skip
+    add_set_argument(g, "override any parameter, e.g. --set n_ues=20 (repeatable)")
 
 
 def scenario_from_args(args: argparse.Namespace) -> EnvParams:

@@ -27,11 +27,10 @@ from typing import Any
 from envs.core.presets import PRESETS
 from launch.cli import UsageError
 from launch.common import (
+    add_episode_arguments,
+    add_set_argument,
     finite_float,
     fmt_pm,
-    key_value,
-    nonneg_int,
-    positive_int,
     print_json,
 )
 
@@ -41,8 +40,7 @@ HELP = "evaluate a trained PPO checkpoint deterministically (no Ray cluster need
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT",
                    help="checkpoint directory (e.g. OUT/checkpoint from launch train)")  # fmt: skip
-    p.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="episode seeds seed..seed+N-1")
+    add_episode_arguments(p, "episodes")
     p.add_argument(
         "--delta",
         type=finite_float,
@@ -57,10 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="evaluate on this scenario (default: the training one)")  # fmt: skip
-    p.add_argument(
-        "--set", dest="overrides", action="append", type=key_value, default=[],
-        metavar="NAME=VALUE", help="override any scenario parameter (repeatable)",
-    )  # fmt: skip
+    add_set_argument(p, "override any scenario parameter (repeatable)")
     p.add_argument("--out", metavar="DIR", help="also write a result set (kind eval) to DIR")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 

@@ -20,11 +20,10 @@ import time
 from envs.core.metrics import CLI_KEYS
 from launch.cli import UsageError
 from launch.common import (
+    add_episode_arguments,
     add_scenario_arguments,
     finite_float,
     fmt_pm,
-    nonneg_int,
-    positive_int,
     print_json,
     progress_bar,
     scenario_from_args,
@@ -44,8 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="STEP",
         help="every split on the grid 0..1 with this step (0.1: the paper's 11x11)",
     )
-    p.add_argument("--episodes", type=positive_int, default=100, help="episodes per policy")
-    p.add_argument("--seed", type=nonneg_int, default=0, help="episode seeds seed..seed+N-1")
+    add_episode_arguments(p)
     p.add_argument("--no-baselines", action="store_true",
                    help="with --grid: leave out the heuristic and queue-aware rows")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="also write a result set (run.json, ...) to DIR")

@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from launch.cli import UsageError
-from launch.common import key_value, positive_int
+from launch.common import add_set_argument, positive_int
 
 HELP = "run a Tune sweep (quickstart, paper-grid, static-grid, optuna-reward, optuna-static, pool)"
 SWEEPS: dict[str, str] = {
@@ -71,14 +71,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="at most N trials at once (default: as many as the CPUs allow)",
     )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=key_value,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, e.g. --set timesteps=50000 --set seeds=[0,1] "
+    add_set_argument(
+        p,
+        "override a setting, e.g. --set timesteps=50000 --set seeds=[0,1] "
         "(--list-settings shows the sweep's settings)",
     )
     p.add_argument(

@@ -7,26 +7,16 @@ Run: ``pytest tests/test_pipeline.py`` (about 1-2 minutes; the CLI runs join the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers_cli import run_launch as _cli
+
 TINY_POOL = ("--set", "timesteps=400", "--set", "batch=400", "--set", "minibatch=200",
              "--set", "epochs=1", "--set", "envs=2", "--set", "eval_episodes=2",
              "--set", "tune_episodes=2", "--set", "scenario=three_cell_hetero")  # fmt: skip
-
-
-def _cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "launch", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=timeout,
-    )  # fmt: skip
 
 
 # --- typed settings (no Ray) ----------------------------------------------------------------------

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import numpy as np
 import pytest
 
 from envs.core.metrics import SUMMARY_KEYS
+from tests.helpers_cli import run_launch as _cli
 from tune_configs.callbacks import LOGGED_KEYS, PREFIX
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,14 +25,6 @@ CLI_KEYS = (
     "w_b", "w_c", "episodes", "sync_delay", "sync_delay_std", "e2e_delay", "e2e_delay_std",
     "served_pct", "served_pct_std", "episode_return", "episode_return_std",
 )  # fmt: skip
-
-
-def _cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "launch", *args], cwd=ROOT, env=env, capture_output=True,
-        text=True, timeout=timeout,
-    )  # fmt: skip
 
 
 def _gcs_address(ray: Any) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 
 from launch.sweep import SWEEPS
+from tests.helpers_cli import launch_env, run_launch
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_PPO = [
@@ -30,8 +30,7 @@ TINY_PPO = [
 ]  # fmt: skip
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT)}
+_env = launch_env
 
 
 # --- importable and buildable without running --------------------------------------------------
@@ -134,10 +133,7 @@ def test_optuna_static_convergence_counts() -> None:
 
 def test_sweep_cli_usage_errors(tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "launch", "sweep", *args], cwd=ROOT, env=_env(),
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        return run_launch("sweep", *args, timeout=120)
 
     r = cli("no-such-sweep")
     assert r.returncode == 2 and "invalid choice" in r.stderr
