@@ -130,6 +130,12 @@ def complete_trials(exp: Path) -> dict[str, dict[str, bytes]]:
     }
 
 
+def finished(exp: Path, trial: str) -> bool:
+    """The trial wrote its whole result set and the driver logged its final result."""
+    d = exp / trial
+    return all((d / n).is_file() for n in RESULT_SET) and any(map(_is_final, result_lines(d)))
+
+
 def experiment_trials(exp: Path) -> dict[str, dict[str, Any]]:
     """Trial dir -> {"status", "num_failures", "state"} from Tune's latest saved experiment state
     (``state`` is the raw runtime JSON, for :func:`state_has_checkpoint`)."""

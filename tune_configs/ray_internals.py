@@ -157,9 +157,9 @@ def run_ray_cli(argv: list[str]) -> int:
 def gcs_accepts(address: str, timeout: float = 5.0) -> str:
     """``"accepted"`` if the GCS at ``address`` answers a key-value read with this process's auth
     settings, else the exception's class name (``"AuthenticationError"`` for a wrong token)."""
-    client = importlib.import_module("ray._raylet").GcsClient(address=address)
+    gcs_client = importlib.import_module("ray._raylet").GcsClient
     try:
-        client.internal_kv_get(b"metalore-probe", None, timeout=timeout)
+        gcs_client(address=address).internal_kv_get(b"metalore-probe", None, timeout=timeout)
     except Exception as exc:
         return type(exc).__name__
     return "accepted"
