@@ -22,13 +22,8 @@ from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams, resolve_pool, split_pool_overrides
 from envs.core.pool.sim import PoolSimulator
 from envs.metalore_env import resolve_params
-from envs.pool_obs import (
-    FEATURES,
-    N_AGENT_FEATURES,
-    REWARD_FULFILLED,
-    REWARD_METALORE,
-    Observer,
-)
+from envs.pool_control import ControlOptions, PoolControl, split_control_overrides
+from envs.pool_obs import FEATURES, REWARD_FULFILLED, REWARD_METALORE, TRADER_FEATURES
 
 REWARDS = ("metalore", "fulfilled")
 SCOPES = ("team", "local")
@@ -84,13 +79,20 @@ class MultiCellPoolEnv:
     returns the final observation of every agent, and every agent's info holds ``"civic"``: the
     episode's CIVIC metrics (:mod:`envs.core.pool.civic`). ``agents`` is then empty until ``reset``.
 
+    With ``obs="trader"`` the observation is the trader features of :mod:`envs.pool_obs`
+    (plus a one-hot cell identity unless ``identity=False``); with ``action_mode="residual"``
+    the action is an unbounded correction on top of the greedy rule (:mod:`envs.core.pool.
+    actions`); see :class:`envs.pool_control.ControlOptions` for these and the reward options.
+
     ## Arguments
     ``MultiCellPoolEnv(preset="three_cell", params=None, pool=None, reward="metalore",
     scope="team", **overrides)``: overrides may name any EnvParams field (``n_ues=20``,
-    ``obs_mode="log1p"``) or PoolParams field (``cooperative=False``, ``endowment=1000``).
+    ``obs_mode="log1p"``), PoolParams field (``cooperative=False``, ``endowment=1000``) or
+    control option (``obs="trader"``, ``action_mode="residual"``, ``reward_scale=0.1``).
 
     ## Version history
-    * v0: initial version.
+    * v0: initial version; control options added later (their defaults keep the original
+      observation, action and reward, so the version stays).
     """
 
     metadata: dict[str, Any] = {"name": "metalore_pool_v0", "render_modes": []}  # noqa: RUF012
@@ -108,6 +110,10 @@ class MultiCellPoolEnv:
             raise ValueError(f"invalid reward {reward!r}: choose one of {REWARDS}")
         if scope not in SCOPES:
             raise ValueError(f"invalid scope {scope!r}: choose one of {SCOPES}")
+        control, overrides = split_control_overrides(overrides)
+        self.control_options = ControlOptions.from_values(control)
+        if self.control_options.permute_cells:
+            raise ValueError("permute_cells is an option of the central env only")
         self.ps = build_pool_sim(preset, params, pool, overrides)
         self.params = self.ps.params
         self.pool_params = self.ps.pool_params
@@ -116,20 +122,22 @@ class MultiCellPoolEnv:
         self.n_cells = self.ps.n_cells
         self.possible_agents: list[str] = agent_ids(self.n_cells)
         self.agents: list[str] = []
-        act = gym.spaces.Box(
-            np.array([0.0, 0.0, -1.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32),
-            (3,), np.float32,
-        )  # fmt: skip
-        obs = gym.spaces.Box(-np.inf, np.inf, (N_AGENT_FEATURES,), np.float32)
+        self._reward_code = REWARD_METALORE if reward == "metalore" else REWARD_FULFILLED
+        self.control = PoolControl(self.ps, self.control_options, self._reward_code, True)
+        if self.control.bounded_actions:
+            act = gym.spaces.Box(
+                np.array([0.0, 0.0, -1.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32),
+                (3,), np.float32,
+            )  # fmt: skip
+        else:  # residual outputs: unbounded corrections, clipped after adding the base
+            act = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
+        obs = gym.spaces.Box(-np.inf, np.inf, (self.control.n_features,), np.float32)
         self.action_spaces: dict[str, gym.spaces.Box] = dict.fromkeys(self.possible_agents, act)
         self.observation_spaces: dict[str, gym.spaces.Box] = dict.fromkeys(
             self.possible_agents, obs
         )
-        self.features = FEATURES
-        self._observe = Observer(self.ps)
-        self._reward_code = REWARD_METALORE if reward == "metalore" else REWARD_FULFILLED
-        self._split = np.zeros((self.n_cells, 2))
-        self._share = np.zeros(self.n_cells)
+        self.features = FEATURES if self.control_options.obs == "basic" else TRADER_FEATURES
+        self._raw = np.zeros((self.n_cells, 3))
         self._rng = np.random.default_rng()
         self.episode_seed: int | None = None
 
@@ -150,8 +158,9 @@ class MultiCellPoolEnv:
         else:
             self.episode_seed = int(self._rng.integers(0, 2**63 - 1))
         self.ps.reset(self.episode_seed)
+        self.control.reset(self.episode_seed)
         self.agents = list(self.possible_agents)
-        obs = self._observe()
+        obs = self.control.observe()
         ids = self.possible_agents
         return (
             {a: obs[i] for i, a in enumerate(ids)},
@@ -165,14 +174,14 @@ class MultiCellPoolEnv:
         """Apply every agent's ``(w_b, w_c, s)``; returns the parallel-API 5-tuple of dicts."""
         if not self.agents:
             raise RuntimeError("the episode is over (or never started): call reset()")
-        split, share = self._split, self._share
+        raw = self._raw
         ids = self.possible_agents
         try:
             for i, a in enumerate(ids):
                 act = actions[a]
-                split[i, 0] = act[0]
-                split[i, 1] = act[1]
-                share[i] = act[2]
+                raw[i, 0] = act[0]
+                raw[i, 1] = act[1]
+                raw[i, 2] = act[2]
         except KeyError as exc:
             raise ValueError(f"missing action for agent {exc}; agents: {ids}") from None
         except (IndexError, TypeError, ValueError):
@@ -181,13 +190,14 @@ class MultiCellPoolEnv:
             extra = sorted(set(actions) - set(ids))
             raise ValueError(f"actions for unknown agents {extra}; agents: {ids}")
         ps = self.ps
+        control = self.control
+        split, share = control.act(raw)
         ps.step(split, share)
-        observe = self._observe
-        obs = observe(self._reward_code)
+        obs = control.observe()
         if self.scope == "team":
-            rewards = dict.fromkeys(ids, observe.total_reward)
+            rewards = dict.fromkeys(ids, control.total_reward)
         else:
-            vals = observe.rewards.tolist()
+            vals = control.rewards.tolist()
             rewards = {a: vals[i] for i, a in enumerate(ids)}
         done = ps.done
         observations = {a: obs[i] for i, a in enumerate(ids)}

@@ -20,7 +20,8 @@ from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams
 from envs.metalore_env import next_episode_seed
 from envs.multiagent import REWARDS, build_pool_sim
-from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE, Observer
+from envs.pool_control import ControlOptions, PoolControl, split_control_overrides
+from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE
 
 N_CENTRAL_FEATURES = 3
 
@@ -55,14 +56,23 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     ``"civic"``, the episode's CIVIC-style metrics per cell and overall
     (:mod:`envs.core.pool.civic`).
 
+    Control options (:class:`envs.pool_control.ControlOptions`, all off by default):
+    ``obs="trader"`` gives ``(n_cells, len(TRADER_FEATURES))`` scale-free trader features
+    (:mod:`envs.pool_obs`); ``action_mode="residual"`` makes the action an unbounded correction
+    on top of the greedy rule (``Box(-inf, inf, (n_cells, 3))``; zero = the greedy controller with
+    ``base_splits``), ``"deadzone"`` a share with a dead zone; ``reward_scale``, ``shaping``,
+    ``endowment_range`` (curriculum) and ``permute_cells`` (the cells in a random order per
+    episode: randomised loaded cells).
+
     ## Arguments
     ``gymnasium.make("MetaLorePool-v0", preset="three_cell", params=None, pool=None,
     reward="metalore", **overrides)``; overrides name EnvParams fields (``n_ues=20``,
-    ``obs_mode="log1p"``) or PoolParams fields (``cooperative=False``, ``endowment=1000``,
-    ``price=2``, ``backhaul_delay=2``).
+    ``obs_mode="log1p"``), PoolParams fields (``cooperative=False``, ``endowment=1000``,
+    ``price=2``, ``backhaul_delay=2``) or control options (``obs="trader"``).
 
     ## Version history
-    * v0: initial version.
+    * v0: initial version; control options added later (their defaults keep the original
+      observation, action and reward, so the version stays).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
@@ -80,18 +90,32 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             raise ValueError(f"render_mode {render_mode!r} is not supported (no rendering)")
         if reward not in REWARDS:
             raise ValueError(f"invalid reward {reward!r}: choose one of {REWARDS}")
+        control, overrides = split_control_overrides(overrides)
+        self.control_options = ControlOptions.from_values(control)
         self.ps = build_pool_sim(preset, params, pool, overrides)
         self.params = self.ps.params
         self.pool_params = self.ps.pool_params
         self.reward_kind = reward
         n = self.ps.n_cells
         self.n_cells = n
-        low = np.tile(np.array([0.0, 0.0, -1.0], np.float32), (n, 1))
-        high = np.ones((n, 3), np.float32)
-        self.action_space = gym.spaces.Box(low, high, (n, 3), np.float32)
-        self.observation_space = gym.spaces.Box(0.0, np.inf, (n, N_CENTRAL_FEATURES), np.float32)
-        self._observe = Observer(self.ps)
         self._reward_code = REWARD_METALORE if reward == "metalore" else REWARD_FULFILLED
+        self.control = PoolControl(self.ps, self.control_options, self._reward_code, False)
+        if self.control.bounded_actions:
+            low = np.tile(np.array([0.0, 0.0, -1.0], np.float32), (n, 1))
+            high = np.ones((n, 3), np.float32)
+            self.action_space = gym.spaces.Box(low, high, (n, 3), np.float32)
+        else:  # residual outputs: unbounded corrections, clipped after adding the base
+            self.action_space = gym.spaces.Box(-np.inf, np.inf, (n, 3), np.float32)
+        if self.control_options.obs == "basic":
+            self.n_features = N_CENTRAL_FEATURES
+            self.observation_space = gym.spaces.Box(
+                0.0, np.inf, (n, N_CENTRAL_FEATURES), np.float32
+            )
+        else:
+            self.n_features = self.control.n_features
+            self.observation_space = gym.spaces.Box(
+                -np.inf, np.inf, (n, self.n_features), np.float32
+            )
         self.episode_seed: int | None = None
 
     def reset(
@@ -100,6 +124,7 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         super().reset(seed=seed)
         self.episode_seed = next_episode_seed(self.np_random, seed)
         self.ps.reset(self.episode_seed)
+        self.control.reset(self.episode_seed)
         return self._obs(), {"episode_seed": self.episode_seed}
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
@@ -107,9 +132,10 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         if a.shape != (self.n_cells, 3):
             raise ValueError(f"action must have shape {(self.n_cells, 3)}, got {a.shape}")
         ps = self.ps
-        ps.step(np.ascontiguousarray(a[:, :2]), np.ascontiguousarray(a[:, 2]))
+        split, share = self.control.act(a)
+        ps.step(split, share)
         obs = self._obs()
-        reward = self._observe.total_reward
+        reward = self.control.total_reward
         truncated = ps.done
         info: dict[str, Any] = {
             "t": ps.t,
@@ -122,7 +148,7 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         return obs, reward, False, truncated, info
 
     def _obs(self) -> NDArray[np.float32]:
-        return np.ascontiguousarray(self._observe(self._reward_code)[:, :N_CENTRAL_FEATURES])
+        return np.ascontiguousarray(self.control.observe()[:, : self.n_features])
 
 
 if __name__ == "__main__":

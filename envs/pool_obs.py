@@ -12,6 +12,14 @@ lent minus units received; positive for a lender). The central env uses the firs
   by the base price;
 * ``scaled``: queues / ``obs_scale``; balance / max(endowment, 1); price / base price; matched /
   mean base capacity; net / own base capacity.
+
+The ``trader`` observation kind (:class:`TraderObserver`, :data:`TRADER_FEATURES`) gives what a
+cell needs to decide when to lend and when to borrow, every value scale-free: its own backlog,
+uplink backlog, arrivals and sensor age relative to its capacity, its capacity now, next step and
+relative to the others, its credit runway (balance over what the rest of the episode would cost
+at full capacity), the time, the last clearing's totals, price and own net trade, the greedy
+rule's share, the neighbours' mean and largest load and mean runway, and optionally a one-hot
+cell identity (for a network shared by the cells). :func:`make_observer` picks the kind.
 """
 
 from __future__ import annotations
@@ -20,8 +28,16 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from envs.core.metrics import K_FULFIL, K_PEN, K_SYNC_R
-from envs.core.pool.clearing import A_BORROWED, A_LENT, G_MATCHED, G_PRICE
+from envs.core.metrics import K_CAPACITY, K_FULFIL, K_NUE, K_PEN, K_SYNC_R, K_UE_GEN, K_UP_UE
+from envs.core.pool.clearing import (
+    A_BORROWED,
+    A_LENT,
+    G_ASKED,
+    G_MATCHED,
+    G_OFFERED,
+    G_PRICE,
+)
+from envs.core.pool.rules import GreedyRule, greedy_share_into
 from envs.core.pool.sim import PoolSimulator
 
 N_AGENT_FEATURES = 6
@@ -106,3 +122,161 @@ class Observer:
             self.scale, self.endow, self.price0, out, reward_kind, self.rewards,
         )  # fmt: skip
         return out
+
+
+# --- the trader observation -----------------------------------------------------------------------
+TRADER_FEATURES: tuple[str, ...] = (
+    "ue_load",  # log1p(BS UE compute queue x mean UE job compute / own base capacity)
+    "sensor_load",  # log1p(BS sensor queue x mean sensor update compute / own base capacity)
+    "uplink_load",  # log1p(UE jobs still in the uplinks of the attached UEs, same unit)
+    "arrivals",  # UE jobs generated in the last step, same unit
+    "ues",  # UEs attached / (UEs per cell on average)
+    "sensor_age",  # mean age of the cell's latest processed sensor update / sigma (capped at 3)
+    "capacity_now",  # capacity in effect in the last step / own base capacity
+    "capacity_next",  # capacity already scheduled for the next step / own base capacity
+    "capacity_rel",  # own base capacity / mean base capacity of all cells
+    "runway",  # log1p(balance / (price x own capacity x steps left), capped at 10)
+    "balance",  # log1p(balance / own base capacity)
+    "time",  # steps done / episode steps
+    "offered",  # total units offered at the last clearing / total base capacity
+    "asked",  # total units asked (after the credit cut) / total base capacity
+    "matched",  # total units matched / total base capacity
+    "price",  # last price / base price
+    "net",  # own units lent minus received at the last clearing / own base capacity
+    "greedy_share",  # the greedy rule's share for this cell now (the residual mode's base)
+    "nb_load",  # log1p of the other cells' mean load (UE + sensor backlog / capacity)
+    "nb_load_max",  # log1p of the other cells' largest load
+    "nb_runway",  # log1p of the other cells' mean runway
+)
+N_TRADER_BASE = len(TRADER_FEATURES)
+AGE_CAP = 3.0  # sensor ages are reported up to AGE_CAP x sigma
+RUNWAY_CAP = 10.0
+
+
+@njit(cache=True)
+def _trader(  # type: ignore[no-untyped-def]
+    kpi, balance, glob, last, cap, pipe, sens, s_start, t, horizon, m_ue, m_s, ues_per_cell,
+    sigma, price0, greedy, identity, out, reward_kind, rew,
+):  # fmt: skip
+    """Write the trader features (see :data:`TRADER_FEATURES`) into ``out``; return the reward."""
+    n = kpi.shape[0]
+    total = 0.0
+    for i in range(n):
+        if reward_kind == 0:
+            r = kpi[i, K_SYNC_R] + kpi[i, K_PEN]
+        else:
+            r = kpi[i, K_FULFIL]
+        rew[i] = r
+        total += r
+    sum_cap = 0.0
+    for i in range(n):
+        sum_cap += cap[i]
+    mean_cap = sum_cap / n
+    left = max(horizon - t, 1)
+    nxt = t % pipe.shape[0]
+    last_t = t - 1.0
+    loads = np.empty(n)
+    runways = np.empty(n)
+    for i in range(n):
+        loads[i] = (kpi[i, 0] * m_ue + kpi[i, 1] * m_s) / cap[i]
+        runways[i] = min(max(balance[i], 0.0) / (price0 * cap[i] * left), RUNWAY_CAP)
+    for i in range(n):
+        c = cap[i]
+        age = 0.0
+        n_s = s_start[i + 1] - s_start[i]
+        for s in range(s_start[i], s_start[i + 1]):
+            if sens[s, 3] < 0.0:
+                a = AGE_CAP * sigma
+            else:
+                a = min(max(last_t - sens[s, 3], 0.0), AGE_CAP * sigma)
+            age += a
+        out[i, 0] = np.log1p(kpi[i, 0] * m_ue / c)
+        out[i, 1] = np.log1p(kpi[i, 1] * m_s / c)
+        out[i, 2] = np.log1p(kpi[i, K_UP_UE] * m_ue / c)
+        out[i, 3] = kpi[i, K_UE_GEN] * m_ue / c
+        out[i, 4] = kpi[i, K_NUE] / ues_per_cell
+        out[i, 5] = age / max(n_s, 1) / sigma
+        out[i, 6] = kpi[i, K_CAPACITY] / c if t > 0 else 1.0
+        out[i, 7] = (c + pipe[nxt, i]) / c
+        out[i, 8] = c / mean_cap
+        out[i, 9] = np.log1p(runways[i])
+        out[i, 10] = np.log1p(max(balance[i], 0.0) / c)
+        out[i, 11] = t / horizon
+        out[i, 12] = glob[G_OFFERED] / sum_cap
+        out[i, 13] = glob[G_ASKED] / sum_cap
+        out[i, 14] = glob[G_MATCHED] / sum_cap
+        out[i, 15] = glob[G_PRICE] / price0
+        out[i, 16] = (last[i, A_LENT] - last[i, A_BORROWED]) / c
+        out[i, 17] = greedy[i]
+        nb_sum = 0.0
+        nb_max = 0.0
+        nb_run = 0.0
+        for j in range(n):
+            if j != i:
+                nb_sum += loads[j]
+                nb_max = max(nb_max, loads[j])
+                nb_run += runways[j]
+        out[i, 18] = np.log1p(nb_sum / max(n - 1, 1))
+        out[i, 19] = np.log1p(nb_max)
+        out[i, 20] = np.log1p(nb_run / max(n - 1, 1))
+        if identity:
+            for j in range(n):
+                out[i, N_TRADER_BASE + j] = 1.0 if j == i else 0.0
+    return total
+
+
+class TraderObserver:
+    """Builds the ``(C, F)`` trader features of a :class:`PoolSimulator` after a step.
+
+    ``F = len(TRADER_FEATURES)`` plus, with ``identity=True``, a one-hot cell identity of ``C``
+    columns (for a policy shared by all cells). Same call contract as :class:`Observer`.
+    """
+
+    def __init__(
+        self, ps: PoolSimulator, identity: bool = False, rule: GreedyRule | None = None
+    ) -> None:
+        self.ps = ps
+        self.identity = bool(identity)
+        s = ps.params.scenario
+        self.n_features = N_TRADER_BASE + (ps.n_cells if identity else 0)
+        self.m_ue = float(s.ue_compute_mean)
+        self.m_s = float(s.sensor_compute_mean)
+        self.ues_per_cell = max(s.n_ues / ps.n_cells, 1e-9)
+        self.sigma = float(max(ps.params.reward.sync_threshold, 1))
+        self.price0 = float(ps.pool_params.price)
+        self.rule = rule or GreedyRule()
+        self.greedy = np.zeros(ps.n_cells)
+        self.rewards = np.zeros(ps.n_cells)
+        self.total_reward = 0.0
+
+    def __call__(self, reward_kind: int = REWARD_METALORE) -> NDArray[np.float32]:
+        ps = self.ps
+        sim = ps.sim
+        greedy_share_into(sim.kpi, ps.pool.cap, (self.m_ue, self.m_s), self.rule, self.greedy)
+        out = np.empty((ps.n_cells, self.n_features), np.float32)
+        self.total_reward = _trader(
+            sim.kpi, ps.pool.balance, ps.pool.glob, ps.pool.last, ps.pool.cap, ps.pool.pipe,
+            sim.sens, sim.s_start, sim.t, ps.horizon, self.m_ue, self.m_s, self.ues_per_cell,
+            self.sigma, self.price0, self.greedy, self.identity, out, reward_kind, self.rewards,
+        )  # fmt: skip
+        return out
+
+
+OBS_KINDS: tuple[str, ...] = ("basic", "trader")
+
+
+def make_observer(
+    ps: PoolSimulator,
+    obs: str = "basic",
+    identity: bool = False,
+    rule: GreedyRule | None = None,
+    obs_mode: str | None = None,
+    obs_scale: float | None = None,
+) -> Observer | TraderObserver:
+    """The observer of an observation kind: ``basic`` (:class:`Observer`, transformed by
+    ``obs_mode``) or ``trader`` (:class:`TraderObserver`, already scale-free)."""
+    if obs == "basic":
+        return Observer(ps, obs_mode, obs_scale)
+    if obs == "trader":
+        return TraderObserver(ps, identity=identity, rule=rule)
+    raise ValueError(f"invalid obs {obs!r}: choose one of {OBS_KINDS}")

@@ -15,8 +15,9 @@ What runs, every variant on episode seeds ``seed .. seed+episodes-1`` (common ra
   sets the share actions, the splits are searched the same way with the rule active;
 * ``greedy_same_split``: the pool on, the rule, but the non-cooperative splits (isolates what the
   pool alone adds);
-* with ``--checkpoint``: ``ppo`` (the trained per-cell policy, pool on) and ``ppo_pool_off``
-  (the same policy with the pool off: its share actions are ignored).
+* with ``--checkpoint``: ``ppo`` (the trained policy, pool on: a per-cell or central
+  checkpoint, or an exported policy directory such as ``models/pool/three_cell_hetero``) and
+  ``ppo_pool_off`` (the same policy with the pool off: its share actions are ignored).
 
 For every metric (overall, per cell and, with a surge, before / after it) the table shows the
 non-cooperative value, each cooperative value and the relative gain
@@ -91,7 +92,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--checkpoint",
         metavar="CKPT",
-        help="trained pool policy (python -m tune_configs.pool / the pool sweep)",
+        help="trained pool policy: a per-cell or central checkpoint (launch train, the pool "
+        "sweep) or a shipped policy directory (models/pool/<scenario>)",
     )
     p.add_argument("--out", metavar="DIR", help="write run.json, episodes.csv, summary.json, "
                    "comparison.csv/json, trace.json to DIR")  # fmt: skip
@@ -286,10 +288,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("tuning seeds overlap the evaluation seeds; choose another --tune-seed")
     controller_ppo = None
     if args.checkpoint:
-        from tune_configs.pool import load_pool_controller
+        from tune_configs.pool_export import load_any_pool_controller
 
         try:
-            controller_ppo = load_pool_controller(args.checkpoint)
+            controller_ppo = load_any_pool_controller(args.checkpoint)
         except (ValueError, OSError) as exc:
             raise UsageError(str(exc)) from None
     quiet = args.json
@@ -350,6 +352,10 @@ def run(args: argparse.Namespace) -> int:
         pool=pool.to_dict(), rule=_rule_dict(rule),
         splits={"noncoop": noncoop_splits, "greedy": greedy_splits}, search=search,
         checkpoint=str(controller_ppo.checkpoint) if controller_ppo is not None else None,
+        policy_controller=(controller_ppo.info.get("controller", "per-cell")
+                           if controller_ppo is not None else None),
+        policy_manifest=(controller_ppo.info.get("manifest")
+                         if controller_ppo is not None else None),
         variants=[name for name, _, _ in variants], n_cells=n_cells,
         surge_step=params.scenario.surge_step, elapsed_s=round(elapsed, 2),
     )  # fmt: skip

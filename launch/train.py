@@ -83,9 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also checkpoint every K iterations (default 0: only at the end)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
-    p.add_argument("--controller", choices=("single", "per-cell"), default="single",
+    p.add_argument("--controller", choices=("single", "per-cell", "central"), default="single",
                    help="single: one policy on MetaLore-v0 (default); per-cell: one agent per "
-                        "cell on the credit pool (multi-cell presets)")  # fmt: skip
+                        "cell on the credit pool; central: one agent for all cells of the pool "
+                        "(multi-cell presets)")  # fmt: skip
     p.add_argument("--policies", choices=("shared", "separate"), default="shared",
                    help="per-cell controller: one shared network or one per cell")  # fmt: skip
     add_scenario_arguments(p)

@@ -10,7 +10,10 @@ every evaluation path (``launch eval``, a trial's final evaluation) goes through
 * ``per-cell``: multi-agent PPO on the credit pool (:mod:`tune_configs.pool`), one agent per cell
   with a shared network (``policies="shared"``) or one each (``"separate"``); checkpoints carry
   :data:`tune_configs.pool.POOL_SIDECAR`; its evaluation (pool on) rows carry the CIVIC metrics of
-  :mod:`envs.core.pool.civic` (overall, per cell and per phase, flat).
+  :mod:`envs.core.pool.civic` (overall, per cell and per phase, flat);
+* ``central``: PPO on ``MetaLorePool-v0`` (:mod:`tune_configs.pool_central`), one agent setting
+  every cell's split and share; sidecar :data:`tune_configs.pool_central.CENTRAL_SIDECAR`;
+  evaluated like ``per-cell``.
 
 :func:`default_controller` picks ``per-cell`` for a multi-cell preset when the pool is asked for
 and ``single`` otherwise; :func:`controller_of_checkpoint` recognises a saved policy by its
@@ -29,7 +32,7 @@ from typing import Any
 
 from analysis.resultset import aggregate_rows, run_metadata, write_result_set
 
-SINGLE, PER_CELL = "single", "per-cell"
+SINGLE, PER_CELL, CENTRAL = "single", "per-cell", "central"
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,34 @@ def _per_cell() -> Controller:
     )
 
 
-CONTROLLERS: dict[str, Callable[[], Controller]] = {SINGLE: _single, PER_CELL: _per_cell}
+def _central() -> Controller:
+    from envs.core.pool.civic import EVAL_KEYS
+    from tune_configs.pool_central import (
+        CENTRAL_SIDECAR,
+        build_central_ppo_config,
+        central_env_params,
+        resolve_central_env_config,
+        write_central_sidecar,
+    )
+
+    return Controller(
+        name=CENTRAL,
+        resolve_env_config=resolve_central_env_config,
+        build_config=build_central_ppo_config,
+        env_params=central_env_params,
+        write_sidecar=write_central_sidecar,
+        sidecar=CENTRAL_SIDECAR,
+        eval_keys=EVAL_KEYS,
+        run_kind_prefix="pool-",
+    )
+
+
+CONTROLLERS: dict[str, Callable[[], Controller]] = {
+    SINGLE: _single,
+    PER_CELL: _per_cell,
+    CENTRAL: _central,
+}
+POOL_CONTROLLERS = (PER_CELL, CENTRAL)
 
 
 def get_controller(name: str) -> Controller:
@@ -113,8 +143,11 @@ def default_controller(preset: str, pool: bool = False) -> str:
 def controller_of_checkpoint(checkpoint: str | Path) -> Controller:
     """The controller whose sidecar a checkpoint directory holds (single-cell by default)."""
     ckpt = Path(checkpoint).expanduser()
-    pool = get_controller(PER_CELL)
-    return pool if (ckpt / pool.sidecar).is_file() else get_controller(SINGLE)
+    for name in POOL_CONTROLLERS:
+        pool = get_controller(name)
+        if (ckpt / pool.sidecar).is_file():
+            return pool
+    return get_controller(SINGLE)
 
 
 def save_checkpoint(
@@ -150,11 +183,16 @@ def _pool_rows(
     from envs.core.pool.civic import flat_row
     from envs.core.pool.rules import evaluate_controller
     from envs.multiagent import MultiCellPoolEnv
-    from tune_configs.pool import load_pool_controller, pool_env_kwargs
+    from envs.pool_env import MetaLorePoolEnv
+    from tune_configs.pool import pool_env_kwargs
+    from tune_configs.pool_export import load_any_pool_controller
 
-    policy = load_pool_controller(checkpoint)
+    policy = load_any_pool_controller(checkpoint)
     env_config = pool_env_kwargs({**policy.info.get("env_config", {}), **dict(overrides)})
-    ps = MultiCellPoolEnv(**env_config).ps
+    if policy.info.get("controller") == CENTRAL:
+        ps = MetaLorePoolEnv(**{k: v for k, v in env_config.items() if k != "scope"}).ps
+    else:
+        ps = MultiCellPoolEnv(**env_config).ps
     metrics = evaluate_controller(ps.params, ps.pool.params, policy, episodes, seed)
     reward = ps.params.reward
     rows = [
@@ -199,7 +237,7 @@ def evaluate_checkpoint(
     from envs.core.metrics import CLI_KEYS
 
     controller = controller_of_checkpoint(checkpoint)
-    rows_of = _pool_rows if controller.name == PER_CELL else _single_rows
+    rows_of = _pool_rows if controller.name in POOL_CONTROLLERS else _single_rows
     t0 = time.perf_counter()
     rows, info = rows_of(Path(checkpoint).expanduser().resolve(), episodes, seed, env_overrides)
     elapsed = time.perf_counter() - t0

@@ -44,8 +44,10 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
 from envs.multiagent import MultiCellPoolEnv, agent_ids
-from envs.pool_obs import Observer
+from envs.pool_control import PoolControl
+from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE
 from tune_configs.callbacks import WINDOW, PoolMetrics
+from tune_configs.pool_central import eval_control_options, rlmodule_forward
 from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
 
 RLLIB_POOL_ENV = "metalore_pool"
@@ -208,7 +210,7 @@ def write_pool_sidecar(
         "policies": policies,
         "modules": module_ids(policies, env.n_cells),
         "n_cells": env.n_cells,
-        "normalize_actions": True,
+        "normalize_actions": bool(env.control.bounded_actions),
         **extra,
     }
     path = Path(checkpoint_dir) / POOL_SIDECAR
@@ -218,10 +220,14 @@ def write_pool_sidecar(
 
 # ------------------------------------------------------------------------------------------------
 class PoolPolicyController:
-    """A trained pool policy as an :class:`envs.core.pool.rules.Controller`.
+    """A trained per-cell pool policy as an :class:`envs.core.pool.rules.Controller`.
 
-    Deterministic: the mean of the action distribution, unsquashed from [-1, 1] to the agent's
-    action box ``[0, 1] x [0, 1] x [-1, 1]`` (RLlib's ``normalize_actions``) and clipped.
+    ``modules`` maps module ids (``shared`` or ``cell_i``) to forward functions ``obs (B, F) ->
+    mean action (B, 3)`` (an RLModule's deterministic output, or the numpy actor of an exported
+    policy, :mod:`tune_configs.pool_export`). Observations and actions go through the same
+    :class:`envs.pool_control.PoolControl` as in training; the mean of the action distribution is
+    unsquashed from [-1, 1] to the action box (RLlib's ``normalize_actions``) unless the policy
+    outputs residual corrections.
     """
 
     def __init__(self, checkpoint: Path, modules: dict[str, Any], info: dict[str, Any]) -> None:
@@ -229,12 +235,17 @@ class PoolPolicyController:
         self.modules = modules
         self.info = info
         self.policies = str(info.get("policies", "shared"))
-        env_cfg = info.get("env_config", {})
-        self.obs_mode = str(env_cfg.get("obs_mode", "raw"))
-        self.obs_scale = float(env_cfg.get("obs_scale", 100.0))
-        self.normalize = bool(info.get("normalize_actions", True))
+        self.env_config = dict(info.get("env_config", {}))
+        self.obs_mode = str(self.env_config.get("obs_mode", "raw"))
+        self.obs_scale = float(self.env_config.get("obs_scale", 100.0))
+        self.options = eval_control_options(self.env_config)
+        self.reward_code = (
+            REWARD_FULFILLED if self.env_config.get("reward") == "fulfilled" else REWARD_METALORE
+        )
+        bounded = self.options.action_map().bounded
+        self.normalize = bool(info.get("normalize_actions", True)) and bounded
         self.label = f"ppo({self.policies})"
-        self._observer: Observer | None = None
+        self._control: PoolControl | None = None
 
     def reset(self, ps: PoolSimulator) -> None:
         if self.policies == "separate" and ps.n_cells != len(self.modules):
@@ -242,32 +253,28 @@ class PoolPolicyController:
                 f"policy {self.checkpoint} has one module per cell for {len(self.modules)} cells; "
                 f"the scenario has {ps.n_cells}"
             )
-        if self._observer is None or self._observer.ps is not ps:
-            self._observer = Observer(ps, self.obs_mode, self.obs_scale)
+        if self._control is None or self._control.ps is not ps:
+            self._control = PoolControl(
+                ps, self.options, self.reward_code, per_cell=True, obs_mode=self.obs_mode,
+                obs_scale=self.obs_scale,
+            )  # fmt: skip
+        self._control.reset(int(ps.seed or 0))
 
     def act(self, ps: PoolSimulator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        assert self._observer is not None, "call reset() first"
-        obs = self._observer()
-        raw = self.actions(obs)
-        return np.ascontiguousarray(raw[:, :2]), np.ascontiguousarray(raw[:, 2])
+        control = self._control
+        assert control is not None and control.ps is ps, "call reset() first"
+        return control.act(self.actions(control.observe()))
 
     def actions(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
-        """Actions ``(C, 3)`` for agent observations ``(C, 6)`` (row i = cell i)."""
-        import torch
-
+        """Raw actions ``(C, 3)`` for agent observations ``(C, F)`` (row i = cell i)."""
         out = np.empty((obs.shape[0], 3))
         groups: list[tuple[Any, list[int]]]
         if self.policies == "shared":
             groups = [(self.modules[SHARED_MODULE], list(range(obs.shape[0])))]
         else:
             groups = [(self.modules[f"cell_{i}"], [i]) for i in range(obs.shape[0])]
-        with torch.no_grad():
-            for module, rows in groups:
-                batch = torch.as_tensor(np.asarray(obs[rows], dtype=np.float32))
-                fwd = module.forward_inference({"obs": batch})
-                dist_cls = module.get_inference_action_dist_cls()
-                dist = dist_cls.from_logits(fwd["action_dist_inputs"]).to_deterministic()
-                out[rows] = dist.sample().cpu().numpy().astype(np.float64)
+        for forward, rows in groups:
+            out[rows] = np.asarray(forward(np.asarray(obs[rows], dtype=np.float32)), np.float64)
         if self.normalize:
             low = np.array([0.0, 0.0, -1.0])
             high = np.array([1.0, 1.0, 1.0])
@@ -298,7 +305,7 @@ def load_pool_controller(checkpoint: str | Path) -> PoolPolicyController:
             raise ValueError(f"{ckpt} is not a pool PPO checkpoint: {MODULE_DIR / mid} is missing")
         module: Any = RLModule.from_checkpoint(str(path))
         module.eval()
-        modules[mid] = module
+        modules[mid] = rlmodule_forward(module)
     return PoolPolicyController(ckpt, modules, info)
 
 

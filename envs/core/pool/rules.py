@@ -121,6 +121,24 @@ def _greedy_share(q, cap, u_ue, u_s, low, high, offer_max, gain, ask_max, out): 
         out[i] = s
 
 
+def greedy_share_into(
+    kpi_or_queues: NDArray[np.float64],
+    capacity: NDArray[np.float64],
+    unit: tuple[float, float],
+    rule: GreedyRule,
+    out: NDArray[np.float64],
+) -> None:
+    """Write the greedy share of every cell into ``out`` ``(C,)``.
+
+    ``kpi_or_queues`` holds the BS UE and sensor queue lengths in its first two columns (the
+    simulator's ``kpi`` array or a ``(C, 2)`` array); ``capacity`` the base capacities.
+    """
+    _greedy_share(
+        kpi_or_queues, capacity, float(unit[0]), float(unit[1]), rule.low, rule.high,
+        rule.offer_max, rule.ask_gain, rule.ask_max, out,
+    )  # fmt: skip
+
+
 class GreedyController:
     """Fixed split per cell plus the :class:`GreedyRule` share."""
 

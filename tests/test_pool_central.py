@@ -1,0 +1,143 @@
+"""The central pool controller end to end: one PPO iteration, checkpoint, replay, export to
+weights + JSON, numpy replay equal to the RLModule, ``launch eval`` and ``pool-compare``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from envs.core import make_params
+from envs.core.pool.clearing import PoolParams
+from envs.core.pool.rules import GreedyController, GreedyRule, evaluate_controller
+
+ray = pytest.importorskip("ray")
+
+from tune_configs.controllers import (  # noqa: E402
+    CENTRAL,
+    controller_of_checkpoint,
+    evaluate_checkpoint,
+    get_controller,
+    save_checkpoint,
+)
+from tune_configs.pool_central import (  # noqa: E402
+    FlatPoolEnv,
+    load_central_controller,
+    resolve_central_env_config,
+)
+from tune_configs.pool_export import (  # noqa: E402
+    POLICY_FILE,
+    export_pool_policy,
+    load_any_pool_controller,
+    read_safetensors,
+    write_safetensors,
+)
+from tune_configs.ppo import Resources  # noqa: E402
+from tune_configs.training import train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLITS = [[0.6, 0.5], [0.4, 0.4], [0.5, 0.5]]
+ENV = {"preset": "three_cell_hetero", "endowment": 1000.0, "base_splits": SPLITS,
+       "episode_steps": 30}  # fmt: skip
+TINY = {"train_batch_size": 300, "minibatch_size": 150, "num_epochs": 1, "fcnet_hiddens": [16]}
+
+
+def test_flat_env_and_config() -> None:
+    cfg = resolve_central_env_config(ENV)
+    assert cfg["obs"] == "trader" and cfg["action_mode"] == "residual"
+    assert cfg["base_splits"] == SPLITS  # given splits are kept (no search)
+    env = FlatPoolEnv(cfg)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == env.observation_space.shape == (env.obs_dim,) and env.act_dim == 9
+    obs, r, term, trunc, _ = env.step(np.zeros(9, np.float32))
+    assert obs.shape == (env.obs_dim,) and math.isfinite(r) and not term and not trunc
+    with pytest.raises(ValueError, match="action_mode"):
+        resolve_central_env_config({**ENV, "action_mode": "wild"})
+
+
+def test_safetensors_round_trip(tmp_path: Path) -> None:
+    tensors = {"a.0.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "a.0.bias": np.ones(2)}
+    write_safetensors(tmp_path / "w.safetensors", tensors)
+    back = read_safetensors(tmp_path / "w.safetensors")
+    assert back["a.0.weight"].tolist() == tensors["a.0.weight"].tolist()
+    assert back["a.0.bias"].dtype == np.float32 and back["a.0.bias"].tolist() == [1.0, 1.0]
+    (tmp_path / "bad.safetensors").write_bytes(b"\x01")
+    with pytest.raises(ValueError, match="safetensors"):
+        read_safetensors(tmp_path / "bad.safetensors")
+
+
+@pytest.fixture(scope="module")
+def central_checkpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    controller = get_controller(CENTRAL)
+    cfg = controller.resolve_env_config(ENV)
+    algo = controller.build_config(cfg, TINY, Resources(0, 2), seed=0).build_algo()
+    try:
+        metrics = train(algo, 1)
+        ckpt = save_checkpoint(
+            controller, algo, tmp_path_factory.mktemp("central") / "checkpoint", cfg,
+            seed=0, timesteps=int(metrics["timesteps"]), hparams=TINY,
+        )  # fmt: skip
+    finally:
+        algo.stop()
+    assert 0.0 <= metrics["env_runners/civic/fulfillment_pct"] <= 100.0
+    assert "env_runners/civic/cell0/units_borrowed" in metrics  # trades per cell are logged
+    return ckpt
+
+
+def test_central_checkpoint_replay_and_export(central_checkpoint: Path, tmp_path: Path) -> None:
+    assert controller_of_checkpoint(central_checkpoint).name == CENTRAL
+    ctrl = load_central_controller(central_checkpoint)
+    params = make_params("three_cell_hetero", episode_steps=30)
+    pool = PoolParams(endowment=1000.0)
+    rl = evaluate_controller(params, pool, ctrl, 2, seed=0)
+    out = export_pool_policy(central_checkpoint, tmp_path / "shipped", {"seed": 0})
+    info = json.loads((out / POLICY_FILE).read_text())
+    assert info["controller"] == "central" and info["manifest"] == {"seed": 0}
+    assert not any(p.suffix == ".pkl" for p in out.iterdir())
+    shipped = load_any_pool_controller(out)
+    obs = np.random.default_rng(0).normal(size=(5, info["obs_dim"])).astype(np.float32)
+    assert shipped.forward(obs) == pytest.approx(ctrl.forward(obs), abs=1e-5)
+    np_rows = evaluate_controller(params, pool, shipped, 2, seed=0)
+    for a, b in zip(rl, np_rows, strict=True):
+        assert a["fulfillment_pct"] == pytest.approx(b["fulfillment_pct"])
+        assert a["units_borrowed"] == pytest.approx(b["units_borrowed"], rel=1e-4)
+    # a policy with zero output is exactly the greedy rule with its base splits
+    shipped.forward = lambda o: np.zeros((o.shape[0], 9))
+    zero = evaluate_controller(params, pool, shipped, 1, seed=0)[0]
+    greedy = evaluate_controller(
+        params, pool, GreedyController(tuple(map(tuple, SPLITS)), GreedyRule()), 1, seed=0
+    )[0]
+    assert zero["fulfillment_pct"] == pytest.approx(greedy["fulfillment_pct"])
+
+
+def test_central_eval_and_pool_compare(central_checkpoint: Path, tmp_path: Path) -> None:
+    summary = evaluate_checkpoint(central_checkpoint, 2, 0, tmp_path / "eval")
+    assert summary["controller"] == CENTRAL and summary["policy"] == "ppo(central)"
+    assert 0.0 <= summary["fulfillment_pct"] <= 100.0
+    run = json.loads((tmp_path / "eval" / "run.json").read_text())
+    assert run["kind"] == "pool-eval"
+    shipped = export_pool_policy(central_checkpoint, tmp_path / "shipped")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "launch", "pool-compare", "--scenario", "three_cell_hetero",
+         "--endowment", "1000", "--episodes", "2", "--seed", "5", "--set", "episode_steps=30",
+         "--splits", "0.4,0.6;0.4,0.4;0.4,0.3", "--greedy-splits", "0.6,0.5;0.4,0.4;0.5,0.5",
+         "--checkpoint", str(shipped), "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert set(doc["summary"]) == {"noncoop", "greedy", "greedy_same_split", "ppo", "ppo_pool_off"}
+    for variant in ("noncoop", "greedy", "ppo", "ppo_pool_off"):
+        for key in ("fulfillment_pct", "units_borrowed", "served_clients", "fairness",
+                    "operational_cost"):  # fmt: skip
+            assert key in doc["summary"][variant], (variant, key)
+    assert doc["summary"]["ppo_pool_off"]["units_borrowed"] == 0.0
+    assert doc["meta"]["policy_controller"] == "central"
