@@ -1,7 +1,10 @@
 """MetaLore environments. Importing this package registers the Gymnasium ids.
 
 * ``MetaLore-v0``: :class:`envs.metalore_env.MetaLoreEnv`, the MetaLore cell (or several cells
-  with per-cell actions), ``gymnasium.make("MetaLore-v0", preset="paper", **overrides)``.
+  with per-cell actions), ``gymnasium.make("MetaLore-v0", preset="paper", **overrides)``; its
+  native vector env (:class:`envs.vector.MetaLoreVectorEnv`, one numba call per step for all
+  sub-envs) is ``gymnasium.make_vec("MetaLore-v0", num_envs=N, vectorization_mode=
+  "vector_entry_point")``.
 * ``MetaLorePool-v0``: :class:`envs.pool_env.MetaLorePoolEnv`, cells sharing MEC compute through a
   credit pool, one central controller (action ``(n_cells, 3)`` = ``(w_b, w_c, s)``). The per-cell
   multi-agent view is :class:`envs.multiagent.MultiCellPoolEnv`.
@@ -15,11 +18,11 @@ from gymnasium.envs.registration import register, registry
 ENV_ID = "MetaLore-v0"
 POOL_ENV_ID = "MetaLorePool-v0"
 
-for _id, _entry in (
-    (ENV_ID, "envs.metalore_env:MetaLoreEnv"),
-    (POOL_ENV_ID, "envs.pool_env:MetaLorePoolEnv"),
+for _id, _entry, _vector in (
+    (ENV_ID, "envs.metalore_env:MetaLoreEnv", "envs.vector:make_vector_env"),
+    (POOL_ENV_ID, "envs.pool_env:MetaLorePoolEnv", None),
 ):
     if _id not in registry:
-        register(id=_id, entry_point=_entry)
+        register(id=_id, entry_point=_entry, vector_entry_point=_vector)
 
 __all__ = ["ENV_ID", "POOL_ENV_ID"]

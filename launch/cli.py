@@ -36,6 +36,7 @@ def _optional_commands() -> dict[str, str]:
     extra = {
         "train": "launch.train",
         "eval": "launch.evaluate",
+        "export": "launch.export",
         "sweep": "launch.sweep",
         "report": "launch.report",
         "cluster": "launch.cluster",

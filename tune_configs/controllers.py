@@ -141,8 +141,14 @@ def default_controller(preset: str, pool: bool = False) -> str:
 
 
 def controller_of_checkpoint(checkpoint: str | Path) -> Controller:
-    """The controller whose sidecar a checkpoint directory holds (single-cell by default)."""
+    """The controller whose sidecar a checkpoint directory holds (single-cell by default), or
+    the one a shipped policy directory's ``policy.json`` names (:mod:`tune_configs.export`)."""
+    from tune_configs.export import shipped_controller
+
     ckpt = Path(checkpoint).expanduser()
+    shipped = shipped_controller(ckpt)
+    if shipped is not None:
+        return get_controller(shipped)
     for name in POOL_CONTROLLERS:
         pool = get_controller(name)
         if (ckpt / pool.sidecar).is_file():

@@ -1,15 +1,20 @@
 """MetaLore for RLlib: env creator and registration.
 
 RLlib env runners build their (vectorised) environments from ``config.env``. We register the
-creator :func:`env_creator` under :data:`RLLIB_ENV` with ``ray.tune.registry.register_env`` (the
-registry travels to every worker through the cluster's key-value store, so runners do not depend on
-a ``gym.register`` done in the driver). ``env_config`` is a flat, Tune-friendly dict::
+creator :func:`env_creator` (one env; RLlib wraps copies in ``SyncVectorEnv``) under
+:data:`RLLIB_ENV` and :func:`vector_env_creator` (the native :class:`envs.vector.MetaLoreVectorEnv`,
+every sub-env stepped by one numba call) under :data:`RLLIB_VECTOR_ENV`, with
+``ray.tune.registry.register_env`` (the registry travels to every worker through the cluster's
+key-value store, so runners do not depend on a ``gym.register`` done in the driver). RLlib calls
+the vector one with ``num_envs`` when ``gym_env_vectorize_mode="vector_entry_point"`` (what
+:func:`tune_configs.ppo.build_ppo_config` uses by default).
+``env_config`` is a flat, Tune-friendly dict::
 
     {"preset": "paper", "delta": 0.9, "penalty": 0.0, "obs_mode": "log1p", ...}
 
 ``preset`` names a scenario (``envs.core.PRESETS``), ``params`` may carry a full
 ``EnvParams.to_dict()``, every other key is a parameter override by flat name. RLlib's own keys
-(``num_envs``; ``worker_index`` and friends live on the ``EnvContext`` object) are ignored.
+(``num_envs``; ``worker_index`` and friends live on the ``EnvContext`` object) are not parameters.
 
 Usage::
 
@@ -25,8 +30,10 @@ from typing import Any
 
 from envs.core.params import EnvParams
 from envs.metalore_env import MetaLoreEnv, resolve_params
+from envs.vector import MetaLoreVectorEnv
 
 RLLIB_ENV = "metalore"
+RLLIB_VECTOR_ENV = "metalore-vector"
 # Keys RLlib may add to an env config that are not MetaLore parameters.
 _RLLIB_KEYS = frozenset({"num_envs"})
 
@@ -53,9 +60,18 @@ def env_creator(env_config: Mapping[str, Any]) -> MetaLoreEnv:
     return MetaLoreEnv(preset=preset, params=params, **overrides)
 
 
-def register() -> str:
-    """Register :data:`RLLIB_ENV` with Tune's registry (idempotent); returns the name."""
+def vector_env_creator(env_config: Mapping[str, Any]) -> MetaLoreVectorEnv:
+    """The native vector env of ``env_config["num_envs"]`` sub-envs (1 if absent)."""
+    preset, params, overrides = split_env_config(env_config)
+    num_envs = int(dict(env_config).get("num_envs") or 1)
+    return MetaLoreVectorEnv(num_envs, preset=preset, params=params, **overrides)
+
+
+def register(vector: bool = False) -> str:
+    """Register :data:`RLLIB_ENV` and :data:`RLLIB_VECTOR_ENV` with Tune's registry
+    (idempotent); returns the vector name if ``vector``, else the single-env one."""
     from ray.tune.registry import register_env
 
     register_env(RLLIB_ENV, env_creator)
-    return RLLIB_ENV
+    register_env(RLLIB_VECTOR_ENV, vector_env_creator)
+    return RLLIB_VECTOR_ENV if vector else RLLIB_ENV

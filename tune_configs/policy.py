@@ -1,21 +1,29 @@
-"""A trained PPO policy outside RLlib: load a checkpoint, act deterministically, evaluate.
+"""A trained PPO policy outside RLlib: load a checkpoint or a shipped policy, act, evaluate.
 
-No Ray cluster is started. The RLModule is restored with ``RLModule.from_checkpoint`` from
-``<checkpoint>/learner_group/learner/rl_module/default_policy``; the env config it was trained on
-comes from the sidecar file :data:`SIDECAR` that :func:`write_sidecar` puts next to every
-checkpoint this project saves (older or foreign checkpoints fall back to the algorithm config
-pickled in the checkpoint). Observations are transformed by the env itself (``obs_mode``), so no
-connector state is needed; actions are the mean of the action distribution, unsquashed from
-[-1, 1] to the action box (RLlib's ``normalize_actions``) and clipped by the env.
+No Ray cluster is started. A checkpoint's RLModule is restored with ``RLModule.from_checkpoint``
+from ``<checkpoint>/learner_group/learner/rl_module/default_policy``; the env config it was
+trained on comes from the sidecar file :data:`SIDECAR` that :func:`write_sidecar` puts next to
+every checkpoint this project saves (older or foreign checkpoints fall back to the algorithm
+config pickled in the checkpoint). A shipped policy directory (:mod:`tune_configs.export`:
+``policy.safetensors`` + ``policy.json``) loads without torch, Ray or pickle.
+
+Acting: the actor network (encoder MLP and ``pi`` head) is taken out of the RLModule and run in
+numpy (:class:`tune_configs.export.MLPActor`), for checkpoints and shipped policies alike, so
+both evaluate to exactly the same numbers (a module of another architecture falls back to
+torch). Observations are transformed by the env itself (``obs_mode``), so no connector state is
+needed; actions are the mean of the action distribution, unsquashed from [-1, 1] to the action
+box (RLlib's ``normalize_actions``) and clipped by the env.
 
 Example::
 
     from tune_configs.policy import load_policy, evaluate_policy
-    pol = load_policy("results/train/checkpoint")
+    pol = load_policy("results/train/checkpoint")        # or a shipped dir, models/paper/...
     rows = evaluate_policy(pol, episodes=100, seed=0)   # one dict per episode
 
-Evaluation steps all episodes in lockstep (episode seeds seed..seed+episodes-1) and batches the
-network's forward pass over them: 100 episodes take about a second.
+Evaluation steps all episodes in lockstep in the native vector env
+(:class:`envs.vector.MetaLoreVectorEnv`, episode seeds seed..seed+episodes-1, the same episodes
+as the single env and the static baselines) and batches the forward pass over them: 100
+episodes take well under a second.
 """
 
 from __future__ import annotations
@@ -34,7 +42,16 @@ from numpy.typing import NDArray
 
 from envs.core.metrics import SUMMARY_KEYS
 from envs.core.params import EnvParams
-from tune_configs.env import env_creator, params_from_env_config, split_env_config
+from tune_configs.env import params_from_env_config, split_env_config, vector_env_creator
+from tune_configs.export import (
+    SINGLE_ACTOR,
+    MLPActor,
+    ShippedPolicyError,
+    actor_of_rl_module,
+    is_shipped,
+    load_shipped,
+    to_env_actions,
+)
 
 SIDECAR = "metalore_policy.json"
 MODULE_SUBDIR = Path("learner_group", "learner", "rl_module", "default_policy")
@@ -100,13 +117,19 @@ def read_checkpoint_info(checkpoint: str | Path) -> dict[str, Any]:
 
 @dataclass
 class TrainedPolicy:
-    """A restored RLModule plus what is needed to act in the env it was trained on."""
+    """A restored policy plus what is needed to act in the env it was trained on."""
 
     checkpoint: Path
-    module: Any  # ray.rllib.core.rl_module.RLModule (torch)
+    module: Any  # ray.rllib.core.rl_module.RLModule (torch), None for a shipped policy
     env_config: dict[str, Any]
     params: EnvParams
     normalize_actions: bool = True
+    actor: MLPActor | None = None  # the numpy actor (None: act through the torch module)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        n = self.params.scenario.n_cells
+        return (2,) if n == 1 else (n, 2)
 
     @property
     def preset(self) -> str:
@@ -119,6 +142,10 @@ class TrainedPolicy:
 
     def act(self, obs: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
         """Deterministic actions ``(N, *action_shape)`` for a batch of observations."""
+        if self.actor is not None:
+            action = {"normalize": self.normalize_actions, "low": 0.0, "high": 1.0,
+                      "shape": list(self.action_shape)}  # fmt: skip
+            return to_env_actions(self.actor(obs), action)
         import torch
 
         batch = torch.as_tensor(np.asarray(obs, dtype=np.float32))
@@ -136,8 +163,11 @@ def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
     """Restore the policy of an RLlib PPO checkpoint (see :func:`read_checkpoint_info`).
 
     ``env_overrides`` change the evaluation env (e.g. ``delta`` for the metrics bookkeeping or a
-    different scenario); the observation transform stays the training one.
+    different scenario); the observation transform stays the training one. ``checkpoint`` may
+    also be a shipped policy directory (:func:`tune_configs.export.is_shipped`).
     """
+    if is_shipped(checkpoint):
+        return _load_shipped(checkpoint, env_overrides)
     info = read_checkpoint_info(checkpoint)
     ckpt = Path(checkpoint).expanduser().resolve()
     from ray.rllib.core.rl_module.rl_module import RLModule
@@ -157,17 +187,42 @@ def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
         for lg, lvl in zip(loggers, levels, strict=True):
             lg.setLevel(lvl)
     module.eval()  # type: ignore[attr-defined]  # a torch RLModule is an nn.Module
-    env_config = {**info["env_config"], **env_overrides}
-    if "obs_mode" in env_overrides and env_overrides["obs_mode"] != info["env_config"].get(
-        "obs_mode", "raw"
-    ):
-        raise ValueError("obs_mode cannot differ from the one the policy was trained with")
+    try:
+        actor: MLPActor | None = actor_of_rl_module(module)
+    except ValueError:  # another architecture: act through torch
+        actor = None
+    env_config = _eval_env_config(info["env_config"], env_overrides)
     return TrainedPolicy(
         checkpoint=ckpt,
         module=module,
         env_config=env_config,
         params=params_from_env_config(env_config),
         normalize_actions=bool(info.get("normalize_actions", True)),
+        actor=actor,
+    )
+
+
+def _eval_env_config(trained: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    if "obs_mode" in overrides and overrides["obs_mode"] != trained.get("obs_mode", "raw"):
+        raise ValueError("obs_mode cannot differ from the one the policy was trained with")
+    return {**dict(trained), **dict(overrides)}
+
+
+def _load_shipped(path: str | Path, env_overrides: Mapping[str, Any]) -> TrainedPolicy:
+    try:
+        shipped = load_shipped(path)
+    except ShippedPolicyError as exc:
+        raise CheckpointError(str(exc)) from exc
+    if shipped.controller != "single" or SINGLE_ACTOR not in shipped.actors:
+        raise CheckpointError(f"{shipped.path} holds a {shipped.controller} policy, not single")
+    env_config = _eval_env_config(shipped.env_config, env_overrides)
+    return TrainedPolicy(
+        checkpoint=shipped.path,
+        module=None,
+        env_config=env_config,
+        params=params_from_env_config(env_config),
+        normalize_actions=bool(shipped.description["action"].get("normalize", True)),
+        actor=shipped.actors[SINGLE_ACTOR],
     )
 
 
@@ -181,18 +236,17 @@ def evaluate_policy(
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"invalid episodes={episodes!r}: must be an integer >= 1")
-    envs = [env_creator(policy.env_config) for _ in range(episodes)]
-    obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)])
+    env = vector_env_creator({**policy.env_config, "num_envs": episodes})
+    obs, _ = env.reset(seed=seed)  # sub-env i: episode seed seed + i
     finals: list[dict[str, Any] | None] = [None] * episodes
     while any(f is None for f in finals):
-        actions = policy.act(obs)
-        for i, env in enumerate(envs):
-            if finals[i] is not None:
-                continue
-            o, _, terminated, truncated, info = env.step(actions[i])
-            obs[i] = o
-            if terminated or truncated:
-                finals[i] = info["episode_metrics"]
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        done = terminated | truncated
+        for j in np.flatnonzero(done).tolist():
+            if finals[j] is None:
+                finals[j] = info["episode_metrics"][j]
+        if done.any() and not done.all():  # sub-envs would start new episodes: not in lockstep
+            raise RuntimeError("evaluation episodes ended at different steps")
     r = policy.params.reward
     name = label or policy.label
     rows = []

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from tune_configs.callbacks import MetaLoreMetrics
-from tune_configs.env import RLLIB_ENV, params_from_env_config, register
+from tune_configs.env import params_from_env_config, register
 
 # Hyper-parameters (names as in PPOConfig.training / rl_module). Observations are log1p queue
 # lengths (obs_mode), returns are O(1000) per 100-step episode, hence the loose vf clip.
@@ -56,6 +56,7 @@ class Resources:
     num_envs_per_env_runner: int = 32  # vectorised envs per runner (or in-process)
     num_cpus_per_env_runner: int = 1
     num_learners: int = 0  # 0: learn in the algorithm's process
+    vector_env: bool = True  # native vector env (one numba call per step) instead of SyncVectorEnv
 
     def __post_init__(self) -> None:
         if self.num_env_runners < 0:
@@ -134,17 +135,18 @@ def build_ppo_config(
     """A ``PPOConfig`` for MetaLore (see the module docstring); nothing is started."""
     from ray.rllib.algorithms.ppo import PPOConfig
 
-    register()
     env_cfg = resolve_env_config(env_config)
     hp = resolve_hparams(hparams)
     res = resources or Resources()
+    env_name = register(vector=res.vector_env)
     config = (
         PPOConfig()  # type: ignore[no-untyped-call]
-        .environment(RLLIB_ENV, env_config=env_cfg, disable_env_checking=True)
+        .environment(env_name, env_config=env_cfg, disable_env_checking=True)
         .env_runners(
             num_env_runners=res.num_env_runners,
             num_envs_per_env_runner=res.num_envs_per_env_runner,
             num_cpus_per_env_runner=res.num_cpus_per_env_runner,
+            gym_env_vectorize_mode="vector_entry_point" if res.vector_env else "sync",
             rollout_fragment_length="auto",  # the batch split evenly over all envs
             batch_mode="truncate_episodes",
         )
