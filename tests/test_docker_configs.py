@@ -1,13 +1,16 @@
-"""Checks of docker/: Dockerfile (hadolint, layout, pins), compose file, Ray cluster-launcher YAML
-(Ray's own validator, offline), KubeRay manifests (structure, auth, exposure), docker/RUNNING.md.
+"""Checks of docker/: Dockerfile (hadolint, layout, pins, build arguments), compose file and its
+podman runner (docker/pod.py), Ray cluster-launcher YAML (Ray's own validator, offline), KubeRay
+manifests (structure, auth, exposure), docker/RUNNING.md.
 
 No container engine is needed: every command these files run is parsed by the parser that will
 run it (`python -m launch ...` by the project's CLI, `ray start ...` by Ray's click command).
+tests/test_container.py builds and runs the image for real (slow).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import re
 import shlex
 import shutil
@@ -28,6 +31,21 @@ AWS = DOCKER / "deploy" / "aws.yaml"
 KUBERAY = DOCKER / "deploy" / "kuberay.yaml"
 RUNNING = DOCKER / "RUNNING.md"
 TOKEN_IN_CONTAINER = "/home/metalore/metalore_auth_token"
+POD = DOCKER / "pod.py"
+RAY_SERVICES = ("ray-head", "ray-worker", "sweep")
+
+
+def pod_module() -> Any:
+    """docker/pod.py (a script, not a package module)."""
+    spec = importlib.util.spec_from_file_location("metalore_pod", POD)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+POD_MODULE = pod_module()
 
 
 def requirements() -> dict[str, str]:
@@ -93,6 +111,17 @@ def check_ray_command(argv: list[str]) -> None:
     command.make_context(argv[1], argv[2:])
 
 
+def check_worker_command(argv: list[str]) -> None:
+    """``python -m tune_configs.cluster start-worker <ray start args>``: the entry point exists and
+    Ray's `ray start` accepts the arguments."""
+    assert argv[:4] == ["python", "-m", "tune_configs.cluster", "start-worker"], argv
+    from tune_configs import cluster
+
+    assert callable(cluster.start_loopback_worker)
+    assert 'sys.argv[1] == "start-worker"' in Path(cluster.__file__).read_text()
+    check_ray_command(["ray", "start", *argv[4:]])
+
+
 def launch_commands_need_sweep(commands: list[list[str]]) -> bool:
     return any(c[3] == "sweep" for c in commands)
 
@@ -122,14 +151,52 @@ def test_hadolint_catches_problems(tmp_path: Path) -> None:
     assert r.returncode != 0 and "DL3007" in r.stdout
 
 
+def dockerfile_args() -> dict[str, str | None]:
+    """ARG name -> default (None: no default)."""
+    out: dict[str, str | None] = {}
+    for ins, args in dockerfile_instructions():
+        if ins == "ARG":
+            name, eq, default = args.partition("=")
+            out[name] = default if eq else None
+    return out
+
+
 def test_base_image_is_an_exact_python_311_slim_tag() -> None:
+    """The default base is an exact python:3.11.X-slim tag; BASE_IMAGE replaces it."""
     froms = [args for ins, args in dockerfile_instructions() if ins == "FROM"]
-    assert len(froms) == 1
-    m = re.fullmatch(r"python:(3\.11\.\d+)-slim(-[a-z]+)?", froms[0])
-    assert m, f"base image must be an exact python:3.11.X-slim tag, got {froms[0]!r}"
-    assert "@" not in froms[0]
+    assert froms == ["scratch AS wheels", "${BASE_IMAGE}"], froms
+    default = dockerfile_args()["BASE_IMAGE"]
+    assert default is not None
+    m = re.fullmatch(r"python:(3\.11\.\d+)-slim(-[a-z]+)?", default)
+    assert m, f"base image must be an exact python:3.11.X-slim tag, got {default!r}"
+    assert "@" not in default
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert ">=3.11" in requires and "<3.12" in requires
+
+
+def test_build_arguments_for_mirrors_and_offline_builds() -> None:
+    """Package sources are build arguments with the standard defaults (PyPI, PyTorch's CPU
+    index, no extra wheels, no extra certificate): users need none of them."""
+    args = dockerfile_args()
+    for name in ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST"):
+        assert name in args and args[name] is None, name  # unset: pip's defaults
+    assert args["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
+    installs = [a for ins, a in dockerfile_instructions() if ins == "RUN" and "pip install" in a]
+    assert len(installs) == 2
+    for run in installs:
+        # the optional wheel folder (an empty stage unless --build-context wheels=DIR) ...
+        assert "--mount=type=bind,from=wheels,target=/tmp/wheels" in run
+        assert run.count("--find-links /tmp/wheels") == run.count("pip install")
+        # ... and the optional CA bundle (a build secret, never a layer)
+        assert "--mount=type=secret,id=pip_cert" in run
+        assert (
+            "if [ -s /run/secrets/pip_cert ]; then export PIP_CERT=/run/secrets/pip_cert; fi" in run
+        )
+    assert not any(ins == "ENV" and "PIP_INDEX" in a for ins, a in dockerfile_instructions())
+    # rsync comes from apt only if the base lacks it (docker/debian-base.sh includes it).
+    assert "command -v rsync" in DOCKERFILE.read_text()
+    text = (DOCKER / "debian-base.sh").read_text()
+    assert "rsync" in text and "python3.11-venv" in text and "--variant=minbase" in text
 
 
 def test_runs_as_non_root() -> None:
@@ -165,10 +232,10 @@ def test_copy_sources_exist() -> None:
 def test_torch_pin_and_cpu_index_match_requirements() -> None:
     pins = requirements()
     run = " ".join(args for ins, args in dockerfile_instructions() if ins == "RUN")
-    m = re.search(r"pip install [^&]*torch==([0-9.]+) --index-url (\S+)", run)
-    assert m, "the Dockerfile must install torch==X from PyTorch's CPU index"
+    m = re.search(r"pip install [^&]*torch==([0-9.]+) --index-url \"\$\{TORCH_INDEX_URL\}\"", run)
+    assert m, "the Dockerfile must install torch==X from TORCH_INDEX_URL"
     assert m.group(1) == pins["torch"]
-    assert m.group(2) == "https://download.pytorch.org/whl/cpu"
+    assert dockerfile_args()["TORCH_INDEX_URL"] == "https://download.pytorch.org/whl/cpu"
     # The reason is written next to it.
     assert "CPU wheel" in DOCKERFILE.read_text()
 
@@ -206,8 +273,11 @@ def test_default_command_exists() -> None:
 # compose
 
 
-def compose() -> dict[str, Any]:
-    return dict(yaml.safe_load(COMPOSE.read_text()))
+def compose(env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The compose file as compose reads it: ``${VAR:-default}`` filled from ``env`` (default:
+    nothing set, so the defaults users get)."""
+    raw = yaml.safe_load(COMPOSE.read_text())
+    return dict(POD_MODULE.interpolate(raw, env or {}))
 
 
 def as_argv(command: Any) -> list[str]:
@@ -221,16 +291,41 @@ def test_compose_services_and_image() -> None:
         assert svc["image"] == f"metalore:{project_version()}", name
         build = svc["build"]
         assert (COMPOSE.parent / build["context"] / build["dockerfile"]).resolve() == DOCKERFILE
+        assert svc["init"] is True, name  # signals reach the processes: `down` is quick
 
 
 def test_compose_publishes_on_loopback_only() -> None:
-    for name, svc in compose()["services"].items():
+    services = compose()["services"]
+    for name, svc in services.items():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
-    published = {
-        p.split(":")[-1] for s in compose()["services"].values() for p in s.get("ports", [])
-    }
-    assert published == {"8265", "6006"}  # the GCS port stays inside the compose network
+    published = {p.split(":")[-1] for s in services.values() for p in s.get("ports", [])}
+    assert published == {"8265", "6006"}  # the GCS port stays inside the namespace
+    moved = compose({"DASHBOARD_PORT": "18265", "TENSORBOARD_PORT": "16006"})["services"]
+    assert moved["ray-head"]["ports"] == ["127.0.0.1:18265:8265", "127.0.0.1:16006:6006"]
+
+
+def test_compose_is_one_network_namespace_with_ray_on_loopback() -> None:
+    """Like a pod: the other services join ray-head's namespace; every Ray process uses
+    127.0.0.1; only the published dashboard and TensorBoard listen beyond loopback."""
+    services = compose()["services"]
+    assert "network_mode" not in services["ray-head"]
+    for name, svc in services.items():
+        if name != "ray-head":
+            assert svc["network_mode"] == "service:ray-head", name
+            assert "ports" not in svc, name  # a shared namespace publishes through its owner
+    for name in RAY_SERVICES:
+        assert services[name]["environment"]["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0", name
+    head = as_argv(services["ray-head"]["command"])
+    worker = as_argv(services["ray-worker"]["command"])
+    assert "--node-ip-address=127.0.0.1" in head and "--node-ip-address=127.0.0.1" in worker
+    assert "--dashboard-host=0.0.0.0" in head  # reached through the published port only
+    tb = as_argv(services["tensorboard"]["command"])
+    assert tb[tb.index("--host") + 1] == "0.0.0.0" and tb[tb.index("--port") + 1] == "6006"
+    # Two nodes on one address: the worker's agent port differs from Ray's default (52365),
+    # its worker processes take any free port.
+    assert "--dashboard-agent-listen-port=52366" in worker
+    assert {"--min-worker-port=0", "--max-worker-port=0"} <= set(worker)
 
 
 def test_compose_auth_on_for_every_ray_process() -> None:
@@ -238,7 +333,8 @@ def test_compose_auth_on_for_every_ray_process() -> None:
     secret_file = COMPOSE.parent / data["secrets"]["ray_auth_token"]["file"]
     assert secret_file.name == "ray_auth_token"
     assert "docker/ray_auth_token" in (DOCKER / "Dockerfile.dockerignore").read_text()
-    for name in ("ray-head", "ray-worker", "sweep"):
+    assert compose({"RAY_AUTH_TOKEN_FILE": "/x/t"})["secrets"]["ray_auth_token"]["file"] == "/x/t"
+    for name in RAY_SERVICES:
         svc = data["services"][name]
         env = svc["environment"]
         assert env["RAY_AUTH_MODE"] == "token", name
@@ -250,27 +346,129 @@ def test_compose_commands_parse() -> None:
     services = compose()["services"]
     head = as_argv(services["ray-head"]["command"])
     worker = as_argv(services["ray-worker"]["command"])
+    check_ray_command(head)
+    check_worker_command(worker)
     for argv in (head, worker):
-        check_ray_command(argv)
         assert "--block" in argv  # the container lives as long as Ray does
-    assert "--head" in head and "--port=6379" in head
-    assert "--address=ray-head:6379" in worker
+    assert "--head" in head and "--port=6379" in head and "--node-name=ray-head" in head
+    assert "--address=127.0.0.1:6379" in worker and "--node-name=ray-worker" in worker
     check_ray_command(as_argv(services["ray-head"]["healthcheck"]["test"])[1:])
     tb = as_argv(services["tensorboard"]["command"])
     assert tb[0] == "tensorboard" and tb[tb.index("--logdir") + 1] == "/results"
     sweep = as_argv(services["sweep"]["command"])
     check_launch_command(sweep)
-    assert sweep[3] == "submit" and sweep[sweep.index("--address") + 1] == "http://ray-head:8265"
+    assert sweep[3] == "submit" and sweep[sweep.index("--address") + 1] == "http://127.0.0.1:8265"
     assert sweep[sweep.index("--storage") + 1] == "/results"
     assert services["sweep"]["depends_on"]["ray-head"]["condition"] == "service_healthy"
+    assert services["ray-worker"]["depends_on"]["ray-head"]["condition"] == "service_healthy"
 
 
 def test_compose_shared_storage() -> None:
-    services = compose()["services"]
-    for name in ("ray-head", "ray-worker", "tensorboard"):
-        mounts = [str(v).split(":")[:2] for v in services[name]["volumes"]]
-        assert ["results", "/results"] in mounts, name
+    for env, source in (({}, "results"), ({"METALORE_RESULTS": "/data/r"}, "/data/r")):
+        services = compose(env)["services"]
+        for name in ("ray-head", "ray-worker", "tensorboard"):
+            mounts = [str(v).split(":")[:2] for v in services[name]["volumes"]]
+            assert [source, "/results"] in mounts, name
     assert "results" in compose()["volumes"]
+
+
+# ------------------------------------------------------------------------------------------
+# docker/pod.py: the compose file as one podman pod (commands only; the slow test runs them)
+
+
+def pod_commands(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> list[str]:
+    token = tmp_path / "token"
+    token.write_text("t")
+    full_env = {"RAY_AUTH_TOKEN_FILE": str(token), "PATH": "/usr/bin:/bin", **(env or {})}
+    r = subprocess.run(
+        [sys.executable, str(POD), "--dry-run", "-p", "mltest", *argv],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    return [line for line in r.stdout.splitlines() if line.startswith("podman ")]
+
+
+def test_pod_up_makes_one_pod_with_loopback_ports(tmp_path: Path) -> None:
+    lines = pod_commands(tmp_path, "up", env={"DASHBOARD_PORT": "18265"})
+    create = shlex.split(lines[0])
+    assert create[:5] == ["podman", "pod", "create", "--name", "mltest"]
+    assert create[create.index("--share") + 1] == "net"  # one network, own hostnames
+    published = [create[i + 1] for i, a in enumerate(create) if a == "--publish"]
+    assert published == ["127.0.0.1:18265:8265", "127.0.0.1:6006:6006"]
+    assert create[create.index("--shm-size") + 1] == "1024m"
+    runs = [shlex.split(line) for line in lines if line.startswith("podman run ")]
+    names = [r[r.index("--name") + 1] for r in runs]
+    assert names == ["mltest-ray-head", "mltest-ray-worker", "mltest-tensorboard", "mltest-sweep"]
+    for argv in runs:
+        assert argv[argv.index("--pod") + 1] == "mltest" and "--detach" in argv and "--init" in argv
+        assert "--publish" not in argv and "--network" not in argv
+    head = runs[0]
+    assert f"{tmp_path / 'token'}:/run/secrets/ray_auth_token:ro" in head
+    assert "mltest_results:/results" in head and "RAY_AUTH_MODE=token" in head
+    assert head[head.index("--hostname") + 1] == "ray-head"
+    # the worker starts only after the head's healthcheck passed
+    health = lines.index("podman exec mltest-ray-head ray health-check --address 127.0.0.1:6379")
+    assert lines.index(shlex.join(runs[0])) < health < lines.index(shlex.join(runs[1]))
+
+
+def test_pod_run_down_and_subsets(tmp_path: Path) -> None:
+    lines = pod_commands(tmp_path, "up", "tensorboard", env={"METALORE_RESULTS": "/data/r"})
+    names = [shlex.split(x)[shlex.split(x).index("--name") + 1] for x in lines if " run " in x]
+    assert names == ["mltest-ray-head", "mltest-tensorboard"]  # and what it depends on
+    assert "/data/r:/results:ro" in lines[-1]
+    run = shlex.split(pod_commands(tmp_path, "run", "sweep")[-1])
+    assert "--rm" in run and "--detach" not in run
+    image = run.index(f"metalore:{project_version()}")
+    assert run[image + 1 : image + 5] == ["python", "-m", "launch", "submit"]
+    down = pod_commands(tmp_path, "down", "--volumes")
+    assert down == [
+        "podman pod rm --force --time 20 mltest",
+        "podman volume rm --force mltest_results",
+    ]
+
+
+def test_pod_refuses_what_it_does_not_understand(tmp_path: Path) -> None:
+    bad = yaml.safe_load(COMPOSE.read_text())
+    bad["services"]["ray-head"]["privileged"] = True
+    path = tmp_path / "compose.yaml"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(POD_MODULE.ComposeError, match="privileged"):
+        POD_MODULE.load(path, env={})
+    bad = yaml.safe_load(COMPOSE.read_text())
+    bad["services"]["tensorboard"]["network_mode"] = "host"
+    path.write_text(yaml.safe_dump(bad))
+    with pytest.raises(POD_MODULE.ComposeError, match="network_mode"):
+        POD_MODULE.load(path, env={})
+
+
+def test_pod_missing_token_file_is_explained(tmp_path: Path) -> None:
+    r = subprocess.run(
+        [sys.executable, str(POD), "-p", "mltest", "--engine", "false", "up"],
+        capture_output=True,
+        text=True,
+        env={"RAY_AUTH_TOKEN_FILE": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert r.returncode == 1 and "secrets.token_hex(32)" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("${A:-x}", {}, "x"),
+        ("${A:-x}", {"A": ""}, "x"),
+        ("${A-x}", {"A": ""}, ""),
+        ("${A-x}", {}, "x"),
+        ("$A/${B}", {"A": "1", "B": "2"}, "1/2"),
+        ("$$A", {"A": "1"}, "$A"),
+        ("${A}", {}, ""),
+    ],
+)
+def test_pod_interpolates_like_compose(text: str, env: dict[str, str], expected: str) -> None:
+    assert POD_MODULE.interpolate(text, env) == expected
 
 
 # ------------------------------------------------------------------------------------------
