@@ -666,3 +666,23 @@ def test_running_md_launch_commands_parse() -> None:
     maybe_skip_sweep(commands)
     for argv in commands:
         check_launch_command(argv)
+
+
+def test_running_md_pod_commands_run_dry(tmp_path: Path) -> None:
+    """Every `python docker/pod.py ...` line of RUNNING.md is accepted (podman commands printed)."""
+    lines = [
+        line.split(" #", 1)[0].strip()
+        for line in RUNNING.read_text().splitlines()
+        if line.startswith("python docker/pod.py ")
+    ]
+    assert len(lines) >= 4
+    for line in lines:
+        argv = shlex.split(line)[2:]
+        assert pod_commands(tmp_path, *argv), line
+
+
+def test_running_md_build_arguments_exist() -> None:
+    """The build arguments RUNNING.md shows are the Dockerfile's."""
+    shown = set(re.findall(r"--build-arg ([A-Z_]+)=", RUNNING.read_text()))
+    assert {"BASE_IMAGE", "TORCH_INDEX_URL", "UID"} <= shown
+    assert shown <= set(dockerfile_args())
