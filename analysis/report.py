@@ -112,6 +112,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
         ]
     _curves_section(md, data.curves, pts, figs)
     _pool_section(md, root, data.episodes, figs, tabs)
+    _adaptivity_section(md, data.episodes, figs, tabs)
     _paper_section(md, tabs)
     _inputs_section(md, data)
     out = root / REPORT_NAME
@@ -475,6 +476,13 @@ def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path) -
             md.p(str(mod.pool_table(d)))
         except Exception as exc:  # keep the rest of the report
             md.p(f"_Could not draw {name}: {type(exc).__name__}: {exc}_")
+
+
+def _adaptivity_section(md: _Doc, episodes: Any, figs: Path, tabs: Path) -> None:
+    """Traffic variants against their own static fronts (:mod:`analysis.adaptivity`)."""
+    from analysis.adaptivity import report_section
+
+    report_section(md, episodes, figs, tabs)
 
 
 def _paper_section(md: _Doc, tabs: Path) -> None:

@@ -43,6 +43,7 @@ def _optional_commands() -> dict[str, str]:
         "submit": "launch.submit",
         "jobs": "launch.jobs",
         "pool-compare": "launch.pool_compare",
+        "adapt": "launch.adapt",
     }
     found = {}
     for name, module in extra.items():

@@ -1,0 +1,189 @@
+"""``python -m launch adapt``: the adaptivity study (where DRL pays: traffic that changes).
+
+Examples::
+
+    python -m launch adapt variants                     # the traffic variants, held out or not
+    python -m launch adapt select results/adapt/runs/*/checkpoint* --seed 5000
+    python -m launch adapt study --out results/adapt/study --episodes 100 --seed 20000
+    python -m launch report results/adapt/study        # the report's "Adaptivity" section
+
+* ``variants``: every traffic variant of :data:`tune_configs.adaptivity.VARIANTS` and which of its
+  traffic values lie outside the training ranges of ``--reference`` (default: the shipped
+  adaptive policy ``models/paper/adaptive``, else the ``paper_random`` preset);
+* ``select``: scores checkpoints on *tuning* episode seeds (default 5000..5099): mean episode
+  return on ``paper_random`` and ``paper_dynamic`` relative to the best static split of the 0.1
+  grid on the same episodes, averaged; prints them best first;
+* ``study``: for every variant (default all), the variant's static grid (``--grid``, default 0.1)
+  and the queue-aware rule (batched evaluator), then the shipped adaptive policy (``--adaptive``),
+  the other training seeds' policies (``--seed-policy NAME=PATH``, repeatable) and the policy
+  trained on the paper scenario only (``--paper-only``, default ``models/paper/d0.9_p0`` when
+  present; ``none`` to leave it out), all on episode seeds ``seed .. seed+episodes-1`` (default
+  20000..20099: never used for training or selection). Writes result sets under ``OUT/<variant>/``
+  and prints the table (on / behind / beyond the variant's front, gap, lead, return regret) and
+  the issue's done-when checks (:mod:`analysis.adaptivity`); ``--report`` also writes
+  ``OUT/report.md``.
+
+About 10-25 s per variant on a busy 2-core machine for the 0.1 grid x 100 episodes, plus about
+a second per policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from launch.cli import UsageError
+from launch.common import finite_float, nonneg_int, positive_int, print_json
+
+HELP = "adaptivity study: policies on traffic variants against each variant's static front"
+
+
+def _named_path(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH, got {text!r}")
+    name, path = text.split("=", 1)
+    return name.strip(), path.strip()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="<action>")
+    sub.required = True
+    v = sub.add_parser("variants", help="list the traffic variants and whether they are held out")
+    v.add_argument("--reference", default=None, metavar="POLICY",
+                   help="policy whose training ranges define held out (default: the shipped "
+                        "adaptive policy, else the paper_random preset)")  # fmt: skip
+    v.add_argument("--json", action="store_true", help="print JSON")
+    s = sub.add_parser("select", help="score checkpoints on tuning episode seeds, best first")
+    s.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    s.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
+    s.add_argument("--seed", type=nonneg_int, default=5000,
+                   help="first tuning episode seed (default 5000)")  # fmt: skip
+    s.add_argument("--json", action="store_true", help="print JSON")
+    st = sub.add_parser("study", help="run the study into OUT (result sets + table)")
+    st.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    st.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
+    st.add_argument("--seed", type=nonneg_int, default=20000,
+                    help="first episode seed (default 20000, never used to train or "
+                         "select)")  # fmt: skip
+    st.add_argument("--grid", type=finite_float, default=0.1, metavar="STEP",
+                    help="static grid step (default 0.1)")  # fmt: skip
+    st.add_argument("--variants", default=None, metavar="A,B,...",
+                    help="variants to run (default all; see `launch adapt variants`)")  # fmt: skip
+    st.add_argument("--adaptive", default="models/paper/adaptive", metavar="POLICY",
+                    help="the shipped traffic-randomised policy (default "
+                         "models/paper/adaptive; 'none' to leave it out)")  # fmt: skip
+    st.add_argument("--seed-policy", action="append", type=_named_path, default=[],
+                    metavar="NAME=POLICY",
+                    help="another training seed's policy (repeatable)")  # fmt: skip
+    st.add_argument("--paper-only", default=None, metavar="POLICY",
+                    help="policy trained on the paper scenario only (default models/paper/"
+                         "d0.9_p0 if present; 'none' to leave it out)")  # fmt: skip
+    st.add_argument("--report", action="store_true", help="also write OUT/report.md")
+
+
+def run(args: argparse.Namespace) -> int:
+    return {"variants": _variants, "select": _select, "study": _study}[args.action](args)
+
+
+def _variants(args: argparse.Namespace) -> int:
+    from tune_configs.adaptivity import DEFAULT_ADAPTIVE, describe_variants, reference_from
+
+    ref_path = args.reference or (DEFAULT_ADAPTIVE if DEFAULT_ADAPTIVE.exists() else None)
+    if args.reference and not Path(args.reference).exists():
+        raise UsageError(f"--reference {args.reference} does not exist")
+    rows = describe_variants(reference_from(ref_path))
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"held out relative to: {ref_path or 'the paper_random preset'}")
+    for r in rows:
+        print(f"{r['variant']:<22} {r['note']:<38} {r['held_out']}")
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from tune_configs.adaptivity import selection_table
+
+    for c in args.checkpoints:
+        if not Path(c).is_dir():
+            raise UsageError(f"checkpoint {c!r} is not a directory")
+    rows = selection_table(args.checkpoints, args.episodes, args.seed)
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'score':>7} {'random':>8} {'dynamic':>8} {'steps':>9} {'seed':>5}  checkpoint")
+    for r in rows:
+        steps, seed = r.get("timesteps") or "", r.get("train_seed", "")
+        ratios = f"{r['paper_random_ratio']:8.4f} {r['paper_dynamic_ratio']:8.4f}"
+        print(f"{r['score']:7.4f} {ratios} {steps:>9} {seed:>5}  {r['checkpoint']}")
+    last = args.seed + args.episodes - 1
+    print(f"chosen: {rows[0]['checkpoint']} (tuning episode seeds {args.seed}..{last})")
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from tune_configs.adaptivity import (
+        ADAPTIVE,
+        ADAPTIVE_SEED,
+        PAPER_ONLY,
+        Candidate,
+        StudySettings,
+        default_paper_only,
+        get_variants,
+        run_study,
+    )
+
+    variants = get_variants(
+        [v.strip() for v in args.variants.split(",")] if args.variants else None
+    )
+    candidates: list[Candidate] = []
+
+    def add(name: str, group: str, path: Any) -> None:
+        p = Path(path)
+        if not p.exists():
+            raise UsageError(f"{group} policy {path} does not exist")
+        candidates.append(Candidate(name, group, p))
+
+    if args.adaptive.lower() != "none":
+        add("adaptive", ADAPTIVE, args.adaptive)
+    for name, path in args.seed_policy:
+        add(name, ADAPTIVE_SEED, path)
+    paper_only = args.paper_only
+    if paper_only is None:
+        found = default_paper_only()
+        paper_only = str(found) if found is not None else "none"
+        if found is None:
+            print("note: no shipped paper-only policy found (models/paper/d0.9_p0); pass "
+                  "--paper-only PATH to include one")  # fmt: skip
+    if paper_only.lower() != "none":
+        add("paper-only", PAPER_ONLY, paper_only)
+    if len({c.name for c in candidates}) != len(candidates):
+        raise UsageError("candidate names must be unique")
+    out = Path(args.out)
+    settings = StudySettings(args.episodes, args.seed, args.grid)
+    print(f"adaptivity study: {len(variants)} variants, {len(candidates)} policies, episode "
+          f"seeds {args.seed}..{args.seed + args.episodes - 1} -> {out}")  # fmt: skip
+    run_study(variants, candidates, out, settings)
+    _print_table(out)
+    if args.report:
+        from analysis.report import write_report
+
+        print(f"report: {write_report(out)}")
+    return 0
+
+
+def _print_table(out: Path) -> None:
+    from analysis.adaptivity import study_table, verdicts
+    from analysis.collect import collect
+
+    table = study_table(collect(out, write=False).episodes)
+    print(f"\n{'variant':<21}{'candidate':<14}{'sync':>7}{'served':>8}{'return':>8}  "
+          f"{'verdict':<8}{'gap':>7}{'lead':>7}{'regret%':>9}")  # fmt: skip
+    for _, r in table.iterrows():
+        print(f"{r['variant']:<21}{r['candidate']:<14}{r['sync_delay']:7.2f}"
+              f"{r['served_pct']:8.2f}{r['episode_return']:8.0f}  {r['verdict']:<8}"
+              f"{r['gap']:7.2f}{r['lead']:7.2f}{r['return_regret_pct']:9.1f}")  # fmt: skip
+    print()
+    for line in verdicts(table):
+        print(line)
