@@ -37,7 +37,15 @@ from numpy.typing import NDArray
 
 from envs.core.pool.actions import ActionMap, action_map_from
 from envs.core.pool.sim import PoolSimulator
-from envs.pool_obs import OBS_KINDS, Observer, TraderObserver, make_observer
+from envs.pool_obs import (
+    N_AGENT_FEATURES,
+    OBS_KINDS,
+    Observer,
+    TraderObserver,
+    make_observer,
+)
+
+N_CENTRAL_FEATURES = 3  # the central env's basic observation: queue lengths and balance
 
 
 def _finite(x: Any) -> bool:
@@ -157,9 +165,10 @@ class PoolControl:
             obs_mode=obs_mode,
             obs_scale=obs_scale,
         )
-        self.n_features = (
-            self.observer.n_features if isinstance(self.observer, TraderObserver) else 6
-        )
+        if isinstance(self.observer, TraderObserver):
+            self.n_features = self.observer.n_features
+        else:  # the central env's basic observation: queues and balance only
+            self.n_features = N_AGENT_FEATURES if per_cell else N_CENTRAL_FEATURES
         self.perm = np.arange(ps.n_cells)
         self._potential = 0.0
         self.rewards = np.zeros(ps.n_cells)
@@ -200,6 +209,8 @@ class PoolControl:
             total += self.options.shaping_gamma * phi - self._potential
             self._potential = phi
         self.total_reward = total
+        if feats.shape[1] != self.n_features:
+            feats = np.ascontiguousarray(feats[:, : self.n_features])
         return feats[self.perm] if self.options.permute_cells else feats
 
     def act(

@@ -20,10 +20,12 @@ from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams
 from envs.metalore_env import next_episode_seed
 from envs.multiagent import REWARDS, build_pool_sim
-from envs.pool_control import ControlOptions, PoolControl, split_control_overrides
+from envs.pool_control import (
+    ControlOptions,
+    PoolControl,
+    split_control_overrides,
+)
 from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE
-
-N_CENTRAL_FEATURES = 3
 
 
 class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
@@ -106,16 +108,9 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             self.action_space = gym.spaces.Box(low, high, (n, 3), np.float32)
         else:  # residual outputs: unbounded corrections, clipped after adding the base
             self.action_space = gym.spaces.Box(-np.inf, np.inf, (n, 3), np.float32)
-        if self.control_options.obs == "basic":
-            self.n_features = N_CENTRAL_FEATURES
-            self.observation_space = gym.spaces.Box(
-                0.0, np.inf, (n, N_CENTRAL_FEATURES), np.float32
-            )
-        else:
-            self.n_features = self.control.n_features
-            self.observation_space = gym.spaces.Box(
-                -np.inf, np.inf, (n, self.n_features), np.float32
-            )
+        self.n_features = self.control.n_features
+        low = 0.0 if self.control_options.obs == "basic" else -np.inf
+        self.observation_space = gym.spaces.Box(low, np.inf, (n, self.n_features), np.float32)
         self.episode_seed: int | None = None
 
     def reset(
@@ -148,7 +143,7 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         return obs, reward, False, truncated, info
 
     def _obs(self) -> NDArray[np.float32]:
-        return np.ascontiguousarray(self.control.observe()[:, : self.n_features])
+        return self.control.observe()
 
 
 if __name__ == "__main__":

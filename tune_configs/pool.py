@@ -47,7 +47,12 @@ from envs.multiagent import MultiCellPoolEnv, agent_ids
 from envs.pool_control import PoolControl
 from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE
 from tune_configs.callbacks import WINDOW, PoolMetrics
-from tune_configs.pool_central import eval_control_options, rlmodule_forward
+from tune_configs.pool_central import (
+    GREEDY_SPLITS,
+    eval_control_options,
+    greedy_base_splits,
+    rlmodule_forward,
+)
 from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
 
 RLLIB_POOL_ENV = "metalore_pool"
@@ -141,8 +146,14 @@ def module_ids(policies: str, n_cells: int) -> list[str]:
 
 
 def resolve_pool_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """:data:`DEFAULT_POOL_ENV_CONFIG` plus ``env_config``, validated by building the env."""
+    """:data:`DEFAULT_POOL_ENV_CONFIG` plus ``env_config``, validated by building the env
+    (``base_splits="greedy"`` is resolved as for the central controller)."""
     cfg = pool_env_kwargs(env_config or {})
+    if cfg.get("base_splits") == GREEDY_SPLITS:  # the greedy rule's splits, searched once
+        if cfg.get("action_mode") == "residual":
+            cfg["base_splits"] = greedy_base_splits(cfg)
+        else:
+            cfg.pop("base_splits")
     MultiCellPoolEnv(**cfg)  # raises ValueError naming a bad field
     return cfg
 

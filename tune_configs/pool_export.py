@@ -20,7 +20,9 @@ unpickles anything.
 * :func:`load_any_pool_controller`: an exported directory, a central or a per-cell checkpoint,
   whichever ``path`` holds (what ``launch pool-compare --checkpoint`` and ``launch eval`` use).
 
-Run ``python -m tune_configs.pool_export CHECKPOINT OUT_DIR`` to export a checkpoint.
+Run ``python -m tune_configs.pool_export TRAIN_DIR OUT_DIR [--extra selection.json]`` to export
+the checkpoint of a ``launch train`` run with its manifest (:func:`ship_training`), or
+``python -m tune_configs.pool_export CHECKPOINT OUT_DIR`` for a bare checkpoint.
 """
 
 from __future__ import annotations
@@ -241,12 +243,53 @@ def load_any_pool_controller(path: str | Path) -> Any:
     return load_pool_controller(p)
 
 
+MANIFEST_KEYS = ("command", "git_commit", "created", "seed", "hparams", "resources")
+
+
+def manifest_of_training(train_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a ``launch train`` run: command, git commit, seed, env steps, wall time."""
+    d = Path(train_dir).expanduser().resolve()
+    try:
+        run = json.loads((d / "train.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{d / 'train.json'}: unreadable ({exc})") from None
+    final = run.get("final_metrics") or {}
+    out = {k: run.get(k) for k in MANIFEST_KEYS}
+    out.update(
+        env_steps=int(final.get("timesteps", 0)),
+        timesteps_budget=run.get("timesteps"),
+        wall_time_s=run.get("elapsed_s"),
+        status=run.get("status"),
+    )
+    return out
+
+
+def ship_training(
+    train_dir: str | Path, out_dir: str | Path, extra: Mapping[str, Any] | None = None
+) -> Path:
+    """Export ``TRAIN_DIR/checkpoint`` with the training run's manifest (plus ``extra``, e.g. how
+    the policy was selected)."""
+    manifest = {**manifest_of_training(train_dir), **dict(extra or {})}
+    return export_pool_policy(Path(train_dir) / "checkpoint", out_dir, manifest)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
-        print("usage: python -m tune_configs.pool_export CHECKPOINT OUT_DIR", file=sys.stderr)
-        return 2
-    print(export_pool_policy(args[0], args[1]))
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m tune_configs.pool_export", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("source", help="a launch train output directory (with train.json and "
+                   "checkpoint/) or a checkpoint directory")  # fmt: skip
+    p.add_argument("out", help="directory to write policy.json and weights.safetensors to")
+    p.add_argument("--extra", metavar="JSON_FILE",
+                   help="JSON object added to the manifest (e.g. the selection)")  # fmt: skip
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    extra = json.loads(Path(args.extra).read_text()) if args.extra else {}
+    src = Path(args.source)
+    if (src / "train.json").is_file():
+        print(ship_training(src, args.out, extra))
+    else:
+        print(export_pool_policy(src, args.out, extra))
     return 0
 
 
