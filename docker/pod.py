@@ -322,11 +322,11 @@ class Runner:
         if self.dry_run:
             print(shlex.join(full))
             return 0
-        out = subprocess.DEVNULL if quiet else None
-        rc = subprocess.run(full, stdout=out, stderr=out if quiet else None).returncode
-        if check and rc != 0:
-            raise ComposeError(f"failed ({rc}): {shlex.join(full)}")
-        return rc
+        r = subprocess.run(full, capture_output=quiet, text=True)
+        if check and r.returncode != 0:
+            why = f"\n{r.stderr.strip()}" if quiet else ""
+            raise ComposeError(f"failed ({r.returncode}): {shlex.join(full)}{why}")
+        return r.returncode
 
     def output(self, argv: list[str]) -> str:
         r = subprocess.run([self.engine, *argv], capture_output=True, text=True)
