@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from envs.core.pool.civic import CIVIC_REPORTED_GAINS, civic_range_text
+
 BASELINE = "noncoop"
 HEADLINE: tuple[tuple[str, str], ...] = (
     ("completion_pct", "completion %"),
@@ -41,18 +43,13 @@ PHASE_HEADLINE: tuple[tuple[str, str], ...] = (
     ("served_clients", "served clients"),
     ("fairness", "fairness (Jain)"),
 )
-CIVIC_RANGES: dict[str, str] = {
-    "completion_pct": "+12-36 %",
-    "fulfillment_pct": "+23-70 %",
-    "served_clients": "+20-60 %",
-    "fairness": "up to +51 %",
-}
+CIVIC_RANGES: dict[str, str] = {k: civic_range_text(k) for k in CIVIC_REPORTED_GAINS}
 VARIANT_NAMES: dict[str, str] = {
     "noncoop": "non-cooperative (best static)",
     "greedy": "cooperative, greedy rule",
     "greedy_same_split": "cooperative, greedy rule, non-coop splits",
-    "ppo": "cooperative, per-cell PPO",
-    "ppo_pool_off": "per-cell PPO, pool off",
+    "ppo": "cooperative, learned (PPO)",
+    "ppo_pool_off": "learned (PPO), pool off",
 }
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from envs.core.pool.civic import HEADLINE_KEYS as CIVIC_HEADLINE
+from envs.core.pool.civic import civic_range_text
 
 KEY_METRICS: tuple[str, ...] = ("sync_delay", "e2e_delay", "served_pct")
 KEY_HEADERS: dict[str, str] = {
@@ -388,10 +389,11 @@ def pool_policy_markdown(table: pd.DataFrame) -> str:
     out = table[["scenario", "policy", "source", "episodes"]].copy()
     for m in metrics:
         out[m] = [fmt_pm(a, b) for a, b in zip(table[m], table[f"{m}_std"], strict=True)]
-    out["fulfilment vs noncoop"] = [
-        "" if not math.isfinite(g) else f"{g:+.1f} %" for g in table["gain_vs_noncoop_pct"]
-    ]
-    return markdown(out, ["l", "l", "l", "r"] + ["r"] * (len(metrics) + 1))
+    gains = table["gain_vs_noncoop_pct"]
+    out["fulfilment vs noncoop"] = ["" if not math.isfinite(g) else f"{g:+.1f} %" for g in gains]
+    civic = civic_range_text("fulfillment_pct")
+    out["CIVIC (reported)"] = [civic if math.isfinite(g) else "" for g in gains]
+    return markdown(out, ["l", "l", "l", "r"] + ["r"] * (len(metrics) + 2))
 
 
 def _tag_key(s: pd.Series) -> pd.Series:

@@ -44,19 +44,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from envs.core.pool.civic import CELL_COMPARED_KEYS, COMPARED_KEYS, PHASE_COMPARED_KEYS
+from envs.core.pool.civic import (
+    CELL_COMPARED_KEYS,
+    COMPARED_KEYS,
+    PHASE_COMPARED_KEYS,
+    civic_range_text,
+)
 from launch.cli import UsageError
 from launch.common import finite_float, key_value, nonneg_int, positive_int, print_json
 
 HELP = "cooperative (credit pool) vs non-cooperative cells on the same seeds (CIVIC metrics)"
 
-# CIVIC's reported gains (%), for the table: metric -> (low, high); None = "up to"
-CIVIC_RANGES: dict[str, tuple[float | None, float]] = {
-    "completion_pct": (12.0, 36.0),
-    "fulfillment_pct": (23.0, 70.0),
-    "served_clients": (20.0, 60.0),
-    "fairness": (None, 51.0),
-}
 BASELINE = "noncoop"
 
 
@@ -99,7 +97,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "comparison.csv/json, trace.json to DIR")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     g = p.add_argument_group("pool (envs.core.pool.clearing.PoolParams)")
-    g.add_argument("--endowment", type=finite_float, help="credits per cell at reset (100)")
+    g.add_argument("--endowment", type=finite_float, help="credits per cell at reset (1000)")
     g.add_argument("--price", type=finite_float, help="credits per unit (1)")
     g.add_argument("--scarcity-slope", type=finite_float, help="scarcity price slope (0: fixed)")
     g.add_argument("--backhaul-delay", type=nonneg_int, help="steps until lent units count (1)")
@@ -200,17 +198,9 @@ def compare(summaries: dict[str, dict[str, Any]], n_cells: int) -> list[dict[str
         for v in variants:
             row[v] = summaries[v].get(col)
             row[f"{v}_gain_pct"] = gain(summaries[v].get(col), base.get(col))
-        rng = CIVIC_RANGES.get(metric) if scope == "overall" else None
-        row["civic_range"] = _range_text(rng)
+        row["civic_range"] = civic_range_text(metric) if scope == "overall" else ""
         rows.append(row)
     return rows
-
-
-def _range_text(rng: tuple[float | None, float] | None) -> str:
-    if rng is None:
-        return ""
-    lo, hi = rng
-    return f"up to +{hi:g} %" if lo is None else f"+{lo:g}-{hi:g} %"
 
 
 def _fmt(x: Any, digits: int = 2) -> str:

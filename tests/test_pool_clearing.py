@@ -144,7 +144,8 @@ def test_backhaul_delay_moves_capacity_next_step() -> None:
 
 
 def test_pool_closes_in_the_last_delay_steps() -> None:
-    st_ = PoolState(PoolParams(backhaul_delay=2), np.array([100.0, 100.0]), horizon=5)
+    pool = PoolParams(backhaul_delay=2, endowment=100.0)
+    st_ = PoolState(pool, np.array([100.0, 100.0]), horizon=5)
     cells = np.zeros((2, 4))
     st_.step(3, np.array([0.5, -0.5]), cells)  # units would arrive at step 5 = horizon
     assert st_.glob[G_MATCHED] == 0.0 and st_.balance.tolist() == [100.0, 100.0]
@@ -153,7 +154,8 @@ def test_pool_closes_in_the_last_delay_steps() -> None:
 
 
 def test_non_cooperative_ignores_shares() -> None:
-    st_ = PoolState(PoolParams(cooperative=False), np.array([100.0, 50.0]), horizon=10)
+    off = PoolParams(cooperative=False, endowment=100.0)
+    st_ = PoolState(off, np.array([100.0, 50.0]), horizon=10)
     cells = np.zeros((2, 4))
     for t in range(3):
         st_.step(t, np.array([1.0, -1.0]), cells)

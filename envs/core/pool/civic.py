@@ -155,6 +155,25 @@ PHASE_COMPARED_KEYS: tuple[str, ...] = (
 )  # fmt: skip
 
 
+# CIVIC's reported gains over non-cooperative providers (%, from its public summary), per metric:
+# (low, high), low None meaning "up to high". The one copy; tables and the comparison derive theirs.
+CIVIC_REPORTED_GAINS: dict[str, tuple[float | None, float]] = {
+    "completion_pct": (12.0, 36.0),
+    "fulfillment_pct": (23.0, 70.0),
+    "served_clients": (20.0, 60.0),
+    "fairness": (None, 51.0),
+}
+
+
+def civic_range_text(key: str) -> str:
+    """CIVIC's reported gain of a metric as text (``+23-70 %``, ``up to +51 %``; ``""`` if none)."""
+    rng = CIVIC_REPORTED_GAINS.get(key)
+    if rng is None:
+        return ""
+    lo, hi = rng
+    return f"up to +{hi:g} %" if lo is None else f"+{lo:g}-{hi:g} %"
+
+
 def _pct(num: float, den: float) -> float | None:
     return 100.0 * num / den if den > 0 else None
 

@@ -99,7 +99,7 @@ class PoolParams:
 
     # --- the pool ------------------------------------------------------------------------------
     cooperative: bool = True  # False: pool off, share actions ignored (non-cooperative mode)
-    endowment: float = 100.0  # credits every cell holds at reset (spec: "e.g. 100 credits")
+    endowment: float = 1000.0  # credits per cell at reset (ours; the spec example, 100, is too few)
     price: float = 1.0  # credits per unit of MEC capacity for one step (spec default 1)
     scarcity_slope: float = 0.0  # ours: price x (1 + slope max(asked/offered - 1, 0)); 0 = fixed
     max_price_factor: float = 10.0  # ours: cap of the scarcity factor
