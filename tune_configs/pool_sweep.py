@@ -14,17 +14,21 @@ their last checkpoint, the progress printer, ``--resume``), run by the one trial
   seeds disjoint from them);
 * one ``ppo`` trial per reward scope (``scopes``: team / local) and training seed (``seeds``)
   trains the ``per-cell`` controller (multi-agent PPO, one agent per cell, shared network unless
-  ``policies=separate``) on ``scenario`` for ``timesteps`` env steps, reporting the CIVIC metrics
-  of the training episodes (``env_runners/civic/...``, per cell too, in TensorBoard), then
-  evaluates the deterministic policy with the pool on (``eval/<metric>`` of
-  :data:`envs.core.pool.civic.EVAL_KEYS`).
+  ``policies=separate``; observation ``per_cell_obs``, action ``per_cell_action``) on
+  ``scenario`` for ``timesteps`` env steps, reporting the CIVIC metrics of the training episodes
+  (``env_runners/civic/...``, per cell too, in TensorBoard), then evaluates the deterministic
+  policy with the pool on (``eval/<metric>`` of :data:`envs.core.pool.civic.EVAL_KEYS`);
+* with ``central`` in ``controllers`` (budget ``paper``), one ``ppo`` trial per training seed of
+  the ``central`` controller (:mod:`tune_configs.pool_central`: trader observation, residual on
+  the greedy rule, team reward in fulfilled jobs), evaluated the same way.
 
 Every trial writes a result set (run kinds ``pool-rules`` and ``pool-ppo-trial``), so ``launch
 report`` puts the trained pool policies beside the rules in ``results.csv`` and the report's pool
 section. The final checkpoint is accepted by ``python -m launch pool-compare --checkpoint``.
 
-Budgets: ``small`` (2 scopes x 1 seed x 40k steps: about 15 minutes on a quiet 2-core machine,
-two trials at once) and ``paper`` (2 scopes x 3 seeds x 300k steps). Settings: :data:`SETTINGS`.
+Budgets: ``small`` (2 scopes x 1 seed x 40k steps, per-cell only: about 15 minutes on a quiet
+2-core machine, two trials at once) and ``paper`` (2 scopes x 3 seeds x 300k steps per-cell, plus
+3 central seeds). Settings: :data:`SETTINGS`.
 """
 
 from __future__ import annotations
@@ -47,14 +51,16 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
         "endowment": 1000.0, "lr": 3e-4, "batch": 2000, "minibatch": 500, "epochs": 5,
         "envs": 8, "eval_episodes": 20, "eval_seed": 0, "obs_mode": "log1p",
-        "with_rules": True, "tune_episodes": 10,
+        "with_rules": True, "tune_episodes": 10, "controllers": ["per-cell"],
+        "per_cell_obs": "basic", "per_cell_action": "direct",
     },
     "paper": {
         "scenario": "three_cell_hetero", "timesteps": 300_000, "seeds": [0, 1, 2],
         "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
         "endowment": 1000.0, "lr": 3e-4, "batch": 2000, "minibatch": 500, "epochs": 5,
         "envs": 8, "eval_episodes": 100, "eval_seed": 0, "obs_mode": "log1p",
-        "with_rules": True, "tune_episodes": 20,
+        "with_rules": True, "tune_episodes": 20, "controllers": ["per-cell", "central"],
+        "per_cell_obs": "basic", "per_cell_action": "direct",
     },
 }  # fmt: skip
 
@@ -74,7 +80,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("envs", "int", "vectorised envs sampled in the trial's process", low=1),
     Setting("with_rules", "bool", "also evaluate noncoop and the greedy rule (one trial)"),
     Setting("tune_episodes", "int", "episodes of the rules' split search", low=1),
-)
+    Setting("controllers", "strs", "learned controllers: per-cell (per scope and seed) and/or "
+            "central (per seed; trader observation, residual on the greedy rule)",
+            choices=("per-cell", "central")),
+    Setting("per_cell_obs", "str", "per-cell observation", choices=("basic", "trader")),
+    Setting("per_cell_action", "str", "per-cell action parameterisation",
+            choices=("direct", "residual", "deadzone")),
+)  # fmt: skip
 
 
 def _budget(budget: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -91,11 +103,21 @@ def param_space(budget: str = "small", **overrides: Any) -> dict[str, Any]:
     if b["with_rules"]:
         jobs.append({"kind": "pool-rules", "episodes": int(b["eval_episodes"]),
                      "tune_episodes": int(b["tune_episodes"])})  # fmt: skip
-    jobs += [
-        {"kind": "ppo", "seed": int(seed), "env": {**_env(b), "scope": str(scope)}}
-        for scope in b["scopes"]
-        for seed in b["seeds"]
-    ]
+    if "per-cell" in b["controllers"]:
+        cell = {"obs": b["per_cell_obs"], "action_mode": b["per_cell_action"]}
+        if b["per_cell_action"] == "residual":
+            cell["base_splits"] = "greedy"
+        jobs += [
+            {"kind": "ppo", "controller": "per-cell", "seed": int(seed),
+             "env": {**_env(b), **cell, "scope": str(scope)}}
+            for scope in b["scopes"]
+            for seed in b["seeds"]
+        ]  # fmt: skip
+    if "central" in b["controllers"]:
+        jobs += [
+            {"kind": "ppo", "controller": "central", "seed": int(seed), "env": _env(b)}
+            for seed in b["seeds"]
+        ]
     return {
         "budget": budget,
         "controller": "per-cell",

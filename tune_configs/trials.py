@@ -110,6 +110,8 @@ def _fmt(x: Any) -> str:
 def trial_label(config: Mapping[str, Any]) -> str:
     """Short human name of a trial from its config (without the id)."""
     cfg = trial_config(config)
+    if cfg["kind"] == "ppo" and cfg["controller"] == "central":
+        return f"pool_central_s{cfg['seed']}"
     if cfg["kind"] == "ppo" and cfg["controller"] != "single":
         return f"pool_{cfg['env'].get('scope', 'team')}_s{cfg['seed']}"
     if cfg["kind"] == "ppo":
