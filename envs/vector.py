@@ -13,7 +13,11 @@ Differences from ``SyncVectorEnv(MetaLoreEnv)``, by design (it is made for train
 * ``info`` is lean: ``episode_seed`` for the sub-envs that were just reset and ``episode_metrics``
   (the single env's last-step summary) for the sub-envs that were just truncated; the per-step
   KPIs of the single env's ``info`` are not repeated (read them from ``MetaLoreEnv``);
-* queue buffers grow for all sub-envs at once (capacity never changes the dynamics).
+* queue buffers grow for all sub-envs at once (capacity never changes the dynamics);
+* with ``normalized_actions=True`` it takes actions in [-1, 1] (the units of RLlib's
+  ``normalize_actions``) and maps them to the [0, 1] shares itself, ``w = clip((a + 1) / 2, 0,
+  1)``, exactly what RLlib's per-sub-env action connector would compute; RLlib then runs with
+  ``normalize_actions=False`` and skips that connector, a third of its sampling time here.
 
 Autoreset follows Gymnasium's default ``NEXT_STEP`` mode (what RLlib's ``SingleAgentEnvRunner``
 expects): the step after a truncation resets that sub-env (its action is ignored) and returns the
@@ -82,6 +86,7 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
     Args:
         num_envs: number of sub-envs (>= 1).
         preset, params, **overrides: the scenario, as for :class:`MetaLoreEnv`.
+        normalized_actions: actions in [-1, 1] mapped to [0, 1] (see the module docstring).
     """
 
     metadata: dict[str, Any] = {"autoreset_mode": AutoresetMode.NEXT_STEP}  # noqa: RUF012
@@ -91,6 +96,7 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         num_envs: int,
         preset: str = "paper",
         params: EnvParams | dict[str, Any] | None = None,
+        normalized_actions: bool = False,
         **overrides: Any,
     ) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -101,7 +107,9 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         s = self.params.scenario
         n, e = s.n_cells, num_envs
         self._shape: tuple[int, ...] = (2,) if n == 1 else (n, 2)
-        self.single_action_space = gym.spaces.Box(0.0, 1.0, self._shape, np.float32)
+        self.normalized_actions = bool(normalized_actions)
+        low = -1.0 if self.normalized_actions else 0.0
+        self.single_action_space = gym.spaces.Box(low, 1.0, self._shape, np.float32)
         self.single_observation_space = gym.spaces.Box(0.0, np.inf, self._shape, np.float32)
         self.action_space = batch_space(self.single_action_space, e)
         self.observation_space = batch_space(self.single_observation_space, e)
@@ -219,6 +227,8 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         a = np.array(actions, dtype=np.float64).reshape(n, *self._shape)
         if not np.isfinite(a).all():
             raise ValueError("actions must be finite")
+        if self.normalized_actions:  # [-1, 1] -> [0, 1] (the kernel clips as well)
+            a = np.clip((a + 1.0) * 0.5, 0.0, 1.0)
         a = a.reshape(n, self._cells.shape[1], 2)
         info: dict[str, Any] = {}
         reset_now = self._autoreset.copy()

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -41,12 +40,14 @@ from launch.cli import UsageError
 from launch.common import add_scenario_arguments, key_value, nonneg_int, positive_int
 
 HELP = "train PPO on MetaLore with RLlib (progress per iteration, checkpoint, TensorBoard)"
+DEFAULT_TIMESTEPS = 40_000
+DEFAULT_ENVS = 64
 OBS_MODES = ("raw", "log1p", "scaled")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--timesteps", type=positive_int, default=200_000,
-                   help="env steps to train for (default 200000)")  # fmt: skip
+    p.add_argument("--timesteps", type=positive_int, default=DEFAULT_TIMESTEPS,
+                   help=f"env steps to train for (default {DEFAULT_TIMESTEPS})")  # fmt: skip
     p.add_argument("--seed", type=nonneg_int, default=0, help="RLlib seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--obs-mode", choices=OBS_MODES, default=None,
@@ -56,8 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(names: tune_configs.ppo.DEFAULT_HPARAMS)")  # fmt: skip
     p.add_argument("--env-runners", type=nonneg_int, default=0,
                    help="remote sampling actors (0: sample in the driver; default 0)")  # fmt: skip
-    p.add_argument("--envs-per-runner", type=positive_int, default=32,
-                   help="vectorised envs per runner (default 32)")  # fmt: skip
+    p.add_argument("--envs-per-runner", type=positive_int, default=DEFAULT_ENVS,
+                   help=f"vectorised envs per runner (default {DEFAULT_ENVS})")  # fmt: skip
+    p.add_argument("--torch-threads", type=positive_int, default=1,
+                   help="torch intra-op threads (default 1: faster for these small networks)"
+                   )  # fmt: skip
     p.add_argument(
         "--address",
         default=None,
@@ -149,7 +153,13 @@ def _train(
     write_json(out / "train.json", meta)
     print(f"training PPO ({controller.name}) on {env_config} for {args.timesteps:,} env steps "
           f"-> {out}", flush=True)  # fmt: skip
-    started = init_ray(args.address, num_cpus=os.cpu_count(), object_store_memory=300_000_000)
+    import torch
+
+    torch.set_num_threads(args.torch_threads)
+    # The embedded Ray only hosts remote env runners (the driver samples and learns itself):
+    # no CPUs, hence no idle worker processes started, when there are none.
+    cpus = max(int(round(resources.cpus - 1)), 0)
+    started = init_ray(args.address, num_cpus=cpus, object_store_memory=300_000_000)
     quiet_ray_logs()
     writer = SummaryWriter(str(out / "tb"))
     t0 = time.perf_counter()

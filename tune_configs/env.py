@@ -7,7 +7,8 @@ every sub-env stepped by one numba call) under :data:`RLLIB_VECTOR_ENV`, with
 ``ray.tune.registry.register_env`` (the registry travels to every worker through the cluster's
 key-value store, so runners do not depend on a ``gym.register`` done in the driver). RLlib calls
 the vector one with ``num_envs`` when ``gym_env_vectorize_mode="vector_entry_point"`` (what
-:func:`tune_configs.ppo.build_ppo_config` uses by default).
+:func:`tune_configs.ppo.build_ppo_config` uses by default); it maps the policy's normalised
+actions to the action box itself, so RLlib's per-sub-env action connector is switched off.
 ``env_config`` is a flat, Tune-friendly dict::
 
     {"preset": "paper", "delta": 0.9, "penalty": 0.0, "obs_mode": "log1p", ...}
@@ -60,11 +61,21 @@ def env_creator(env_config: Mapping[str, Any]) -> MetaLoreEnv:
     return MetaLoreEnv(preset=preset, params=params, **overrides)
 
 
-def vector_env_creator(env_config: Mapping[str, Any]) -> MetaLoreVectorEnv:
-    """The native vector env of ``env_config["num_envs"]`` sub-envs (1 if absent)."""
+def vector_env(
+    env_config: Mapping[str, Any], num_envs: int, normalized_actions: bool = False
+) -> MetaLoreVectorEnv:
+    """The native vector env of ``num_envs`` sub-envs of an env config (actions in the box
+    [0, 1], or in [-1, 1] with ``normalized_actions``)."""
     preset, params, overrides = split_env_config(env_config)
-    num_envs = int(dict(env_config).get("num_envs") or 1)
-    return MetaLoreVectorEnv(num_envs, preset=preset, params=params, **overrides)
+    return MetaLoreVectorEnv(
+        num_envs, preset=preset, params=params, normalized_actions=normalized_actions, **overrides
+    )
+
+
+def vector_env_creator(env_config: Mapping[str, Any]) -> MetaLoreVectorEnv:
+    """RLlib's native vector env: ``env_config["num_envs"]`` sub-envs (1 if absent) taking the
+    policy's normalised actions in [-1, 1] (RLlib then runs with ``normalize_actions=False``)."""
+    return vector_env(env_config, int(dict(env_config).get("num_envs") or 1), True)
 
 
 def register(vector: bool = False) -> str:

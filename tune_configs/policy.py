@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from envs.core.metrics import SUMMARY_KEYS
 from envs.core.params import EnvParams
-from tune_configs.env import params_from_env_config, split_env_config, vector_env_creator
+from tune_configs.env import params_from_env_config, split_env_config, vector_env
 from tune_configs.export import (
     SINGLE_ACTOR,
     MLPActor,
@@ -236,7 +236,7 @@ def evaluate_policy(
     """
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"invalid episodes={episodes!r}: must be an integer >= 1")
-    env = vector_env_creator({**policy.env_config, "num_envs": episodes})
+    env = vector_env(policy.env_config, episodes)  # actions in the box [0, 1]
     obs, _ = env.reset(seed=seed)  # sub-env i: episode seed seed + i
     finals: list[dict[str, Any] | None] = [None] * episodes
     while any(f is None for f in finals):

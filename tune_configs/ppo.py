@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from tune_configs.callbacks import MetaLoreMetrics
 from tune_configs.env import params_from_env_config, register
 
 # Hyper-parameters (names as in PPOConfig.training / rl_module). Observations are log1p queue
@@ -39,9 +38,9 @@ DEFAULT_HPARAMS: dict[str, Any] = {
     "vf_loss_coeff": 0.5,
     "entropy_coeff": 0.0,
     "kl_coeff": 0.0,
-    "train_batch_size": 2000,  # env steps per iteration (= train_batch_size_per_learner)
-    "minibatch_size": 250,
-    "num_epochs": 10,
+    "train_batch_size": 4000,  # env steps per iteration (= train_batch_size_per_learner)
+    "minibatch_size": 1000,
+    "num_epochs": 5,
     "fcnet_hiddens": [64, 64],
     "fcnet_activation": "tanh",
 }
@@ -53,7 +52,7 @@ class Resources:
     """Where a PPO algorithm samples and learns."""
 
     num_env_runners: int = 0  # remote sampling actors (0: sample in the algorithm's process)
-    num_envs_per_env_runner: int = 32  # vectorised envs per runner (or in-process)
+    num_envs_per_env_runner: int = 64  # vectorised envs per runner (or in-process)
     num_cpus_per_env_runner: int = 1
     num_learners: int = 0  # 0: learn in the algorithm's process
     vector_env: bool = True  # native vector env (one numba call per step) instead of SyncVectorEnv
@@ -135,13 +134,22 @@ def build_ppo_config(
     """A ``PPOConfig`` for MetaLore (see the module docstring); nothing is started."""
     from ray.rllib.algorithms.ppo import PPOConfig
 
+    from tune_configs.callbacks import MetaLoreMetrics
+
     env_cfg = resolve_env_config(env_config)
     hp = resolve_hparams(hparams)
     res = resources or Resources()
     env_name = register(vector=res.vector_env)
     config = (
         PPOConfig()  # type: ignore[no-untyped-call]
-        .environment(env_name, env_config=env_cfg, disable_env_checking=True)
+        .environment(
+            env_name,
+            env_config=env_cfg,
+            disable_env_checking=True,
+            # the native vector env unsquashes [-1, 1] actions itself (same numbers, batched)
+            normalize_actions=not res.vector_env,
+            clip_actions=False,
+        )
         .env_runners(
             num_env_runners=res.num_env_runners,
             num_envs_per_env_runner=res.num_envs_per_env_runner,
