@@ -158,7 +158,7 @@ def _train(
     torch.set_num_threads(args.torch_threads)
     # The embedded Ray only hosts remote env runners (the driver samples and learns itself):
     # no CPUs, hence no idle worker processes started, when there are none.
-    cpus = max(int(round(resources.cpus - 1)), 0)
+    cpus = max(round(resources.cpus - 1), 0)
     started = init_ray(args.address, num_cpus=cpus, object_store_memory=300_000_000)
     quiet_ray_logs()
     writer = SummaryWriter(str(out / "tb"))

@@ -38,7 +38,7 @@ def _same(x: Any, y: Any) -> bool:
 @pytest.mark.parametrize("kwargs", SCENARIOS, ids=lambda k: "-".join(map(str, k.values())))
 def test_vector_env_equals_single_env_step_by_step(kwargs: dict[str, Any]) -> None:
     n = 4
-    ref = gym.vector.SyncVectorEnv([lambda: MetaLoreEnv(**kwargs) for _ in range(n)])
+    ref: Any = gym.vector.SyncVectorEnv([lambda: MetaLoreEnv(**kwargs) for _ in range(n)])
     vec = MetaLoreVectorEnv(n, **kwargs)
     o_ref, _ = ref.reset(seed=11)
     o_vec, info = vec.reset(seed=11)
@@ -46,7 +46,7 @@ def test_vector_env_equals_single_env_step_by_step(kwargs: dict[str, Any]) -> No
     assert info["episode_seed"].tolist() == [11, 12, 13, 14]
     horizon = vec.horizon
     rng = np.random.default_rng(5)
-    shape = vec.single_action_space.shape
+    shape = tuple(vec.single_action_space.shape or ())
     finished = 0
     for k in range(3 * horizon + 3):  # three episodes per sub-env plus autoresets
         a = (rng.random((n, *shape)) * 1.2 - 0.1).astype(np.float32)  # some out of [0, 1]
@@ -75,11 +75,11 @@ def test_vector_env_contract() -> None:
     assert vec.num_envs == n
     assert vec.single_observation_space == gym.spaces.Box(0.0, np.inf, (2,), np.float32)
     assert vec.action_space.shape == (n, 2)
-    obs, info = vec.reset(seed=0)
+    obs, _ = vec.reset(seed=0)
     assert obs.shape == (n, 2) and obs.dtype == np.float32 and not obs.any()
     assert vec.observation_space.contains(obs)
     a = np.full((n, 2), 0.4, np.float32)
-    obs, rew, term, trunc, info = vec.step(a)
+    obs, rew, term, trunc, _ = vec.step(a)
     assert obs.shape == (n, 2) and rew.shape == (n,) and rew.dtype == np.float64
     assert term.dtype == np.bool_ and trunc.dtype == np.bool_ and not term.any()
     assert vec.observation_space.contains(obs)
@@ -146,7 +146,7 @@ def test_rllib_env_runner_samples_from_the_native_vector_env() -> None:
         Resources(num_envs_per_env_runner=4),
         seed=0,
     )
-    runner = SingleAgentEnvRunner(config=config)
+    runner: Any = SingleAgentEnvRunner(config=config)
     try:
         assert isinstance(runner.env.unwrapped, MetaLoreVectorEnv)
         episodes = runner.sample(num_timesteps=80, random_actions=False)
