@@ -4,6 +4,9 @@ Measures, after a warm-up that compiles the numba kernels:
 
 * single env: steps/s through ``gymnasium.make("MetaLore-v0")`` with random actions (drawn
   beforehand, so the figure is the env's, not the action sampler's), resets included;
+* vector env: sub-env steps/s of the native vector env (:mod:`envs.vector`, 64 sub-envs, one
+  numba call per step, autoresets included), against Gymnasium's ``SyncVectorEnv`` of 64 single
+  envs (what RLlib builds without it);
 * batched: env-steps/s of the batched evaluator, (a) the static grid on shared episode seeds
   and (b) one policy over distinct seeds;
 * the paper's whole static baseline (11 x 11 splits x 100 episodes x 100 steps) in seconds;
@@ -11,8 +14,9 @@ Measures, after a warm-up that compiles the numba kernels:
   simulator does not leak), and the process's peak RSS;
 * with ``--rllib``: RLlib sampling throughput (needs Ray; see tune_configs).
 
-Targets (2-core machine): single >= 50,000 steps/s; batched >= 1,000,000 env-steps/s; paper grid
-<= 5 s; memory flat over 10 million steps (``--memory-steps 10000000``, about 4 minutes).
+Targets (2-core machine): single >= 50,000 steps/s; vector env >= 5x SyncVectorEnv; batched >=
+1,000,000 env-steps/s; paper grid <= 5 s; memory flat over 10 million steps (``--memory-steps
+10000000``, about 4 minutes). ``--rllib`` adds about a minute.
 """
 
 from __future__ import annotations
@@ -65,6 +69,26 @@ def single_env(steps: int) -> float:
     return steps / (time.perf_counter() - t0)
 
 
+def vector_env(steps: int, native: bool, num_envs: int = 64) -> float:
+    """Sub-env steps/s of the native vector env, or of ``SyncVectorEnv`` of single envs."""
+    import gymnasium as gym
+    import numpy as np
+
+    import envs  # noqa: F401
+
+    mode = "vector_entry_point" if native else "sync"
+    vec = gym.make_vec("MetaLore-v0", num_envs=num_envs, vectorization_mode=mode)
+    rounds = max(steps // num_envs, 1)
+    actions = np.random.default_rng(0).random((rounds, num_envs, 2)).astype(np.float32)
+    vec.reset(seed=0)
+    t0 = time.perf_counter()
+    for a in actions:
+        vec.step(a)
+    rate = rounds * num_envs / (time.perf_counter() - t0)
+    vec.close()
+    return rate
+
+
 def batched(shared_seeds: bool) -> tuple[float, float]:
     """(env-steps/s, seconds): the paper grid on shared seeds, or one policy on 12,100 seeds."""
     from envs.core import make_params
@@ -110,8 +134,11 @@ def _best_median(values: list[float]) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     single_env(2_000)  # compile and warm up
+    vector_env(2_000, native=True)
     batched(True)
     singles = [single_env(args.single_steps) for _ in range(args.repeats)]
+    natives = [vector_env(args.single_steps, native=True) for _ in range(args.repeats)]
+    syncs = [vector_env(args.single_steps // 4, native=False) for _ in range(args.repeats)]
     grid = [batched(True) for _ in range(args.repeats)]
     distinct = [batched(False) for _ in range(args.repeats)]
     out: dict[str, Any] = {
@@ -121,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             "platform": platform.platform(),
         },
         "single_env_steps_per_s": _best_median(singles),
+        "vector_env_64_steps_per_s": _best_median(natives),
+        "sync_vector_env_64_steps_per_s": _best_median(syncs),
         "batched_env_steps_per_s_shared_seeds": _best_median([g[0] for g in grid]),
         "batched_env_steps_per_s_distinct_seeds": _best_median([d[0] for d in distinct]),
         "paper_static_grid_s": {
@@ -145,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'figure':<44} {'best':>14} {'median':>14}   target")
     rows = [
         ("single env via gymnasium.make [steps/s]", s, ">= 50,000"),
+        (
+            "native vector env, 64 sub-envs [steps/s]",
+            out["vector_env_64_steps_per_s"],
+            ">= 5x sync",
+        ),
+        ("SyncVectorEnv of 64 single envs [steps/s]", out["sync_vector_env_64_steps_per_s"], ""),
         ("batched, shared seeds [env-steps/s]", g, ">= 1,000,000"),
         ("batched, distinct seeds [env-steps/s]", d, ""),
     ]
@@ -155,6 +190,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"memory over {mem['steps']:,} steps: RSS samples {mem['rss_mb_samples']} MB, "
           f"growth {mem['rss_growth_mb']} MB")  # fmt: skip
     if "rllib_sampling" in out:
-        print(f"RLlib sampling: {out['rllib_sampling']}")
+        print("RLlib (PPO defaults, 1 torch thread): env steps/s sampled (best, median), trained")
+        for row in out["rllib_sampling"]["layouts"]:
+            name = f"{row['env_runners']}x{row['envs_per_runner']} {row['vector_env']}"
+            if row["skipped"]:
+                print(f"  {name:<16} skipped: {row['skipped']}")
+                continue
+            print(f"  {name:<16} sample {row['sample_steps_per_s']:>9,.0f} "
+                  f"{row['sample_steps_per_s_median']:>9,.0f}   train "
+                  f"{row['train_steps_per_s'] or 0:>9,.0f}")  # fmt: skip
     print(f"peak RSS: {out['peak_rss_mb']} MB")
     return 0
