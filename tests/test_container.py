@@ -190,11 +190,13 @@ def report_times(label: str, times: dict[str, float]) -> None:
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
+    start = time.monotonic()
     install_tools()
     if os.geteuid() != 0:
         pytest.skip("the container test runs rootful podman (root needed)")
     cache = cache_dir()
     eng = Engine(engine_env(cache), cache)
+    eng.times["tools"] = time.monotonic() - start
     eng.podman("info", "--format", "{{.Host.OCIRuntime.Name}}")
     if not eng.exists("image", BASE_IMAGE):
         start = time.monotonic()
