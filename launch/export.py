@@ -1,9 +1,15 @@
 """``python -m launch export``: ship a trained policy as safetensors weights plus a JSON file.
 
-Example::
+Examples::
 
     python -m launch export results/train-a/checkpoint --out models/mine
     python -m launch eval models/mine --episodes 100
+    python -m launch export --sweep results/paper-grid-paper --out models/paper
+
+The last form ships one policy per reward setting of a sweep's single-cell PPO trials into
+``OUT/<setting>/`` (``d0.9_p0``, ...): of the setting's training seeds, the one with the highest
+mean episode return on 100 tuning episodes (seeds from 1,000,000, never the evaluation seeds) is
+shipped; ``OUT/index.json`` lists every seed's tuning return and evaluation.
 
 Writes ``OUT/policy.safetensors`` (the actor network's float32 weights) and ``OUT/policy.json``
 (architecture, action normalisation, env config with the observation transform, controller and a
@@ -20,13 +26,18 @@ import json
 from pathlib import Path
 
 from launch.cli import UsageError
+from launch.common import positive_int
 
 HELP = "ship a trained checkpoint as safetensors weights + policy.json (no pickle needed)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", metavar="CHECKPOINT",
+    p.add_argument("checkpoint", metavar="CHECKPOINT", nargs="?",
                    help="checkpoint directory (e.g. OUT/checkpoint from launch train)")  # fmt: skip
+    p.add_argument("--sweep", metavar="EXPDIR", default=None,
+                   help="ship one policy per reward setting of this sweep instead")  # fmt: skip
+    p.add_argument("--tuning-episodes", type=positive_int, default=100,
+                   help="--sweep: selection episodes per training seed (default 100)")  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write the policy to")
     p.add_argument("--manifest", default=None, metavar="JSON",
                    help='extra manifest keys as a JSON object, e.g. \'{"selected_by": "tuning"}\''
@@ -47,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(extra, dict):
             raise UsageError("--manifest must be a JSON object")
     out = Path(args.out).expanduser()
+    if (args.checkpoint is None) == (args.sweep is None):
+        raise UsageError("give either CHECKPOINT or --sweep EXPDIR")
+    if args.sweep is not None:
+        return _ship_sweep(args)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not is_shipped(out):
         raise UsageError(f"--out {args.out} exists and is not empty")
     if not Path(args.checkpoint).expanduser().is_dir():
@@ -61,4 +76,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     print(f"shipped {describe(load_shipped(path))}")
     print(f"-> {path}  (python -m launch eval {path})")
+    return 0
+
+
+def _ship_sweep(args: argparse.Namespace) -> int:
+    from tune_configs.export import ship_sweep
+
+    if not Path(args.sweep).expanduser().is_dir():
+        raise UsageError(f"--sweep {args.sweep} is not a directory")
+    rows = ship_sweep(args.sweep, args.out, tuning_episodes=args.tuning_episodes)
+    shipped = sorted({r["setting"] for r in rows})
+    print(f"{len(shipped)} policies shipped to {args.out} (index: {Path(args.out) / 'index.json'})")
     return 0

@@ -63,8 +63,8 @@ def test_paper_grid_space_is_the_papers_grid() -> None:
     assert sorted(ppo) == sorted((d, p, s) for d in deltas for p in penalties for s in (0, 1, 2))
     assert grid_size(space) == 21 + 7 * 3 * 3
     assert grid_size(paper_grid.param_space("paper", with_static=False)) == 63
-    assert space["eval_episodes"] == 100 and space["timesteps"] == 200_000
-    assert paper_grid.stop("paper") == {"timesteps": 200_000}
+    assert space["eval_episodes"] == 100 and space["timesteps"] == 60_000
+    assert paper_grid.stop("paper") == {"timesteps": 60_000}
     assert paper_grid.stop("small", timesteps=999) == {"timesteps": 999}
 
 

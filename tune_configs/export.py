@@ -321,21 +321,6 @@ def load_shipped(path: str | Path) -> ShippedPolicy:
 
 
 # --- the single-cell controller ----------------------------------------------------------------
-def git_commit() -> str | None:
-    """The project's git commit (None outside a git checkout)."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[1]
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-            timeout=10, check=True,
-        )  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None
-
-
 def _training_record(checkpoint: Path) -> dict[str, Any]:
     """What the run that wrote ``checkpoint`` recorded (``launch train``'s train.json or a
     trial's run.json), best effort."""
@@ -358,6 +343,7 @@ def export_checkpoint(
     sidecar and the run record next to it (``train.json`` of ``launch train``, ``run.json`` of a
     sweep trial); ``manifest`` adds or overrides keys.
     """
+    from analysis.resultset import git_commit
     from tune_configs.policy import SIDECAR, load_policy, read_checkpoint_info
 
     ckpt = Path(checkpoint).expanduser().resolve()
@@ -373,7 +359,7 @@ def export_checkpoint(
         "seed": seed,
         "env_steps": steps,
         "train_wall_s": wall,
-        "git_commit": record.get("git_commit") or record.get("commit") or git_commit(),
+        "git_commit": record.get("git_commit") or git_commit(),
         "hparams": info.get("hparams", record.get("hparams")),
         "source_checkpoint": str(ckpt),
         "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -413,3 +399,94 @@ def describe(policy: ShippedPolicy) -> str:
         f"{d['controller']} policy (delta={cfg.get('delta')}, penalty={cfg.get('penalty')}; "
         f"actors {sizes}; {m.get('env_steps')} env steps, seed {m.get('seed')})"
     )
+
+
+# --- one shipped policy per reward setting of a sweep --------------------------------------------
+TUNING_SEED = 1_000_000  # first episode seed of the selection episodes (evaluation seeds are small)
+
+
+def setting_name(preset: str, delta: float, penalty: float) -> str:
+    """Directory name of a reward setting: ``d0.9_p0`` (``<preset>_d.._p..`` off the paper)."""
+    name = f"d{float(delta):g}_p{float(penalty):g}"
+    return name if preset == "paper" else f"{preset}_{name}"
+
+
+def ship_sweep(
+    exp_dir: str | Path,
+    out_root: str | Path,
+    tuning_seed: int = TUNING_SEED,
+    tuning_episodes: int = 100,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Ship one single-cell policy per reward setting of a sweep's PPO trials.
+
+    Each trial's final checkpoint is evaluated on ``tuning_episodes`` episodes from
+    ``tuning_seed`` (disjoint from the sweep's evaluation seeds); the seed with the highest mean
+    episode return under its own reward is shipped to ``out_root/<setting>/``, its manifest
+    recording the selection (every candidate's tuning return and its evaluation in the sweep).
+    Writes ``out_root/index.json`` and returns its rows (one per setting and seed).
+    """
+    from analysis.resultset import RUN_FILE, SUMMARY_FILE
+    from tune_configs.policy import evaluate_policy, load_policy
+
+    say = log or print
+    exp, out = Path(exp_dir).expanduser().resolve(), Path(out_root).expanduser().resolve()
+    groups: dict[tuple[str, float, float], list[dict[str, Any]]] = {}
+    for run_file in sorted(exp.rglob(RUN_FILE)):
+        run = json.loads(run_file.read_text())
+        ckpt = run_file.parent / "checkpoint"
+        if run.get("kind") != "ppo-trial" or run.get("controller", "single") != "single":
+            continue
+        if not ckpt.is_dir():
+            continue
+        summary = json.loads((run_file.parent / SUMMARY_FILE).read_text())[0]
+        key = (str(run["preset"]), float(run["delta"]), float(run["penalty"]))
+        groups.setdefault(key, []).append({"run": run, "checkpoint": ckpt, "summary": summary})
+    if not groups:
+        raise ValueError(f"{exp}: no single-cell PPO trials (result sets of kind ppo-trial)")
+    rows: list[dict[str, Any]] = []
+    for (preset, delta, penalty), trials in sorted(groups.items(), key=lambda kv: kv[0]):
+        name = setting_name(preset, delta, penalty)
+        for t in trials:
+            pol = load_policy(t["checkpoint"])
+            ep = evaluate_policy(pol, tuning_episodes, tuning_seed)
+            t["tuning_return"] = float(np.mean([r["episode_return"] for r in ep]))
+        best = max(trials, key=lambda t: t["tuning_return"])
+        candidates = [
+            {
+                "seed": t["run"].get("train_seed"),
+                "trial": t["run"].get("trial_name"),
+                "tuning_return": round(t["tuning_return"], 3),
+                "eval": {k: t["summary"].get(k) for k in _EVAL_KEYS},
+            }
+            for t in sorted(trials, key=lambda t: int(t["run"].get("train_seed") or 0))
+        ]
+        manifest = {
+            "selection": (
+                f"highest mean episode return over {tuning_episodes} tuning episodes (seeds "
+                f"{tuning_seed}..{tuning_seed + tuning_episodes - 1}) among "
+                f"{len(trials)} training seeds"
+            ),
+            "candidates": candidates,
+            "evaluation": {
+                "episodes": best["summary"].get("episodes"),
+                "first_seed": best["summary"].get("seed"),
+                **{k: best["summary"].get(k) for k in _EVAL_KEYS},
+            },
+            "sweep": str(exp),
+        }
+        export_checkpoint(best["checkpoint"], out / name, manifest=manifest)
+        returns = ", ".join(f"{c['tuning_return']:.1f}" for c in candidates)
+        say(f"{name}: shipped seed {best['run'].get('train_seed')} (tuning returns of the "
+            f"seeds: {returns})")  # fmt: skip
+        for c in candidates:
+            rows.append({"setting": name, "preset": preset, "delta": delta, "penalty": penalty,
+                         **c, "shipped": c["trial"] == best["run"].get("trial_name")})  # fmt: skip
+    (out / "index.json").write_text(json.dumps(rows, indent=2, default=str) + "\n")
+    return rows
+
+
+_EVAL_KEYS = (
+    "sync_delay", "sync_delay_std", "e2e_delay", "e2e_delay_std", "served_pct", "served_pct_std",
+    "episode_return", "episode_return_std",
+)  # fmt: skip

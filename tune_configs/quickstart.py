@@ -1,7 +1,7 @@
 """Sweep ``quickstart``: the static grid plus a few PPO reward settings, small budgets.
 
-Run (the README's main command; 1.6 minutes measured on a quiet 2-core machine, expect several
-times that when the machine is shared)::
+Run (the README's main command; about a minute on a quiet 2-core machine with the fast PPO
+defaults, expect several times that when the machine is shared)::
 
     python -m launch sweep quickstart
 
@@ -30,9 +30,9 @@ DESCRIPTION = "static grid + PPO for 3 reward settings, small budgets (<= 15 min
 METRICS: tuple[str, ...] = OBJECTIVES
 MODES: tuple[str, ...] = OBJECTIVE_MODES
 REWARDS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.5, 0.0), (0.9, -5.0))
-BUDGETS: dict[str, dict[str, Any]] = {
-    "small": {"timesteps": 100_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
-    "paper": {"timesteps": 200_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
+BUDGETS: dict[str, dict[str, Any]] = {  # env steps per PPO trial with the fast defaults
+    "small": {"timesteps": 40_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
+    "paper": {"timesteps": 60_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
 }
 SETTINGS: tuple[Setting, ...] = (*PPO_SETTINGS, *pick("seed", "rewards", "episodes", "grid_step"))
 
@@ -64,4 +64,4 @@ def stop(budget: str = "small", **overrides: Any) -> dict[str, Any]:
 
 SPACE = param_space("small")
 STOP = stop("small")
-total_trials, build_tuner = grid_sweep(NAME, param_space, stop)
+total_trials, build_tuner = grid_sweep(NAME, param_space, stop, reuse_actors=True)
