@@ -43,6 +43,8 @@ DEFAULT_HPARAMS: dict[str, Any] = {
     "num_epochs": 5,
     "fcnet_hiddens": [64, 64],
     "fcnet_activation": "tanh",
+    "free_log_std": False,  # True: state-independent log std (the head outputs only the mean)
+    "log_std_clip_param": 20.0,  # log std clamped to [-c, c] (RLlib's default 20)
 }
 DEFAULT_ENV_CONFIG: dict[str, Any] = {"preset": "paper", "obs_mode": "log1p"}
 
@@ -115,6 +117,8 @@ def model_config(hp: Mapping[str, Any]) -> dict[str, Any]:
         "fcnet_hiddens": list(hp["fcnet_hiddens"]),
         "fcnet_activation": hp["fcnet_activation"],
         "vf_share_layers": False,
+        "free_log_std": bool(hp["free_log_std"]),
+        "log_std_clip_param": float(hp["log_std_clip_param"]),
     }
 
 
