@@ -109,8 +109,8 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         else:  # residual outputs: unbounded corrections, clipped after adding the base
             self.action_space = gym.spaces.Box(-np.inf, np.inf, (n, 3), np.float32)
         self.n_features = self.control.n_features
-        low = 0.0 if self.control_options.obs == "basic" else -np.inf
-        self.observation_space = gym.spaces.Box(low, np.inf, (n, self.n_features), np.float32)
+        floor = 0.0 if self.control_options.obs == "basic" else -np.inf
+        self.observation_space = gym.spaces.Box(floor, np.inf, (n, self.n_features), np.float32)
         self.episode_seed: int | None = None
 
     def reset(

@@ -27,18 +27,13 @@ from tune_configs.controllers import (  # noqa: E402
     get_controller,
     save_checkpoint,
 )
+from tune_configs.export import DESCRIPTION, WEIGHTS  # noqa: E402
 from tune_configs.pool_central import (  # noqa: E402
     FlatPoolEnv,
     load_central_controller,
     resolve_central_env_config,
 )
-from tune_configs.pool_export import (  # noqa: E402
-    POLICY_FILE,
-    export_pool_policy,
-    load_any_pool_controller,
-    read_safetensors,
-    write_safetensors,
-)
+from tune_configs.pool_export import export_pool_policy, load_any_pool_controller  # noqa: E402
 from tune_configs.ppo import Resources  # noqa: E402
 from tune_configs.training import train  # noqa: E402
 
@@ -60,17 +55,6 @@ def test_flat_env_and_config() -> None:
     assert obs.shape == (env.obs_dim,) and math.isfinite(r) and not term and not trunc
     with pytest.raises(ValueError, match="action_mode"):
         resolve_central_env_config({**ENV, "action_mode": "wild"})
-
-
-def test_safetensors_round_trip(tmp_path: Path) -> None:
-    tensors = {"a.0.weight": np.arange(6, dtype=np.float32).reshape(2, 3), "a.0.bias": np.ones(2)}
-    write_safetensors(tmp_path / "w.safetensors", tensors)
-    back = read_safetensors(tmp_path / "w.safetensors")
-    assert back["a.0.weight"].tolist() == tensors["a.0.weight"].tolist()
-    assert back["a.0.bias"].dtype == np.float32 and back["a.0.bias"].tolist() == [1.0, 1.0]
-    (tmp_path / "bad.safetensors").write_bytes(b"\x01")
-    with pytest.raises(ValueError, match="safetensors"):
-        read_safetensors(tmp_path / "bad.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -98,11 +82,13 @@ def test_central_checkpoint_replay_and_export(central_checkpoint: Path, tmp_path
     pool = PoolParams(endowment=1000.0)
     rl = evaluate_controller(params, pool, ctrl, 2, seed=0)
     out = export_pool_policy(central_checkpoint, tmp_path / "shipped", {"seed": 0})
-    info = json.loads((out / POLICY_FILE).read_text())
-    assert info["controller"] == "central" and info["manifest"] == {"seed": 0}
-    assert not any(p.suffix == ".pkl" for p in out.iterdir())
+    info = json.loads((out / DESCRIPTION).read_text())
+    assert info["controller"] == "central" and info["manifest"]["seed"] == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([DESCRIPTION, WEIGHTS])
+    assert info["action"]["mode"] == "residual" and not info["action"]["normalize"]
     shipped = load_any_pool_controller(out)
-    obs = np.random.default_rng(0).normal(size=(5, info["obs_dim"])).astype(np.float32)
+    obs = np.random.default_rng(0).normal(size=(5, info["actors"]["central"]["in_features"]))
+    obs = obs.astype(np.float32)
     assert shipped.forward(obs) == pytest.approx(ctrl.forward(obs), abs=1e-5)
     np_rows = evaluate_controller(params, pool, shipped, 2, seed=0)
     for a, b in zip(rl, np_rows, strict=True):
