@@ -229,6 +229,22 @@ def test_copy_sources_exist() -> None:
                     assert (ROOT / src).exists(), f"COPY {src}: not in the repository"
 
 
+def test_numba_kernels_compiled_into_the_image() -> None:
+    """After the project is installed, a run compiles the kernels into NUMBA_CACHE_DIR (the
+    installed package, -P: not the source copy of the build directory; the cache is per path);
+    the container user owns the cache."""
+    steps = dockerfile_instructions()
+    env = next(i for i, (ins, a) in enumerate(steps) if ins == "ENV" and "NUMBA_CACHE_DIR" in a)
+    project = next(i for i, (ins, a) in enumerate(steps) if ins == "RUN" and "--no-deps ." in a)
+    warm = next(i for i, (ins, a) in enumerate(steps) if ins == "RUN" and "launch static" in a)
+    assert project < warm and env < warm
+    run = steps[warm][1]
+    assert run.startswith("python -P -m launch static")
+    argv = shlex.split(run.split(">")[0])
+    check_launch_command([argv[0], *argv[2:]])
+    assert 'chown -R metalore:metalore "${NUMBA_CACHE_DIR}"' in run
+
+
 def test_torch_pin_and_cpu_index_match_requirements() -> None:
     pins = requirements()
     run = " ".join(args for ins, args in dockerfile_instructions() if ins == "RUN")
