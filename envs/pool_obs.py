@@ -147,10 +147,13 @@ TRADER_FEATURES: tuple[str, ...] = (
     "nb_load",  # log1p of the other cells' mean load (UE + sensor backlog / capacity)
     "nb_load_max",  # log1p of the other cells' largest load
     "nb_runway",  # log1p of the other cells' mean runway
+    "ue_need_next",  # BS UE backlog [units] / capacity scheduled for the next step (cap 4)
+    "sensor_need_next",  # BS sensor backlog [units] / capacity for the next step (cap 4)
 )
 N_TRADER_BASE = len(TRADER_FEATURES)
 AGE_CAP = 3.0  # sensor ages are reported up to AGE_CAP x sigma
 RUNWAY_CAP = 10.0
+NEED_CAP = 4.0
 
 
 @njit(cache=True)
@@ -219,6 +222,9 @@ def _trader(  # type: ignore[no-untyped-def]
         out[i, 18] = np.log1p(nb_sum / max(n - 1, 1))
         out[i, 19] = np.log1p(nb_max)
         out[i, 20] = np.log1p(nb_run / max(n - 1, 1))
+        c_next = max(c + pipe[nxt, i], 1e-9)
+        out[i, 21] = min(kpi[i, 0] * m_ue / c_next, NEED_CAP)
+        out[i, 22] = min(kpi[i, 1] * m_s / c_next, NEED_CAP)
         if identity:
             for j in range(n):
                 out[i, N_TRADER_BASE + j] = 1.0 if j == i else 0.0
