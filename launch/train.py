@@ -109,7 +109,7 @@ def env_config_from_args(args: argparse.Namespace, controller: Any) -> dict[str,
 
 def run(args: argparse.Namespace) -> int:
     from tune_configs.controllers import get_controller
-    from tune_configs.ppo import Resources, resolve_hparams
+    from tune_configs.ppo import Resources
     from tune_configs.training import fit_batch_to_budget
 
     out = Path(args.out).expanduser().resolve()
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{out / 'checkpoint'} exists already: choose a new --out directory")
     controller = get_controller(args.controller)
     env_config = env_config_from_args(args, controller)
-    hparams = fit_batch_to_budget(resolve_hparams(dict(args.hp)), args.timesteps)
+    hparams = fit_batch_to_budget(controller.resolve_hparams(dict(args.hp)), args.timesteps)
     resources = Resources(
         num_env_runners=args.env_runners, num_envs_per_env_runner=args.envs_per_runner
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,13 @@ class Controller:
     eval_keys: tuple[str, ...]  # reported as eval/<key> by a trial
     run_kind_prefix: str  # result-set kinds of this controller: "<prefix>eval", "<prefix>ppo-trial"
     options: tuple[str, ...] = ()  # trial/CLI options passed to build_config and write_sidecar
+    hparams: Mapping[str, Any] = field(default_factory=dict)  # its defaults over DEFAULT_HPARAMS
+
+    def resolve_hparams(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """PPO hyper-parameters: the global defaults, this controller's, then ``overrides``."""
+        from tune_configs.ppo import resolve_hparams
+
+        return resolve_hparams({**self.hparams, **dict(overrides or {})})
 
     def run_kind(self, what: str) -> str:
         return f"{self.run_kind_prefix}{what}"
@@ -97,6 +104,7 @@ def _per_cell() -> Controller:
 def _central() -> Controller:
     from envs.core.pool.civic import EVAL_KEYS
     from tune_configs.pool_central import (
+        CENTRAL_HPARAMS,
         CENTRAL_SIDECAR,
         build_central_ppo_config,
         central_env_params,
@@ -113,6 +121,7 @@ def _central() -> Controller:
         sidecar=CENTRAL_SIDECAR,
         eval_keys=EVAL_KEYS,
         run_kind_prefix="pool-",
+        hparams=CENTRAL_HPARAMS,
     )
 
 

@@ -6,7 +6,9 @@ observation ``(n_cells, F)`` and action ``(n_cells, 3)`` flattened for RLlib's d
 env config (:data:`DEFAULT_CENTRAL_ENV_CONFIG`) is what worked best in the ablations of
 ``docs/pool.md`` ("Learned controllers"): the trader observation, a residual action on top of the
 greedy rule with its best static splits (searched once on tuning seeds when the config is
-resolved, then stored in it), the team reward in fulfilled jobs scaled by 0.1, 1000 credits.
+resolved, then stored in it), the team reward in fulfilled jobs scaled by 0.01 (returns of order
+1 keep the tanh critic alive), the log std of the corrections clamped to [-1, 1]
+(:data:`CENTRAL_HPARAMS`), 1000 credits.
 
 * :func:`build_central_ppo_config`: single-agent PPO, the :class:`tune_configs.callbacks.
   PoolMetrics` callback (CIVIC metrics per cell in TensorBoard);
@@ -15,7 +17,7 @@ resolved, then stored in it), the team reward in fulfilled jobs scaled by 0.1, 1
   :mod:`tune_configs.pool_export`) as an :class:`envs.core.pool.rules.Controller` for ``launch
   pool-compare``; deterministic (the mean action), no Ray started.
 
-Train (about 1M env steps in 15 minutes on a quiet 2-core machine)::
+Train (1M env steps take about 5 to 15 minutes on a 2-core machine, depending on its load)::
 
     python -m launch train --controller central --preset three_cell_hetero \
         --timesteps 1000000 --set endowment=1000 --out results/central
@@ -48,13 +50,17 @@ GREEDY_SPLITS = "greedy"  # base_splits resolved by the greedy rule's split sear
 DEFAULT_CENTRAL_ENV_CONFIG: dict[str, Any] = {
     "preset": "three_cell_hetero",
     "reward": "fulfilled",
-    "reward_scale": 0.1,
+    "reward_scale": 0.01,
     "obs": "trader",
     "action_mode": "residual",
     "base_splits": GREEDY_SPLITS,
     "residual_scale": 0.2,
     "endowment": 1000.0,
 }
+# PPO defaults of the central controller over tune_configs.ppo.DEFAULT_HPARAMS: the log std of
+# the residual corrections clamped to [-1, 1] (RLlib's 20 let it drift to e^1.8 and performance
+# collapse in the ablations, docs/pool.md)
+CENTRAL_HPARAMS: dict[str, Any] = {"log_std_clip_param": 1.0}
 # the split search of base_splits="greedy": tuning seeds, never evaluation seeds
 SPLIT_EPISODES, SPLIT_GRID = 10, 0.1
 _RLLIB_KEYS = frozenset({"num_envs"})

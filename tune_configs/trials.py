@@ -233,7 +233,7 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
 
     from tune_configs import barrier
     from tune_configs.controllers import evaluate_checkpoint, get_controller, save_checkpoint
-    from tune_configs.ppo import Resources, resolve_hparams
+    from tune_configs.ppo import Resources
     from tune_configs.training import TIMESTEPS, fit_batch_to_budget, train
 
     if cfg.get("torch_threads"):
@@ -242,7 +242,7 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
     options = {k: cfg[k] for k in controller.options}
     env_config = controller.resolve_env_config(env_config_of(cfg))
     timesteps = int(cfg["timesteps"])
-    hparams = fit_batch_to_budget(resolve_hparams(cfg["hparams"]), timesteps)
+    hparams = fit_batch_to_budget(controller.resolve_hparams(cfg["hparams"]), timesteps)
     resources = Resources(**cfg["resources"])
     seed = int(cfg["seed"])
     algo = controller.build_config(
