@@ -253,6 +253,8 @@ def variant_data(episodes: pd.DataFrame) -> list[VariantData]:
     """Split the study rows of ``episodes`` into variants (in order of first appearance)."""
     rows = study_episodes(episodes)
     out: list[VariantData] = []
+    if rows.empty:  # no study here (a table without its columns)
+        return out
     for name in dict.fromkeys(rows["run_variant"].astype(str)):
         v = rows.loc[rows["run_variant"].astype(str) == name].copy()
         v["seed"] = pd.to_numeric(v["seed"], errors="coerce").astype("Int64")
