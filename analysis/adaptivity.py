@@ -37,7 +37,6 @@ Run ``python -m analysis.adaptivity DIR`` to print the table and the verdicts of
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections.abc import Sequence
@@ -682,15 +681,10 @@ def report_section(md: Any, episodes: pd.DataFrame, figs: Path, tabs: Path) -> N
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the study table and the done-when checks of a study directory."""
-    from analysis.collect import collect
+    from analysis.collect import collect_for_cli
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.adaptivity", description=__doc__)
-    parser.add_argument("dir", help="directory searched recursively for result sets")
-    args = parser.parse_args(argv)
-    try:
-        data = collect(args.dir, write=False)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    _, data = collect_for_cli("python -m analysis.adaptivity", __doc__, argv)
+    if data is None:
         return 2
     table = study_table(data.episodes)
     if table.empty:

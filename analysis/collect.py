@@ -143,6 +143,24 @@ def _walk(root: Path) -> Iterable[tuple[Path, list[str]]]:
         yield Path(dirpath), filenames
 
 
+def collect_for_cli(
+    prog: str, doc: str | None, argv: Sequence[str] | None, extra: Any = None
+) -> tuple[argparse.Namespace, Collected | None]:
+    """The ``python -m analysis.<module> DIR`` entry: parse ``DIR`` (plus ``extra(parser)``'s
+    arguments) and collect it. Returns ``(args, None)`` after printing the error when ``DIR``
+    cannot be collected (the caller exits 2)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
+    parser.add_argument("dir", help="directory searched recursively for result sets")
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    try:
+        return args, collect(args.dir, write=False)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return args, None
+
+
 def find_result_sets(root: str | Path) -> list[Path]:
     """Directories under ``root`` (itself included) that hold a ``run.json``, sorted."""
     return [d for d, files in _walk(Path(root)) if RUN_FILE in files]

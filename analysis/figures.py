@@ -20,7 +20,6 @@ Run ``python -m analysis.figures DIR`` to draw every figure of the results under
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
@@ -782,16 +781,13 @@ def draw_all(points: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) ->
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from analysis.collect import collect, points
+    from analysis.collect import collect_for_cli, points
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.figures", description=__doc__)
-    parser.add_argument("dir", help="directory searched recursively for result sets")
-    parser.add_argument("--out", help="where to write the PNGs (default: DIR/figures)")
-    args = parser.parse_args(argv)
-    try:
-        data = collect(args.dir, write=False)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    args, data = collect_for_cli(
+        "python -m analysis.figures", __doc__, argv,
+        lambda p: p.add_argument("--out", help="where to write the PNGs (default: DIR/figures)"),
+    )  # fmt: skip
+    if data is None:
         return 2
     made = draw_all(points(data.episodes), data.curves, args.out or Path(args.dir) / "figures")
     for path in made.values():

@@ -46,7 +46,6 @@ hypervolumes and the claims check as text.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections.abc import Sequence
@@ -461,16 +460,13 @@ def _improvement_for(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print fronts, hypervolumes and the claims check of a results directory."""
-    from analysis.collect import collect, points
+    from analysis.collect import collect_for_cli, points
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.pareto", description=__doc__)
-    parser.add_argument("dir", help="directory searched recursively for result sets")
-    parser.add_argument("--z", type=float, default=DEFAULT_Z, help="noise multiplier z")
-    args = parser.parse_args(argv)
-    try:
-        data = collect(args.dir, write=False)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    args, data = collect_for_cli(
+        "python -m analysis.pareto", __doc__, argv,
+        lambda p: p.add_argument("--z", type=float, default=DEFAULT_Z, help="noise multiplier z"),
+    )  # fmt: skip
+    if data is None:
         return 2
     pts = points(data.episodes)
     if pts.empty:

@@ -20,7 +20,6 @@ reference numbers as Markdown.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from collections.abc import Sequence
@@ -500,15 +499,10 @@ def paper_comparison_markdown(table: pd.DataFrame) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from analysis.collect import collect, points
+    from analysis.collect import collect_for_cli, points
 
-    parser = argparse.ArgumentParser(prog="python -m analysis.tables", description=__doc__)
-    parser.add_argument("dir", help="directory searched recursively for result sets")
-    args = parser.parse_args(argv)
-    try:
-        data = collect(args.dir, write=False)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    _, data = collect_for_cli("python -m analysis.tables", __doc__, argv)
+    if data is None:
         return 2
     pts = points(data.episodes)
     if not pts.empty:
