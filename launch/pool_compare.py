@@ -245,9 +245,8 @@ def run(args: argparse.Namespace) -> int:
         TUNE_SEED_OFFSET,
         GreedyController,
         GreedyRule,
-        StaticController,
-        best_static_splits,
         evaluate_controller,
+        rule_baselines,
     )
     from envs.core.pool.scenarios import SCENARIOS
     from envs.core.pool.sim import PoolSimulator
@@ -288,25 +287,15 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     search = {"grid": args.grid, "episodes": args.tune_episodes, "tune_seed": tune_seed,
               "objective": args.objective}  # fmt: skip
-    if args.splits is None:
-        print("searching the non-cooperative static splits ...", file=sys.stderr, flush=True)
-        noncoop_splits, _ = best_static_splits(
-            params, args.tune_episodes, tune_seed, args.grid, args.objective,
-            progress=_progress("noncoop splits", False),
-        )  # fmt: skip
-    else:
-        noncoop_splits = args.splits
-    if args.greedy_splits is None:
-        print("searching the greedy rule's static splits ...", file=sys.stderr, flush=True)
-        greedy_splits, _ = best_static_splits(
-            params, args.tune_episodes, tune_seed, args.grid, args.objective,
-            progress=_progress("greedy splits", False), pool=pool, rule=rule,
-        )  # fmt: skip
-    else:
-        greedy_splits = args.greedy_splits
+    if args.splits is None or args.greedy_splits is None:
+        print("searching the static splits of the rules ...", file=sys.stderr, flush=True)
+    rules, splits = rule_baselines(
+        params, pool, args.tune_episodes, tune_seed, args.grid, args.objective, rule,
+        args.splits, args.greedy_splits, progress=lambda label: _progress(label, False),
+    )  # fmt: skip
+    noncoop_splits, greedy_splits = splits["noncoop"], splits["greedy"]
     variants: list[tuple[str, Any, PoolParams]] = [
-        (BASELINE, StaticController(noncoop_splits, label=BASELINE), off),
-        ("greedy", GreedyController(greedy_splits, rule, label="greedy"), pool),
+        *rules,
         ("greedy_same_split", GreedyController(noncoop_splits, rule, label="greedy_same_split"),
          pool),
     ]  # fmt: skip

@@ -63,30 +63,15 @@ def baselines(scenario: str, endowment: float, episodes: int) -> dict[str, dict[
     """The non-cooperative cells and the greedy rule on the selection seeds (splits searched on
     the rules' own tuning seeds, as ``pool-compare`` does)."""
     from envs.core.pool.clearing import PoolParams
-    from envs.core.pool.rules import (
-        TUNE_SEED_OFFSET,
-        GreedyController,
-        GreedyRule,
-        StaticController,
-        best_static_splits,
-        evaluate_controller,
-    )
+    from envs.core.pool.rules import evaluate_controller, rule_baselines
     from envs.core.presets import make_params
 
     params = make_params(scenario)
     pool = PoolParams(endowment=endowment)
-    nc, _ = best_static_splits(params, 10, TUNE_SEED_OFFSET, 0.1)
-    gr, _ = best_static_splits(params, 10, TUNE_SEED_OFFSET, 0.1, pool=pool, rule=GreedyRule())
-    off = pool.replace(cooperative=False)
+    variants, _ = rule_baselines(params, pool)
     return {
-        "noncoop": summarize(
-            evaluate_controller(params, off, StaticController(nc), episodes, SELECTION_SEED)
-        ),
-        "greedy": summarize(
-            evaluate_controller(
-                params, pool, GreedyController(gr, GreedyRule()), episodes, SELECTION_SEED
-            )
-        ),
+        name: summarize(evaluate_controller(params, pp, ctrl, episodes, SELECTION_SEED))
+        for name, ctrl, pp in variants
     }
 
 

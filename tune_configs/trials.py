@@ -395,11 +395,9 @@ def _pool_rules_trial(cfg: dict[str, Any]) -> None:
     from envs.core.pool.civic import EVAL_KEYS, flat_row
     from envs.core.pool.rules import (
         TUNE_SEED_OFFSET,
-        GreedyController,
         GreedyRule,
-        StaticController,
-        best_static_splits,
         evaluate_controller,
+        rule_baselines,
     )
     from envs.multiagent import MultiCellPoolEnv
     from tune_configs.pool import pool_env_kwargs
@@ -413,16 +411,7 @@ def _pool_rules_trial(cfg: dict[str, Any]) -> None:
         raise ValueError("the evaluation seeds overlap the split-search seeds; choose eval_seed")
     _limit_numba_threads_to_reservation()
     t0 = time.perf_counter()
-    rule = GreedyRule()
-    off = pool.replace(cooperative=False)
-    noncoop, _ = best_static_splits(params, tune_episodes, TUNE_SEED_OFFSET, step)
-    greedy, _ = best_static_splits(
-        params, tune_episodes, TUNE_SEED_OFFSET, step, pool=pool, rule=rule
-    )
-    variants = (
-        ("noncoop", StaticController(noncoop, label="noncoop"), off),
-        ("greedy", GreedyController(greedy, rule, label="greedy"), pool),
-    )
+    variants, splits = rule_baselines(params, pool, tune_episodes, TUNE_SEED_OFFSET, step)
     rows: list[dict[str, Any]] = []
     report: dict[str, float] = {}
     for label, controller, pp in variants:
@@ -435,8 +424,8 @@ def _pool_rules_trial(cfg: dict[str, Any]) -> None:
         ]  # fmt: skip
     meta = run_metadata(
         "pool-rules", params, preset=env_config["preset"], seed=seed, episodes=episodes,
-        env_config=env_config, pool=pool.to_dict(), rule=dict(rule.__dict__),
-        splits={"noncoop": noncoop, "greedy": greedy}, tune_episodes=tune_episodes,
+        env_config=env_config, pool=pool.to_dict(), rule=dict(GreedyRule().__dict__),
+        splits=splits, tune_episodes=tune_episodes,
         tune_seed=TUNE_SEED_OFFSET, elapsed_s=round(time.perf_counter() - t0, 2),
         **_trial_meta(cfg),
     )  # fmt: skip

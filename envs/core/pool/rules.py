@@ -300,3 +300,45 @@ def best_static_splits(
                 if val > best_val + 1e-12:
                     best_val, splits = val, cand
     return tuple((float(b), float(c)) for b, c in splits), best_val
+
+
+Splits = tuple[tuple[float, float], ...]
+
+
+def rule_baselines(
+    params: EnvParams,
+    pool: PoolParams,
+    episodes: int = 10,
+    tune_seed: int = TUNE_SEED_OFFSET,
+    grid: float = 0.1,
+    objective: str = "fulfillment_pct",
+    rule: GreedyRule | None = None,
+    noncoop_splits: Splits | None = None,
+    greedy_splits: Splits | None = None,
+    progress: Callable[[str], Progress | None] | None = None,
+) -> tuple[list[tuple[str, Controller, PoolParams]], dict[str, Splits]]:
+    """The pool's rule baselines, each with the pool parameters it runs under.
+
+    ``noncoop``: the pool off, each cell at its best static split; ``greedy``: the pool on, the
+    greedy share rule with its own best splits. Splits not given are searched by coordinate
+    search (:func:`best_static_splits`) on ``episodes`` tuning seeds from ``tune_seed``, which
+    the caller keeps disjoint from its evaluation seeds. ``progress(label)`` may return a
+    progress callback for each search. Returns the variants and the splits used.
+    """
+    rule = rule or GreedyRule()
+    off = pool.replace(cooperative=False)
+    bar = progress or (lambda _label: None)
+    if noncoop_splits is None:
+        noncoop_splits, _ = best_static_splits(
+            params, episodes, tune_seed, grid, objective, progress=bar("noncoop splits")
+        )
+    if greedy_splits is None:
+        greedy_splits, _ = best_static_splits(
+            params, episodes, tune_seed, grid, objective, progress=bar("greedy splits"),
+            pool=pool, rule=rule,
+        )  # fmt: skip
+    variants: list[tuple[str, Controller, PoolParams]] = [
+        ("noncoop", StaticController(noncoop_splits, label="noncoop"), off),
+        ("greedy", GreedyController(greedy_splits, rule, label="greedy"), pool),
+    ]
+    return variants, {"noncoop": noncoop_splits, "greedy": greedy_splits}
