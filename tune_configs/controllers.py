@@ -151,8 +151,8 @@ def default_controller(preset: str, pool: bool = False) -> str:
 
 def controller_of_checkpoint(checkpoint: str | Path) -> Controller:
     """The controller whose sidecar a checkpoint directory holds (single-cell by default), or
-    the one a shipped policy directory's ``policy.json`` names (:mod:`tune_configs.export`)."""
-    from tune_configs.export import shipped_controller
+    the one a shipped policy directory's ``policy.json`` names (:mod:`tune_configs.shipped`)."""
+    from tune_configs.shipped import shipped_controller
 
     ckpt = Path(checkpoint).expanduser()
     shipped = shipped_controller(ckpt)

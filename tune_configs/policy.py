@@ -4,11 +4,11 @@ No Ray cluster is started. A checkpoint's RLModule is restored with ``RLModule.f
 from ``<checkpoint>/learner_group/learner/rl_module/default_policy``; the env config it was
 trained on comes from the sidecar file :data:`SIDECAR` that :func:`write_sidecar` puts next to
 every checkpoint this project saves (older or foreign checkpoints fall back to the algorithm
-config pickled in the checkpoint). A shipped policy directory (:mod:`tune_configs.export`:
+config pickled in the checkpoint). A shipped policy directory (:mod:`tune_configs.shipped`:
 ``policy.safetensors`` + ``policy.json``) loads without torch, Ray or pickle.
 
 Acting: the actor network (encoder MLP and ``pi`` head) is taken out of the RLModule and run in
-numpy (:class:`tune_configs.export.MLPActor`), for checkpoints and shipped policies alike, so
+numpy (:class:`tune_configs.shipped.MLPActor`), for checkpoints and shipped policies alike, so
 both evaluate to exactly the same numbers (a module of another architecture falls back to
 torch). Observations are transformed by the env itself (``obs_mode``), so no connector state is
 needed; actions are the mean of the action distribution, unsquashed from [-1, 1] to the action
@@ -43,7 +43,7 @@ from numpy.typing import NDArray
 from envs.core.metrics import SUMMARY_KEYS
 from envs.core.params import EnvParams
 from tune_configs.env import params_from_env_config, split_env_config, vector_env
-from tune_configs.export import (
+from tune_configs.shipped import (
     SINGLE_ACTOR,
     MLPActor,
     ShippedPolicyError,
@@ -164,7 +164,7 @@ def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
 
     ``env_overrides`` change the evaluation env (e.g. ``delta`` for the metrics bookkeeping or a
     different scenario); the observation transform stays the training one. ``checkpoint`` may
-    also be a shipped policy directory (:func:`tune_configs.export.is_shipped`).
+    also be a shipped policy directory (:func:`tune_configs.shipped.is_shipped`).
     """
     if is_shipped(checkpoint):
         return _load_shipped(checkpoint, env_overrides)
