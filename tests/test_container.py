@@ -1,7 +1,7 @@
 """The container for real: build the image, run a small sweep in it, run the compose stack.
 
-Slow (CI runs it with ``pytest -m slow``): about 10 min from a cold cache on a 2-core machine,
-3-5 min warm. Needs root on Debian: podman, runc, catatonit and debootstrap are installed with
+Slow (CI runs it with ``pytest -m slow``): about 12 min from a cold cache on a busy 2-core machine,
+4 min warm. Needs root on Debian: podman, runc, catatonit and debootstrap are installed with
 apt-get if missing (the test is skipped, saying so, only if they are missing and cannot be
 installed). Steps:
 
