@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def print_summary(s: dict[str, Any]) -> None:
     print(f"policy       {s['policy']}  ({s['episodes']} episodes from seed {s['seed']})")
-    if s.get("controller") == "per-cell":
+    if s.get("controller") in ("per-cell", "central"):
         for key in ("fulfillment_pct", "completion_pct", "served_clients", "fairness",
                     "operational_cost", "units_borrowed"):  # fmt: skip
             print(f"{key:<18} {fmt_pm(s.get(key), s.get(f'{key}_std'))}")

@@ -117,9 +117,34 @@ def ship_training(
 ) -> Path:
     """Ship ``TRAIN_DIR/checkpoint`` (or ``checkpoint`` of that run, e.g. an intermediate one)
     with the training run's manifest plus ``extra`` (e.g. how the policy was selected)."""
-    manifest = {**manifest_of_training(train_dir), **dict(extra or {})}
+    manifest = manifest_of_training(train_dir)
     ckpt = Path(checkpoint) if checkpoint is not None else Path(train_dir) / "checkpoint"
+    manifest.update(_progress_at(Path(train_dir), ckpt))
+    manifest.update(dict(extra or {}))
     return export_pool_policy(ckpt, out_dir, manifest)
+
+
+def _progress_at(train_dir: Path, checkpoint: Path) -> dict[str, Any]:
+    """Env steps and training time of an intermediate ``checkpoint_NNNNN`` (from progress.csv)."""
+    import csv
+
+    name = checkpoint.name
+    if not name.startswith("checkpoint_") or not name[len("checkpoint_") :].isdigit():
+        return {}
+    it = int(name[len("checkpoint_") :])
+    try:
+        with (train_dir / "progress.csv").open() as fh:
+            rows = [r for r in csv.DictReader(fh) if int(float(r["training_iteration"])) == it]
+    except (OSError, KeyError, ValueError):
+        return {}
+    if not rows:
+        return {}
+    return {
+        "env_steps": int(float(rows[0]["timesteps"])),
+        "train_wall_s": round(float(rows[0]["time_total_s"]), 1),
+        "training_iteration": it,
+        "note": "an intermediate checkpoint of the run: env steps and time up to it",
+    }
 
 
 # --- replay ---------------------------------------------------------------------------------------
