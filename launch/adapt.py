@@ -11,8 +11,9 @@ Examples::
   traffic values lie outside the training ranges of ``--reference`` (default: the shipped
   adaptive policy ``models/paper/adaptive``, else the ``paper_random`` preset);
 * ``select``: scores checkpoints on *tuning* episode seeds (default 5000..5099): mean episode
-  return on ``paper_random`` and ``paper_dynamic`` relative to the best static split of the 0.1
-  grid on the same episodes, averaged; prints them best first;
+  return on ``paper_dynamic`` and on the paper cell with per-episode random traffic (default
+  ranges), each relative to the best static split of the 0.1 grid on the same episodes,
+  averaged; prints them best first;
 * ``study``: for every variant (default all), the variant's static grid (``--grid``, default 0.1)
   and the queue-aware rule (batched evaluator), then the shipped adaptive policy (``--adaptive``),
   the other training seeds' policies (``--seed-policy NAME=PATH``, repeatable) and the policy
@@ -30,6 +31,7 @@ a second per policy.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -108,14 +110,15 @@ def _select(args: argparse.Namespace) -> int:
     for c in args.checkpoints:
         if not Path(c).is_dir():
             raise UsageError(f"checkpoint {c!r} is not a directory")
-    rows = selection_table(args.checkpoints, args.episodes, args.seed)
+    rows = selection_table(args.checkpoints, args.episodes, args.seed,
+                           say=lambda msg: print(msg, file=sys.stderr, flush=True))  # fmt: skip
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'score':>7} {'random':>8} {'dynamic':>8} {'steps':>9} {'seed':>5}  checkpoint")
+    print(f"{'score':>7} {'dynamic':>8} {'random':>8} {'steps':>9} {'seed':>5}  checkpoint")
     for r in rows:
         steps, seed = r.get("timesteps") or "", r.get("train_seed", "")
-        ratios = f"{r['paper_random_ratio']:8.4f} {r['paper_dynamic_ratio']:8.4f}"
+        ratios = f"{r['paper_dynamic_ratio']:8.4f} {r['paper_randomised_ratio']:8.4f}"
         print(f"{r['score']:7.4f} {ratios} {steps:>9} {seed:>5}  {r['checkpoint']}")
     last = args.seed + args.episodes - 1
     print(f"chosen: {rows[0]['checkpoint']} (tuning episode seeds {args.seed}..{last})")

@@ -18,8 +18,9 @@ a good split when the traffic changes, without an exhaustive search. This module
   policy its candidate name and group (``adaptive``, ``adaptive seed``, ``paper-only``), so
   ``launch report`` finds them;
 * :func:`selection_table`: how the shipped checkpoint is chosen, on *tuning* episode seeds only:
-  every checkpoint's mean episode return on ``paper_random`` and ``paper_dynamic`` relative to
-  the best static split of the 0.1 grid on the same episodes, averaged over the two.
+  every checkpoint's mean episode return on ``paper_dynamic`` and on the paper cell with its
+  traffic drawn per episode from the default ranges (:data:`SELECTION_SCENARIOS`), each relative
+  to the best static split of the 0.1 grid on the same episodes, averaged over the two.
 
 Layout of a study directory: ``OUT/<variant>/static`` and ``OUT/<variant>/<candidate>``.
 """
@@ -209,6 +210,16 @@ class StudySettings:
     extra: dict[str, Any] = field(default_factory=dict)  # more run.json keys
 
 
+def variant_overrides(variant: Variant, settings: StudySettings) -> dict[str, Any]:
+    """What to change in a policy's training env config to evaluate it on ``variant``: the
+    preset, the variant's overrides, the reward, and ``traffic_randomize`` off (a policy trained
+    with ``--set traffic_randomize=true`` would otherwise keep drawing its traffic)."""
+    return {
+        "preset": variant.preset, "traffic_randomize": False, **dict(variant.overrides),
+        "delta": settings.delta, "penalty": settings.penalty,
+    }  # fmt: skip
+
+
 def run_variant(
     variant: Variant,
     candidates: Sequence[Candidate],
@@ -249,8 +260,7 @@ def run_variant(
                  "candidate_path": str(c.path)}  # fmt: skip
         evaluate_checkpoint(
             c.path, settings.episodes, settings.seed, out / c.name, extra=extra,
-            preset=variant.preset, delta=settings.delta, penalty=settings.penalty,
-            **dict(variant.overrides),
+            **variant_overrides(variant, settings),
         )  # fmt: skip
         written.append(out / c.name)
         say(f"  {variant.name}: {c.name} ({time.perf_counter() - t1:.1f} s)")
@@ -276,14 +286,19 @@ def run_study(
 
 
 # --- choosing the shipped checkpoint --------------------------------------------------------
-SELECTION_SCENARIOS: tuple[str, ...] = ("paper_random", "paper_dynamic")
+# name -> scenario (preset + overrides): the switching traffic and the paper cell's traffic drawn
+# per episode from the default ranges (inside paper_random's ranges too)
+SELECTION_SCENARIOS: dict[str, dict[str, Any]] = {
+    "paper_dynamic": {"preset": "paper_dynamic", "traffic_randomize": False},
+    "paper_randomised": {"preset": "paper", "traffic_randomize": True},
+}
 
 
 def selection_table(
     checkpoints: Sequence[str | Path],
     episodes: int = 100,
     seed: int = TUNING_SEED,
-    scenarios: Sequence[str] = SELECTION_SCENARIOS,
+    scenarios: Mapping[str, Mapping[str, Any]] | None = None,
     delta: float = 0.9,
     penalty: float = 0.0,
     say: Callable[[str], None] = print,
@@ -291,17 +306,19 @@ def selection_table(
     """Score every checkpoint on tuning episodes (see the module docstring); best first.
 
     Each row: checkpoint, its training seed and env steps (from the run record next to it),
-    per scenario the policy's mean return, the best static split's and their ratio, and
-    ``score``: the mean ratio over ``scenarios``.
+    per scenario of :data:`SELECTION_SCENARIOS` the policy's mean return, the best static
+    split's and their ratio, and ``score``: the mean ratio over the scenarios.
     """
     from envs.core.batch import evaluate
     from envs.core.policies import static_grid
     from tune_configs.policy import evaluate_policy, load_policy, read_checkpoint_info
 
+    scenarios = dict(scenarios or SELECTION_SCENARIOS)
     best: dict[str, tuple[str, float]] = {}
     grid = static_grid(0.1)
-    for name in scenarios:
-        params = make_params(name, delta=delta, penalty=penalty)
+    for name, spec in scenarios.items():
+        rest = {k: v for k, v in spec.items() if k != "preset"}
+        params = make_params(str(spec["preset"]), delta=delta, penalty=penalty, **rest)
         ret = evaluate(params, grid, episodes, seed).metrics["episode_return"].mean(axis=1)
         i = int(np.argmax(ret))
         best[name] = (grid[i].label, float(ret[i]))
@@ -317,8 +334,8 @@ def selection_table(
         except ValueError:
             pass
         ratios = []
-        for name in scenarios:
-            pol = load_policy(path, preset=name, delta=delta, penalty=penalty)
+        for name, spec in scenarios.items():
+            pol = load_policy(path, delta=delta, penalty=penalty, **dict(spec))
             r = float(np.mean([e["episode_return"] for e in evaluate_policy(pol, episodes, seed)]))
             row[f"{name}_return"] = r
             row[f"{name}_best_static"] = best[name][1]
