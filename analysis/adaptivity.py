@@ -182,8 +182,11 @@ def place(
     ret: ArrayLike,
     noise: Noise | None = None,
     z: float = 0.0,
+    exclude: str | None = None,
 ) -> Placement:
-    """Place a policy (per-episode values on the grid's episode seeds) against ``grid``."""
+    """Place a policy (per-episode values on the grid's episode seeds) against ``grid``;
+    ``exclude``: a split's label left out of the comparison (a grid split placed against the
+    others)."""
     noise = noise or Noise()
     p_sync = np.asarray(sync, dtype=np.float64).reshape(-1)
     p_served = np.asarray(served, dtype=np.float64).reshape(-1)
@@ -193,6 +196,8 @@ def place(
     gap, gap_i, lead, lead_i, beaten_by, beats = -math.inf, -1, -math.inf, -1, 0, 0
     front = grid.front
     for i in range(len(grid.labels)):
+        if grid.labels[i] == exclude:
+            continue
         over = margin(grid.sync[i], grid.served[i], p_sync, p_served)  # split over policy
         g = over.in_noise(noise)
         if g > gap:
@@ -276,7 +281,8 @@ def variant_data(episodes: pd.DataFrame) -> list[VariantData]:
             if label in labels:
                 i = labels.index(label)
                 cands.append({"name": label, "group": PAPER_SPLIT, "sync": grid.sync[i],
-                              "served": grid.served[i], "ret": grid.ret[i]})  # fmt: skip
+                              "served": grid.served[i], "ret": grid.ret[i],
+                              "exclude": label})  # fmt: skip
         others = v.loc[v["kind"].astype(str) != "static"].copy()
         named = others["run_candidate"] if "run_candidate" in others.columns else others["policy"]
         others["_name"] = [
@@ -292,11 +298,24 @@ def variant_data(episodes: pd.DataFrame) -> list[VariantData]:
                                           ("ret", "episode_return"))}})  # fmt: skip
         info = {
             key: v[f"run_{key}"].dropna().astype(str).iloc[0]
-            for key in ("variant_note", "held_out", "variant_overrides", "variant_preset")
+            for key in (
+                "variant_note",
+                "held_out",
+                "variant_overrides",
+                "variant_preset",
+                "variant_order",
+            )
             if f"run_{key}" in v.columns and v[f"run_{key}"].notna().any()
         }
         out.append(VariantData(name, info, seeds, grid, cands))
-    return out
+    return sorted(out, key=lambda vd: (_order(vd.info.get("variant_order")), vd.name))
+
+
+def _order(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.inf
 
 
 def _reindexed(
@@ -325,7 +344,7 @@ def study_table(episodes: pd.DataFrame, noise: Noise | None = None, z: float = 0
     for vd in variant_data(episodes):
         room = vd.grid.room(noise)
         for c in vd.candidates:
-            pl = place(vd.grid, c["sync"], c["served"], c["ret"], noise, z)
+            pl = place(vd.grid, c["sync"], c["served"], c["ret"], noise, z, c.get("exclude"))
             rows.append({
                 "variant": vd.name,
                 "held_out": vd.info.get("held_out", ""),
@@ -443,9 +462,10 @@ def _scatter(ax: Any, x: Any, y: Any, group: str, **kw: Any) -> Any:
     return ax.scatter(x, y, color=color, edgecolors="white", linewidths=0.5, **st, **kw)
 
 
-def margin_figure(table: pd.DataFrame, path: str | Path) -> Path | None:
+def margin_figure(table: pd.DataFrame, path: str | Path, clip: float = -6.0) -> Path | None:
     """One row per variant: every candidate's signed distance to the variant's static front
-    (:attr:`Placement.score`, noise units), with the behind / on / beyond bands."""
+    (:attr:`Placement.score`, noise units), with the behind / on / beyond bands. Points further
+    behind than ``clip`` are drawn at ``clip`` with their value written beside them."""
     if table.empty:
         return None
     import matplotlib
@@ -454,44 +474,50 @@ def margin_figure(table: pd.DataFrame, path: str | Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     variants = list(dict.fromkeys(table["variant"]))
-    fig, ax = plt.subplots(figsize=(9.5, 0.62 * len(variants) + 1.9), dpi=130)
-    lo = float(np.nanmin(np.r_[table["score"].to_numpy(dtype=float), -2.0]))
-    hi = float(np.nanmax(np.r_[table["score"].to_numpy(dtype=float), 2.0]))
-    lo, hi = max(lo, -40.0), min(hi, 40.0)
-    pad = 0.05 * (hi - lo)
-    ax.axvspan(lo - pad, -1, color="#f4cccc", zorder=0)
+    n = len(variants)
+    scores = table["score"].to_numpy(dtype=float)
+    lo = max(clip, min(-2.0, float(np.nanmin(scores)) - 0.3))
+    hi = max(2.5, float(np.nanmax(scores)) + 0.4)
+    fig, ax = plt.subplots(figsize=(9.0, 0.55 * n + 1.6), dpi=130)
+    ax.axvspan(lo - 1.2, -1, color="#f4cccc", zorder=0)
     ax.axvspan(-1, 1, color="#eeeeee", zorder=0)
-    ax.axvspan(1, hi + pad, color="#d9ead3", zorder=0)
-    ax.text(-1 - 0.01 * (hi - lo), len(variants) - 0.35, "behind ", ha="right", va="center",
-            fontsize=8, color="#990000")  # fmt: skip
-    ax.text(0, len(variants) - 0.35, "on (within noise)", ha="center", va="center", fontsize=8,
-            color="#444444")  # fmt: skip
-    ax.text(1 + 0.01 * (hi - lo), len(variants) - 0.35, " beyond", ha="left", va="center",
-            fontsize=8, color="#274e13")  # fmt: skip
-    offsets = {g: (i - (len(GROUP_ORDER) - 1) / 2) * 0.13 for i, g in enumerate(GROUP_ORDER)}
+    ax.axvspan(1, hi, color="#d9ead3", zorder=0)
+    for x, text, color in (((lo - 1.2 - 1) / 2, "behind", "#990000"), (0.0, "on", "#444444"),
+                           ((1 + hi) / 2, "beyond", "#274e13")):  # fmt: skip
+        ax.text(x, n - 0.45, text, ha="center", va="center", fontsize=8.5, color=color,
+                weight="bold")  # fmt: skip
+    offsets = {g: (i - (len(GROUP_ORDER) - 1) / 2) * 0.14 for i, g in enumerate(GROUP_ORDER)}
     seen: set[str] = set()
+    clipped: dict[tuple[str, str, float], list[float]] = {}
     for _, r in table.iterrows():
-        y = len(variants) - 1 - variants.index(r["variant"]) + offsets.get(r["group"], 0.0)
-        x = float(np.clip(r["score"], lo, hi))
+        y = n - 1 - variants.index(r["variant"]) - offsets.get(r["group"], 0.0)
+        x = float(r["score"])
+        if x < lo:
+            clipped.setdefault((r["variant"], r["group"], y), []).append(x)
+            x = lo
         label = None if r["group"] in seen else _GROUP_NAME.get(r["group"], r["group"])
         seen.add(r["group"])
         _scatter(ax, [x], [y], r["group"], label=label, zorder=3)
-    names = [_variant_tick(table, v) for v in variants]
-    ax.set_yticks(range(len(variants)))
-    ax.set_yticklabels(names[::-1], fontsize=8)
-    ax.set_ylim(-0.6, len(variants) - 0.1)
-    ax.set_xlim(lo - pad, hi + pad)
-    ax.axvline(0, color="#999999", lw=0.6)
+    for (_v, _g, y), xs in clipped.items():  # the value of points drawn at the clip
+        ax.text(lo - 0.15, y, " / ".join(f"{x:.1f}" for x in sorted(xs)), ha="right",
+                va="center", fontsize=6, color="#555555")  # fmt: skip
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([_variant_tick(table, v) for v in variants][::-1], fontsize=8)
+    ax.set_ylim(-0.6, n - 0.1)
+    ax.set_xlim(lo - 1.2, hi)
+    for v in (-1, 0, 1):
+        ax.axvline(v, color="#999999", lw=0.6, ls="-" if v == 0 else ":")
+    ax.tick_params(axis="x", labelsize=8)
     ax.set_xlabel(
-        "distance to the variant's static front [noise units: 1 step of sync delay, 1 pp of "
-        "served]\n> 1: dominates a front split beyond noise;  < -1: a static split dominates it "
-        "beyond noise",
+        "signed distance to the variant's static front, in noise units (1 step of sync delay, "
+        "1 pp of served):\nlead over the best-beaten front split if positive, minus the gap "
+        "to the best split beating it otherwise",
         fontsize=8,
     )
     ax.set_title("Adaptivity: each policy against each traffic variant's own static grid",
                  fontsize=10)  # fmt: skip
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2 - 0.02 * (8 - min(len(variants), 8))),
-              ncol=2, fontsize=7.5, frameon=False)  # fmt: skip
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1 - 0.25 / max(n, 1)), ncol=2,
+              fontsize=7.5, frameon=False)  # fmt: skip
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -501,8 +527,13 @@ def margin_figure(table: pd.DataFrame, path: str | Path) -> Path | None:
 
 
 def _variant_tick(table: pd.DataFrame, variant: str) -> str:
-    held = table.loc[table["variant"] == variant, "held_out"].iloc[0]
-    return f"{variant}{' (held out)' if _is_held_out(held) else ''}"
+    row = table.loc[table["variant"] == variant].iloc[0]
+    tags = []
+    if _is_held_out(row["held_out"]):
+        tags.append("held out")
+    if int(row.get("room_splits", 1)) == 0:
+        tags.append("no room beyond")
+    return f"{variant}{' (' + '; '.join(tags) + ')' if tags else ''}"
 
 
 def planes_figure(
@@ -531,7 +562,7 @@ def planes_figure(
     for ax, vd in zip(axes.flat, data, strict=False):
         m = vd.grid.means
         ok = np.isfinite(m).all(axis=1)
-        ax.scatter(m[ok, 0], m[ok, 1], s=9, color="#bbbbbb", zorder=1, label="static split")
+        handles.setdefault("static", ax.scatter(m[ok, 0], m[ok, 1], s=9, color="#bbbbbb", zorder=1))
         xs, ys = front_path(m[ok], [False, True])
         ax.plot(xs, ys, color="#111111", lw=1.1, zorder=2)
         handles.setdefault("front", ax.plot([], [], color="#111111", lw=1.1)[0])
@@ -550,11 +581,8 @@ def planes_figure(
         _zoom(ax, m[vd.grid.front & ok], np.asarray(pts))
         row = table.loc[(table["variant"] == vd.name) & (table["group"] == ADAPTIVE)]
         verdict = f": shipped policy {row['verdict'].iloc[0]}" if not row.empty else ""
-        ax.set_title(f"{vd.name}{verdict}", fontsize=9)
         note = vd.info.get("variant_note", "")
-        if note:
-            ax.text(0.98, 0.03, note, transform=ax.transAxes, ha="right", va="bottom",
-                    fontsize=6.5, color="#555555")  # fmt: skip
+        ax.set_title(f"{vd.name}{verdict}" + (f"\n({note})" if note else ""), fontsize=8.5)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.25)
     for ax in axes.flat[n:]:
@@ -563,8 +591,8 @@ def planes_figure(
         ax.set_xlabel("sync delay [steps] (lower is better)", fontsize=8)
     for ax in axes[:, 0]:
         ax.set_ylabel("served [%] (higher is better)", fontsize=8)
-    labels = {"front": "static front (0.1 grid)", **_GROUP_NAME}
-    keys = [k for k in ("front", *GROUP_ORDER) if k in handles]
+    labels = {"static": "static split", "front": "static front", **_GROUP_NAME}
+    keys = [k for k in ("static", "front", *GROUP_ORDER) if k in handles]
     fig.legend([handles[k] for k in keys], [labels[k] for k in keys], loc="lower center",
                ncol=3, fontsize=7.5, frameon=False)  # fmt: skip
     fig.suptitle(

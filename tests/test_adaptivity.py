@@ -111,6 +111,16 @@ def test_margins_are_paired_on_common_seeds_and_skip_undefined_episodes() -> Non
     assert m.n == 2
 
 
+def test_a_grid_split_is_placed_against_the_other_splits() -> None:
+    g = _grid(POINTS)
+    a = g.index("A")
+    pl = place(g, g.sync[a], g.served[a], g.ret[a], exclude="A")
+    assert pl.verdict == ON and pl.gap < 0 and pl.gap_split != "A"
+    d = g.index("D")
+    pl = place(g, g.sync[d], g.served[d], g.ret[d], exclude="D")
+    assert pl.verdict == BEHIND and pl.gap == pytest.approx(2.0) and pl.gap_split == "A"
+
+
 def test_return_regret_is_relative_to_the_best_static_return() -> None:
     g = StaticGrid(["a", "b"], [[1.0, 1.0], [2.0, 2.0]], [[50.0] * 2, [60.0] * 2],
                    [[100.0, 100.0], [200.0, 200.0]])  # fmt: skip
@@ -227,7 +237,6 @@ def test_study_table_from_collected_rows_matches_place(tmp_path: Path) -> None:
     assert row["episodes"] == 4 and row["seeds"] == "7-10" and row["grid_splits"] == 9
 
 
-@pytest.mark.skipif(not SHIPPED.exists(), reason="models/paper/adaptive not shipped yet")
 def test_shipped_adaptive_policy_loads_without_pickle_and_evaluates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -239,13 +248,15 @@ def test_shipped_adaptive_policy_loads_without_pickle_and_evaluates(
     monkeypatch.setattr(pickle, "load", refuse)
     monkeypatch.setattr(pickle, "loads", refuse)
     pol = load_shipped(SHIPPED)
-    assert pol.controller == "single" and pol.env_config["preset"] == "paper_random"
+    assert pol.controller == "single" and pol.env_config["traffic_randomize"] is True
     m = pol.description["manifest"]
     for key in ("command", "seed", "env_steps", "train_wall_s", "git_commit"):
         assert m.get(key) not in (None, ""), key
     assert sorted(p.name for p in SHIPPED.iterdir()) == ["policy.json", "policy.safetensors"]
-    res = run_launch("eval", str(SHIPPED), "--preset", "paper_dynamic", "--episodes", "3",
-                     "--seed", "20000", "--json")  # fmt: skip
+    # trained with traffic_randomize=true: another scenario is evaluated with it switched off
+    res = run_launch("eval", str(SHIPPED), "--preset", "paper_dynamic", "--set",
+                     "traffic_randomize=false", "--episodes", "3", "--seed", "20000",
+                     "--json")  # fmt: skip
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["episodes"] == 3 and 0 < summary["served_pct"] <= 100

@@ -240,7 +240,8 @@ def run_variant(
     meta_extra = {
         "study": STUDY, "variant": variant.name, "variant_note": variant.note,
         "variant_preset": variant.preset, "variant_overrides": variant.overrides_json(),
-        "held_out": ho, **settings.extra,
+        "held_out": ho, "variant_order": list(VARIANTS).index(variant.name)
+        if variant.name in VARIANTS else None, **settings.extra,
     }  # fmt: skip
     written: list[Path] = []
     t0 = time.perf_counter()
