@@ -37,28 +37,19 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
-from numpy.typing import NDArray
 from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
 from envs.multiagent import MultiCellPoolEnv, agent_ids
-from envs.pool_control import PoolControl
-from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE
 from tune_configs.callbacks import WINDOW, PoolMetrics
-from tune_configs.pool_central import (
-    GREEDY_SPLITS,
-    eval_control_options,
-    greedy_base_splits,
-    rlmodule_forward,
-)
+from tune_configs.pool_central import GREEDY_SPLITS, greedy_base_splits
+from tune_configs.pool_replay import SHARED_MODULE, PoolPolicyController, rlmodule_forward
 from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
 
 RLLIB_POOL_ENV = "metalore_pool"
 POOL_SIDECAR = "metalore_pool_policy.json"
 MODULE_DIR = Path("learner_group", "learner", "rl_module")
-SHARED_MODULE = "shared"
 POLICY_MODES = ("shared", "separate")
 
 DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
@@ -230,70 +221,6 @@ def write_pool_sidecar(
 
 
 # ------------------------------------------------------------------------------------------------
-class PoolPolicyController:
-    """A trained per-cell pool policy as an :class:`envs.core.pool.rules.Controller`.
-
-    ``modules`` maps module ids (``shared`` or ``cell_i``) to forward functions ``obs (B, F) ->
-    mean action (B, 3)`` (an RLModule's deterministic output, or the numpy actor of an exported
-    policy, :mod:`tune_configs.pool_export`). Observations and actions go through the same
-    :class:`envs.pool_control.PoolControl` as in training; the mean of the action distribution is
-    unsquashed from [-1, 1] to the action box (RLlib's ``normalize_actions``) unless the policy
-    outputs residual corrections.
-    """
-
-    def __init__(self, checkpoint: Path, modules: dict[str, Any], info: dict[str, Any]) -> None:
-        self.checkpoint = checkpoint
-        self.modules = modules
-        self.info = info
-        self.policies = str(info.get("policies", "shared"))
-        self.env_config = dict(info.get("env_config", {}))
-        self.obs_mode = str(self.env_config.get("obs_mode", "raw"))
-        self.obs_scale = float(self.env_config.get("obs_scale", 100.0))
-        self.options = eval_control_options(self.env_config)
-        self.reward_code = (
-            REWARD_FULFILLED if self.env_config.get("reward") == "fulfilled" else REWARD_METALORE
-        )
-        bounded = self.options.action_map().bounded
-        self.normalize = bool(info.get("normalize_actions", True)) and bounded
-        self.label = f"ppo({self.policies})"
-        self._control: PoolControl | None = None
-
-    def reset(self, ps: PoolSimulator) -> None:
-        if self.policies == "separate" and ps.n_cells != len(self.modules):
-            raise ValueError(
-                f"policy {self.checkpoint} has one module per cell for {len(self.modules)} cells; "
-                f"the scenario has {ps.n_cells}"
-            )
-        if self._control is None or self._control.ps is not ps:
-            self._control = PoolControl(
-                ps, self.options, self.reward_code, per_cell=True, obs_mode=self.obs_mode,
-                obs_scale=self.obs_scale,
-            )  # fmt: skip
-        self._control.reset(int(ps.seed or 0))
-
-    def act(self, ps: PoolSimulator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        control = self._control
-        assert control is not None and control.ps is ps, "call reset() first"
-        return control.act(self.actions(control.observe()))
-
-    def actions(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
-        """Raw actions ``(C, 3)`` for agent observations ``(C, F)`` (row i = cell i)."""
-        out = np.empty((obs.shape[0], 3))
-        groups: list[tuple[Any, list[int]]]
-        if self.policies == "shared":
-            groups = [(self.modules[SHARED_MODULE], list(range(obs.shape[0])))]
-        else:
-            groups = [(self.modules[f"cell_{i}"], [i]) for i in range(obs.shape[0])]
-        for forward, rows in groups:
-            out[rows] = np.asarray(forward(np.asarray(obs[rows], dtype=np.float32)), np.float64)
-        if self.normalize:
-            low = np.array([0.0, 0.0, -1.0])
-            high = np.array([1.0, 1.0, 1.0])
-            out = low + (out + 1.0) * 0.5 * (high - low)
-            out = np.clip(out, low, high)
-        return out
-
-
 def load_pool_controller(checkpoint: str | Path) -> PoolPolicyController:
     """Restore a pool policy saved by :func:`train_pool` (or a Tune trial of the pool sweep)."""
     ckpt = Path(checkpoint).expanduser().resolve()

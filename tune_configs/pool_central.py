@@ -36,10 +36,10 @@ from numpy.typing import NDArray
 
 from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
-from envs.pool_control import CONTROL_FIELDS, ControlOptions, PoolControl
+from envs.pool_control import CONTROL_FIELDS
 from envs.pool_env import MetaLorePoolEnv
-from envs.pool_obs import REWARD_FULFILLED, REWARD_METALORE
 from tune_configs.callbacks import WINDOW, PoolMetrics
+from tune_configs.pool_replay import CentralPolicyController, rlmodule_forward
 from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
 
 RLLIB_CENTRAL_ENV = "metalore_pool_central"
@@ -209,73 +209,6 @@ def write_central_sidecar(
 
 
 # ------------------------------------------------------------------------------------------------
-def eval_control_options(env_config: Mapping[str, Any]) -> ControlOptions:
-    """The control options of a trained policy, without the training-only randomisation."""
-    values = {k: v for k, v in env_config.items() if k in CONTROL_FIELDS}
-    values.update(endowment_range=(), permute_cells=False, shaping=0.0)
-    return ControlOptions.from_values(values)
-
-
-class CentralPolicyController:
-    """A trained central policy as an :class:`envs.core.pool.rules.Controller`.
-
-    ``forward(obs (1, D)) -> mean action (1, A)`` is the policy network's deterministic output
-    (an RLModule's, or the numpy forward pass of an exported policy); observations and actions
-    go through the same :class:`envs.pool_control.PoolControl` as in training.
-    """
-
-    def __init__(self, source: Path, forward: Any, info: dict[str, Any]) -> None:
-        self.checkpoint = source
-        self.forward = forward
-        self.info = info
-        self.env_config = dict(info.get("env_config", {}))
-        self.options = eval_control_options(self.env_config)
-        self.reward_code = (
-            REWARD_FULFILLED if self.env_config.get("reward") == "fulfilled" else REWARD_METALORE
-        )
-        self.normalize = bool(info.get("normalize_actions", False))
-        self.label = "ppo(central)"
-        self._control: PoolControl | None = None
-
-    def reset(self, ps: PoolSimulator) -> None:
-        n = int(self.info.get("n_cells", ps.n_cells))
-        if n != ps.n_cells:
-            raise ValueError(
-                f"policy {self.checkpoint} controls {n} cells; the scenario has {ps.n_cells}"
-            )
-        if self._control is None or self._control.ps is not ps:
-            self._control = PoolControl(ps, self.options, self.reward_code, per_cell=False)
-        self._control.reset(int(ps.seed or 0))
-
-    def act(self, ps: PoolSimulator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        control = self._control
-        assert control is not None and control.ps is ps, "call reset() first"
-        obs = control.observe().reshape(1, -1)
-        raw = np.asarray(self.forward(obs), dtype=np.float64).reshape(ps.n_cells, 3)
-        if self.normalize:  # RLlib's normalize_actions: [-1, 1] -> the action box
-            low = np.array([0.0, 0.0, -1.0])
-            high = np.ones(3)
-            raw = np.clip(low + (raw + 1.0) * 0.5 * (high - low), low, high)
-        return control.act(raw)
-
-
-def rlmodule_forward(module: Any) -> Any:
-    """``obs -> deterministic action`` of a torch RLModule."""
-
-    def forward(obs: NDArray[np.float32]) -> NDArray[np.float64]:
-        import torch
-
-        with torch.no_grad():
-            batch = torch.as_tensor(np.asarray(obs, dtype=np.float32))
-            fwd = module.forward_inference({"obs": batch})
-            dist_cls = module.get_inference_action_dist_cls()
-            dist = dist_cls.from_logits(fwd["action_dist_inputs"]).to_deterministic()
-            out: NDArray[np.float64] = dist.sample().cpu().numpy().astype(np.float64)
-        return out
-
-    return forward
-
-
 def load_central_controller(checkpoint: str | Path) -> CentralPolicyController:
     """Restore a central policy from an RLlib checkpoint with :data:`CENTRAL_SIDECAR`."""
     ckpt = Path(checkpoint).expanduser().resolve()

@@ -31,7 +31,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tune_configs.export import (
+from tune_configs.pool_replay import CentralPolicyController, PoolPolicyController
+from tune_configs.shipped import (
     actor_of_rl_module,
     is_shipped,
     load_shipped,
@@ -159,27 +160,23 @@ def load_exported_controller(directory: str | Path) -> Any:
         "normalize_actions": bool(desc.get("action", {}).get("normalize", False)),
     }
     if policy.controller == "central":
-        from tune_configs.pool_central import CentralPolicyController
-
         return CentralPolicyController(policy.path, policy.actors[CENTRAL_ACTOR], info)
-    from tune_configs.pool import PoolPolicyController
-
     return PoolPolicyController(policy.path, dict(policy.actors), info)
 
 
 def load_any_pool_controller(path: str | Path) -> Any:
     """Whatever pool policy ``path`` holds: a shipped directory, a central or a per-cell
     checkpoint (``ValueError`` if none)."""
-    from tune_configs.pool import load_pool_controller
-    from tune_configs.pool_central import CENTRAL_SIDECAR, load_central_controller
-
     p = Path(path).expanduser().resolve()
     if not p.is_dir():
         raise ValueError(f"policy {str(path)!r} is not a directory")
-    if is_shipped(p):
+    if is_shipped(p):  # numpy only: no Ray, no torch
         if shipped_controller(p) not in POOL_CONTROLLERS:
             raise ValueError(f"{p} holds a {shipped_controller(p)} policy, not a pool policy")
         return load_exported_controller(p)
+    from tune_configs.pool import load_pool_controller
+    from tune_configs.pool_central import CENTRAL_SIDECAR, load_central_controller
+
     if (p / CENTRAL_SIDECAR).is_file():
         return load_central_controller(p)
     return load_pool_controller(p)
