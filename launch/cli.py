@@ -18,7 +18,12 @@ import argparse
 import importlib
 import importlib.util
 import sys
+import time
 from collections.abc import Sequence
+
+# When the dispatcher was imported (about when ``python -m launch`` started): commands that time
+# their phases count the imports from here.
+STARTED = time.perf_counter()
 
 # subcommand -> module; the order is the order of ``--help``.
 COMMANDS: dict[str, str] = {

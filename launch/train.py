@@ -1,7 +1,7 @@
 """``python -m launch train``: train PPO (RLlib, new API stack) on MetaLore, one cell or a pool.
 
-Examples (the paper's point A reward: 100 iterations of 2,000 steps, about a minute on a quiet
-2-core machine; the credit pool: the per-cell controller, one agent per cell)::
+Examples (the paper's point A reward for 200,000 env steps; the credit pool: the per-cell
+controller, one agent per cell)::
 
     python -m launch train --delta 0.9 --penalty 0 --timesteps 200000 --seed 0 --out results/train-a
     python -m launch train --preset three_cell_hetero --controller per-cell --timesteps 40000 \
@@ -25,18 +25,24 @@ speed, ETA) and writes into ``--out``:
 
 With ``--eval-episodes N`` it also evaluates the final policy deterministically and writes a result
 set to ``OUT/eval`` (as ``launch eval --out`` does). Ctrl-C saves the checkpoint reached so far.
-Ray: an embedded single-node Ray on 127.0.0.1 unless ``--address`` names a running cluster.
+Ray: with no remote env runners (``--env-runners 0``, the default) and no ``--address``, no Ray
+node is started at all: RLlib samples and learns in this process
+(:func:`tune_configs.ray_internals.without_ray`), which saves about 4 s of start-up and shutdown.
+With remote env runners, an embedded single-node Ray on 127.0.0.1 hosts them; ``--address``
+trains on a running cluster. ``train.json`` records which (``ray``) and the wall seconds of each
+phase (``phases_s``: imports, ray_start, build, train, checkpoint, stop).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import time
 from pathlib import Path
 from typing import Any
 
-from launch.cli import UsageError
+from launch.cli import STARTED, UsageError
 from launch.common import add_scenario_arguments, key_value, nonneg_int, positive_int
 
 HELP = "train PPO on MetaLore with RLlib (progress per iteration, checkpoint, TensorBoard)"
@@ -138,8 +144,9 @@ def _train(
 
     from analysis.resultset import run_metadata, write_json
     from tune_configs.controllers import evaluate_checkpoint, save_checkpoint
+    from tune_configs.ray_internals import without_ray
     from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray
-    from tune_configs.training import TIMESTEPS, progress_line, train
+    from tune_configs.training import TIMESTEPS, Phases, progress_line, train
 
     params = controller.env_params(env_config)
     options = {"policies": args.policies} if "policies" in controller.options else {}
@@ -156,19 +163,29 @@ def _train(
     import torch
 
     torch.set_num_threads(args.torch_threads)
-    # The embedded Ray only hosts remote env runners (the driver samples and learns itself):
-    # no CPUs, hence no idle worker processes started, when there are none.
-    cpus = max(round(resources.cpus - 1), 0)
-    started = init_ray(args.address, num_cpus=cpus, object_store_memory=300_000_000)
+    t0 = time.perf_counter()
+    phases = Phases(STARTED)
+    phases.lap("imports")
+    # The driver samples and learns itself; Ray only hosts remote env runners. With none (the
+    # default) and no cluster, no Ray node is started at all (ray_internals.without_ray).
+    ray_free = args.address is None and resources.num_env_runners == 0
+    started = False
+    if not ray_free:
+        cpus = max(round(resources.cpus - 1), 0)
+        started = init_ray(args.address, num_cpus=cpus, object_store_memory=300_000_000)
+        phases.lap("ray_start")
     quiet_ray_logs()
     writer = SummaryWriter(str(out / "tb"))
-    t0 = time.perf_counter()
     algo = None
     rows: list[dict[str, float]] = []
     status = "failed"
+    stack = contextlib.ExitStack()
     try:
         ppo = controller.build_config(env_config, hparams, resources, seed=args.seed, **options)
+        if ray_free:
+            stack.enter_context(without_ray(ppo))
         algo = ppo.build_algo()
+        phases.lap("build")
         t_train = time.perf_counter()
 
         def on_iteration(metrics: dict[str, float], _result: Any) -> None:
@@ -192,18 +209,24 @@ def _train(
             status = "interrupted"
             final = rows[-1] if rows else {}
             print("interrupted: saving the checkpoint reached so far", flush=True)
+        phases.lap("train")
         ckpt = save_checkpoint(
             controller, algo, out / "checkpoint", env_config, seed=args.seed, hparams=hparams,
             timesteps=int(final.get(TIMESTEPS, 0)), **options,
         )  # fmt: skip
+        phases.lap("checkpoint")
     finally:
         writer.close()
         if algo is not None:
             algo.stop()
+        stack.close()
         stop_ray(started)
+        phases.lap("stop")
         _write_progress(out / "progress.csv", rows)
         meta.update(status=status, elapsed_s=round(time.perf_counter() - t0, 1),
-                    iterations=len(rows), final_metrics=rows[-1] if rows else None)  # fmt: skip
+                    iterations=len(rows), final_metrics=rows[-1] if rows else None,
+                    ray="none (driver only)" if ray_free else args.address or "embedded",
+                    phases_s=phases.as_dict())  # fmt: skip
         write_json(out / "train.json", meta)
     print(f"checkpoint: {ckpt}")
     print(f"tensorboard --logdir {out / 'tb'}")

@@ -125,6 +125,47 @@ def test_patches_act_in_a_worker_starting_process() -> None:
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
+def test_without_ray_refuses_remote_actors() -> None:
+    from types import SimpleNamespace
+
+    from tune_configs.ray_internals import without_ray
+
+    for remote in ("num_env_runners", "num_learners", "evaluation_num_env_runners"):
+        config = SimpleNamespace(
+            **{"num_env_runners": 0, "num_learners": 0, "evaluation_num_env_runners": 0, remote: 1}
+        )
+        with pytest.raises(ValueError, match=remote), without_ray(config):
+            pass
+
+
+def test_without_ray_keeps_ray_down_and_restores_the_module() -> None:
+    """Inside the block RLlib's object-store puts stay local and any other use of Ray fails
+    instead of starting a node; afterwards everything is as before."""
+    code = (
+        "from types import SimpleNamespace\n"
+        "import ray\n"
+        "from ray._private import auto_init_hook\n"
+        "from ray.rllib.env import env_runner_group as erg\n"
+        "from tune_configs.ray_internals import without_ray\n"
+        "cfg = SimpleNamespace(num_env_runners=0, num_learners=0, evaluation_num_env_runners=0)\n"
+        "with without_ray(cfg):\n"
+        "    value = {'w': 1}\n"
+        "    assert erg.ray.put(value) is value\n"
+        "    try:\n"
+        "        ray.put(1)\n"
+        "    except Exception as exc:\n"
+        "        print('refused', type(exc).__name__)\n"
+        "    assert not ray.is_initialized()\n"
+        "assert erg.ray is ray and auto_init_hook.enable_auto_connect is True\n"
+        "print('ok')\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split() == ["refused", "RaySystemError", "ok"], r.stdout
+
+
 def test_start_worker_refuses_without_loopback_setting() -> None:
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
     r = subprocess.run(

@@ -135,6 +135,26 @@ def trained(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_train_without_cluster_starts_no_ray(tmp_path: Path) -> None:
+    """The default ``launch train`` (no --address, no remote env runners) samples and learns in
+    the driver without starting a Ray node; its phases are timed in train.json."""
+    out = tmp_path / "run"
+    r = _cli(
+        "train", "--timesteps", "400", "--seed", "1", "--out", str(out), "--envs-per-runner", "4",
+        "--hp", "train_batch_size=400", "--hp", "minibatch_size=100", "--hp", "num_epochs=1",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-4000:]
+    assert "Started a local Ray instance" not in r.stdout + r.stderr
+    meta = json.loads((out / "train.json").read_text())
+    assert meta["status"] == "finished" and meta["ray"] == "none (driver only)"
+    assert set(meta["phases_s"]) == {"imports", "build", "train", "checkpoint", "stop"}
+    assert all(v >= 0 for v in meta["phases_s"].values())
+    assert (out / "checkpoint" / "metalore_policy.json").is_file()
+    ev = _cli("eval", str(out / "checkpoint"), "--episodes", "2", "--json")
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert json.loads(ev.stdout)["episodes"] == 2
+
+
 def test_train_writes_checkpoint_metadata_and_progress(trained: Path) -> None:
     ckpt = trained / "checkpoint"
     assert (ckpt / "learner_group" / "learner" / "rl_module" / "default_policy").is_dir()

@@ -17,6 +17,12 @@ Everything else in the project uses Ray's public API. What is private, and why i
 * ``ray.train._internal.storage.StorageContext`` (what ``tune.get_context().get_storage()``
   returns): where a trial's directory lives in the experiment storage
   (:func:`trial_storage_dir`).
+* ``ray.rllib.env.env_runner_group`` (its module global ``ray``) and
+  ``ray._private.auto_init_hook.enable_auto_connect``: :func:`without_ray` trains in the driver
+  without starting Ray at all. An RLlib algorithm with no remote env runners and no remote
+  learners uses Ray for exactly one thing: ``EnvRunnerGroup`` puts its config and, every
+  iteration, the weights into the object store for remote env runners it does not have. Starting
+  and stopping a Ray node for that costs about 4 s of a 12 s ``launch train`` (2-core machine).
 
 :func:`problems` lists what no longer matches in the installed Ray; ``tests/test_ray_internals.py``
 fails with that list when an upgrade of Ray changes any of these names, and
@@ -25,9 +31,11 @@ fails with that list when an upgrade of Ray changes any of these names, and
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +100,21 @@ def problems() -> list[str]:
             found.append("StorageContext.storage_filesystem is gone")
     except ImportError:
         found.append("ray.train._internal.storage.StorageContext is gone")
+    found.extend(_without_ray_problems())
+    return found
+
+
+def _without_ray_problems() -> list[str]:
+    try:
+        from ray._private import auto_init_hook
+        from ray.rllib.env import env_runner_group
+    except ImportError as exc:
+        return [f"cannot import ray.rllib.env.env_runner_group / auto_init_hook: {exc}"]
+    found = []
+    if getattr(env_runner_group, "ray", None) is not sys.modules.get("ray"):
+        found.append("ray.rllib.env.env_runner_group no longer reaches Ray as its global `ray`")
+    if not isinstance(getattr(auto_init_hook, "enable_auto_connect", None), bool):
+        found.append("ray._private.auto_init_hook.enable_auto_connect is not a bool any more")
     return found
 
 
@@ -109,6 +132,60 @@ def describe_problems(found: list[str]) -> str:
         f"Ray {_ray_version()} changed private names this project relies on (tested with "
         f"{TESTED_RAY}); update tune_configs/ray_internals.py:\n  - " + "\n  - ".join(found)
     )
+
+
+class _LocalObjectStore:
+    """Stands in for the module ``ray`` inside ``env_runner_group``: ``put`` keeps the object
+    itself (nothing remote will ever read it); every other name is Ray's own."""
+
+    def __init__(self, ray_module: Any) -> None:
+        self._ray = ray_module
+
+    def put(self, value: Any, **_kwargs: Any) -> Any:
+        if self._ray.is_initialized():
+            return self._ray.put(value, **_kwargs)
+        return value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ray, name)
+
+
+@contextlib.contextmanager
+def without_ray(config: Any) -> Iterator[None]:
+    """Build and train an RLlib algorithm in this process without starting Ray.
+
+    ``config`` (an ``AlgorithmConfig``) must sample in the driver (no remote env runners, no
+    remote evaluation runners) and learn in the driver (no remote learners); ValueError
+    otherwise. Inside the block Ray's automatic ``ray.init`` is off, so any other use of Ray
+    fails loudly ("Ray has not been started") instead of silently starting a node. Raises
+    RuntimeError naming what changed if the installed Ray no longer matches.
+    """
+    remote = {
+        "num_env_runners": getattr(config, "num_env_runners", 0),
+        "num_learners": getattr(config, "num_learners", 0),
+        "evaluation_num_env_runners": getattr(config, "evaluation_num_env_runners", 0),
+    }
+    if any(remote.values()):
+        raise ValueError(f"training without Ray needs no remote actors, got {remote}")
+    found = _without_ray_problems()
+    if found:
+        raise RuntimeError(describe_problems(found))
+    import ray
+    from ray._private import auto_init_hook
+    from ray.rllib.env import env_runner_group
+
+    if ray.is_initialized():  # Ray is there anyway: nothing to avoid
+        yield
+        return
+    saved = auto_init_hook.enable_auto_connect
+    auto_init_hook.enable_auto_connect = False
+    module: Any = env_runner_group
+    module.ray = _LocalObjectStore(ray)
+    try:
+        yield
+    finally:
+        module.ray = ray
+        auto_init_hook.enable_auto_connect = saved
 
 
 def keep_single_node() -> None:

@@ -7,7 +7,8 @@
   learner statistics of every module and timings, plus ``timesteps`` (env steps sampled so far);
 * :func:`progress_line` turns them into one readable line per iteration;
 * :func:`train` runs ``algo.train()`` until a number of env steps, calling back per iteration;
-* :func:`fit_batch_to_budget` shrinks the batch when the whole budget is smaller than one batch.
+* :func:`fit_batch_to_budget` shrinks the batch when the whole budget is smaller than one batch;
+* :class:`Phases` times the phases of a run (``train.json``'s ``phases_s``).
 
 Checkpoints (algorithm plus the controller's sidecar) are saved by
 :func:`tune_configs.controllers.save_checkpoint`.
@@ -33,6 +34,23 @@ _LEARNER_KEYS = (
     "policy_loss", "vf_loss", "vf_explained_var", "entropy", "mean_kl_loss", "total_loss",
     "curr_entropy_coeff", "default_optimizer_learning_rate",
 )  # fmt: skip
+
+
+class Phases:
+    """Wall seconds per phase of a run: each :meth:`lap` closes the phase that ran since the
+    previous lap (or since ``start``, a ``time.perf_counter()`` value; default now)."""
+
+    def __init__(self, start: float | None = None) -> None:
+        self._last = time.perf_counter() if start is None else start
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self._laps[name] = self._laps.get(name, 0.0) + now - self._last
+        self._last = now
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 2) for k, v in self._laps.items()}
 
 
 def _num(x: Any) -> float | None:
