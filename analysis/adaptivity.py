@@ -326,8 +326,15 @@ def _reindexed(
     return np.asarray(table.to_numpy(dtype=np.float64))
 
 
+DEFAULT_RULE_LABEL = "queue_aware(0.4,0.3-0.5)"  # envs.core.policies.queue_aware()
+
+
 def _rule_name(kind: Any, policy: Any) -> str:
-    return "queue-aware" if str(kind) == "queue_aware" else str(policy)
+    """``queue-aware`` for the default rule, ``qa(w_b,lo-hi)`` for another parameterisation."""
+    if str(kind) != "queue_aware":
+        return str(policy)
+    label = str(policy)
+    return "queue-aware" if label == DEFAULT_RULE_LABEL else "qa" + label[len("queue_aware") :]
 
 
 def _group_of(rows: pd.DataFrame) -> str:

@@ -64,6 +64,19 @@ def resolve_params(
     return make_params(params, **overrides) if overrides else params
 
 
+def obs_shape(params: EnvParams) -> tuple[int, ...]:
+    """Observation shape: ``(width,)`` for one cell, ``(n_cells, width)`` for several."""
+    n, w = params.scenario.n_cells, params.obs_width
+    return (w,) if n == 1 else (n, w)
+
+
+def action_space(params: EnvParams) -> gym.spaces.Box:
+    """``Box(0, 1)`` of the shares, or ``Box(-1, 1)`` of the corrections (residual mode)."""
+    n = params.scenario.n_cells
+    low = -1.0 if params.action_mode == "residual" else 0.0
+    return gym.spaces.Box(low, 1.0, (2,) if n == 1 else (n, 2), np.float32)
+
+
 class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     """MetaLore: joint bandwidth and MEC-compute split between mobile UEs and IoT sensors.
 
@@ -89,6 +102,14 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     for learning; ``"raw"`` (default) is the paper's.
 
     The observation never shows the traffic regime or the drawn traffic (see "Arguments").
+    ``obs_uplink=True`` widens it to 4 entries per cell: the two queues, then the jobs waiting in
+    the UE and in the sensor uplink queues (same transform).
+
+    ``action_mode="residual"``: the action is a correction ``a`` in ``Box(-1, 1)`` (clipped) on
+    the queue-aware rule ``residual_rule`` = (w_b, lo, hi, k) of the queues the last observation
+    showed: ``w = clip(rule + residual_scale * a, 0, 1)``; a zero action is the rule exactly.
+    ``reward_scale`` multiplies the reward returned by ``step`` (the KPIs and the episode
+    metrics are unscaled).
 
     ## Rewards
     Per step, over the UE jobs completed in it: ``R_s delta^AoSI + p_d 1(AoRI > tau)`` with
@@ -114,8 +135,9 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     holds the draw.
 
     ## Version history
-    * v0: initial version (spec of 2026-11); traffic regimes and randomisation added as options
-      (the default dynamics are unchanged).
+    * v0: initial version (spec of 2026-11); traffic regimes and randomisation, the uplink
+      observation, the residual action and the reward scale added as options (the defaults are
+      unchanged).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
@@ -134,9 +156,11 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         n = self.params.scenario.n_cells
         self._shape: tuple[int, ...] = (2,) if n == 1 else (n, 2)
         self._cell_shape = (n, 2)
-        self.action_space = gym.spaces.Box(0.0, 1.0, self._shape, np.float32)
-        self.observation_space = gym.spaces.Box(0.0, np.inf, self._shape, np.float32)
-        self._obs_view = self.sim.obs.reshape(self._shape)  # the kernel writes it every step
+        self._obs_shape = obs_shape(self.params)
+        self.action_space = action_space(self.params)
+        self.observation_space = gym.spaces.Box(0.0, np.inf, self._obs_shape, np.float32)
+        self._obs_view = self.sim.obs.reshape(self._obs_shape)  # the kernel writes it every step
+        self._reward_scale = self.params.reward_scale
         self._info_names = [name for name, _ in _INFO_COLUMNS]
         self._info_cols = [col for _, col in _INFO_COLUMNS]
         self._regimes = self.params.scenario.has_regimes
@@ -154,7 +178,7 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             info["traffic"] = dict(self.sim.traffic)
         if self._regimes:
             info["regime"] = int(self.sim.trf[TR_REGIME])
-        return np.zeros(self._shape, np.float32), info
+        return np.zeros(self._obs_shape, np.float32), info
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         a = np.array(action, dtype=np.float64)  # a private C-contiguous copy
@@ -171,6 +195,8 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         else:
             reward = float(kpi[:, K_SYNC_R].sum() + kpi[:, K_PEN].sum())
             info = {name: kpi[:, col].copy() for name, col in _INFO_COLUMNS}
+        if self._reward_scale != 1.0:
+            reward *= self._reward_scale
         info["t"] = sim.t
         if self._regimes:
             info["regime"] = int(sim.trf[TR_REGIME])  # in force during this step
@@ -181,7 +207,7 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._obs_view = self.sim.obs.reshape(self._shape)  # pickling copied the view apart
+        self._obs_view = self.sim.obs.reshape(self._obs_shape)  # pickling copied the view apart
 
     def raw_queues(self) -> NDArray[np.float64]:
         """Untransformed queue lengths ``(n_cells, 2)`` (whatever ``obs_mode`` is)."""

@@ -17,7 +17,9 @@ Differences from ``SyncVectorEnv(MetaLoreEnv)``, by design (it is made for train
 * with ``normalized_actions=True`` it takes actions in [-1, 1] (the units of RLlib's
   ``normalize_actions``) and maps them to the [0, 1] shares itself, ``w = clip((a + 1) / 2, 0,
   1)``, exactly what RLlib's per-sub-env action connector would compute; RLlib then runs with
-  ``normalize_actions=False`` and skips that connector, a third of its sampling time here.
+  ``normalize_actions=False`` and skips that connector, a third of its sampling time here. With
+  ``action_mode="residual"`` the action box is [-1, 1] itself, so both units agree: the
+  corrections are clipped to it and passed on.
 
 Autoreset follows Gymnasium's default ``NEXT_STEP`` mode (what RLlib's ``SingleAgentEnvRunner``
 expects): the step after a truncation resets that sub-env (its action is ignored) and returns the
@@ -56,7 +58,7 @@ from envs.core.metrics import K_PEN, K_SYNC_R
 from envs.core.params import EnvParams
 from envs.core.sim import Simulator
 from envs.core.traffic import size_means
-from envs.metalore_env import next_episode_seed, resolve_params
+from envs.metalore_env import next_episode_seed, obs_shape, resolve_params
 
 StepResult = tuple[
     NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]
@@ -107,10 +109,13 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         s = self.params.scenario
         n, e = s.n_cells, num_envs
         self._shape: tuple[int, ...] = (2,) if n == 1 else (n, 2)
+        self._obs_shape = obs_shape(self.params)
         self.normalized_actions = bool(normalized_actions)
-        low = -1.0 if self.normalized_actions else 0.0
+        self._residual = self.params.action_mode == "residual"
+        self._reward_scale = self.params.reward_scale
+        low = -1.0 if self.normalized_actions or self._residual else 0.0
         self.single_action_space = gym.spaces.Box(low, 1.0, self._shape, np.float32)
-        self.single_observation_space = gym.spaces.Box(0.0, np.inf, self._shape, np.float32)
+        self.single_observation_space = gym.spaces.Box(0.0, np.inf, self._obs_shape, np.float32)
         self.action_space = batch_space(self.single_action_space, e)
         self.observation_space = batch_space(self.single_observation_space, e)
         self.horizon = s.episode_steps
@@ -218,7 +223,7 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         for i in which:
             episode_seeds[i] = self._reset_one(int(i), seeds[i])
         info = {"episode_seed": episode_seeds, "_episode_seed": mask.copy()}
-        return self._obs.reshape(n, *self._shape).copy(), info
+        return self._obs.reshape(n, *self._obs_shape).copy(), info
 
     def step(self, actions: Any) -> StepResult:
         n = self.num_envs
@@ -227,7 +232,9 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         a = np.array(actions, dtype=np.float64).reshape(n, *self._shape)
         if not np.isfinite(a).all():
             raise ValueError("actions must be finite")
-        if self.normalized_actions:  # [-1, 1] -> [0, 1] (the kernel clips as well)
+        if self._residual:  # corrections in [-1, 1] in either unit (the kernel clips as well)
+            a = np.clip(a, -1.0, 1.0)
+        elif self.normalized_actions:  # [-1, 1] -> [0, 1] (the kernel clips as well)
             a = np.clip((a + 1.0) * 0.5, 0.0, 1.0)
         a = a.reshape(n, self._cells.shape[1], 2)
         info: dict[str, Any] = {}
@@ -253,6 +260,8 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         t += active
         kpi = self._kpi
         rewards = kpi[:, :, K_SYNC_R].sum(axis=1) + kpi[:, :, K_PEN].sum(axis=1)
+        if self._reward_scale != 1.0:
+            rewards *= self._reward_scale
         rewards[reset_now] = 0.0
         truncated = active & (t >= self.horizon)
         if truncated.any():
@@ -264,7 +273,7 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
             info["episode_metrics"], info["_episode_metrics"] = metrics, truncated.copy()
         self._autoreset = truncated
         terminated = np.zeros(n, np.bool_)
-        return self._obs.reshape(n, *self._shape).copy(), rewards, terminated, truncated, info
+        return self._obs.reshape(n, *self._obs_shape).copy(), rewards, terminated, truncated, info
 
     def _grow(self) -> None:
         """Grow every sub-env's queue family that one of them needs grown (see queues.grow)."""

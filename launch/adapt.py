@@ -10,10 +10,14 @@ Examples::
 * ``variants``: every traffic variant of :data:`tune_configs.adaptivity.VARIANTS` and which of its
   traffic values lie outside the training ranges of ``--reference`` (default: the shipped
   adaptive policy ``models/paper/adaptive``, else the ``paper_random`` preset);
-* ``select``: scores checkpoints on *tuning* episode seeds (default 5000..5099): mean episode
-  return on ``paper_dynamic`` and on the paper cell with per-episode random traffic (default
-  ranges), each relative to the best static split of the 0.1 grid on the same episodes,
-  averaged; prints them best first;
+* ``select``: scores checkpoints on *tuning* episode seeds (default 5000..5099), prints them
+  best first. ``--criterion return`` (default): mean episode return on ``paper_dynamic`` and on
+  the paper cell with per-episode random traffic (default ranges), each relative to the best
+  static split of the 0.1 grid on the same episodes, averaged. ``--criterion placement``: the
+  study's own criterion, the mean placement score (lead if beyond, minus the gap if behind, in
+  noise units) against each scenario's static front over ``paper_dynamic`` and the tuning
+  variants of ``tune_configs.adaptivity.TUNING_VARIANTS`` (traffic inside the training ranges,
+  never a held-out variant);
 * ``study``: for every variant (default all), the variant's static grid (``--grid``, default 0.1)
   and the queue-aware rule (batched evaluator), then the shipped adaptive policy (``--adaptive``),
   the other training seeds' policies (``--seed-policy NAME=PATH``, repeatable) and the policy
@@ -61,6 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
     s.add_argument("--seed", type=nonneg_int, default=5000,
                    help="first tuning episode seed (default 5000)")  # fmt: skip
+    s.add_argument("--criterion", choices=("return", "placement"), default="return",
+                   help="return: mean return relative to the best static split on paper_dynamic "
+                        "and the randomised paper cell (default); placement: the study's own "
+                        "criterion, the placement against each scenario's static front on "
+                        "paper_dynamic and the tuning variants (none held out)")  # fmt: skip
     s.add_argument("--json", action="store_true", help="print JSON")
     st = sub.add_parser("study", help="run the study into OUT (result sets + table)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -111,15 +120,25 @@ def _select(args: argparse.Namespace) -> int:
         if not Path(c).is_dir():
             raise UsageError(f"checkpoint {c!r} is not a directory")
     rows = selection_table(args.checkpoints, args.episodes, args.seed,
-                           say=lambda msg: print(msg, file=sys.stderr, flush=True))  # fmt: skip
+                           say=lambda msg: print(msg, file=sys.stderr, flush=True),
+                           criterion=args.criterion)  # fmt: skip
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'score':>7} {'dynamic':>8} {'random':>8} {'steps':>9} {'seed':>5}  checkpoint")
-    for r in rows:
-        steps, seed = r.get("timesteps") or "", r.get("train_seed", "")
-        ratios = f"{r['paper_dynamic_ratio']:8.4f} {r['paper_randomised_ratio']:8.4f}"
-        print(f"{r['score']:7.4f} {ratios} {steps:>9} {seed:>5}  {r['checkpoint']}")
+    if args.criterion == "placement":
+        print(f"{'score':>7} {'worst':>7} {'dynamic':>8} {'beyond':>6} {'behind':>6} "
+              f"{'steps':>9} {'seed':>5}  checkpoint")  # fmt: skip
+        for r in rows:
+            steps, seed = r.get("timesteps") or "", r.get("train_seed", "")
+            print(f"{r['score']:7.3f} {r['worst']:7.2f} {r['paper_dynamic_score']:8.2f} "
+                  f"{r['beyond']:>6} {r['behind']:>6} {steps:>9} {seed:>5}  "
+                  f"{r['checkpoint']}")  # fmt: skip
+    else:
+        print(f"{'score':>7} {'dynamic':>8} {'random':>8} {'steps':>9} {'seed':>5}  checkpoint")
+        for r in rows:
+            steps, seed = r.get("timesteps") or "", r.get("train_seed", "")
+            ratios = f"{r['paper_dynamic_ratio']:8.4f} {r['paper_randomised_ratio']:8.4f}"
+            print(f"{r['score']:7.4f} {ratios} {steps:>9} {seed:>5}  {r['checkpoint']}")
     last = args.seed + args.episodes - 1
     print(f"chosen: {rows[0]['checkpoint']} (tuning episode seeds {args.seed}..{last})")
     return 0
@@ -181,10 +200,10 @@ def _print_table(out: Path) -> None:
     from analysis.collect import collect
 
     table = study_table(collect(out, write=False).episodes)
-    print(f"\n{'variant':<21}{'candidate':<14}{'sync':>7}{'served':>8}{'return':>8}  "
+    print(f"\n{'variant':<21}{'candidate':<16}{'sync':>7}{'served':>8}{'return':>8}  "
           f"{'verdict':<8}{'gap':>7}{'lead':>7}{'regret%':>9}")  # fmt: skip
     for _, r in table.iterrows():
-        print(f"{r['variant']:<21}{r['candidate']:<14}{r['sync_delay']:7.2f}"
+        print(f"{r['variant']:<21}{r['candidate']:<16}{r['sync_delay']:7.2f}"
               f"{r['served_pct']:8.2f}{r['episode_return']:8.0f}  {r['verdict']:<8}"
               f"{r['gap']:7.2f}{r['lead']:7.2f}{r['return_regret_pct']:9.1f}")  # fmt: skip
     print()

@@ -261,3 +261,79 @@ def test_shipped_adaptive_policy_loads_without_pickle_and_evaluates(
     summary = json.loads(res.stdout)
     assert summary["episodes"] == 3 and 0 < summary["served_pct"] <= 100
     assert math.isfinite(summary["sync_delay"])
+
+
+# --- the placement criterion and the residual policies ----------------------------------------
+def test_tuning_variants_lie_inside_the_training_ranges_and_never_are_study_variants() -> None:
+    from tune_configs.adaptivity import TUNING_VARIANTS
+
+    trained = make_params("paper", traffic_randomize=True)  # the default ranges
+    assert "paper_dynamic" in TUNING_VARIANTS and len(TUNING_VARIANTS) >= 5
+    for name, v in TUNING_VARIANTS.items():
+        assert not held_out(v.params(), trained)["outside"], name
+    for name, v in VARIANTS.items():
+        if name != "paper_dynamic":  # the verdicts' held-out variants: never used to select
+            assert held_out(v.params(), trained)["outside"], name
+            assert name not in TUNING_VARIANTS
+
+
+def _residual_policy(path: Path, scale: float = 0.0) -> Path:
+    """A shipped residual policy whose output is ``scale`` times a fixed network (0: the rule)."""
+    from tune_configs.export import Dense, MLPActor, write_shipped
+
+    rng = np.random.default_rng(1)
+    layers = (
+        Dense(rng.normal(0, 0.5, (8, 4)).astype(np.float32), np.zeros(8, np.float32), "tanh"),
+        Dense(scale * rng.normal(0, 0.5, (4, 8)).astype(np.float32), np.zeros(4, np.float32)),
+    )
+    cfg = {"preset": "paper", "traffic_randomize": True, "obs_mode": "log1p", "obs_uplink": True,
+           "action_mode": "residual", "residual_rule": [0.3, 0.1, 0.5, 4.0], "delta": 0.9,
+           "penalty": 0.0}  # fmt: skip
+    return write_shipped(path, {"default_policy": MLPActor(layers, 2)}, controller="single",
+                         env_config=cfg, action={"normalize": True, "low": -1.0, "high": 1.0,
+                                                 "shape": [2]}, manifest={"seed": 0})  # fmt: skip
+
+
+def test_a_zero_residual_policy_evaluates_to_the_tuned_rule(tmp_path: Path) -> None:
+    from envs.core.batch import evaluate
+    from envs.core.policies import queue_aware
+    from tune_configs.adaptivity import TUNED_RULE
+    from tune_configs.policy import evaluate_policy, load_policy
+
+    zero = load_policy(_residual_policy(tmp_path / "zero"), preset="paper_dynamic",
+                       traffic_randomize=False)  # fmt: skip
+    assert zero.action_low == -1.0
+    rows = evaluate_policy(zero, 5, 20000)
+    m = evaluate(make_params("paper_dynamic"), [queue_aware(*TUNED_RULE)], 5, 20000).metrics
+    assert [r["episode_return"] for r in rows] == m["episode_return"][0].tolist()
+    moved = load_policy(_residual_policy(tmp_path / "moved", 1.0), preset="paper_dynamic",
+                        traffic_randomize=False)  # fmt: skip
+    a = moved.act(np.abs(np.random.default_rng(2).normal(0, 3, (16, 4))).astype(np.float32))
+    assert a.shape == (16, 2) and a.min() >= -1.0 and a.max() <= 1.0 and np.ptp(a) > 0
+    assert [r["episode_return"] for r in evaluate_policy(moved, 5, 20000)] != [
+        r["episode_return"] for r in rows
+    ]
+    with pytest.raises(ValueError, match="action_mode"):
+        load_policy(tmp_path / "zero", action_mode="direct")
+    with pytest.raises(ValueError, match="obs_uplink"):
+        load_policy(tmp_path / "zero", obs_uplink=False)
+
+
+def test_placement_selection_scores_against_each_scenarios_front(tmp_path: Path) -> None:
+    from tune_configs.adaptivity import TUNING_VARIANTS, selection_table
+
+    zero, tiny = _residual_policy(tmp_path / "zero"), _tiny_policy(tmp_path / "tiny")
+    variants = [TUNING_VARIANTS["paper_dynamic"], TUNING_VARIANTS["tune_ues_5"]]
+    rows = selection_table([tiny, zero], episodes=6, seed=5000, criterion="placement",
+                           variants=variants, say=lambda _m: None)  # fmt: skip
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    for r in rows:
+        scores = [r["paper_dynamic_score"], r["tune_ues_5_score"]]
+        assert r["score"] == pytest.approx(np.mean(scores)) and r["worst"] == min(scores)
+        assert r["behind"] + r["beyond"] <= 2
+        assert {r["paper_dynamic_verdict"], r["tune_ues_5_verdict"]} <= {BEHIND, ON, BEYOND}
+    with pytest.raises(ValueError, match="criterion"):
+        selection_table([zero], criterion="nope")
+    res = run_launch("adapt", "select", str(zero), "--criterion", "placement", "--episodes", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "chosen:" in res.stdout and "worst" in res.stdout

@@ -26,6 +26,14 @@ SCENARIOS: list[dict[str, Any]] = [
     {"preset": "three_cell", "obs_mode": "log1p"},
     # overloaded: the queues outgrow their initial capacity (the grow path)
     {"preset": "paper", "mec_capacity": [5.0], "ue_job_prob": 1.0, "episode_steps": 60},
+    # learning options: uplink observation, residual action on the rule, scaled reward
+    {
+        "preset": "paper_dynamic",
+        "obs_mode": "log1p",
+        "obs_uplink": True,
+        "action_mode": "residual",
+        "reward_scale": 0.01,
+    },
 ]
 
 
@@ -159,3 +167,120 @@ def test_rllib_env_runner_samples_from_the_native_vector_env() -> None:
         assert envs.ENV_ID == "MetaLore-v0"
     finally:
         runner.stop()
+
+
+# --- learning options: residual action, uplink observation, reward scale ---------------------
+RULE = (0.3, 0.1, 0.5, 4.0)
+
+
+def test_zero_residual_is_the_queue_aware_rule_exactly() -> None:
+    """Residual mode with a zero action replays the rule step by step (single env, vector env
+    in either action unit) and episode by episode (the batched evaluator running the rule)."""
+    from envs.core import make_params
+    from envs.core.batch import evaluate
+    from envs.core.policies import queue_aware
+
+    rule = queue_aware(*RULE)
+    kw: dict[str, Any] = {"preset": "paper_dynamic", "action_mode": "residual",
+                          "residual_rule": list(RULE)}  # fmt: skip
+    ref = MetaLoreEnv(preset="paper_dynamic")
+    env = MetaLoreEnv(**kw)
+    assert env.action_space == gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    ref.reset(seed=3)
+    env.reset(seed=3)
+    for _ in range(ref.params.scenario.episode_steps):
+        a_rule = rule.act(ref.raw_queues())[0]
+        r_ref = ref.step(a_rule)
+        r_env = env.step(np.zeros(2, np.float32))
+        assert np.array_equal(r_ref[0], r_env[0]) and r_ref[1] == r_env[1]
+        assert (r_ref[4]["w_b"], r_ref[4]["w_c"]) == (r_env[4]["w_b"], r_env[4]["w_c"])
+    assert r_env[4]["episode_metrics"] == r_ref[4]["episode_metrics"]
+    res = evaluate(make_params("paper_dynamic"), [rule], 4, 3)  # episode seeds 3..6
+    for normalized in (False, True):
+        vec = MetaLoreVectorEnv(4, normalized_actions=normalized, **kw)
+        vec.reset(seed=3)
+        for _ in range(vec.horizon):
+            vec.step(np.zeros((4, 2), np.float32))
+        assert np.array_equal(vec._acc, res.acc[0])
+        assert np.array_equal(vec._ue_acc, res.ue_acc[0])
+
+
+def test_residual_action_corrects_the_rule_and_is_clipped() -> None:
+    env = MetaLoreEnv(action_mode="residual", residual_scale=0.2, residual_rule=list(RULE))
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0.5, -0.25], np.float32))
+    # empty queues at the first step: the rule's x = 1/2, so w_c = 0.1 + 0.4 / 2
+    assert info["w_b"] == pytest.approx(0.3 + 0.2 * 0.5)
+    assert info["w_c"] == pytest.approx(0.3 - 0.2 * 0.25)
+    q_ue, q_s = env.raw_queues()[0]
+    x = 0.5 if 4 * q_ue + q_s == 0 else 4 * q_ue / (4 * q_ue + q_s)
+    _, _, _, _, info = env.step(np.array([-7.0, 3.0], np.float32))  # clipped to [-1, 1]
+    assert info["w_b"] == pytest.approx(0.3 - 0.2)
+    assert info["w_c"] == pytest.approx(min(0.1 + 0.4 * x + 0.2, 1.0))
+    big = MetaLoreEnv(action_mode="residual", residual_scale=1.0)
+    big.reset(seed=0)
+    info = big.step(np.array([1.0, -1.0], np.float32))[4]
+    assert (info["w_b"], info["w_c"]) == (1.0, 0.0)  # the shares are clipped to [0, 1]
+
+
+def test_uplink_observation_adds_the_uplink_backlogs_and_keeps_the_queues() -> None:
+    ref = MetaLoreEnv(preset="paper_dynamic", obs_mode="log1p")
+    env = MetaLoreEnv(preset="paper_dynamic", obs_mode="log1p", obs_uplink=True)
+    assert env.observation_space.shape == (4,)
+    ref.reset(seed=5)
+    obs, _ = env.reset(seed=5)
+    assert obs.shape == (4,) and not obs.any()
+    rng = np.random.default_rng(0)
+    backlog = 0.0
+    for _ in range(40):
+        a = rng.random(2).astype(np.float32) * 0.5
+        o_ref, r_ref, *_ = ref.step(a)
+        o_env, r_env, _, _, info = env.step(a)
+        assert np.array_equal(o_env[:2], o_ref) and r_env == r_ref
+        want = np.log1p([info["uplink_ue"], info["uplink_sensor"]]).astype(np.float32)
+        assert np.array_equal(o_env[2:], want)
+        backlog += info["uplink_ue"] + info["uplink_sensor"]
+    assert backlog > 0  # the test saw uplink backlogs
+    cells = MetaLoreEnv(preset="three_cell", obs_uplink=True)
+    assert cells.observation_space.shape == (3, 4)
+
+
+def test_reward_scale_scales_the_reward_not_the_metrics() -> None:
+    ref, env = MetaLoreEnv(), MetaLoreEnv(reward_scale=0.01)
+    ref.reset(seed=1)
+    env.reset(seed=1)
+    total = 0.0
+    for _ in range(ref.params.scenario.episode_steps):
+        r_ref, r_env = ref.step(np.full(2, 0.4))[1:], env.step(np.full(2, 0.4))[1:]
+        assert r_env[0] == pytest.approx(0.01 * r_ref[0], rel=1e-12)
+        total += r_ref[0]
+    assert total > 0
+    assert r_env[3]["episode_metrics"] == r_ref[3]["episode_metrics"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"action_mode": "delta"}, "action_mode"),
+        ({"residual_scale": 0.0}, "residual_scale"),
+        ({"residual_rule": [0.3, 0.6, 0.5, 4.0]}, "residual_rule"),
+        ({"residual_rule": [0.3, 0.1, 0.5]}, "residual_rule"),
+        ({"reward_scale": -1.0}, "reward_scale"),
+        ({"obs_uplink": 1}, "obs_uplink"),
+    ],
+)
+def test_invalid_learning_options_name_the_field(overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        MetaLoreEnv(**overrides)
+
+
+def test_learning_options_round_trip_through_plain_dicts() -> None:
+    import json
+
+    from envs.core import make_params
+    from envs.core.params import EnvParams
+
+    p = make_params("paper", action_mode="residual", residual_rule=[0.2, 0.1, 0.6, 1],
+                    obs_uplink=True, reward_scale=0.5)  # fmt: skip
+    assert p.residual_rule == (0.2, 0.1, 0.6, 1.0)
+    assert EnvParams.from_dict(json.loads(json.dumps(p.to_dict()))) == p

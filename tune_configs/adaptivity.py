@@ -10,17 +10,21 @@ a good split when the traffic changes, without an exhaustive search. This module
   lies outside the ranges a policy was trained on (a randomised training scenario's ``rand_*``
   ranges; a fixed one's own values): a variant is *held out* when at least one of its traffic
   values lies outside them, strictly;
-* :func:`run_variant`: one variant. The whole static grid plus the queue-aware rule through the
-  batched evaluator (one result set, kind ``static``), then every candidate policy through
+* :func:`run_variant`: one variant. The whole static grid plus the queue-aware rule (its default
+  and the tuned :data:`TUNED_RULE`) through the batched evaluator (one result set, kind
+  ``static``), then every candidate policy through
   :func:`tune_configs.controllers.evaluate_checkpoint` (one result set each, kind ``eval``), all
   on the episode seeds ``seed .. seed+episodes-1`` with the same reward. Every ``run.json``
   carries ``study: adaptivity``, the variant's name, note, overrides and held-out text, and for a
   policy its candidate name and group (``adaptive``, ``adaptive seed``, ``paper-only``), so
   ``launch report`` finds them;
-* :func:`selection_table`: how the shipped checkpoint is chosen, on *tuning* episode seeds only:
-  every checkpoint's mean episode return on ``paper_dynamic`` and on the paper cell with its
-  traffic drawn per episode from the default ranges (:data:`SELECTION_SCENARIOS`), each relative
-  to the best static split of the 0.1 grid on the same episodes, averaged over the two.
+* :func:`selection_table`: how a checkpoint is chosen, on *tuning* episode seeds only. Criterion
+  ``return``: every checkpoint's mean episode return on ``paper_dynamic`` and on the paper cell
+  with its traffic drawn per episode from the default ranges (:data:`SELECTION_SCENARIOS`), each
+  relative to the best static split of the 0.1 grid on the same episodes, averaged over the two.
+  Criterion ``placement`` (the study's own): the placement score against each scenario's static
+  front (:func:`analysis.adaptivity.place`) on ``paper_dynamic`` and the tuning variants
+  :data:`TUNING_VARIANTS`, whose traffic lies inside the default training ranges, averaged.
 
 Layout of a study directory: ``OUT/<variant>/static`` and ``OUT/<variant>/<candidate>``.
 """
@@ -39,8 +43,9 @@ import numpy as np
 from analysis.adaptivity import ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY, STUDY
 
 __all__ = [
-    "ADAPTIVE", "ADAPTIVE_SEED", "PAPER_ONLY", "VARIANTS", "Candidate", "StudySettings",
-    "Variant", "get_variants", "held_out", "run_study", "run_variant", "selection_table",
+    "ADAPTIVE", "ADAPTIVE_SEED", "CRITERIA", "PAPER_ONLY", "TUNING_VARIANTS", "VARIANTS",
+    "Candidate", "StudySettings", "Variant", "get_variants", "held_out", "run_study",
+    "run_variant", "selection_table",
 ]  # fmt: skip
 from analysis.resultset import run_metadata, write_result_set
 from envs.core.params import EnvParams
@@ -60,6 +65,9 @@ TRAFFIC_RANGES: dict[str, str] = {
 GROUPS = (ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY)
 DEFAULT_ADAPTIVE = Path("models/paper/adaptive")
 PAPER_ONLY_CANDIDATES = (Path("models/paper/d0.9_p0"), Path("models/paper/d0.9"))
+# the queue-aware rule tuned on paper_dynamic's tuning seeds (docs/traffic.md), (w_b, lo, hi, k):
+# the study runs it beside the default rule; the residual policies correct it
+TUNED_RULE = (0.3, 0.1, 0.5, 4.0)
 TUNING_SEED = 5000  # episode seeds for choosing a checkpoint
 EVAL_SEED = 20000  # episode seeds for the claims (never used for training or selection)
 
@@ -245,7 +253,7 @@ def run_variant(
     }  # fmt: skip
     written: list[Path] = []
     t0 = time.perf_counter()
-    policies = [*static_grid(settings.grid_step), queue_aware()]
+    policies = [*static_grid(settings.grid_step), queue_aware(), queue_aware(*TUNED_RULE)]
     res = evaluate(params, policies, settings.episodes, settings.seed)
     meta = run_metadata(
         "static", params, preset=variant.preset, seed=settings.seed, episodes=settings.episodes,
@@ -293,6 +301,84 @@ SELECTION_SCENARIOS: dict[str, dict[str, Any]] = {
     "paper_dynamic": {"preset": "paper_dynamic", "traffic_randomize": False},
     "paper_randomised": {"preset": "paper", "traffic_randomize": True},
 }
+# The placement criterion's scenarios: paper_dynamic and paper cells whose traffic changes one
+# kind of traffic to a value INSIDE the default training ranges (never a held-out variant).
+TUNING_VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        VARIANTS["paper_dynamic"],
+        _v("tune_ues_5", "5 UEs", n_ues=5),
+        _v("tune_sensors_9", "9 sensors", n_sensors=9),
+        _v("tune_job_prob_0.4", "UE job probability 0.4", ue_job_prob=0.4),
+        _v("tune_big_ue_jobs", "UE jobs 65 Mbit / 6.5 units", ue_data_mean=65.0,
+           ue_compute_mean=6.5),
+        _v("tune_small_ue_jobs", "UE jobs 35 Mbit / 3.5 units", ue_data_mean=35.0,
+           ue_compute_mean=3.5),
+        _v("tune_big_sensor_updates", "sensor updates 95 Mbit / 9.5 units", **_sensor(95.0, 9.5)),
+        _v("tune_small_sensor_updates", "sensor updates 45 Mbit / 4.5 units",
+           **_sensor(45.0, 4.5)),
+        _v("tune_sensor_interval_2", "a sensor update every 2 steps", sensor_interval=2),
+    )
+}  # fmt: skip
+CRITERIA = ("return", "placement")
+
+
+def _placement_scores(
+    checkpoints: Sequence[str | Path],
+    variants: Sequence[Variant],
+    episodes: int,
+    seed: int,
+    delta: float,
+    penalty: float,
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """The placement criterion: per scenario, the policy's :meth:`Placement.score` against the
+    scenario's own 0.1 grid on the tuning episodes (lead if beyond, minus the gap if behind, in
+    noise units); ``score`` is the mean over the scenarios, ``worst`` the smallest."""
+    from analysis.adaptivity import StaticGrid, place
+    from envs.core.batch import evaluate
+    from envs.core.policies import static_grid
+    from tune_configs.policy import evaluate_policy, load_policy, read_checkpoint_info
+
+    grid = static_grid(0.1)
+    grids: dict[str, StaticGrid] = {}
+    for v in variants:
+        m = evaluate(v.params(delta=delta, penalty=penalty), grid, episodes, seed).metrics
+        grids[v.name] = StaticGrid([p.label for p in grid], m["sync_delay"], m["served_pct"],
+                                   m["episode_return"])  # fmt: skip
+        say(f"  {v.name}: static grid ({len(grid)} splits x {episodes} episodes)")
+    rows: list[dict[str, Any]] = []
+    for ckpt in checkpoints:
+        path = Path(ckpt)
+        row: dict[str, Any] = {"checkpoint": str(path)}
+        try:
+            info = read_checkpoint_info(path)
+            row["train_seed"] = info.get("seed")
+            row["timesteps"] = info.get("timesteps") or _steps_of(path)
+        except ValueError:
+            pass
+        scores = []
+        for v in variants:
+            settings = StudySettings(episodes, seed, 0.1, delta, penalty)
+            pol = load_policy(path, **variant_overrides(v, settings))
+            ep = evaluate_policy(pol, episodes, seed)
+            values = {k: np.array([np.nan if e[k] is None else e[k] for e in ep], dtype=float)
+                      for k in ("sync_delay", "served_pct", "episode_return")}  # fmt: skip
+            pl = place(grids[v.name], values["sync_delay"], values["served_pct"],
+                       values["episode_return"])  # fmt: skip
+            row[f"{v.name}_score"] = pl.score
+            row[f"{v.name}_verdict"] = pl.verdict
+            row[f"{v.name}_regret_pct"] = pl.return_regret_pct
+            scores.append(pl.score)
+        row["score"] = float(np.mean(scores))
+        row["worst"] = float(np.min(scores))
+        row["behind"] = sum(row[f"{v.name}_verdict"] == "behind" for v in variants)
+        row["beyond"] = sum(row[f"{v.name}_verdict"] == "beyond" for v in variants)
+        say(f"  {path}: score {row['score']:.3f} (worst {row['worst']:.2f}, beyond "
+            f"{row['beyond']}, behind {row['behind']} of {len(variants)})")  # fmt: skip
+        rows.append(row)
+    rows.sort(key=lambda r: -r["score"])
+    return rows
 
 
 def selection_table(
@@ -303,17 +389,28 @@ def selection_table(
     delta: float = 0.9,
     penalty: float = 0.0,
     say: Callable[[str], None] = print,
+    criterion: str = "return",
+    variants: Sequence[Variant] | None = None,
 ) -> list[dict[str, Any]]:
     """Score every checkpoint on tuning episodes (see the module docstring); best first.
 
-    Each row: checkpoint, its training seed and env steps (from the run record next to it),
-    per scenario of :data:`SELECTION_SCENARIOS` the policy's mean return, the best static
-    split's and their ratio, and ``score``: the mean ratio over the scenarios.
+    ``criterion="return"``: each row holds the checkpoint, its training seed and env steps
+    (from the run record next to it), per scenario of :data:`SELECTION_SCENARIOS` the policy's
+    mean return, the best static split's and their ratio, and ``score``: the mean ratio.
+    ``criterion="placement"`` (the study's own criterion): per variant of ``variants`` (default
+    :data:`TUNING_VARIANTS`, none of them held out) the placement score against the variant's
+    static front, its verdict and return regret; ``score`` is their mean, ``worst`` the
+    smallest, ``beyond`` / ``behind`` the counts.
     """
     from envs.core.batch import evaluate
     from envs.core.policies import static_grid
     from tune_configs.policy import evaluate_policy, load_policy, read_checkpoint_info
 
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown selection criterion {criterion!r}; choose one of {CRITERIA}")
+    if criterion == "placement":
+        chosen = list(variants) if variants is not None else list(TUNING_VARIANTS.values())
+        return _placement_scores(checkpoints, chosen, episodes, seed, delta, penalty, say)
     scenarios = dict(scenarios or SELECTION_SCENARIOS)
     best: dict[str, tuple[str, float]] = {}
     grid = static_grid(0.1)

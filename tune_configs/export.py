@@ -100,7 +100,7 @@ def export_checkpoint(
     shape = list(policy.action_shape)
     action = {
         "normalize": policy.normalize_actions,
-        "low": 0.0,
+        "low": policy.action_low,
         "high": 1.0,
         "shape": shape,
     }
@@ -127,8 +127,13 @@ def describe(policy: ShippedPolicy) -> str:
         f"{n}: {'-'.join(str(lyr['out']) for lyr in s['layers'])}" for n, s in d["actors"].items()
     )
     cfg = d.get("env_config", {})
+    reward = (
+        f"delta={cfg.get('delta')}, penalty={cfg.get('penalty')}"
+        if "delta" in cfg
+        else f"preset {cfg.get('preset')}"
+    )
     return (
-        f"{d['controller']} policy (delta={cfg.get('delta')}, penalty={cfg.get('penalty')}; "
+        f"{d['controller']} policy ({reward}; "
         f"actors {sizes}; {m.get('env_steps')} env steps, seed {m.get('seed')})"
     )
 

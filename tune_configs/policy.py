@@ -10,9 +10,10 @@ config pickled in the checkpoint). A shipped policy directory (:mod:`tune_config
 Acting: the actor network (encoder MLP and ``pi`` head) is taken out of the RLModule and run in
 numpy (:class:`tune_configs.shipped.MLPActor`), for checkpoints and shipped policies alike, so
 both evaluate to exactly the same numbers (a module of another architecture falls back to
-torch). Observations are transformed by the env itself (``obs_mode``), so no connector state is
-needed; actions are the mean of the action distribution, unsquashed from [-1, 1] to the action
-box (RLlib's ``normalize_actions``) and clipped by the env.
+torch). Observations are transformed by the env itself (``obs_mode``, ``obs_uplink``), so no
+connector state is needed; actions are the mean of the action distribution, unsquashed from
+[-1, 1] to the action box (RLlib's ``normalize_actions``: [0, 1], or [-1, 1] for the residual
+corrections of ``action_mode="residual"``, which the env applies to its rule) and clipped.
 
 Example::
 
@@ -54,6 +55,8 @@ from tune_configs.shipped import (
 )
 
 SIDECAR = "metalore_policy.json"
+# env options a policy's network is tied to: evaluation cannot change them
+_FIXED_KEYS = ("obs_mode", "obs_uplink", "action_mode", "residual_scale", "residual_rule")
 MODULE_SUBDIR = Path("learner_group", "learner", "rl_module", "default_policy")
 POLICY_KIND = "ppo"
 
@@ -132,6 +135,11 @@ class TrainedPolicy:
         return (2,) if n == 1 else (n, 2)
 
     @property
+    def action_low(self) -> float:
+        """Lower bound of the env's action box: 0 (shares), -1 (residual corrections)."""
+        return -1.0 if self.params.action_mode == "residual" else 0.0
+
+    @property
     def preset(self) -> str:
         return split_env_config(self.env_config)[0]
 
@@ -143,7 +151,7 @@ class TrainedPolicy:
     def act(self, obs: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
         """Deterministic actions ``(N, *action_shape)`` for a batch of observations."""
         if self.actor is not None:
-            action = {"normalize": self.normalize_actions, "low": 0.0, "high": 1.0,
+            action = {"normalize": self.normalize_actions, "low": self.action_low, "high": 1.0,
                       "shape": list(self.action_shape)}  # fmt: skip
             return to_env_actions(self.actor(obs), action)
         import torch
@@ -154,9 +162,10 @@ class TrainedPolicy:
             dist_cls = self.module.get_inference_action_dist_cls()
             dist = dist_cls.from_logits(out["action_dist_inputs"]).to_deterministic()
             actions: NDArray[np.float64] = dist.sample().cpu().numpy().astype(np.float64)
-        if self.normalize_actions:  # [-1, 1] -> the action box [0, 1]
-            actions = (actions + 1.0) * 0.5
-        return np.clip(actions, 0.0, 1.0)
+        low = self.action_low
+        if self.normalize_actions:  # [-1, 1] -> the action box [low, 1]
+            actions = low + (actions + 1.0) * 0.5 * (1.0 - low)
+        return np.clip(actions, low, 1.0)
 
 
 def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
@@ -203,8 +212,12 @@ def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
 
 
 def _eval_env_config(trained: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    if "obs_mode" in overrides and overrides["obs_mode"] != trained.get("obs_mode", "raw"):
-        raise ValueError("obs_mode cannot differ from the one the policy was trained with")
+    if any(key in overrides for key in _FIXED_KEYS):  # what the network's inputs/outputs mean
+        before = params_from_env_config(trained)
+        after = params_from_env_config({**dict(trained), **dict(overrides)})
+        for key in _FIXED_KEYS:
+            if getattr(before, key) != getattr(after, key):
+                raise ValueError(f"{key} cannot differ from the one the policy was trained with")
     return {**dict(trained), **dict(overrides)}
 
 

@@ -21,7 +21,12 @@ State arrays (all owned by the caller, mutated in place):
   sensor interval; see :mod:`envs.core.traffic`); the kernel switches regimes in it;
 * ``kpi`` ``(C, N_KPI)`` this step's KPIs, ``acc`` ``(C, N_KPI)`` their running sum,
   ``ue_acc`` ``(U, N_UE_ACC)`` per-UE counters (see :mod:`envs.core.metrics`), ``obs``
-  ``(C, 2)`` float32 the observation after the step (transformed per ``P_OBS_MODE``).
+  ``(C, 2)`` float32 the observation after the step (transformed per ``P_OBS_MODE``): the BS UE
+  and sensor queue lengths; ``(C, 4)`` adds the UE and sensor uplink backlogs (``obs_uplink``).
+
+With ``action_mode="residual"`` the action is a correction in [-1, 1] (clipped) on the queue-aware
+rule with the parameters ``residual_rule`` of the BS queues at the start of the step (the last
+observation's): ``w = clip(rule + residual_scale * a, 0, 1)``; a zero action is the rule.
 
 Random inputs are uniforms (see :mod:`envs.core.rng`), row ``row`` of ``rnd`` for this step:
 ``3 U`` UE traffic, ``2 S`` sensor traffic, ``2 U`` mobility, and with traffic regimes 2 for the
@@ -90,11 +95,15 @@ P_OBS_MODE = 16  # 0 raw, 1 log1p, 2 scaled
 P_OBS_SCALE = 17
 P_N_REG = 18  # number of traffic regimes R (0: none)
 P_SWITCH = 19  # probability per step of leaving the regime, 1 / regime_hold_steps
-N_PRM = 20
+P_ACT_MODE = 20  # 0 direct, 1 residual on the queue-aware rule
+P_RES_SCALE = 21  # residual: scale of the correction
+P_RULE = 22  # residual: the rule's (w_b, lo, hi, k) at P_RULE .. P_RULE + 3
+N_PRM = 26
 N_DELTA_POW = 512  # prm[N_PRM + k] = delta**k for k < N_DELTA_POW (a lookup for the reward)
 P_REG_TAB = N_PRM + N_DELTA_POW  # prm[P_REG_TAB + 3 r + j]: regime r's (p_job, n_ues, interval)
 
 OBS_MODE_CODES = {"raw": 0, "log1p": 1, "scaled": 2}
+ACTION_MODE_CODES = {"direct": 0, "residual": 1}
 
 EPS = 1e-9  # work below this counts as done (guards float round-off of rate arithmetic)
 
@@ -130,6 +139,9 @@ def param_vector(p: EnvParams) -> np.ndarray:
     prm[P_SURGE_PROB] = s.surge_job_prob
     prm[P_OBS_MODE] = OBS_MODE_CODES[p.obs_mode]
     prm[P_OBS_SCALE] = p.obs_scale
+    prm[P_ACT_MODE] = ACTION_MODE_CODES[p.action_mode]
+    prm[P_RES_SCALE] = p.residual_scale
+    prm[P_RULE : P_RULE + 4] = p.residual_rule
     return prm
 
 
@@ -301,10 +313,22 @@ def step_kernel(  # type: ignore[no-untyped-def]
                 dq[n_u + s, i, 2] = _draw(cdf, TAB_S_COMPUTE, rnd[row, o_s + 2 * s + 1])
                 kpi[c, K_S_GEN] += 1.0
 
-    # 3. clipped action
+    # 3. clipped action; residual mode: the action, clipped to [-1, 1], corrects the queue-aware
+    # rule (envs.core.policies.queue_aware) of the BS queues the last observation showed
+    residual = prm[P_ACT_MODE] == 1.0
     for c in range(n_c):
-        kpi[c, K_WB] = min(max(action[c, 0], 0.0), 1.0)
-        kpi[c, K_WC] = min(max(action[c, 1], 0.0), 1.0)
+        w_b = action[c, 0]
+        w_c = action[c, 1]
+        if residual:
+            scale = prm[P_RES_SCALE]
+            w = prm[P_RULE + 3] * bq_m[c, LEN]
+            denom = w + bq_m[n_c + c, LEN]
+            x = 0.5 if denom <= 0.0 else w / denom
+            w_b = prm[P_RULE] + scale * min(max(w_b, -1.0), 1.0)
+            w_c = prm[P_RULE + 1] + (prm[P_RULE + 2] - prm[P_RULE + 1]) * x
+            w_c += scale * min(max(action[c, 1], -1.0), 1.0)
+        kpi[c, K_WB] = min(max(w_b, 0.0), 1.0)
+        kpi[c, K_WC] = min(max(w_c, 0.0), 1.0)
         kpi[c, K_CAPACITY] = cells[c, 3]
 
     # 4. uplink: each device spends its rate on its FIFO queue; finished jobs reach the BS
@@ -409,22 +433,23 @@ def step_kernel(  # type: ignore[no-untyped-def]
             geo[u, 0] += speed * dx / d
             geo[u, 1] += speed * dy / d
 
-    # observation and backlogs after the step
+    # backlogs and observation after the step: the BS queues (and with a 4-wide ``obs``, the
+    # uplink backlogs, obs_uplink), transformed per P_OBS_MODE
+    for u in range(n_u):
+        kpi[ue_cell[u], K_UP_UE] += dq_m[u, LEN]
+    for s in range(n_s):
+        kpi[s_cell[s], K_UP_S] += dq_m[n_u + s, LEN]
     mode = int(prm[P_OBS_MODE])
     for c in range(n_c):
         kpi[c, K_Q_UE] = bq_m[c, LEN]
         kpi[c, K_Q_S] = bq_m[n_c + c, LEN]
-        for j in range(2):
-            v = kpi[c, K_Q_UE + j]
+        for j in range(obs.shape[1]):
+            v = kpi[c, K_Q_UE + j] if j < 2 else kpi[c, K_UP_UE + j - 2]
             if mode == 1:
                 v = math.log1p(v)
             elif mode == 2:
                 v = v / prm[P_OBS_SCALE]
             obs[c, j] = v
-    for u in range(n_u):
-        kpi[ue_cell[u], K_UP_UE] += dq_m[u, LEN]
-    for s in range(n_s):
-        kpi[s_cell[s], K_UP_S] += dq_m[n_u + s, LEN]
     acc += kpi
 
     need_d, need_b = needed_capacity(dq_m, bq_m, n_u)

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 OBS_MODES = ("raw", "log1p", "scaled")
+ACTION_MODES = ("direct", "residual")
 JOB_SIZES = ("poisson", "fixed")
 
 
@@ -343,11 +344,33 @@ class EnvParams:
     reward: RewardParams = field(default_factory=RewardParams)
     obs_mode: str = "raw"  # raw queue lengths (the paper), log1p, or scaled (divided by obs_scale)
     obs_scale: float = 100.0  # divisor for obs_mode="scaled" [jobs]
+    # --- learning-side options (docs/traffic.md); the defaults are the paper's env ---------------
+    obs_uplink: bool = False  # observation also holds the UE and sensor uplink backlogs [jobs]
+    action_mode: str = "direct"  # "residual": the action corrects the queue-aware rule
+    residual_scale: float = 0.3  # residual: w = clip(rule(queues) + residual_scale * a, 0, 1)
+    residual_rule: tuple[float, float, float, float] = (0.3, 0.1, 0.5, 4.0)  # (w_b, lo, hi, k)
+    reward_scale: float = 1.0  # the env's reward (not the KPIs) is multiplied by it
 
     def __post_init__(self) -> None:
         _check(self.obs_mode in OBS_MODES, "obs_mode", f"one of {OBS_MODES}", self.obs_mode)
         _check(_finite(self.obs_scale) and self.obs_scale > 0, "obs_scale", "a finite number > 0",
                self.obs_scale)  # fmt: skip
+        _check(isinstance(self.obs_uplink, bool), "obs_uplink", "true or false", self.obs_uplink)
+        _check(self.action_mode in ACTION_MODES, "action_mode", f"one of {ACTION_MODES}",
+               self.action_mode)  # fmt: skip
+        _check(_finite(self.residual_scale) and 0 < self.residual_scale <= 1, "residual_scale",
+               "a number in (0, 1]", self.residual_scale)  # fmt: skip
+        rule = self.residual_rule
+        ok = isinstance(rule, tuple) and len(rule) == 4 and all(_finite(v) for v in rule)
+        ok = ok and all(0.0 <= v <= 1.0 for v in rule[:3]) and rule[1] <= rule[2] and rule[3] > 0
+        _check(ok, "residual_rule", "(w_b, lo, hi, k): shares in [0, 1], lo <= hi, k > 0", rule)
+        _check(_finite(self.reward_scale) and self.reward_scale > 0, "reward_scale",
+               "a finite number > 0", self.reward_scale)  # fmt: skip
+
+    @property
+    def obs_width(self) -> int:
+        """Observation entries per cell: the two BS queues, plus the two uplink backlogs."""
+        return 4 if self.obs_uplink else 2
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain-type dict (tuples become lists), the inverse of :meth:`from_dict`."""
@@ -362,10 +385,11 @@ class EnvParams:
                 scen[name] = tuple(scen[name])
         if "bs_positions" in scen:
             scen["bs_positions"] = tuple(tuple(float(v) for v in p) for p in scen["bs_positions"])
+        env = {k: v for k, v in d.items() if k not in ("scenario", "reward")}
+        if "residual_rule" in env:
+            env["residual_rule"] = tuple(float(v) for v in env["residual_rule"])
         return cls(
-            scenario=ScenarioParams(**scen),
-            reward=RewardParams(**d.get("reward", {})),
-            **{k: v for k, v in d.items() if k not in ("scenario", "reward")},
+            scenario=ScenarioParams(**scen), reward=RewardParams(**d.get("reward", {})), **env
         )
 
 

@@ -127,7 +127,13 @@ def _normalise(name: str, value: Any, n_cells: int) -> Any:
         return value
     if name == "bs_positions":
         return tuple(tuple(float(c) for c in p) for p in value)
+    if name == "residual_rule" and isinstance(value, (list, tuple)):
+        return tuple(float(v) if _number(v) else v for v in value)
     return value
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def make_params(preset: str | EnvParams = "paper", **overrides: Any) -> EnvParams:
@@ -158,4 +164,5 @@ def make_params(preset: str | EnvParams = "paper", **overrides: Any) -> EnvParam
     scen = {k: _normalise(k, v, n_cells) for k, v in scen.items()}
     scenario: ScenarioParams = replace(base.scenario, **scen) if scen else base.scenario
     reward: RewardParams = replace(base.reward, **rew) if rew else base.reward
+    env = {k: _normalise(k, v, n_cells) for k, v in env.items()}
     return replace(base, scenario=scenario, reward=reward, **env)

@@ -96,7 +96,7 @@ class Simulator:
         self.trf = np.zeros(0)
         self.traffic: dict[str, Any] = {}  # the episode's traffic (drawn when randomised)
         self.kpi = np.zeros((self.n_cells, N_KPI))
-        self.obs = np.zeros((self.n_cells, 2), np.float32)
+        self.obs = np.zeros((self.n_cells, params.obs_width), np.float32)
         self.acc = np.zeros((self.n_cells, N_KPI))
         self.ue_acc = np.zeros((self.n_ues, N_UE_ACC))
         self.t = 0
