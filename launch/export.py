@@ -5,8 +5,10 @@ Examples::
     python -m launch export results/train-a/checkpoint --out models/mine
     python -m launch eval models/mine --episodes 100
     python -m launch export --sweep results/paper-grid-paper --out models/paper
+    python -m launch export --pool-runs results/pool_runs/hetero_central_s* \
+        --scenario three_cell_hetero --out models/pool/three_cell_hetero
 
-The last form ships one policy per reward setting of a sweep's single-cell PPO trials into
+The ``--sweep`` form ships one policy per reward setting of a sweep's single-cell PPO trials into
 ``OUT/<setting>/`` (``d0.9_p0``, ...): of the setting's training seeds, the one with the highest
 mean episode return on 100 tuning episodes (seeds from 1,000,000, never the evaluation seeds) is
 shipped; ``OUT/index.json`` lists every seed's tuning return and evaluation.
@@ -16,7 +18,13 @@ Writes ``OUT/policy.safetensors`` (the actor network's float32 weights) and ``OU
 manifest: training command, seed, env steps, wall time, git commit); see
 :mod:`tune_configs.export`. The directory loads with numpy alone (no Ray, torch or pickle) and
 ``launch eval`` gives exactly the numbers of the checkpoint. Credit-pool checkpoints (``per-cell``,
-``central``) are shipped by :mod:`tune_configs.pool_export`. Takes a few seconds (torch import).
+``central``) ship the same way (:mod:`tune_configs.pool_export`); their manifest comes from the
+``launch train`` run the checkpoint belongs to (``RUN/checkpoint`` or ``RUN/checkpoint_NNNNN``).
+
+The ``--pool-runs`` form chooses among every checkpoint (final and intermediate) of the given
+pool training runs on tuning episodes (seeds from 3,000,000; :mod:`tune_configs.pool_select`)
+and ships the best, with the selection in its manifest. Takes a few seconds (torch import); a
+pool selection about 3 s per checkpoint.
 """
 
 from __future__ import annotations
@@ -36,8 +44,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="checkpoint directory (e.g. OUT/checkpoint from launch train)")  # fmt: skip
     p.add_argument("--sweep", metavar="EXPDIR", default=None,
                    help="ship one policy per reward setting of this sweep instead")  # fmt: skip
+    p.add_argument("--pool-runs", metavar="RUN", nargs="+", default=None,
+                   help="choose among the checkpoints of these pool training runs")  # fmt: skip
+    p.add_argument("--scenario", default=None,
+                   help="--pool-runs: the multi-cell preset to choose on (required)")  # fmt: skip
+    p.add_argument("--endowment", type=float, default=1000.0,
+                   help="--pool-runs: credits per cell (default 1000)")  # fmt: skip
     p.add_argument("--tuning-episodes", type=positive_int, default=100,
-                   help="--sweep: selection episodes per training seed (default 100)")  # fmt: skip
+                   help="--sweep, --pool-runs: tuning episodes per candidate (default 100)"
+                   )  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write the policy to")
     p.add_argument("--manifest", default=None, metavar="JSON",
                    help='extra manifest keys as a JSON object, e.g. \'{"selected_by": "tuning"}\''
@@ -58,20 +73,27 @@ def run(args: argparse.Namespace) -> int:
         if not isinstance(extra, dict):
             raise UsageError("--manifest must be a JSON object")
     out = Path(args.out).expanduser()
-    if (args.checkpoint is None) == (args.sweep is None):
-        raise UsageError("give either CHECKPOINT or --sweep EXPDIR")
+    sources = [args.checkpoint is not None, args.sweep is not None, args.pool_runs is not None]
+    if sum(sources) != 1:
+        raise UsageError("give exactly one of CHECKPOINT, --sweep EXPDIR, --pool-runs RUN ...")
+    if args.scenario is not None and args.pool_runs is None:
+        raise UsageError("--scenario goes with --pool-runs")
+    occupied = out.exists() and (not out.is_dir() or any(out.iterdir())) and not is_shipped(out)
+    if occupied and args.sweep is None:
+        raise UsageError(f"--out {args.out} exists and is not empty")
     if args.sweep is not None:
         return _ship_sweep(args)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not is_shipped(out):
-        raise UsageError(f"--out {args.out} exists and is not empty")
-    if not Path(args.checkpoint).expanduser().is_dir():
+    if args.pool_runs is not None:
+        return _ship_pool_selection(args, out)
+    ckpt = Path(args.checkpoint).expanduser()
+    if not ckpt.is_dir():
         raise UsageError(f"checkpoint {args.checkpoint!r} is not a directory")
-    name = controller_of_checkpoint(args.checkpoint).name
-    if name != SINGLE:
-        raise UsageError(f"{args.checkpoint} holds a {name} policy: ship it with "
-                         "python -m tune_configs.pool_export")  # fmt: skip
     try:
-        path = export_checkpoint(args.checkpoint, out, manifest=extra)
+        name = controller_of_checkpoint(ckpt).name
+        if name == SINGLE:
+            path = export_checkpoint(ckpt, out, manifest=extra)
+        else:
+            path = _ship_pool_checkpoint(ckpt, out, extra)
     except (CheckpointError, OSError) as exc:
         raise UsageError(str(exc)) from None
     print(f"shipped {describe(load_shipped(path))}")
@@ -87,4 +109,34 @@ def _ship_sweep(args: argparse.Namespace) -> int:
     rows = ship_sweep(args.sweep, args.out, tuning_episodes=args.tuning_episodes)
     shipped = sorted({r["setting"] for r in rows})
     print(f"{len(shipped)} policies shipped to {args.out} (index: {Path(args.out) / 'index.json'})")
+    return 0
+
+
+def _ship_pool_checkpoint(ckpt: Path, out: Path, extra: dict[str, object]) -> Path:
+    from tune_configs.pool_export import export_pool_policy, ship_training
+
+    run = ckpt.resolve().parent
+    if (run / "train.json").is_file():  # RUN/checkpoint or RUN/checkpoint_NNNNN of launch train
+        return ship_training(run, out, extra, checkpoint=ckpt.resolve())
+    return export_pool_policy(ckpt, out, extra)
+
+
+def _ship_pool_selection(args: argparse.Namespace, out: Path) -> int:
+    from envs.core.presets import PRESETS
+    from tune_configs.pool_select import ship_selected
+
+    if args.scenario is None:
+        raise UsageError("--pool-runs needs --scenario (the multi-cell preset to choose on)")
+    multicell = [n for n, params in PRESETS.items() if len(params.scenario.bs_positions) > 1]
+    if args.scenario not in multicell:
+        raise UsageError(f"--scenario {args.scenario!r}: not a multi-cell preset "
+                         f"({', '.join(multicell)})")  # fmt: skip
+    missing = [r for r in args.pool_runs if not (Path(r).expanduser() / "train.json").is_file()]
+    if missing:
+        raise UsageError(f"not launch train output directories (no train.json): {missing}")
+    path, best = ship_selected(
+        args.pool_runs, args.scenario, out, args.endowment, args.tuning_episodes
+    )
+    print(f"shipped {best['checkpoint']} (tuning score {best['score']:.2f}) -> {path}")
+    print(f"python -m launch pool-compare --scenario {args.scenario} --checkpoint {path}")
     return 0

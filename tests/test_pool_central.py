@@ -127,3 +127,37 @@ def test_central_eval_and_pool_compare(central_checkpoint: Path, tmp_path: Path)
             assert key in doc["summary"][variant], (variant, key)
     assert doc["summary"]["ppo_pool_off"]["units_borrowed"] == 0.0
     assert doc["meta"]["policy_controller"] == "central"
+
+
+def test_launch_export_ships_a_pool_checkpoint_with_its_run_manifest(
+    central_checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    from launch.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(central_checkpoint, run / "checkpoint_00010")
+    train_json = {
+        "command": "python -m launch train --controller central --seed 7", "seed": 7,
+        "git_commit": "abc", "timesteps": 1000, "elapsed_s": 12.5, "status": "finished",
+        "final_metrics": {"timesteps": 1000},
+    }  # fmt: skip
+    (run / "train.json").write_text(json.dumps(train_json))
+    (run / "progress.csv").write_text(
+        "training_iteration,timesteps,time_total_s\n10,500,6.0\n20,1000,12.0\n"
+    )
+    assert main(["export", str(run / "checkpoint_00010"), "--out", str(tmp_path / "ship")]) == 0
+    assert "central policy (preset three_cell_hetero" in capsys.readouterr().out
+    manifest = json.loads((tmp_path / "ship" / DESCRIPTION).read_text())["manifest"]
+    assert manifest["command"] == train_json["command"] and manifest["seed"] == 7
+    assert manifest["env_steps"] == 500 and manifest["training_iteration"] == 10  # up to it
+    # bad input is a usage error (exit status 2) before anything is evaluated
+    assert main(["export", "--pool-runs", str(run), "--out", str(tmp_path / "x")]) == 2
+    assert "needs --scenario" in capsys.readouterr().err
+    bad = ["export", "--pool-runs", str(run), "--scenario", "paper", "--out", str(tmp_path / "x")]
+    assert main(bad) == 2
+    assert "not a multi-cell preset" in capsys.readouterr().err
+    assert main(["export", "--pool-runs", str(tmp_path), "--scenario", "surge",
+                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "no train.json" in capsys.readouterr().err

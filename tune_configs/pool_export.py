@@ -17,15 +17,14 @@ number of cells and the policy mode; its ``action`` entry has ``normalize`` (RLl
 * :func:`load_any_pool_controller`: a shipped directory, a central or a per-cell checkpoint,
   whichever ``path`` holds (``launch pool-compare --checkpoint`` and ``launch eval`` use it).
 
-Run ``python -m tune_configs.pool_export TRAIN_DIR OUT_DIR [--extra selection.json]`` to ship
-the checkpoint of a ``launch train`` run, or ``python -m tune_configs.pool_export CHECKPOINT
-OUT_DIR`` for a bare checkpoint; then ``python -m launch pool-compare --checkpoint OUT_DIR``.
+From the command line: ``python -m launch export CHECKPOINT --out DIR`` (the manifest comes from
+the ``launch train`` run the checkpoint belongs to, if any), then ``python -m launch pool-compare
+--checkpoint DIR``.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -180,30 +179,3 @@ def load_any_pool_controller(path: str | Path) -> Any:
     if (p / CENTRAL_SIDECAR).is_file():
         return load_central_controller(p)
     return load_pool_controller(p)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="python -m tune_configs.pool_export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("source", help="a launch train output directory (with train.json and "
-                   "checkpoint/) or a checkpoint directory")  # fmt: skip
-    p.add_argument("out", help="directory to write policy.json and policy.safetensors to")
-    p.add_argument("--checkpoint", default=None,
-                   help="with a train directory: ship this checkpoint of the run instead of "
-                   "its final one")  # fmt: skip
-    p.add_argument("--extra", metavar="JSON_FILE",
-                   help="JSON object added to the manifest (e.g. the selection)")  # fmt: skip
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    extra = json.loads(Path(args.extra).read_text()) if args.extra else {}
-    src = Path(args.source)
-    if (src / "train.json").is_file():
-        print(ship_training(src, args.out, extra, args.checkpoint))
-    else:
-        print(export_pool_policy(src, args.out, extra))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

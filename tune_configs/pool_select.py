@@ -10,10 +10,10 @@ shipped through :func:`tune_configs.pool_export.ship_training`; its manifest rec
 command, seed, env steps, wall time and git commit, and the selection (seeds, every candidate's
 scores).
 
-Run::
+Run through the command line::
 
-    python -m tune_configs.pool_select results/central_s0 results/central_s1 results/central_s2 \
-        --scenario three_cell_hetero --out models/pool/three_cell_hetero
+    python -m launch export --pool-runs results/central_s0 results/central_s1 \
+        results/central_s2 --scenario three_cell_hetero --out models/pool/three_cell_hetero
 
 About 3 s per candidate and 100 episodes (pool on and off) on a quiet machine, plus the rules'
 split search (about 30 s) once.
@@ -21,7 +21,6 @@ split search (about 30 s) once.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -120,31 +119,23 @@ def select(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def ship_selected(
+    runs: Sequence[str | Path],
+    scenario: str,
+    out_dir: str | Path,
+    endowment: float = 1000.0,
+    episodes: int = 100,
+) -> tuple[Path, dict[str, Any]]:
+    """:func:`select` among ``runs``, then ship the best checkpoint to ``out_dir`` with its run's
+    manifest and the selection (seeds, criterion, baselines, every candidate's scores)."""
     from tune_configs.pool_export import ship_training
 
-    p = argparse.ArgumentParser(prog="python -m tune_configs.pool_select", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("runs", nargs="+", help="launch train output directories")
-    p.add_argument("--scenario", required=True, help="multi-cell preset to select on")
-    p.add_argument("--endowment", type=float, default=1000.0, help="credits per cell (1000)")
-    p.add_argument("--episodes", type=int, default=100, help="selection episodes (100)")
-    p.add_argument("--out", required=True, help="directory to ship the chosen policy to")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
-    record = select(args.runs, args.scenario, args.endowment, args.episodes)
+    record = select(runs, scenario, endowment, episodes)
     best = record["candidates"][0]
-    extra = {
-        "selection": {k: v for k, v in record.items() if k != "candidates"}
-        | {"chosen": {k: best[k] for k in ("checkpoint", "score", "ppo", "ppo_pool_off")}},
-    }
-    extra["selection"]["candidates"] = [
-        {k: r[k] for k in ("checkpoint", "score", "ppo", "ppo_pool_off")}
-        for r in record["candidates"]
-    ]
-    out = ship_training(best["run"], args.out, extra, checkpoint=best["checkpoint"])
-    print(f"shipped {best['checkpoint']} (score {best['score']:.2f}) -> {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    keys = ("checkpoint", "score", "ppo", "ppo_pool_off")
+    selection = {k: v for k, v in record.items() if k != "candidates"}
+    selection["chosen"] = {k: best[k] for k in keys}
+    selection["candidates"] = [{k: r[k] for k in keys} for r in record["candidates"]]
+    extra = {"selection": selection}
+    out = ship_training(best["run"], out_dir, extra, checkpoint=best["checkpoint"])
+    return out, best
