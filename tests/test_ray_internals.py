@@ -104,6 +104,13 @@ def test_scan_finds_private_names(tmp_path: Path) -> None:
     assert len(_private_uses(bad)) == 5, _private_uses(bad)
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter from the repository root (Ray not yet imported)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
 def test_patches_act_in_a_worker_starting_process() -> None:
     """allow_loopback_worker pins the node address and lifts the single-node check; only there."""
     code = (
@@ -119,9 +126,7 @@ def test_patches_act_in_a_worker_starting_process() -> None:
         "assert ray_constants.ENABLE_RAY_CLUSTER is False\n"
         "print('ok')\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    r = _python(code)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
 
@@ -159,9 +164,7 @@ def test_without_ray_keeps_ray_down_and_restores_the_module() -> None:
         "assert erg.ray is ray and auto_init_hook.enable_auto_connect is True\n"
         "print('ok')\n"
     )
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+    r = _python(code)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.split() == ["refused", "RaySystemError", "ok"], r.stdout
 
