@@ -23,10 +23,18 @@ from envs.core.pool.clearing import PoolParams, resolve_pool, split_pool_overrid
 from envs.core.pool.sim import PoolSimulator
 from envs.metalore_env import resolve_params
 from envs.pool_control import ControlOptions, PoolControl, split_control_overrides
-from envs.pool_obs import FEATURES, REWARD_FULFILLED, REWARD_METALORE, TRADER_FEATURES
+from envs.pool_obs import (
+    FEATURES,
+    REWARD_FULFILLED,
+    REWARD_METALORE,
+    TRADER_FEATURES,
+    state_columns,
+    with_global_state,
+)
 
 REWARDS = ("metalore", "fulfilled")
 SCOPES = ("team", "local")
+CRITICS = ("local", "central")
 
 
 def agent_ids(n_cells: int) -> list[str]:
@@ -68,6 +76,12 @@ class MultiCellPoolEnv:
     the last clearing's price and total matched units, and the agent's own net units lent in it
     (transformed by ``obs_mode``, see :mod:`envs.pool_obs`).
 
+    With ``critic="central"`` every agent's observation is its own features followed by the
+    global state (every cell's features without the identity columns, in cell order;
+    :func:`envs.pool_obs.with_global_state`): ``own_features`` columns for the actor, all of them
+    for a centralised critic (:mod:`tune_configs.pool_critic`). The default ``"local"`` keeps the
+    own features only.
+
     ## Rewards
     ``reward="metalore"`` (default): the MetaLore reward (spec 4.7) of the cell's completed UE
     jobs; ``"fulfilled"``: the number of its jobs completed with AoRI <= tau and AoSI <= sigma.
@@ -86,9 +100,10 @@ class MultiCellPoolEnv:
 
     ## Arguments
     ``MultiCellPoolEnv(preset="three_cell", params=None, pool=None, reward="metalore",
-    scope="team", **overrides)``: overrides may name any EnvParams field (``n_ues=20``,
-    ``obs_mode="log1p"``), PoolParams field (``cooperative=False``, ``endowment=1000``) or
-    control option (``obs="trader"``, ``action_mode="residual"``, ``reward_scale=0.1``).
+    scope="team", critic="local", **overrides)``: overrides may name any EnvParams field
+    (``n_ues=20``, ``obs_mode="log1p"``), PoolParams field (``cooperative=False``,
+    ``endowment=1000``) or control option (``obs="trader"``, ``action_mode="residual"``,
+    ``reward_scale=0.1``).
 
     ## Version history
     * v0: initial version; control options added later (their defaults keep the original
@@ -104,8 +119,11 @@ class MultiCellPoolEnv:
         pool: PoolParams | dict[str, Any] | None = None,
         reward: str = "metalore",
         scope: str = "team",
+        critic: str = "local",
         **overrides: Any,
     ) -> None:
+        if critic not in CRITICS:
+            raise ValueError(f"invalid critic {critic!r}: choose one of {CRITICS}")
         if reward not in REWARDS:
             raise ValueError(f"invalid reward {reward!r}: choose one of {REWARDS}")
         if scope not in SCOPES:
@@ -131,7 +149,11 @@ class MultiCellPoolEnv:
             )  # fmt: skip
         else:  # residual outputs: unbounded corrections, clipped after adding the base
             act = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
-        obs = gym.spaces.Box(-np.inf, np.inf, (self.control.n_features,), np.float32)
+        self.critic = critic
+        self.own_features = self.control.n_features
+        self._state_cols = state_columns(self.control.observer) if critic == "central" else 0
+        n_obs = self.own_features + self.n_cells * self._state_cols
+        obs = gym.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
         self.action_spaces: dict[str, gym.spaces.Box] = dict.fromkeys(self.possible_agents, act)
         self.observation_spaces: dict[str, gym.spaces.Box] = dict.fromkeys(
             self.possible_agents, obs
@@ -160,7 +182,7 @@ class MultiCellPoolEnv:
         self.ps.reset(self.episode_seed)
         self.control.reset(self.episode_seed)
         self.agents = list(self.possible_agents)
-        obs = self.control.observe()
+        obs = self._observe()
         ids = self.possible_agents
         return (
             {a: obs[i] for i, a in enumerate(ids)},
@@ -193,7 +215,7 @@ class MultiCellPoolEnv:
         control = self.control
         split, share = control.act(raw)
         ps.step(split, share)
-        obs = control.observe()
+        obs = self._observe()
         if self.scope == "team":
             rewards = dict.fromkeys(ids, control.total_reward)
         else:
@@ -214,6 +236,10 @@ class MultiCellPoolEnv:
             dict.fromkeys(ids, done),
             infos,
         )
+
+    def _observe(self) -> NDArray[np.float32]:
+        feats = self.control.observe()
+        return with_global_state(feats, self._state_cols) if self._state_cols else feats
 
     def episode_metrics(self) -> dict[str, Any]:
         """CIVIC metrics of the episode so far."""

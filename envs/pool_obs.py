@@ -20,6 +20,10 @@ relative to the others, its credit runway (balance over what the rest of the epi
 at full capacity), the time, the last clearing's totals, price and own net trade, the greedy
 rule's share, the neighbours' mean and largest load and mean runway, and optionally a one-hot
 cell identity (for a network shared by the cells). :func:`make_observer` picks the kind.
+
+For a centralised critic the per-cell environment appends the global state to every agent's own
+features (:func:`with_global_state`): every cell's features in cell order, without the identity
+columns (:func:`state_columns` of them per cell).
 """
 
 from __future__ import annotations
@@ -286,3 +290,16 @@ def make_observer(
     if obs == "trader":
         return TraderObserver(ps, identity=identity, rule=rule)
     raise ValueError(f"invalid obs {obs!r}: choose one of {OBS_KINDS}")
+
+
+def state_columns(observer: Observer | TraderObserver) -> int:
+    """Feature columns per cell that make up the global state (the identity columns excluded)."""
+    return N_TRADER_BASE if isinstance(observer, TraderObserver) else N_AGENT_FEATURES
+
+
+def with_global_state(feats: NDArray[np.float32], n_cols: int) -> NDArray[np.float32]:
+    """``(C, F)`` own features -> ``(C, F + C n_cols)``: row ``i`` is cell ``i``'s own features
+    followed by the global state, the first ``n_cols`` columns of every cell in cell order."""
+    n = feats.shape[0]
+    state = np.ascontiguousarray(feats[:, :n_cols], dtype=np.float32).reshape(1, n * n_cols)
+    return np.concatenate([feats.astype(np.float32, copy=False), np.repeat(state, n, 0)], axis=1)

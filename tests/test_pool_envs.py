@@ -151,3 +151,35 @@ def test_multiagent_determinism_and_pickling() -> None:
     assert rollout(clone, 11) == a
     assert rollout(env, 11) == a
     assert rollout(env, 12) != a
+
+
+@pytest.mark.parametrize("obs_kind", ["basic", "trader"])
+def test_per_cell_env_global_state_for_a_central_critic(obs_kind: str) -> None:
+    """``critic="central"``: own features first (exactly the default env's), then every cell's
+    features in cell order without the identity columns; the dynamics do not change."""
+    from envs.pool_obs import N_AGENT_FEATURES, N_TRADER_BASE
+
+    kw = {"episode_steps": 12, "endowment": 300.0, "obs": obs_kind}
+    local = MultiCellPoolEnv("three_cell_hetero", **kw)
+    central = MultiCellPoolEnv("three_cell_hetero", critic="central", **kw)
+    own = local.observation_spaces["cell_0"].shape[0]
+    cols = N_TRADER_BASE if obs_kind == "trader" else N_AGENT_FEATURES
+    assert central.own_features == own == local.own_features
+    assert central.observation_spaces["cell_1"].shape == (own + 3 * cols,)
+    a, _ = local.reset(seed=5)
+    b, _ = central.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        for i, agent in enumerate(central.possible_agents):
+            assert central.observation_spaces[agent].contains(b[agent])
+            np.testing.assert_array_equal(b[agent][:own], a[agent])
+            state = np.concatenate([a[x][:cols] for x in local.possible_agents])
+            np.testing.assert_array_equal(b[agent][own:], state)
+            if obs_kind == "trader":  # the identity is in the own view, not in the state
+                assert b[agent][N_TRADER_BASE + i] == 1.0
+        acts = {x: rng.uniform([0, 0, -1], [1, 1, 1]).astype(np.float32) for x in local.agents}
+        a, ra, *_ = local.step(acts)
+        b, rb, *_ = central.step(acts)
+        assert ra == rb
+    with pytest.raises(ValueError, match="invalid critic 'global'"):
+        MultiCellPoolEnv("three_cell_hetero", critic="global")

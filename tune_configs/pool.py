@@ -9,7 +9,9 @@
   ``env_runners/civic/<phase>/<name>``; Tune writes them to TensorBoard
   (``ray/tune/env_runners/civic/...``).
 * :func:`build_pool_ppo_config`: multi-agent PPO, one shared policy (default, module ``shared``)
-  or one per cell (``policies="separate"``, modules ``cell_i``).
+  or one per cell (``policies="separate"``, modules ``cell_i``); with ``critic="central"`` in the
+  env config every module is a :class:`tune_configs.pool_critic.CentralCriticPPOModule` (the
+  actor sees the agent's own view, the critic also the global state).
 * :func:`write_pool_sidecar`: the sidecar :data:`POOL_SIDECAR` (env config, policy mode, module
   ids) saved next to every pool checkpoint (training goes through the one training loop of
   :mod:`tune_configs.training`, via the ``per-cell`` controller of :mod:`tune_configs.controllers`).
@@ -58,7 +60,7 @@ DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
     "reward": "metalore",
     "scope": "team",
 }
-_ENV_KEYS = ("preset", "params", "pool", "reward", "scope")
+_ENV_KEYS = ("preset", "params", "pool", "reward", "scope", "critic")
 _RLLIB_KEYS = frozenset({"num_envs"})
 
 
@@ -142,7 +144,9 @@ def resolve_pool_env_config(env_config: Mapping[str, Any] | None = None) -> dict
     cfg = pool_env_kwargs(env_config or {})
     if cfg.get("base_splits") == GREEDY_SPLITS:  # the greedy rule's splits, searched once
         if cfg.get("action_mode") == "residual":
-            cfg["base_splits"] = greedy_base_splits(cfg)
+            cfg["base_splits"] = greedy_base_splits(
+                {k: v for k, v in cfg.items() if k != "critic"}  # not a field of the central env
+            )
         else:
             cfg.pop("base_splits")
     MultiCellPoolEnv(**cfg)  # raises ValueError naming a bad field
@@ -169,6 +173,12 @@ def build_pool_ppo_config(
     mids = module_ids(policies, n_cells)
     hp = resolve_hparams(hparams)
     res = resources or Resources()
+    rl_module: dict[str, Any] = {"model_config": model_config(hp)}
+    if cfg.get("critic") == "central":  # actor: own view; critic: own view + global state
+        from tune_configs.pool_critic import central_critic_module_spec
+
+        own = MultiCellPoolEnv(**cfg).own_features
+        rl_module = {"rl_module_spec": central_critic_module_spec(own, model_config(hp))}
     config = (
         PPOConfig()  # type: ignore[no-untyped-call]
         .environment(RLLIB_POOL_ENV, env_config=cfg, disable_env_checking=True)
@@ -185,7 +195,7 @@ def build_pool_ppo_config(
             policy_mapping_fn=map_shared if policies == "shared" else map_per_cell,
         )
         .training(**training_kwargs(hp))
-        .rl_module(model_config=model_config(hp))
+        .rl_module(**rl_module)
         .callbacks(PoolMetrics)
         .debugging(seed=seed, log_sys_usage=False)
         .reporting(metrics_num_episodes_for_smoothing=WINDOW)
