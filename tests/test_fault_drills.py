@@ -107,8 +107,9 @@ def test_second_sweep_on_the_same_experiment_is_refused(tmp_path: Path) -> None:
     logs = [tmp_path / "one.log", tmp_path / "two.log"]
     both = [start_launch(*args, env=barrier_env(b), log=log) for log in logs]
     try:
-        # Whichever locks the experiment first runs; the other is refused at once.
-        (first,) = b.wait("*@start#0", timeout=600)
+        # Whichever locks the experiment first runs; the other is refused at once. The running
+        # sweep may have started more than one trial by the time the barrier is polled.
+        first = b.wait("*@start#0", timeout=600)[0]
         wait_until(lambda: any(p.poll() is not None for p in both), 300, "one sweep to be refused")
         refused = next(i for i, p in enumerate(both) if p.poll() is not None)
         running = both[1 - refused]
