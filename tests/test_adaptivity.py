@@ -253,6 +253,12 @@ def test_shipped_adaptive_policy_loads_without_pickle_and_evaluates(
     for key in ("command", "seed", "env_steps", "train_wall_s", "git_commit"):
         assert m.get(key) not in (None, ""), key
     assert sorted(p.name for p in SHIPPED.iterdir()) == ["policy.json", "policy.safetensors"]
+    # the recipe: uplink observation (4 inputs) and corrections in [-1, 1] on the spelled-out rule
+    cfg = pol.env_config
+    assert cfg["obs_uplink"] is True and cfg["action_mode"] == "residual"
+    assert len(cfg["residual_rule"]) == 4 and 0 < cfg["residual_scale"] <= 1
+    assert pol.actors["default_policy"].in_features == 4 and pol.description["action"]["low"] == -1
+    assert "placement" in m["selection"]
     # trained with traffic_randomize=true: another scenario is evaluated with it switched off
     res = run_launch("eval", str(SHIPPED), "--preset", "paper_dynamic", "--set",
                      "traffic_randomize=false", "--episodes", "3", "--seed", "20000",

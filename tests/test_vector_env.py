@@ -142,14 +142,19 @@ def test_vector_env_same_seed_same_rollout_different_seed_differs() -> None:
     assert not np.array_equal(rollout(1), rollout(2))
 
 
-def test_rllib_env_runner_samples_from_the_native_vector_env() -> None:
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"action_mode": "residual", "obs_uplink": True, "reward_scale": 0.01}],
+    ids=["default", "residual-uplink"],
+)
+def test_rllib_env_runner_samples_from_the_native_vector_env(options: dict[str, Any]) -> None:
     """RLlib's SingleAgentEnvRunner takes the vector env through its vector entry point."""
     from ray.rllib.env.single_agent_env_runner import SingleAgentEnvRunner
 
     from tune_configs.ppo import Resources, build_ppo_config
 
     config = build_ppo_config(
-        {"delta": 0.9, "penalty": 0.0, "episode_steps": 10},
+        {"delta": 0.9, "penalty": 0.0, "episode_steps": 10, **options},
         {"train_batch_size": 40, "minibatch_size": 20, "fcnet_hiddens": [8]},
         Resources(num_envs_per_env_runner=4),
         seed=0,
@@ -157,6 +162,10 @@ def test_rllib_env_runner_samples_from_the_native_vector_env() -> None:
     runner: Any = SingleAgentEnvRunner(config=config)
     try:
         assert isinstance(runner.env.unwrapped, MetaLoreVectorEnv)
+        width = 4 if options else 2
+        assert runner.env.unwrapped.single_observation_space.shape == (width,)
+        if options:  # the residual's rule is spelled out in the resolved env config
+            assert config.env_config["residual_rule"] == [0.3, 0.1, 0.5, 4.0]
         episodes = runner.sample(num_timesteps=80, random_actions=False)
         steps = sum(len(e) for e in episodes)
         assert 80 <= steps < 80 + 4

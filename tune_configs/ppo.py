@@ -125,7 +125,10 @@ def model_config(hp: Mapping[str, Any]) -> dict[str, Any]:
 def resolve_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_ENV_CONFIG` updated with ``env_config``, validated by building params."""
     cfg = {**DEFAULT_ENV_CONFIG, **dict(env_config or {})}
-    params_from_env_config(cfg)  # raises ValueError naming a bad field
+    params = params_from_env_config(cfg)  # raises ValueError naming a bad field
+    if params.action_mode == "residual":  # the rule the network corrects, spelled out
+        cfg["residual_scale"] = params.residual_scale
+        cfg["residual_rule"] = list(params.residual_rule)
     return cfg
 
 
