@@ -103,7 +103,8 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     The observation never shows the traffic regime or the drawn traffic (see "Arguments").
     ``obs_uplink=True`` widens it to 4 entries per cell: the two queues, then the jobs waiting in
-    the UE and in the sensor uplink queues (same transform).
+    the UE and in the sensor uplink queues (same transform); ``obs_age=True`` appends the mean
+    age, over the cell's active sensors, of the latest update completed at the MEC (steps).
 
     ``action_mode="residual"``: the action is a correction ``a`` in ``Box(-1, 1)`` (clipped) on
     the queue-aware rule ``residual_rule`` = (w_b, lo, hi, k) of the queues the last observation

@@ -31,6 +31,7 @@ SCENARIOS: list[dict[str, Any]] = [
         "preset": "paper_dynamic",
         "obs_mode": "log1p",
         "obs_uplink": True,
+        "obs_age": True,
         "action_mode": "residual",
         "reward_scale": 0.01,
     },
@@ -254,6 +255,29 @@ def test_uplink_observation_adds_the_uplink_backlogs_and_keeps_the_queues() -> N
     assert cells.observation_space.shape == (3, 4)
 
 
+@pytest.mark.parametrize("uplink", [False, True])
+def test_age_observation_is_the_mean_age_of_the_active_sensors_updates(uplink: bool) -> None:
+    env = MetaLoreEnv(preset="paper_random", obs_age=True, obs_uplink=uplink)
+    ref = MetaLoreEnv(preset="paper_random", obs_uplink=uplink)
+    width = 5 if uplink else 3
+    assert env.observation_space.shape == (width,)
+    env.reset(seed=4)
+    _, info = ref.reset(seed=4)
+    n_act = info["traffic"]["n_sensors"]
+    assert n_act < 20  # the draw leaves some sensor sites silent
+    ages = []
+    for _ in range(30):
+        obs, *_ = env.step(np.array([0.3, 0.2]))
+        o_ref, *_ = ref.step(np.array([0.3, 0.2]))
+        assert np.array_equal(obs[: width - 1], o_ref)
+        t = env.sim.t - 1  # the step just taken
+        gen = env.sim.sens[:n_act, 3]
+        want = np.where(gen < 0, t + 1.0, t - gen).mean()
+        assert obs[-1] == np.float32(want)
+        ages.append(want)
+    assert min(ages) < max(ages)  # updates arrived and aged
+
+
 def test_reward_scale_scales_the_reward_not_the_metrics() -> None:
     ref, env = MetaLoreEnv(), MetaLoreEnv(reward_scale=0.01)
     ref.reset(seed=1)
@@ -276,6 +300,7 @@ def test_reward_scale_scales_the_reward_not_the_metrics() -> None:
         ({"residual_rule": [0.3, 0.1, 0.5]}, "residual_rule"),
         ({"reward_scale": -1.0}, "reward_scale"),
         ({"obs_uplink": 1}, "obs_uplink"),
+        ({"obs_age": "yes"}, "obs_age"),
     ],
 )
 def test_invalid_learning_options_name_the_field(overrides: dict[str, Any], field: str) -> None:

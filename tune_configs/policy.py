@@ -56,7 +56,9 @@ from tune_configs.shipped import (
 
 SIDECAR = "metalore_policy.json"
 # env options a policy's network is tied to: evaluation cannot change them
-_FIXED_KEYS = ("obs_mode", "obs_uplink", "action_mode", "residual_scale", "residual_rule")
+_FIXED_KEYS = (
+    "obs_mode", "obs_uplink", "obs_age", "action_mode", "residual_scale", "residual_rule",
+)  # fmt: skip
 MODULE_SUBDIR = Path("learner_group", "learner", "rl_module", "default_policy")
 POLICY_KIND = "ppo"
 

@@ -22,7 +22,8 @@ State arrays (all owned by the caller, mutated in place):
 * ``kpi`` ``(C, N_KPI)`` this step's KPIs, ``acc`` ``(C, N_KPI)`` their running sum,
   ``ue_acc`` ``(U, N_UE_ACC)`` per-UE counters (see :mod:`envs.core.metrics`), ``obs``
   ``(C, 2)`` float32 the observation after the step (transformed per ``P_OBS_MODE``): the BS UE
-  and sensor queue lengths; ``(C, 4)`` adds the UE and sensor uplink backlogs (``obs_uplink``).
+  and sensor queue lengths; ``(C, 4)`` adds the UE and sensor uplink backlogs (``obs_uplink``),
+  a last column the mean age of the sensor updates at the MEC (``obs_age``: width 3 or 5).
 
 With ``action_mode="residual"`` the action is a correction in [-1, 1] (clipped) on the queue-aware
 rule with the parameters ``residual_rule`` of the BS queues at the start of the step (the last
@@ -433,18 +434,31 @@ def step_kernel(  # type: ignore[no-untyped-def]
             geo[u, 0] += speed * dx / d
             geo[u, 1] += speed * dy / d
 
-    # backlogs and observation after the step: the BS queues (and with a 4-wide ``obs``, the
-    # uplink backlogs, obs_uplink), transformed per P_OBS_MODE
+    # backlogs and observation after the step: the BS queues; with a 4- or 5-wide ``obs`` the
+    # uplink backlogs (obs_uplink); with a 3- or 5-wide one, last, the mean age of the latest
+    # update completed at the MEC over the cell's active sensors (obs_age; t + 1 for a sensor
+    # without one); transformed per P_OBS_MODE
     for u in range(n_u):
         kpi[ue_cell[u], K_UP_UE] += dq_m[u, LEN]
     for s in range(n_s):
         kpi[s_cell[s], K_UP_S] += dq_m[n_u + s, LEN]
     mode = int(prm[P_OBS_MODE])
+    n_obs = obs.shape[1]
     for c in range(n_c):
         kpi[c, K_Q_UE] = bq_m[c, LEN]
         kpi[c, K_Q_S] = bq_m[n_c + c, LEN]
-        for j in range(obs.shape[1]):
-            v = kpi[c, K_Q_UE + j] if j < 2 else kpi[c, K_UP_UE + j - 2]
+        for j in range(n_obs):
+            if j < 2:
+                v = kpi[c, K_Q_UE + j]
+            elif n_obs >= 4 and j < 4:
+                v = kpi[c, K_UP_UE + j - 2]
+            else:
+                lo = s_start[c]
+                hi = min(s_start[c + 1], s_start[c] + n_act_s)
+                v = 0.0
+                for s in range(lo, hi):
+                    v += t + 1.0 if sens[s, 3] < 0.0 else t - sens[s, 3]
+                v /= max(hi - lo, 1)
             if mode == 1:
                 v = math.log1p(v)
             elif mode == 2:

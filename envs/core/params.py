@@ -346,6 +346,7 @@ class EnvParams:
     obs_scale: float = 100.0  # divisor for obs_mode="scaled" [jobs]
     # --- learning-side options (docs/traffic.md); the defaults are the paper's env ---------------
     obs_uplink: bool = False  # observation also holds the UE and sensor uplink backlogs [jobs]
+    obs_age: bool = False  # observation also holds the mean age of the sensor updates [steps]
     action_mode: str = "direct"  # "residual": the action corrects the queue-aware rule
     residual_scale: float = 0.3  # residual: w = clip(rule(queues) + residual_scale * a, 0, 1)
     residual_rule: tuple[float, float, float, float] = (0.3, 0.1, 0.5, 4.0)  # (w_b, lo, hi, k)
@@ -356,6 +357,7 @@ class EnvParams:
         _check(_finite(self.obs_scale) and self.obs_scale > 0, "obs_scale", "a finite number > 0",
                self.obs_scale)  # fmt: skip
         _check(isinstance(self.obs_uplink, bool), "obs_uplink", "true or false", self.obs_uplink)
+        _check(isinstance(self.obs_age, bool), "obs_age", "true or false", self.obs_age)
         _check(self.action_mode in ACTION_MODES, "action_mode", f"one of {ACTION_MODES}",
                self.action_mode)  # fmt: skip
         _check(_finite(self.residual_scale) and 0 < self.residual_scale <= 1, "residual_scale",
@@ -369,8 +371,9 @@ class EnvParams:
 
     @property
     def obs_width(self) -> int:
-        """Observation entries per cell: the two BS queues, plus the two uplink backlogs."""
-        return 4 if self.obs_uplink else 2
+        """Observation entries per cell: the two BS queues, the two uplink backlogs
+        (``obs_uplink``), then the sensor update age (``obs_age``)."""
+        return 2 + 2 * self.obs_uplink + self.obs_age
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain-type dict (tuples become lists), the inverse of :meth:`from_dict`."""
