@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from envs.core.jitcache import guard
 from envs.core.metrics import K_CAPACITY, K_FULFIL, K_NUE, K_PEN, K_SYNC_R, K_UE_GEN, K_UP_UE
 from envs.core.pool.clearing import (
     A_BORROWED,
@@ -303,3 +304,6 @@ def with_global_state(feats: NDArray[np.float32], n_cols: int) -> NDArray[np.flo
     n = feats.shape[0]
     state = np.ascontiguousarray(feats[:, :n_cols], dtype=np.float32).reshape(1, n * n_cols)
     return np.concatenate([feats.astype(np.float32, copy=False), np.repeat(state, n, 0)], axis=1)
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)

@@ -54,6 +54,7 @@ from numpy.typing import NDArray
 
 from envs.core import dynamics as dyn
 from envs.core import queues
+from envs.core.jitcache import guard
 from envs.core.metrics import K_PEN, K_SYNC_R
 from envs.core.params import EnvParams
 from envs.core.sim import Simulator
@@ -301,3 +302,6 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
 def make_vector_env(num_envs: int, **kwargs: Any) -> MetaLoreVectorEnv:
     """Vector entry point of ``MetaLore-v0`` (``gym.make_vec(..., "vector_entry_point")``)."""
     return MetaLoreVectorEnv(num_envs=num_envs, **kwargs)
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from envs.core import dynamics as dyn
 from envs.core import queues
+from envs.core.jitcache import guard
 from envs.core.metrics import N_KPI, N_UE_ACC, SUMMARY_KEYS, aggregate, summarize_arrays
 from envs.core.params import EnvParams
 from envs.core.policies import N_POLICY_PRM, Policy, act_kernel, static_grid
@@ -286,6 +287,9 @@ def best_static_per_regime(
             "regret_pct": float(100.0 * (1.0 - ret[overall] / ret[best])),
         })  # fmt: skip
     return rows
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)
 
 
 if __name__ == "__main__":

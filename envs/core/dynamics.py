@@ -44,6 +44,7 @@ import math
 import numpy as np
 from numba import njit
 
+from envs.core.jitcache import guard
 from envs.core.metrics import (
     K_AORI,
     K_AOSI,
@@ -531,3 +532,6 @@ def place_devices(  # type: ignore[no-untyped-def]
             if not ok:
                 return placed
     return placed
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from envs.core.jitcache import guard
 from envs.core.params import EnvParams
 
 KIND_CODES: dict[str, int] = {"static": 0, "heuristic": 0, "queue_aware": 1}
@@ -116,3 +117,6 @@ def static_grid(step: float) -> list[Policy]:
     """Every static split (w_b, w_c) on the grid, w_b major."""
     values = grid_values(step)
     return [static(b, c) for b in values for c in values]
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)

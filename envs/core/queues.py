@@ -16,6 +16,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from envs.core.jitcache import guard
+
 HEAD, LEN = 0, 1
 
 
@@ -55,3 +57,6 @@ def grow(buf: np.ndarray, meta: np.ndarray, min_cap: int) -> np.ndarray:
             out[q, i, :] = buf[q, (h + i) & (cap - 1), :]
         meta[q, HEAD] = 0
     return out
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike, NDArray
 
+from envs.core.jitcache import guard
 from envs.core.params import ScenarioParams
 
 
@@ -61,3 +62,6 @@ def se_at(dx: float, dy: float, k: float, e: float, min_d_km: float, thr: float)
     if snr < thr:
         return 0.0
     return math.log2(1.0 + snr)
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)

@@ -44,6 +44,8 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from envs.core.jitcache import guard
+
 # --- per-cell pool accumulator / last-clearing columns ----------------------------------------
 A_OFFERED = 0  # units offered to the pool
 A_ASKED = 1  # units asked, after the cut to balance / price
@@ -333,3 +335,6 @@ class PoolState:
             raise ValueError(f"share actions must be finite, got {np.asarray(share).tolist()}")
         if status == SPLIT_NOT_FINITE:
             raise ValueError(f"action must be finite, got {np.asarray(split).tolist()}")
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)

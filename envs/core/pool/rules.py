@@ -37,6 +37,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from envs.core.jitcache import guard
 from envs.core.metrics import K_FULFIL, K_PEN, K_SYNC_R, K_UE_DONE, K_UE_GEN
 from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams
@@ -342,3 +343,6 @@ def rule_baselines(
         ("greedy", GreedyController(greedy_splits, rule, label="greedy"), pool),
     ]
     return variants, {"noncoop": noncoop_splits, "greedy": greedy_splits}
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)

@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from envs.core.jitcache import guard
 from envs.core.metrics import K_CAPACITY, K_PEN, K_Q_S, K_Q_UE, K_SYNC_R, K_UE_DONE, K_UE_GEN
 from envs.core.params import EnvParams
 from envs.core.pool.civic import episode_metrics, phase_metrics
@@ -179,3 +180,6 @@ class PoolSimulator:
         if not self.trace_enabled:
             raise RuntimeError("create the PoolSimulator with trace=True to record a trace")
         return {k: np.asarray(v, dtype=np.float64) for k, v in self._trace.items()}
+
+
+guard(globals())  # numba's cache follows every simulator source (envs/core/jitcache.py)
