@@ -338,7 +338,7 @@ def _placement_scores(
     from analysis.adaptivity import StaticGrid, place
     from envs.core.batch import evaluate
     from envs.core.policies import static_grid
-    from tune_configs.policy import evaluate_policy, load_policy, read_checkpoint_info
+    from tune_configs.policy import evaluate_policy, load_policy
 
     grid = static_grid(0.1)
     grids: dict[str, StaticGrid] = {}
@@ -350,13 +350,7 @@ def _placement_scores(
     rows: list[dict[str, Any]] = []
     for ckpt in checkpoints:
         path = Path(ckpt)
-        row: dict[str, Any] = {"checkpoint": str(path)}
-        try:
-            info = read_checkpoint_info(path)
-            row["train_seed"] = info.get("seed")
-            row["timesteps"] = info.get("timesteps") or _steps_of(path)
-        except ValueError:
-            pass
+        row = _candidate_row(path)
         scores = []
         for v in variants:
             settings = StudySettings(episodes, seed, 0.1, delta, penalty)
@@ -404,7 +398,7 @@ def selection_table(
     """
     from envs.core.batch import evaluate
     from envs.core.policies import static_grid
-    from tune_configs.policy import evaluate_policy, load_policy, read_checkpoint_info
+    from tune_configs.policy import evaluate_policy, load_policy
 
     if criterion not in CRITERIA:
         raise ValueError(f"unknown selection criterion {criterion!r}; choose one of {CRITERIA}")
@@ -424,13 +418,7 @@ def selection_table(
     rows: list[dict[str, Any]] = []
     for ckpt in checkpoints:
         path = Path(ckpt)
-        row: dict[str, Any] = {"checkpoint": str(path)}
-        try:
-            info = read_checkpoint_info(path)
-            row["train_seed"] = info.get("seed")
-            row["timesteps"] = info.get("timesteps") or _steps_of(path)
-        except ValueError:
-            pass
+        row = _candidate_row(path)
         ratios = []
         for name, spec in scenarios.items():
             pol = load_policy(path, delta=delta, penalty=penalty, **dict(spec))
@@ -444,6 +432,20 @@ def selection_table(
         rows.append(row)
     rows.sort(key=lambda r: -r["score"])
     return rows
+
+
+def _candidate_row(path: Path) -> dict[str, Any]:
+    """A selection row's identity: the checkpoint, its training seed and env steps if known."""
+    from tune_configs.policy import read_checkpoint_info
+
+    row: dict[str, Any] = {"checkpoint": str(path)}
+    try:
+        info = read_checkpoint_info(path)
+        row["train_seed"] = info.get("seed")
+        row["timesteps"] = info.get("timesteps") or _steps_of(path)
+    except ValueError:
+        pass
+    return row
 
 
 def _steps_of(ckpt: Path) -> int | None:
