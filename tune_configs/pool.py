@@ -60,7 +60,6 @@ DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
     "reward": "metalore",
     "scope": "team",
 }
-_ENV_KEYS = ("preset", "params", "pool", "reward", "scope", "critic")
 _RLLIB_KEYS = frozenset({"num_envs"})
 
 
