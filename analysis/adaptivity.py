@@ -56,6 +56,7 @@ BEHIND, ON, BEYOND = "behind", "on", "beyond"
 # Candidate groups (run.json "candidate_group" of policies; the rules are found in the grid).
 ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY = "adaptive", "adaptive seed", "paper-only"
 PAPER_SPLIT, QUEUE_AWARE = "paper-tuned split", "queue-aware rule"
+TUNED_RULE = "tuned queue-aware rule"  # figure style only: the rule's group is QUEUE_AWARE
 PAPER_SPLITS = ((0.3, 0.3), (0.3, 0.4))  # the splits tuned for the paper scenario
 GROUP_ORDER = (PAPER_SPLIT, QUEUE_AWARE, PAPER_ONLY, ADAPTIVE_SEED, ADAPTIVE)
 SERVED_MAX = 100.0
@@ -443,17 +444,27 @@ def verdicts(table: pd.DataFrame, dynamic: str = "paper_dynamic") -> list[str]:
 _GROUP_STYLE: dict[str, dict[str, Any]] = {
     PAPER_SPLIT: {"marker": "s", "color": "#555555", "s": 46, "facecolors": "none"},
     QUEUE_AWARE: {"marker": "D", "color": "#ff7f0e", "s": 46},
+    TUNED_RULE: {"marker": "D", "color": "#ff7f0e", "s": 46, "facecolors": "none"},
     PAPER_ONLY: {"marker": "^", "color": "#1f77b4", "s": 62},
     ADAPTIVE_SEED: {"marker": "o", "color": "#2ca02c", "s": 30, "alpha": 0.75},
     ADAPTIVE: {"marker": "*", "color": "#d62728", "s": 190},
 }
 _GROUP_NAME = {
     PAPER_SPLIT: "paper-tuned splits (0.3, 0.3), (0.3, 0.4)",
-    QUEUE_AWARE: "queue-aware rule",
+    QUEUE_AWARE: "queue-aware rule (default)",
+    TUNED_RULE: "queue-aware rule tuned on paper_dynamic",
     PAPER_ONLY: "policy trained on the paper scenario only",
     ADAPTIVE_SEED: "traffic-randomised policy, each training seed",
     ADAPTIVE: "traffic-randomised policy, shipped",
 }
+
+
+def _style_key(row: Any) -> str:
+    """The figure style of a candidate: its group, except that a queue-aware rule other than
+    the default one (``qa(...)``) is drawn hollow."""
+    if row["group"] == QUEUE_AWARE and row["candidate"] != "queue-aware":
+        return TUNED_RULE
+    return str(row["group"])
 
 
 def _style(group: str) -> dict[str, Any]:
@@ -493,18 +504,20 @@ def margin_figure(table: pd.DataFrame, path: str | Path, clip: float = -6.0) -> 
                            ((1 + hi) / 2, "beyond", "#274e13")):  # fmt: skip
         ax.text(x, n - 0.45, text, ha="center", va="center", fontsize=8.5, color=color,
                 weight="bold")  # fmt: skip
-    offsets = {g: (i - (len(GROUP_ORDER) - 1) / 2) * 0.14 for i, g in enumerate(GROUP_ORDER)}
+    order = (PAPER_SPLIT, QUEUE_AWARE, TUNED_RULE, PAPER_ONLY, ADAPTIVE_SEED, ADAPTIVE)
+    offsets = {g: (i - (len(order) - 1) / 2) * 0.12 for i, g in enumerate(order)}
     seen: set[str] = set()
     clipped: dict[tuple[str, str, float], list[float]] = {}
     for _, r in table.iterrows():
-        y = n - 1 - variants.index(r["variant"]) - offsets.get(r["group"], 0.0)
+        key = _style_key(r)
+        y = n - 1 - variants.index(r["variant"]) - offsets.get(key, 0.0)
         x = float(r["score"])
         if x < lo:
-            clipped.setdefault((r["variant"], r["group"], y), []).append(x)
+            clipped.setdefault((r["variant"], key, y), []).append(x)
             x = lo
-        label = None if r["group"] in seen else _GROUP_NAME.get(r["group"], r["group"])
-        seen.add(r["group"])
-        _scatter(ax, [x], [y], r["group"], label=label, zorder=3)
+        label = None if key in seen else _GROUP_NAME.get(key, key)
+        seen.add(key)
+        _scatter(ax, [x], [y], key, label=label, zorder=3)
     for (_v, _g, y), xs in clipped.items():  # the value of points drawn at the clip
         ax.text(lo - 0.15, y, " / ".join(f"{x:.1f}" for x in sorted(xs)), ha="right",
                 va="center", fontsize=6, color="#555555")  # fmt: skip
