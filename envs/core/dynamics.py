@@ -71,6 +71,7 @@ from envs.core.metrics import (
     U_GEN,
 )
 from envs.core.params import EnvParams
+from envs.core.policies import queue_aware_share
 from envs.core.queues import HEAD, LEN, pop, tail_slot
 from envs.core.radio import se_at, snr_constants
 from envs.core.rng import TAB_S_COMPUTE, TAB_S_DATA, TAB_UE_COMPUTE, TAB_UE_DATA
@@ -323,11 +324,9 @@ def step_kernel(  # type: ignore[no-untyped-def]
         w_c = action[c, 1]
         if residual:
             scale = prm[P_RES_SCALE]
-            w = prm[P_RULE + 3] * bq_m[c, LEN]
-            denom = w + bq_m[n_c + c, LEN]
-            x = 0.5 if denom <= 0.0 else w / denom
             w_b = prm[P_RULE] + scale * min(max(w_b, -1.0), 1.0)
-            w_c = prm[P_RULE + 1] + (prm[P_RULE + 2] - prm[P_RULE + 1]) * x
+            w_c = queue_aware_share(prm[P_RULE + 1], prm[P_RULE + 2], prm[P_RULE + 3],
+                                    bq_m[c, LEN], bq_m[n_c + c, LEN])  # fmt: skip
             w_c += scale * min(max(action[c, 1], -1.0), 1.0)
         kpi[c, K_WB] = min(max(w_b, 0.0), 1.0)
         kpi[c, K_WC] = min(max(w_c, 0.0), 1.0)

@@ -30,6 +30,16 @@ KIND_CODES: dict[str, int] = {"static": 0, "heuristic": 0, "queue_aware": 1}
 N_POLICY_PRM = 4
 
 
+@njit(cache=True, inline="always")
+def queue_aware_share(lo, hi, k, q_ue, q_sensor):  # type: ignore[no-untyped-def]
+    """The queue-aware rule's compute share: from ``lo`` (no UE backlog) to ``hi`` (only UE
+    backlog) with the UE queue weighted by ``k``; halfway when both queues are empty."""
+    w = k * q_ue
+    denom = w + q_sensor
+    x = 0.5 if denom <= 0.0 else w / denom
+    return lo + (hi - lo) * x
+
+
 @njit(cache=True)
 def act_kernel(code, prm, queues, action):  # type: ignore[no-untyped-def]
     """Write the action ``(C, 2)`` of policy ``code`` with parameters ``prm`` for ``queues``.
@@ -41,10 +51,7 @@ def act_kernel(code, prm, queues, action):  # type: ignore[no-untyped-def]
         if code == 0:
             action[c, 1] = prm[1]
         else:
-            w = prm[3] * queues[c, 0]
-            denom = w + queues[c, 1]
-            x = 0.5 if denom <= 0.0 else w / denom
-            action[c, 1] = prm[1] + (prm[2] - prm[1]) * x
+            action[c, 1] = queue_aware_share(prm[1], prm[2], prm[3], queues[c, 0], queues[c, 1])
 
 
 @dataclass(frozen=True)
