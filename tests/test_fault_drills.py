@@ -118,12 +118,15 @@ def test_second_sweep_on_the_same_experiment_is_refused(tmp_path: Path) -> None:
         assert f"experiment {exp} is in use by another sweep (pid {running.pid}" in message
         assert "Traceback" not in message
         assert running.poll() is None and first.pid != running.pid  # its trial runs in a worker
-        files = sorted(p.name for p in exp.iterdir())
+        # The experiment's own files (not the trial directories: the running sweep may still be
+        # starting a second trial) and Tune's state must be left as they are.
+        files = sorted(p.name for p in exp.iterdir() if p.is_file())
         tuner = (exp / "tuner.pkl").read_bytes()
         # A --resume of the running experiment is refused the same way and changes nothing.
         again = launch(*args, "--resume", env=barrier_env(b))
         assert again.returncode == 2 and "is in use by another sweep" in again.stderr, again.stderr
-        assert sorted(p.name for p in exp.iterdir()) == files
+        after = sorted(p.name for p in exp.iterdir() if p.is_file())
+        assert after == files, (files, after)
         assert (exp / "tuner.pkl").read_bytes() == tuner
         b.open()
         rc = running.wait(timeout=900)
