@@ -347,13 +347,11 @@ def _placement_scores(
         grids[v.name] = StaticGrid([p.label for p in grid], m["sync_delay"], m["served_pct"],
                                    m["episode_return"])  # fmt: skip
         say(f"  {v.name}: static grid ({len(grid)} splits x {episodes} episodes)")
-    rows: list[dict[str, Any]] = []
-    for ckpt in checkpoints:
-        path = Path(ckpt)
-        row = _candidate_row(path)
+    settings = StudySettings(episodes, seed, 0.1, delta, penalty)
+
+    def score(path: Path, row: dict[str, Any]) -> str:
         scores = []
         for v in variants:
-            settings = StudySettings(episodes, seed, 0.1, delta, penalty)
             pol = load_policy(path, **variant_overrides(v, settings))
             ep = evaluate_policy(pol, episodes, seed)
             values = {k: np.array([np.nan if e[k] is None else e[k] for e in ep], dtype=float)
@@ -368,11 +366,10 @@ def _placement_scores(
         row["worst"] = float(np.min(scores))
         row["behind"] = sum(row[f"{v.name}_verdict"] == "behind" for v in variants)
         row["beyond"] = sum(row[f"{v.name}_verdict"] == "beyond" for v in variants)
-        say(f"  {path}: score {row['score']:.3f} (worst {row['worst']:.2f}, beyond "
-            f"{row['beyond']}, behind {row['behind']} of {len(variants)})")  # fmt: skip
-        rows.append(row)
-    rows.sort(key=lambda r: -r["score"])
-    return rows
+        return (f"score {row['score']:.3f} (worst {row['worst']:.2f}, beyond {row['beyond']}, "
+                f"behind {row['behind']} of {len(variants)})")  # fmt: skip
+
+    return _rank(checkpoints, score, say)
 
 
 def selection_table(
@@ -415,10 +412,8 @@ def selection_table(
         i = int(np.argmax(ret))
         best[name] = (grid[i].label, float(ret[i]))
         say(f"  {name}: best static split {grid[i].label}, return {ret[i]:.1f}")
-    rows: list[dict[str, Any]] = []
-    for ckpt in checkpoints:
-        path = Path(ckpt)
-        row = _candidate_row(path)
+
+    def score(path: Path, row: dict[str, Any]) -> str:
         ratios = []
         for name, spec in scenarios.items():
             pol = load_policy(path, delta=delta, penalty=penalty, **dict(spec))
@@ -428,7 +423,23 @@ def selection_table(
             row[f"{name}_ratio"] = r / best[name][1]
             ratios.append(r / best[name][1])
         row["score"] = float(np.mean(ratios))
-        say(f"  {path}: score {row['score']:.4f}")
+        return f"score {row['score']:.4f}"
+
+    return _rank(checkpoints, score, say)
+
+
+def _rank(
+    checkpoints: Sequence[str | Path],
+    score: Callable[[Path, dict[str, Any]], str],
+    say: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """One row per checkpoint (:func:`_candidate_row`, filled in by ``score``, which returns a
+    progress text), best ``score`` first."""
+    rows: list[dict[str, Any]] = []
+    for ckpt in checkpoints:
+        path = Path(ckpt)
+        row = _candidate_row(path)
+        say(f"  {path}: {score(path, row)}")
         rows.append(row)
     rows.sort(key=lambda r: -r["score"])
     return rows
