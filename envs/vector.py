@@ -59,7 +59,7 @@ from envs.core.metrics import K_PEN, K_SYNC_R
 from envs.core.params import EnvParams
 from envs.core.sim import Simulator
 from envs.core.traffic import size_means
-from envs.metalore_env import next_episode_seed, obs_shape, resolve_params
+from envs.metalore_env import action_space, next_episode_seed, obs_shape, resolve_params
 
 StepResult = tuple[
     NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]
@@ -114,8 +114,10 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         self.normalized_actions = bool(normalized_actions)
         self._residual = self.params.action_mode == "residual"
         self._reward_scale = self.params.reward_scale
-        low = -1.0 if self.normalized_actions or self._residual else 0.0
-        self.single_action_space = gym.spaces.Box(low, 1.0, self._shape, np.float32)
+        box = action_space(self.params)  # the single env's: [0, 1] shares or [-1, 1] corrections
+        if self.normalized_actions:
+            box = gym.spaces.Box(-1.0, 1.0, box.shape, np.float32)
+        self.single_action_space = box
         self.single_observation_space = gym.spaces.Box(0.0, np.inf, self._obs_shape, np.float32)
         self.action_space = batch_space(self.single_action_space, e)
         self.observation_space = batch_space(self.single_observation_space, e)
@@ -233,9 +235,8 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         a = np.array(actions, dtype=np.float64).reshape(n, *self._shape)
         if not np.isfinite(a).all():
             raise ValueError("actions must be finite")
-        if self._residual:  # corrections in [-1, 1] in either unit (the kernel clips as well)
-            a = np.clip(a, -1.0, 1.0)
-        elif self.normalized_actions:  # [-1, 1] -> [0, 1] (the kernel clips as well)
+        # residual corrections are in [-1, 1] in either unit and the kernel clips them
+        if self.normalized_actions and not self._residual:  # [-1, 1] -> [0, 1] (kernel clips too)
             a = np.clip((a + 1.0) * 0.5, 0.0, 1.0)
         a = a.reshape(n, self._cells.shape[1], 2)
         info: dict[str, Any] = {}
