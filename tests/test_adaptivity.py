@@ -163,6 +163,34 @@ def test_done_when_verdicts() -> None:
     assert [line.split(":")[0] for line in lines] == ["PASS", "FAIL", "FAIL", "FAIL"], lines
 
 
+def test_switching_held_out_variants_are_reported_apart_from_the_checks() -> None:
+    rows = _study_rows(
+        {"paper_dynamic": BEYOND, "a": ON, "b": ON, "c": BEYOND, "dyn_a": BEYOND, "dyn_b": BEHIND},
+        {"paper_dynamic": False, "a": True, "b": True, "c": True, "dyn_a": True, "dyn_b": True},
+    )
+    rows["switching"] = rows["variant"].str.startswith(("dyn_", "paper_dynamic"))
+    lines = verdicts(rows)
+    # the held-out checks count the stationary variants only: beyond in 1 of 3, none behind
+    assert lines[2].startswith("PASS") and "0 of 3" in lines[2], lines
+    assert lines[3].startswith("FAIL") and "1 of 3 (c)" in lines[3], lines
+    assert lines[4].startswith("INFO") and "1 of 2 (dyn_b)" in lines[4], lines
+    assert "beyond the front: 1 of 2 (dyn_a)" in lines[4], lines
+
+
+def test_switching_variants_are_held_out_and_switch() -> None:
+    from tune_configs.adaptivity import is_switching
+
+    trained = make_params("paper", traffic_randomize=True)
+    dyn = [v for v in VARIANTS.values() if is_switching(v)]
+    assert {v.name for v in dyn} == {"paper_dynamic", "dyn_ues", "dyn_job_prob", "dyn_interval",
+                                     "dyn_mixed"}  # fmt: skip
+    for v in dyn:
+        if v.name != "paper_dynamic":
+            assert held_out(v.params(), trained)["outside"], v.name
+            assert v.params().scenario.regime_hold_steps == 25
+    assert not is_switching(VARIANTS["ues_26"])
+
+
 def _tiny_policy(path: Path) -> Path:
     from tune_configs.export import Dense, MLPActor, write_shipped
 

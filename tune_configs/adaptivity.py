@@ -96,7 +96,20 @@ def _sensor(data: float, compute: float) -> dict[str, Any]:
     return {"sensor_data_mean": data, "sensor_compute_mean": compute}
 
 
-# Every held-out variant changes one kind of traffic; values sit outside paper_random's ranges.
+def _regimes(
+    n_ues: tuple[int, ...], job_prob: tuple[float, ...], interval: tuple[int, ...]
+) -> dict[str, Any]:
+    return {"regime_n_ues": n_ues, "regime_ue_job_prob": job_prob,
+            "regime_sensor_interval": interval}  # fmt: skip
+
+
+def is_switching(variant: Variant) -> bool:
+    """Whether the variant's traffic switches between regimes within an episode."""
+    return variant.params().scenario.has_regimes
+
+
+# Every stationary held-out variant changes one kind of traffic; values sit outside
+# paper_random's ranges. The switching ones (dyn_*) were fixed before any policy was run on them.
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
@@ -111,8 +124,22 @@ VARIANTS: dict[str, Variant] = {
         _v("big_sensor_updates", "sensor updates 120 Mbit / 12 units", **_sensor(120.0, 12.0)),
         _v("small_sensor_updates", "sensor updates 30 Mbit / 3 units", **_sensor(30.0, 3.0)),
         _v("sensor_interval_3", "a sensor update every 3 steps", sensor_interval=3),
+        # held-out traffic that also switches within the episode (regimes held 25 steps on
+        # average, as in paper_dynamic); reported apart from the stationary variants above
+        _v("dyn_ues", "3 / 10 / 20 active UEs, switching", preset="paper_dynamic", n_ues=20,
+           **_regimes(n_ues=(3, 10, 20), job_prob=(0.7,) * 3, interval=(1,) * 3)),
+        _v("dyn_job_prob", "UE job probability 0.2 / 0.7 / 1.0, switching",
+           preset="paper_dynamic",
+           **_regimes(n_ues=(10,) * 3, job_prob=(0.2, 0.7, 1.0), interval=(1,) * 3)),
+        _v("dyn_interval", "a sensor update every 1 / 3 steps, switching",
+           preset="paper_dynamic", **_regimes(n_ues=(10,) * 2, job_prob=(0.7,) * 2,
+                                              interval=(1, 3))),
+        _v("dyn_mixed", "4 regimes: 3 UEs; job prob. 0.2; 20 UEs at 0.9; interval 3",
+           preset="paper_dynamic", n_ues=20,
+           **_regimes(n_ues=(3, 10, 20, 10), job_prob=(0.7, 0.2, 0.9, 0.7),
+                      interval=(1, 1, 1, 3))),
     )
-}
+}  # fmt: skip
 
 
 def get_variants(names: Sequence[str] | None = None) -> list[Variant]:
