@@ -583,6 +583,8 @@ def margin_figure(table: pd.DataFrame, path: str | Path, clip: float = -6.0) -> 
 def _variant_tick(table: pd.DataFrame, variant: str) -> str:
     row = table.loc[table["variant"] == variant].iloc[0]
     tags = []
+    if bool(row.get("switching", False)):
+        tags.append("switching")
     if _is_held_out(row["held_out"]):
         tags.append("held out")
     if int(row.get("room_splits", 1)) == 0:
