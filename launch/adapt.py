@@ -6,6 +6,7 @@ Examples::
     python -m launch adapt select results/adapt/runs/*/checkpoint* --seed 5000
     python -m launch adapt study --out results/adapt/study --episodes 100 --seed 20000
     python -m launch report results/adapt/study        # the report's "Adaptivity" section
+    python -m launch adapt reach --out results/adapt/reach   # what a rule tuned per variant reaches
 
 * ``variants``: every traffic variant of :data:`tune_configs.adaptivity.VARIANTS` and which of its
   traffic values lie outside the training ranges of ``--reference`` (default: the shipped
@@ -27,6 +28,12 @@ Examples::
   and prints the table (on / behind / beyond the variant's front, gap, lead, return regret) and
   the issue's done-when checks (:mod:`analysis.adaptivity`); ``--report`` also writes
   ``OUT/report.md``.
+
+* ``reach``: for every variant (default all) and family of controllers (``--families``, default
+  ``queue_aware,backlog,horizon``; :mod:`tune_configs.reach`), the member with the best placement
+  against the variant's own front on tuning episode seeds (``--tune-seed``, default 5000..5099),
+  then placed on ``--seed`` (default 20000..20099); prints the table and, per family, in how many
+  held-out variants it is beyond the front; writes ``OUT/reach.json``.
 
 About 10-25 s per variant on a busy 2-core machine for the 0.1 grid x 100 episodes, plus about
 a second per policy.
@@ -91,10 +98,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                     help="policy trained on the paper scenario only (default models/paper/"
                          "d0.9_p0 if present; 'none' to leave it out)")  # fmt: skip
     st.add_argument("--report", action="store_true", help="also write OUT/report.md")
+    r = sub.add_parser(
+        "reach",
+        help="per variant, how far beyond its front a controller tuned "
+        "knowing the variant gets (the reference for 'beyond')",
+    )
+    r.add_argument("--out", required=True, metavar="DIR", help="output directory (reach.json)")
+    r.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
+    r.add_argument("--tune-seed", type=nonneg_int, default=5000,
+                   help="first tuning episode seed, to choose each family's member (default "
+                        "5000)")  # fmt: skip
+    r.add_argument(
+        "--seed",
+        type=nonneg_int,
+        default=20000,
+        help="first episode seed the chosen members are placed on (default 20000)",
+    )
+    r.add_argument("--variants", default=None, metavar="A,B,...",
+                   help="variants to run (default all; see `launch adapt variants`)")  # fmt: skip
+    r.add_argument(
+        "--families",
+        default="queue_aware,backlog,horizon",
+        metavar="A,B,...",
+        help="families (default queue_aware,backlog,horizon; see docs/traffic.md)",
+    )
+    r.add_argument("--reference", default=None, metavar="POLICY",
+                   help="policy whose training ranges define held out (default: the shipped "
+                        "adaptive policy, else the paper_random preset)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"variants": _variants, "select": _select, "study": _study}[args.action](args)
+    return {"variants": _variants, "select": _select, "study": _study,
+            "reach": _reach}[args.action](args)  # fmt: skip
 
 
 def _variants(args: argparse.Namespace) -> int:
@@ -192,6 +227,45 @@ def _study(args: argparse.Namespace) -> int:
         from analysis.report import write_report
 
         print(f"report: {write_report(out)}")
+    return 0
+
+
+def _reach(args: argparse.Namespace) -> int:
+    from tune_configs.adaptivity import DEFAULT_ADAPTIVE, get_variants, reference_from
+    from tune_configs.reach import FAMILIES, ReachSettings, run_reach, summary, write_reach
+
+    if args.seed < args.tune_seed + args.episodes and args.tune_seed < args.seed + args.episodes:
+        raise UsageError("--seed and --tune-seed episode ranges overlap: the chosen members "
+                         "must be placed on episodes not used to choose them")  # fmt: skip
+    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown or not families:
+        raise UsageError(f"unknown families {unknown or args.families!r}; known: "
+                         f"{', '.join(FAMILIES)}")  # fmt: skip
+    if args.reference and not Path(args.reference).exists():
+        raise UsageError(f"--reference {args.reference} does not exist")
+    ref_path = args.reference or (DEFAULT_ADAPTIVE if DEFAULT_ADAPTIVE.exists() else None)
+    variants = get_variants(
+        [v.strip() for v in args.variants.split(",")] if args.variants else None
+    )
+    settings = ReachSettings(args.episodes, args.tune_seed, args.seed)
+    print(f"reach: {len(variants)} variants x {', '.join(families)}; tuned on episode seeds "
+          f"{args.tune_seed}..{args.tune_seed + args.episodes - 1}, placed on "
+          f"{args.seed}..{args.seed + args.episodes - 1}; held out relative to "
+          f"{ref_path or 'the paper_random preset'}", flush=True)  # fmt: skip
+    rows = run_reach(variants, families, settings, reference_from(ref_path),
+                     say=lambda m: print(m, flush=True))  # fmt: skip
+    path = write_reach(rows, args.out, settings, {"reference": str(ref_path or "paper_random")})
+    print(f"\n{'variant':<21}{'family':<13}{'verdict':<8}{'score':>7}{'sync':>7}{'served':>8}"
+          f"  parameters")  # fmt: skip
+    for r in rows:
+        prm = ", ".join(f"{k}={v:g}" for k, v in r["params"].items())
+        print(f"{r['variant']:<21}{r['family']:<13}{r['verdict']:<8}{r['score']:7.2f}"
+              f"{r['sync_delay']:7.2f}{r['served_pct']:8.2f}  {prm}")  # fmt: skip
+    print()
+    for line in summary(rows):
+        print(line)
+    print(f"written: {path}")
     return 0
 
 
