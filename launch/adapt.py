@@ -77,6 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "and the randomised paper cell (default); placement: the study's own "
                         "criterion, the placement against each scenario's static front on "
                         "paper_dynamic and the tuning variants (none held out)")  # fmt: skip
+    s.add_argument("--variants", default=None, metavar="A,B,...",
+                   help="placement only: score against these variants instead of the tuning "
+                        "variants (e.g. a policy trained on one variant itself)")  # fmt: skip
     s.add_argument("--json", action="store_true", help="print JSON")
     st = sub.add_parser("study", help="run the study into OUT (result sets + table)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
@@ -149,14 +152,19 @@ def _variants(args: argparse.Namespace) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
-    from tune_configs.adaptivity import selection_table
+    from tune_configs.adaptivity import get_variants, selection_table
 
     for c in args.checkpoints:
         if not Path(c).is_dir():
             raise UsageError(f"checkpoint {c!r} is not a directory")
+    variants = None
+    if args.variants:
+        if args.criterion != "placement":
+            raise UsageError("--variants needs --criterion placement")
+        variants = get_variants([v.strip() for v in args.variants.split(",") if v.strip()])
     rows = selection_table(args.checkpoints, args.episodes, args.seed,
                            say=lambda msg: print(msg, file=sys.stderr, flush=True),
-                           criterion=args.criterion)  # fmt: skip
+                           criterion=args.criterion, variants=variants)  # fmt: skip
     if args.json:
         print_json(rows)
         return 0
@@ -165,7 +173,8 @@ def _select(args: argparse.Namespace) -> int:
               f"{'steps':>9} {'seed':>5}  checkpoint")  # fmt: skip
         for r in rows:
             steps, seed = r.get("timesteps") or "", r.get("train_seed", "")
-            print(f"{r['score']:7.3f} {r['worst']:7.2f} {r['paper_dynamic_score']:8.2f} "
+            dyn = r.get("paper_dynamic_score", float("nan"))
+            print(f"{r['score']:7.3f} {r['worst']:7.2f} {dyn:8.2f} "
                   f"{r['beyond']:>6} {r['behind']:>6} {steps:>9} {seed:>5}  "
                   f"{r['checkpoint']}")  # fmt: skip
     else:

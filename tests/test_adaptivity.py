@@ -371,3 +371,11 @@ def test_placement_selection_scores_against_each_scenarios_front(tmp_path: Path)
     res = run_launch("adapt", "select", str(zero), "--criterion", "placement", "--episodes", "2")
     assert res.returncode == 0, res.stderr[-2000:]
     assert "chosen:" in res.stdout and "worst" in res.stdout
+
+
+def test_select_against_named_variants_needs_the_placement_criterion(tmp_path: Path) -> None:
+    res = run_launch("adapt", "select", str(tmp_path), "--variants", "ues_3")
+    assert res.returncode == 2 and "--variants needs --criterion placement" in res.stderr
+    res = run_launch("adapt", "select", str(tmp_path), "--criterion", "placement", "--variants",
+                     "nope")  # fmt: skip
+    assert res.returncode != 0 and "unknown variant" in res.stderr
