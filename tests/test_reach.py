@@ -129,6 +129,8 @@ def test_reach_command(tmp_path: Path) -> None:
     assert doc["settings"]["tune_seed"] == 5000 and doc["settings"]["seed"] == 20000
     assert [r["family"] for r in doc["rows"]] == ["horizon"]
     assert "held-out stationary variants" in res.stdout
+    md = (out / "reach.md").read_text()
+    assert "| ues_3 | stationary, held out |" in md and "- horizon: beyond the front in" in md
     bad = run_launch("adapt", "reach", "--out", str(out), "--seed", "5001")
     assert bad.returncode == 2 and "overlap" in bad.stderr
     bad = run_launch("adapt", "reach", "--out", str(out), "--families", "horizon,nope")

@@ -48,8 +48,17 @@ from numpy.typing import NDArray
 from analysis.adaptivity import BEYOND, Noise, Placement, StaticGrid, place
 from tune_configs.adaptivity import EVAL_SEED, TUNING_SEED, Variant, held_out, is_switching
 
-__all__ = ["FAMILIES", "Family", "ReachSettings", "family_members", "run_family", "run_reach",
-           "summary", "write_reach"]  # fmt: skip
+__all__ = [
+    "FAMILIES",
+    "Family",
+    "ReachSettings",
+    "family_members",
+    "reach_markdown",
+    "run_family",
+    "run_reach",
+    "summary",
+    "write_reach",
+]  # fmt: skip
 
 ENV_CHUNK = 4096  # sub-envs of one vector env (memory: the device queues of every sub-env)
 B_MAX = 0.7  # the backlog family's largest bandwidth share
@@ -275,4 +284,20 @@ def write_reach(rows: Sequence[dict[str, Any]], out: str | Path, settings: Reach
            "summary": summary(rows)}  # fmt: skip
     target = path / "reach.json"
     target.write_text(json.dumps(doc, indent=1, default=float) + "\n")
+    (path / "reach.md").write_text(reach_markdown(rows))
     return target
+
+
+def reach_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as a markdown table (score: lead if beyond, minus the gap if behind, in noise
+    units) and the summary."""
+    lines = ["| variant | kind | room | family | verdict | score (tuning) | sync / served | "
+             "parameters |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        kind = ("switching" if r["switching"] else "stationary") + (
+            ", held out" if r["is_held_out"] else "")  # fmt: skip
+        prm = ", ".join(f"{k}={v:g}" for k, v in r["params"].items())
+        lines.append(f"| {r['variant']} | {kind} | {r['room_splits']} | {r['family']} | "
+                     f"{r['verdict']} | {r['score']:.2f} ({r['tuning_score']:.2f}) | "
+                     f"{r['sync_delay']:.2f} / {r['served_pct']:.1f} | {prm} |")  # fmt: skip
+    return "\n".join(lines + [""] + [f"- {line}" for line in summary(rows)]) + "\n"
