@@ -59,6 +59,11 @@ def _named_path(text: str) -> tuple[str, str]:
     return name.strip(), path.strip()
 
 
+def _names(text: str | None) -> list[str] | None:
+    """A comma-separated list of names (None: not given)."""
+    return [n.strip() for n in text.split(",") if n.strip()] if text else None
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="<action>")
     sub.required = True
@@ -161,7 +166,7 @@ def _select(args: argparse.Namespace) -> int:
     if args.variants:
         if args.criterion != "placement":
             raise UsageError("--variants needs --criterion placement")
-        variants = get_variants([v.strip() for v in args.variants.split(",") if v.strip()])
+        variants = get_variants(_names(args.variants))
     rows = selection_table(args.checkpoints, args.episodes, args.seed,
                            say=lambda msg: print(msg, file=sys.stderr, flush=True),
                            criterion=args.criterion, variants=variants)  # fmt: skip
@@ -200,9 +205,7 @@ def _study(args: argparse.Namespace) -> int:
         run_study,
     )
 
-    variants = get_variants(
-        [v.strip() for v in args.variants.split(",")] if args.variants else None
-    )
+    variants = get_variants(_names(args.variants))
     candidates: list[Candidate] = []
 
     def add(name: str, group: str, path: Any) -> None:
@@ -246,7 +249,7 @@ def _reach(args: argparse.Namespace) -> int:
     if args.seed < args.tune_seed + args.episodes and args.tune_seed < args.seed + args.episodes:
         raise UsageError("--seed and --tune-seed episode ranges overlap: the chosen members "
                          "must be placed on episodes not used to choose them")  # fmt: skip
-    families = [f.strip() for f in args.families.split(",") if f.strip()]
+    families = _names(args.families) or []
     unknown = [f for f in families if f not in FAMILIES]
     if unknown or not families:
         raise UsageError(f"unknown families {unknown or args.families!r}; known: "
@@ -254,9 +257,7 @@ def _reach(args: argparse.Namespace) -> int:
     if args.reference and not Path(args.reference).exists():
         raise UsageError(f"--reference {args.reference} does not exist")
     ref_path = args.reference or (DEFAULT_ADAPTIVE if DEFAULT_ADAPTIVE.exists() else None)
-    variants = get_variants(
-        [v.strip() for v in args.variants.split(",")] if args.variants else None
-    )
+    variants = get_variants(_names(args.variants))
     settings = ReachSettings(args.episodes, args.tune_seed, args.seed)
     print(f"reach: {len(variants)} variants x {', '.join(families)}; tuned on episode seeds "
           f"{args.tune_seed}..{args.tune_seed + args.episodes - 1}, placed on "
