@@ -727,8 +727,11 @@ def variants_markdown(table: pd.DataFrame) -> str:
     return markdown(disp, ["l", "l", "l", "r", "r", "l"])
 
 
-def report_section(md: Any, episodes: pd.DataFrame, figs: Path, tabs: Path) -> None:
-    """The report's "Adaptivity" section (``md``: the report's Markdown builder)."""
+def report_section(
+    md: Any, episodes: pd.DataFrame, figs: Path, tabs: Path, reach: Path | None = None
+) -> None:
+    """The report's "Adaptivity" section (``md``: the report's Markdown builder; ``reach``: a
+    ``reach.json`` of ``launch adapt reach`` to show beside the study)."""
     md.h(2, "Adaptivity")
     table = study_table(episodes)
     if table.empty:
@@ -761,6 +764,90 @@ def report_section(md: Any, episodes: pd.DataFrame, figs: Path, tabs: Path) -> N
         md.img(p, "Adaptivity: the variants' static fronts and the policies")
     md.p(table_markdown(table))
     md.p(f"CSV: {md.link(path)}.")
+    if reach is not None:
+        try:
+            reach_section(md, table, json.loads(reach.read_text()), reach)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # keep the rest of the report
+            md.p(f"_Could not read {md.link(reach)}: {type(exc).__name__}: {exc}_")
+
+
+# --- reach: controllers tuned per variant (tune_configs.reach) ---------------------------------
+def reach_summary(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Per family: in how many held-out stationary (and switching) variants it is beyond."""
+    lines = []
+    for f in dict.fromkeys(r["family"] for r in rows):
+        mine = [r for r in rows if r["family"] == f and r["is_held_out"]]
+        for kind, switching in (("stationary", False), ("switching", True)):
+            sel = [r for r in mine if r["switching"] == switching]
+            if not sel:
+                continue
+            beyond = [r["variant"] for r in sel if r["verdict"] == BEYOND]
+            lines.append(f"{f}: beyond the front in {len(beyond)} of {len(sel)} held-out {kind} "
+                         f"variants ({', '.join(beyond) or 'none'})")  # fmt: skip
+    return lines
+
+
+def reach_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    """The reach rows as a Markdown table (score: lead if beyond, minus the gap if behind, in
+    noise units; in brackets on the tuning seeds) and the summary."""
+    lines = ["| variant | kind | room | family | verdict | score (tuning) | sync / served | "
+             "parameters |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        kind = ("switching" if r["switching"] else "stationary") + (
+            ", held out" if r["is_held_out"] else "")  # fmt: skip
+        prm = ", ".join(f"{k}={v:g}" for k, v in r["params"].items())
+        lines.append(f"| {r['variant']} | {kind} | {r['room_splits']} | {r['family']} | "
+                     f"{r['verdict']} | {r['score']:.2f} ({r['tuning_score']:.2f}) | "
+                     f"{r['sync_delay']:.2f} / {r['served_pct']:.1f} | {prm} |")  # fmt: skip
+    return "\n".join(lines + [""] + [f"- {line}" for line in reach_summary(rows)]) + "\n"
+
+
+def reach_against(table: pd.DataFrame, rows: Sequence[dict[str, Any]]) -> str:
+    """Markdown: per variant, each family's placement score beside the shipped policy's (from
+    the study ``table``), beyond in bold."""
+    families = list(dict.fromkeys(r["family"] for r in rows))
+    score = {(r["variant"], r["family"]): (r["score"], r["verdict"]) for r in rows}
+    shipped = pd.DataFrame()
+    if not table.empty:
+        shipped = table.loc[table["group"] == ADAPTIVE].set_index("variant")
+
+    def cell(s: float, verdict: str) -> str:
+        return f"**{s:.2f}**" if verdict == BEYOND else f"{s:.2f}"
+
+    head = ["variant", "room", *families, "shipped policy"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for v in dict.fromkeys(r["variant"] for r in rows):
+        room = next(r["room_splits"] for r in rows if r["variant"] == v)
+        cells = [cell(*score[v, f]) if (v, f) in score else "" for f in families]
+        mine = ""
+        if v in shipped.index:
+            mine = cell(float(shipped.at[v, "score"]), str(shipped.at[v, "verdict"]))
+        lines.append(f"| {v} | {room} | " + " | ".join(cells) + f" | {mine} |")
+    return "\n".join(lines)
+
+
+def reach_section(md: Any, table: pd.DataFrame, doc: dict[str, Any], source: Path) -> None:
+    """The "Reach" part of the Adaptivity section from a ``reach.json`` document ``doc``: what
+    controllers tuned per variant reach, beside the shipped policy."""
+    rows = doc["rows"]
+    st = doc.get("settings", {})
+    n, tune, seed = st.get("episodes"), st.get("tune_seed"), st.get("seed")
+    seeds = f"{seed}-{seed + n - 1}" if isinstance(seed, int) and isinstance(n, int) else "?"
+    md.h(3, "Reach: controllers tuned for each variant")
+    text = (
+        f"From {md.link(source)} (`python -m launch adapt reach`). Each family's member was "
+        f"chosen for each variant separately, knowing it, by its placement on tuning episode "
+        f"seeds (from {tune}), then placed on episode seeds {seeds}. Scores in noise units (lead "
+        "if beyond, minus the gap if behind); **bold**: beyond the front. `horizon` is a probe "
+        "that reads the step counter and gives the UEs all the compute in the last steps of the "
+        "episode; no policy of the study observes the step."
+    )
+    study_seeds = set(table["seeds"]) if "seeds" in table else set()
+    if study_seeds and study_seeds != {seeds}:
+        text += f" **Note:** the study above ran on seeds {', '.join(sorted(study_seeds))}."
+    md.p(text)
+    md.p(reach_against(table, rows))
+    md.p("\n".join(f"- {line}" for line in reach_summary(rows)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

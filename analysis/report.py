@@ -482,7 +482,8 @@ def _adaptivity_section(md: _Doc, episodes: Any, figs: Path, tabs: Path) -> None
     """Traffic variants against their own static fronts (:mod:`analysis.adaptivity`)."""
     from analysis.adaptivity import report_section
 
-    report_section(md, episodes, figs, tabs)
+    found = sorted(md.root.rglob("reach.json"), key=lambda p: p.stat().st_mtime)
+    report_section(md, episodes, figs, tabs, found[-1] if found else None)
 
 
 def _paper_section(md: _Doc, tabs: Path) -> None:

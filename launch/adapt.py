@@ -243,8 +243,9 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _reach(args: argparse.Namespace) -> int:
+    from analysis.adaptivity import reach_summary
     from tune_configs.adaptivity import DEFAULT_ADAPTIVE, get_variants, reference_from
-    from tune_configs.reach import FAMILIES, ReachSettings, run_reach, summary, write_reach
+    from tune_configs.reach import FAMILIES, ReachSettings, run_reach, write_reach
 
     if args.seed < args.tune_seed + args.episodes and args.tune_seed < args.seed + args.episodes:
         raise UsageError("--seed and --tune-seed episode ranges overlap: the chosen members "
@@ -273,7 +274,7 @@ def _reach(args: argparse.Namespace) -> int:
         print(f"{r['variant']:<21}{r['family']:<13}{r['verdict']:<8}{r['score']:7.2f}"
               f"{r['sync_delay']:7.2f}{r['served_pct']:8.2f}  {prm}")  # fmt: skip
     print()
-    for line in summary(rows):
+    for line in reach_summary(rows):
         print(line)
     print(f"written: {path}")
     return 0

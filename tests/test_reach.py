@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from analysis.adaptivity import BEHIND, BEYOND, ON
+from analysis.adaptivity import reach_summary as summary
 from envs.core.batch import evaluate
 from envs.core.policies import static
 from tests.helpers_cli import run_launch
@@ -20,7 +21,6 @@ from tune_configs.reach import (
     family_members,
     run_family,
     run_reach,
-    summary,
 )
 
 EPISODES = 4
@@ -135,3 +135,46 @@ def test_reach_command(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "overlap" in bad.stderr
     bad = run_launch("adapt", "reach", "--out", str(out), "--families", "horizon,nope")
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+class _Md:
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def h(self, level: int, text: str) -> None:
+        self.parts.append("#" * level + " " + text)
+
+    def p(self, text: str) -> None:
+        self.parts.append(text)
+
+    def link(self, path: Path) -> str:
+        return f"[{path.name}]({path})"
+
+
+def test_the_report_shows_reach_beside_the_shipped_policy() -> None:
+    import pandas as pd
+
+    from analysis.adaptivity import ADAPTIVE, reach_section
+
+    def row(variant: str, family: str, score: float, verdict: str) -> dict[str, object]:
+        return {"variant": variant, "family": family, "score": score, "verdict": verdict,
+                "switching": False, "is_held_out": True, "room_splits": 3}  # fmt: skip
+
+    doc = {"settings": {"episodes": 100, "tune_seed": 5000, "seed": 20000},
+           "rows": [row("a", "backlog", 1.5, BEYOND), row("a", "horizon", 0.2, ON),
+                    row("b", "backlog", -2.0, BEHIND)]}  # fmt: skip
+    table = pd.DataFrame([
+        {"variant": "a", "group": ADAPTIVE, "score": 0.4, "verdict": ON, "seeds": "20000-20099"},
+        {"variant": "b", "group": ADAPTIVE, "score": 1.2, "verdict": BEYOND,
+         "seeds": "20000-20099"},
+    ])  # fmt: skip
+    md = _Md()
+    reach_section(md, table, doc, Path("reach.json"))
+    text = "\n".join(md.parts)
+    assert "| variant | room | backlog | horizon | shipped policy |" in text
+    assert "| a | 3 | **1.50** | 0.20 | 0.40 |" in text
+    assert "| b | 3 | -2.00 |  | **1.20** |" in text
+    assert "episode seeds 20000-20099" in text and "Note:" not in text
+    md = _Md()
+    reach_section(md, table.assign(seeds="7-9"), doc, Path("reach.json"))
+    assert "the study above ran on seeds 7-9" in "\n".join(md.parts)

@@ -27,9 +27,10 @@ Families (:data:`FAMILIES`):
   serves UE jobs at the end instead of sensor updates nobody will sync with. It measures how far
   beyond the front the finite 100-step episode alone can carry a controller.
 
-:func:`run_reach` returns one row per (variant, family) and :func:`summary` the counts per family
-(held-out stationary / switching variants beyond the front). ``python -m launch adapt reach`` is
-the command.
+:func:`run_reach` returns one row per (variant, family); :func:`write_reach` writes them with
+the counts per family (:func:`analysis.adaptivity.reach_summary`) and a Markdown table.
+``python -m launch adapt reach`` is the command; ``launch report`` shows a ``reach.json`` found
+under its directory in the "Adaptivity" section.
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.adaptivity import BEYOND, Noise, Placement, StaticGrid, place
+from analysis.adaptivity import (
+    BEYOND,
+    Noise,
+    Placement,
+    StaticGrid,
+    place,
+    reach_markdown,
+    reach_summary,
+)
 from tune_configs.adaptivity import EVAL_SEED, TUNING_SEED, Variant, held_out, is_switching
 
 __all__ = [
@@ -53,10 +62,8 @@ __all__ = [
     "Family",
     "ReachSettings",
     "family_members",
-    "reach_markdown",
     "run_family",
     "run_reach",
-    "summary",
     "write_reach",
 ]  # fmt: skip
 
@@ -260,44 +267,14 @@ def run_reach(
     return rows
 
 
-def summary(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Per family: in how many held-out stationary (and switching) variants it is beyond."""
-    lines = []
-    for f in dict.fromkeys(r["family"] for r in rows):
-        mine = [r for r in rows if r["family"] == f and r["is_held_out"]]
-        for kind, switching in (("stationary", False), ("switching", True)):
-            sel = [r for r in mine if r["switching"] == switching]
-            if not sel:
-                continue
-            beyond = [r["variant"] for r in sel if r["verdict"] == BEYOND]
-            lines.append(f"{f}: beyond the front in {len(beyond)} of {len(sel)} held-out {kind} "
-                         f"variants ({', '.join(beyond) or 'none'})")  # fmt: skip
-    return lines
-
-
 def write_reach(rows: Sequence[dict[str, Any]], out: str | Path, settings: ReachSettings,
                 meta: dict[str, Any] | None = None) -> Path:  # fmt: skip
     """``OUT/reach.json``: the settings, the rows and the summary."""
     path = Path(out)
     path.mkdir(parents=True, exist_ok=True)
     doc = {"settings": settings.__dict__, **(meta or {}), "rows": list(rows),
-           "summary": summary(rows)}  # fmt: skip
+           "summary": reach_summary(rows)}  # fmt: skip
     target = path / "reach.json"
     target.write_text(json.dumps(doc, indent=1, default=float) + "\n")
     (path / "reach.md").write_text(reach_markdown(rows))
     return target
-
-
-def reach_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as a markdown table (score: lead if beyond, minus the gap if behind, in noise
-    units) and the summary."""
-    lines = ["| variant | kind | room | family | verdict | score (tuning) | sync / served | "
-             "parameters |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for r in rows:
-        kind = ("switching" if r["switching"] else "stationary") + (
-            ", held out" if r["is_held_out"] else "")  # fmt: skip
-        prm = ", ".join(f"{k}={v:g}" for k, v in r["params"].items())
-        lines.append(f"| {r['variant']} | {kind} | {r['room_splits']} | {r['family']} | "
-                     f"{r['verdict']} | {r['score']:.2f} ({r['tuning_score']:.2f}) | "
-                     f"{r['sync_delay']:.2f} / {r['served_pct']:.1f} | {prm} |")  # fmt: skip
-    return "\n".join(lines + [""] + [f"- {line}" for line in summary(rows)]) + "\n"
