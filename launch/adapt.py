@@ -151,8 +151,9 @@ def _variants(args: argparse.Namespace) -> int:
         print_json(rows)
         return 0
     print(f"held out relative to: {ref_path or 'the paper_random preset'}")
+    width = max(len(r["note"]) for r in rows) + 2
     for r in rows:
-        print(f"{r['variant']:<22} {r['note']:<38} {r['held_out']}")
+        print(f"{r['variant']:<22} {r['note']:<{width}}{r['held_out']}")
     return 0
 
 
