@@ -74,20 +74,17 @@ B_MAX = 0.7  # the backlog family's largest bandwidth share
 @dataclass(frozen=True)
 class Family:
     name: str
-    labels: tuple[str, ...]  # parameter names
-    note: str
+    labels: tuple[str, ...]  # parameter names (the module docstring says what they do)
 
 
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("queue_aware", ("w_b", "lo", "hi", "k"), "queue-aware rule, tuned per variant"),
-        Family("backlog", ("a_c", "lo", "hi", "a_b", "b"),
-               "compute with the BS UE queue, bandwidth with the UE uplink backlog"),
-        Family("horizon", ("w_b", "w_c", "last_k", "flush_w_b"),
-               "a front split, all compute to UEs in the last K steps (reads the step counter)"),
+        Family("queue_aware", ("w_b", "lo", "hi", "k")),
+        Family("backlog", ("a_c", "lo", "hi", "a_b", "b")),
+        Family("horizon", ("w_b", "w_c", "last_k", "flush_w_b")),
     )
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -162,7 +159,6 @@ def run_family(
 ) -> Runs:
     """Every member of ``family`` on ``settings.episodes`` episodes from ``seed``."""
     n_m, n_e = prm.shape[0], settings.episodes
-    out = Runs(*(np.full((n_m, n_e), np.nan) for _ in range(3)))
     if family == "queue_aware":
         from envs.core.batch import evaluate
         from envs.core.policies import queue_aware
@@ -173,6 +169,7 @@ def run_family(
     from tune_configs.env import vector_env
 
     act = ACTS[family]
+    out = Runs(*(np.full((n_m, n_e), np.nan) for _ in range(3)))
     per_env = max(1, ENV_CHUNK // n_e)
     for m0 in range(0, n_m, per_env):
         chunk = prm[m0 : m0 + per_env]
