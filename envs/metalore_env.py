@@ -154,11 +154,10 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
             raise ValueError(f"render_mode {render_mode!r} is not supported (no rendering)")
         self.params = resolve_params(preset, params, **overrides)
         self.sim = Simulator(self.params)
-        n = self.params.scenario.n_cells
-        self._shape: tuple[int, ...] = (2,) if n == 1 else (n, 2)
-        self._cell_shape = (n, 2)
-        self._obs_shape = obs_shape(self.params)
         self.action_space = action_space(self.params)
+        self._shape: tuple[int, ...] = self.action_space.shape
+        self._cell_shape = (self.params.scenario.n_cells, 2)
+        self._obs_shape = obs_shape(self.params)
         self.observation_space = gym.spaces.Box(0.0, np.inf, self._obs_shape, np.float32)
         self._obs_view = self.sim.obs.reshape(self._obs_shape)  # the kernel writes it every step
         self._reward_scale = self.params.reward_scale

@@ -108,13 +108,13 @@ class MetaLoreVectorEnv(gym.vector.VectorEnv[Any, Any, Any]):
         self.params = resolve_params(preset, params, **overrides)
         self.num_envs = num_envs
         s = self.params.scenario
-        n, e = s.n_cells, num_envs
-        self._shape: tuple[int, ...] = (2,) if n == 1 else (n, 2)
+        e = num_envs
         self._obs_shape = obs_shape(self.params)
         self.normalized_actions = bool(normalized_actions)
         self._residual = self.params.action_mode == "residual"
         self._reward_scale = self.params.reward_scale
         box = action_space(self.params)  # the single env's: [0, 1] shares or [-1, 1] corrections
+        self._shape: tuple[int, ...] = box.shape
         if self.normalized_actions:
             box = gym.spaces.Box(-1.0, 1.0, box.shape, np.float32)
         self.single_action_space = box

@@ -43,6 +43,7 @@ from numpy.typing import NDArray
 
 from envs.core.metrics import SUMMARY_KEYS
 from envs.core.params import EnvParams
+from envs.metalore_env import action_space
 from tune_configs.env import params_from_env_config, split_env_config, vector_env
 from tune_configs.shipped import (
     SINGLE_ACTOR,
@@ -133,13 +134,12 @@ class TrainedPolicy:
 
     @property
     def action_shape(self) -> tuple[int, ...]:
-        n = self.params.scenario.n_cells
-        return (2,) if n == 1 else (n, 2)
+        return tuple(action_space(self.params).shape)
 
     @property
     def action_low(self) -> float:
         """Lower bound of the env's action box: 0 (shares), -1 (residual corrections)."""
-        return -1.0 if self.params.action_mode == "residual" else 0.0
+        return float(action_space(self.params).low.flat[0])
 
     @property
     def preset(self) -> str:
