@@ -51,6 +51,7 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from analysis.pareto import improvement, non_dominated
+from envs.core.policies import queue_aware
 from envs.core.presets import make_params
 
 STUDY = "adaptivity"
@@ -329,7 +330,7 @@ def _reindexed(
     return np.asarray(table.to_numpy(dtype=np.float64))
 
 
-DEFAULT_RULE_LABEL = "queue_aware(0.4,0.3-0.5)"  # envs.core.policies.queue_aware()
+DEFAULT_RULE_LABEL = queue_aware().label  # the default rule's label in result sets
 
 
 def _rule_name(kind: Any, policy: Any) -> str:

@@ -143,9 +143,7 @@ def resolve_pool_env_config(env_config: Mapping[str, Any] | None = None) -> dict
     cfg = pool_env_kwargs(env_config or {})
     if cfg.get("base_splits") == GREEDY_SPLITS:  # the greedy rule's splits, searched once
         if cfg.get("action_mode") == "residual":
-            cfg["base_splits"] = greedy_base_splits(
-                {k: v for k, v in cfg.items() if k != "critic"}  # not a field of the central env
-            )
+            cfg["base_splits"] = greedy_base_splits(cfg)
         else:
             cfg.pop("base_splits")
     MultiCellPoolEnv(**cfg)  # raises ValueError naming a bad field

@@ -125,7 +125,7 @@ def greedy_base_splits(env_config: Mapping[str, Any]) -> list[list[float]]:
     """The greedy rule's best static splits for the scenario of ``env_config`` (tuning seeds)."""
     from envs.core.pool.rules import TUNE_SEED_OFFSET, GreedyRule, best_static_splits
 
-    drop = {"reward", "scope", *_RLLIB_KEYS}
+    drop = {"reward", "scope", "critic", *_RLLIB_KEYS}  # the per-cell env's, not the scenario's
     cfg = {k: v for k, v in env_config.items() if k not in CONTROL_FIELDS and k not in drop}
     key = json.dumps(cfg, sort_keys=True, default=str)
     if key not in _SPLIT_CACHE:
