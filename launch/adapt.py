@@ -260,7 +260,7 @@ def _reach(args: argparse.Namespace) -> int:
         raise UsageError(f"--reference {args.reference} does not exist")
     ref_path = args.reference or (DEFAULT_ADAPTIVE if DEFAULT_ADAPTIVE.exists() else None)
     variants = get_variants(_names(args.variants))
-    settings = ReachSettings(args.episodes, args.tune_seed, args.seed)
+    settings = ReachSettings(episodes=args.episodes, seed=args.seed, tune_seed=args.tune_seed)
     print(f"reach: {len(variants)} variants x {', '.join(families)}; tuned on episode seeds "
           f"{args.tune_seed}..{args.tune_seed + args.episodes - 1}, placed on "
           f"{args.seed}..{args.seed + args.episodes - 1}; held out relative to "

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from analysis.adaptivity import ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY, STUDY
+from analysis.adaptivity import ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY, STUDY, StaticGrid
 
 __all__ = [
     "ADAPTIVE", "ADAPTIVE_SEED", "CRITERIA", "PAPER_ONLY", "TUNING_VARIANTS", "VARIANTS",
@@ -350,6 +350,23 @@ TUNING_VARIANTS: dict[str, Variant] = {
 CRITERIA = ("return", "placement")
 
 
+def variant_grid(
+    variant: Variant, settings: StudySettings
+) -> tuple[StaticGrid, list[tuple[float, float]]]:
+    """The variant's static grid (``settings``: step, episodes, seeds, reward) through the batched
+    evaluator, and its front splits ``(w_b, w_c)``."""
+    from envs.core.batch import evaluate
+    from envs.core.policies import static_grid
+
+    splits = static_grid(settings.grid_step)
+    params = variant.params(delta=settings.delta, penalty=settings.penalty)
+    m = evaluate(params, splits, settings.episodes, settings.seed).metrics
+    grid = StaticGrid([p.label for p in splits], m["sync_delay"], m["served_pct"],
+                      m["episode_return"])  # fmt: skip
+    front = [(p.prm[0], p.prm[1]) for p, f in zip(splits, grid.front, strict=True) if f]
+    return grid, front
+
+
 def _placement_scores(
     checkpoints: Sequence[str | Path],
     variants: Sequence[Variant],
@@ -362,19 +379,14 @@ def _placement_scores(
     """The placement criterion: per scenario, the policy's :meth:`Placement.score` against the
     scenario's own 0.1 grid on the tuning episodes (lead if beyond, minus the gap if behind, in
     noise units); ``score`` is the mean over the scenarios, ``worst`` the smallest."""
-    from analysis.adaptivity import StaticGrid, place
-    from envs.core.batch import evaluate
-    from envs.core.policies import static_grid
+    from analysis.adaptivity import place
     from tune_configs.policy import evaluate_policy, load_policy
 
-    grid = static_grid(0.1)
+    settings = StudySettings(episodes, seed, 0.1, delta, penalty)
     grids: dict[str, StaticGrid] = {}
     for v in variants:
-        m = evaluate(v.params(delta=delta, penalty=penalty), grid, episodes, seed).metrics
-        grids[v.name] = StaticGrid([p.label for p in grid], m["sync_delay"], m["served_pct"],
-                                   m["episode_return"])  # fmt: skip
-        say(f"  {v.name}: static grid ({len(grid)} splits x {episodes} episodes)")
-    settings = StudySettings(episodes, seed, 0.1, delta, penalty)
+        grids[v.name], _ = variant_grid(v, settings)
+        say(f"  {v.name}: static grid ({len(grids[v.name].labels)} splits x {episodes} episodes)")
 
     def score(path: Path, row: dict[str, Any]) -> str:
         scores = []

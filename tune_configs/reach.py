@@ -39,7 +39,7 @@ import itertools
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,14 @@ from analysis.adaptivity import (
     reach_markdown,
     reach_summary,
 )
-from tune_configs.adaptivity import EVAL_SEED, TUNING_SEED, Variant, held_out, is_switching
+from tune_configs.adaptivity import (
+    TUNING_SEED,
+    StudySettings,
+    Variant,
+    held_out,
+    is_switching,
+    variant_grid,
+)
 
 __all__ = [
     "FAMILIES",
@@ -87,14 +94,12 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-@dataclass(frozen=True)
-class ReachSettings:
-    episodes: int = 100
+@dataclass
+class ReachSettings(StudySettings):
+    """The study's settings (episodes, ``seed`` of the placement, grid, reward) plus the first
+    tuning episode seed the members are chosen on."""
+
     tune_seed: int = TUNING_SEED
-    seed: int = EVAL_SEED
-    grid_step: float = 0.1
-    delta: float = 0.9
-    penalty: float = 0.0
 
 
 def family_members(name: str, front: Sequence[tuple[float, float]] = ()) -> NDArray[np.float64]:
@@ -192,23 +197,6 @@ def run_family(
     return out
 
 
-def static_grid_of(
-    variant: Variant, settings: ReachSettings, seed: int
-) -> tuple[StaticGrid, list[tuple[float, float]]]:
-    """The variant's static grid on ``settings.episodes`` episodes from ``seed``, and its front
-    splits ``(w_b, w_c)``."""
-    from envs.core.batch import evaluate
-    from envs.core.policies import static_grid
-
-    splits = static_grid(settings.grid_step)
-    params = variant.params(delta=settings.delta, penalty=settings.penalty)
-    m = evaluate(params, splits, settings.episodes, seed).metrics
-    grid = StaticGrid([p.label for p in splits], m["sync_delay"], m["served_pct"],
-                      m["episode_return"])  # fmt: skip
-    front = [(p.prm[0], p.prm[1]) for p, f in zip(splits, grid.front, strict=True) if f]
-    return grid, front
-
-
 def _placements(grid: StaticGrid, runs: Runs, noise: Noise) -> list[Placement]:
     return [place(grid, runs.sync[i], runs.served[i], runs.ret[i], noise)
             for i in range(runs.sync.shape[0])]  # fmt: skip
@@ -232,8 +220,8 @@ def run_reach(
     rows: list[dict[str, Any]] = []
     for v in variants:
         t0 = time.perf_counter()
-        tune_grid, tune_front = static_grid_of(v, settings, settings.tune_seed)
-        eval_grid, _ = static_grid_of(v, settings, settings.seed)
+        tune_grid, tune_front = variant_grid(v, replace(settings, seed=settings.tune_seed))
+        eval_grid, _ = variant_grid(v, settings)
         ho = held_out(v.params(), reference) if reference is not None else None
         for f in families:
             prm = family_members(f, tune_front)
