@@ -64,38 +64,44 @@ def _names(text: str | None) -> list[str] | None:
     return [n.strip() for n in text.split(",") if n.strip()] if text else None
 
 
+ALL_VARIANTS = "variants to run (default all; see `launch adapt variants`)"
+
+
+def _runs(p: argparse.ArgumentParser, seed: int, seed_help: str, variants_help: str) -> None:
+    """The options every evaluating action has: episodes, first episode seed, variants."""
+    p.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
+    p.add_argument("--seed", type=nonneg_int, default=seed, help=f"{seed_help} (default {seed})")
+    p.add_argument("--variants", default=None, metavar="A,B,...", help=variants_help)
+
+
+def _reference(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", default=None, metavar="POLICY",
+                   help="policy whose training ranges define held out (default: the shipped "
+                        "adaptive policy, else the paper_random preset)")  # fmt: skip
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="<action>")
     sub.required = True
     v = sub.add_parser("variants", help="list the traffic variants and whether they are held out")
-    v.add_argument("--reference", default=None, metavar="POLICY",
-                   help="policy whose training ranges define held out (default: the shipped "
-                        "adaptive policy, else the paper_random preset)")  # fmt: skip
+    _reference(v)
     v.add_argument("--json", action="store_true", help="print JSON")
     s = sub.add_parser("select", help="score checkpoints on tuning episode seeds, best first")
     s.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
-    s.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
-    s.add_argument("--seed", type=nonneg_int, default=5000,
-                   help="first tuning episode seed (default 5000)")  # fmt: skip
+    _runs(s, 5000, "first tuning episode seed",
+          "placement only: score against these variants instead of the tuning variants (e.g. a "
+          "policy trained on one variant itself)")  # fmt: skip
     s.add_argument("--criterion", choices=("return", "placement"), default="return",
                    help="return: mean return relative to the best static split on paper_dynamic "
                         "and the randomised paper cell (default); placement: the study's own "
                         "criterion, the placement against each scenario's static front on "
                         "paper_dynamic and the tuning variants (none held out)")  # fmt: skip
-    s.add_argument("--variants", default=None, metavar="A,B,...",
-                   help="placement only: score against these variants instead of the tuning "
-                        "variants (e.g. a policy trained on one variant itself)")  # fmt: skip
     s.add_argument("--json", action="store_true", help="print JSON")
     st = sub.add_parser("study", help="run the study into OUT (result sets + table)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    st.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
-    st.add_argument("--seed", type=nonneg_int, default=20000,
-                    help="first episode seed (default 20000, never used to train or "
-                         "select)")  # fmt: skip
+    _runs(st, 20000, "first episode seed, never used to train or select", ALL_VARIANTS)
     st.add_argument("--grid", type=finite_float, default=0.1, metavar="STEP",
                     help="static grid step (default 0.1)")  # fmt: skip
-    st.add_argument("--variants", default=None, metavar="A,B,...",
-                    help="variants to run (default all; see `launch adapt variants`)")  # fmt: skip
     st.add_argument("--adaptive", default="models/paper/adaptive", metavar="POLICY",
                     help="the shipped traffic-randomised policy (default "
                          "models/paper/adaptive; 'none' to leave it out)")  # fmt: skip
@@ -112,27 +118,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "knowing the variant gets (the reference for 'beyond')",
     )
     r.add_argument("--out", required=True, metavar="DIR", help="output directory (reach.json)")
-    r.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
+    _runs(r, 20000, "first episode seed the chosen members are placed on", ALL_VARIANTS)
     r.add_argument("--tune-seed", type=nonneg_int, default=5000,
                    help="first tuning episode seed, to choose each family's member (default "
                         "5000)")  # fmt: skip
-    r.add_argument(
-        "--seed",
-        type=nonneg_int,
-        default=20000,
-        help="first episode seed the chosen members are placed on (default 20000)",
-    )
-    r.add_argument("--variants", default=None, metavar="A,B,...",
-                   help="variants to run (default all; see `launch adapt variants`)")  # fmt: skip
     r.add_argument(
         "--families",
         default="queue_aware,backlog,horizon",
         metavar="A,B,...",
         help="families (default queue_aware,backlog,horizon; see docs/traffic.md)",
     )
-    r.add_argument("--reference", default=None, metavar="POLICY",
-                   help="policy whose training ranges define held out (default: the shipped "
-                        "adaptive policy, else the paper_random preset)")  # fmt: skip
+    _reference(r)
 
 
 def run(args: argparse.Namespace) -> int:
