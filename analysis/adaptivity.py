@@ -1,7 +1,7 @@
 """The adaptivity study's analysis: where a policy lies against a traffic variant's static front.
 
-For every traffic variant the study (:mod:`tune_configs.adaptivity`, ``python -m launch adapt``)
-evaluates the variant's whole static grid and a few candidate policies on the same episode
+For every traffic variant the study (:mod:`tune_configs.studies.adaptivity`, ``python -m launch
+adapt``) evaluates the variant's whole static grid and a few candidate policies on the same episode
 seeds. This module places each candidate in the (sync delay, served %) plane against that grid:
 
 * **noise**: 1 step of sync delay and 1 percentage point of served (:class:`Noise`);
@@ -772,7 +772,8 @@ def report_section(
             md.p(f"_Could not read {md.link(reach)}: {type(exc).__name__}: {exc}_")
 
 
-# --- reach: controllers tuned per variant (tune_configs.reach) ---------------------------------
+# --- reach: controllers tuned per variant (tune_configs.studies.reach)
+# ---------------------------------
 def reach_summary(rows: Sequence[dict[str, Any]]) -> list[str]:
     """Per family: in how many held-out stationary (and switching) variants it is beyond."""
     lines = []

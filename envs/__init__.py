@@ -5,9 +5,9 @@
   native vector env (:class:`envs.vector.MetaLoreVectorEnv`, one numba call per step for all
   sub-envs) is ``gymnasium.make_vec("MetaLore-v0", num_envs=N, vectorization_mode=
   "vector_entry_point")``.
-* ``MetaLorePool-v0``: :class:`envs.pool_env.MetaLorePoolEnv`, cells sharing MEC compute through a
+* ``MetaLorePool-v0``: :class:`envs.pool.env.MetaLorePoolEnv`, cells sharing MEC compute through a
   credit pool, one central controller (action ``(n_cells, 3)`` = ``(w_b, w_c, s)``). The per-cell
-  multi-agent view is :class:`envs.multiagent.MultiCellPoolEnv`.
+  multi-agent view is :class:`envs.pool.multiagent.MultiCellPoolEnv`.
 
 Every preset, single- and multi-cell, is listed in :data:`envs.core.presets.PRESETS`. This package
 never imports Ray, so any RL library can use the environments.
@@ -20,7 +20,7 @@ POOL_ENV_ID = "MetaLorePool-v0"
 
 for _id, _entry, _vector in (
     (ENV_ID, "envs.metalore_env:MetaLoreEnv", "envs.vector:make_vector_env"),
-    (POOL_ENV_ID, "envs.pool_env:MetaLorePoolEnv", None),
+    (POOL_ENV_ID, "envs.pool.env:MetaLorePoolEnv", None),
 ):
     if _id not in registry:
         register(id=_id, entry_point=_entry, vector_entry_point=_vector)

@@ -8,7 +8,8 @@ Examples::
     python -m launch report results/adapt/study        # the report's "Adaptivity" section
     python -m launch adapt reach --out results/adapt/reach   # what a rule tuned per variant reaches
 
-* ``variants``: every traffic variant of :data:`tune_configs.adaptivity.VARIANTS` and which of its
+* ``variants``: every traffic variant of :data:`tune_configs.studies.adaptivity.VARIANTS` and which
+  of its
   traffic values lie outside the training ranges of ``--reference`` (default: the shipped
   adaptive policy ``models/paper/adaptive``, else the ``paper_random`` preset);
 * ``select``: scores checkpoints on *tuning* episode seeds (default 5000..5099), prints them
@@ -17,7 +18,8 @@ Examples::
   static split of the 0.1 grid on the same episodes, averaged. ``--criterion placement``: the
   study's own criterion, the mean placement score (lead if beyond, minus the gap if behind, in
   noise units) against each scenario's static front over ``paper_dynamic`` and the tuning
-  variants of ``tune_configs.adaptivity.TUNING_VARIANTS`` (traffic inside the training ranges,
+  variants of ``tune_configs.studies.adaptivity.TUNING_VARIANTS`` (traffic inside the training
+  ranges,
   never a held-out variant);
 * ``study``: for every variant (default all), the variant's static grid (``--grid``, default 0.1)
   and the queue-aware rule (batched evaluator), then the shipped adaptive policy (``--adaptive``),
@@ -30,7 +32,8 @@ Examples::
   ``OUT/report.md``.
 
 * ``reach``: for every variant (default all) and family of controllers (``--families``, default
-  ``queue_aware,backlog,horizon``; :mod:`tune_configs.reach`), the member with the best placement
+  ``queue_aware,backlog,horizon``; :mod:`tune_configs.studies.reach`), the member with the best
+  placement
   against the variant's own front on tuning episode seeds (``--tune-seed``, default 5000..5099),
   then placed on ``--seed`` (default 20000..20099); prints the table and, per family, in how many
   held-out variants it is beyond the front; writes ``OUT/reach.json``.
@@ -137,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _variants(args: argparse.Namespace) -> int:
-    from tune_configs.adaptivity import DEFAULT_ADAPTIVE, describe_variants, reference_from
+    from tune_configs.studies.adaptivity import DEFAULT_ADAPTIVE, describe_variants, reference_from
 
     ref_path = args.reference or (DEFAULT_ADAPTIVE if DEFAULT_ADAPTIVE.exists() else None)
     if args.reference and not Path(args.reference).exists():
@@ -154,7 +157,7 @@ def _variants(args: argparse.Namespace) -> int:
 
 
 def _select(args: argparse.Namespace) -> int:
-    from tune_configs.adaptivity import get_variants, selection_table
+    from tune_configs.studies.adaptivity import get_variants, selection_table
 
     for c in args.checkpoints:
         if not Path(c).is_dir():
@@ -191,7 +194,7 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from tune_configs.adaptivity import (
+    from tune_configs.studies.adaptivity import (
         ADAPTIVE,
         ADAPTIVE_SEED,
         PAPER_ONLY,
@@ -241,8 +244,8 @@ def _study(args: argparse.Namespace) -> int:
 
 def _reach(args: argparse.Namespace) -> int:
     from analysis.adaptivity import reach_summary
-    from tune_configs.adaptivity import DEFAULT_ADAPTIVE, get_variants, reference_from
-    from tune_configs.reach import FAMILIES, ReachSettings, run_reach, write_reach
+    from tune_configs.studies.adaptivity import DEFAULT_ADAPTIVE, get_variants, reference_from
+    from tune_configs.studies.reach import FAMILIES, ReachSettings, run_reach, write_reach
 
     if args.seed < args.tune_seed + args.episodes and args.tune_seed < args.seed + args.episodes:
         raise UsageError("--seed and --tune-seed episode ranges overlap: the chosen members "

@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
     }
     out["memory"] = memory_run(args.memory_steps)
     if args.rllib:
-        from tune_configs.bench import rllib_sampling_throughput
+        from tune_configs.ops.bench import rllib_sampling_throughput
 
         out["rllib_sampling"] = rllib_sampling_throughput()
     out["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -1,8 +1,8 @@
 """``python -m launch cluster up|status|down``: a local multi-node Ray cluster on loopback.
 
 For laptops and tests: a head node and N worker nodes on this machine, every one on 127.0.0.1
-(see :mod:`tune_configs.cluster`, which does the work, for why not 127.0.0.2, 127.0.0.3, ...), one
-CPU each by default, token authentication on, dashboard on http://127.0.0.1:8265. Examples::
+(see :mod:`tune_configs.ops.cluster`, which does the work, for why not 127.0.0.2, 127.0.0.3, ...),
+one CPU each by default, token authentication on, dashboard on http://127.0.0.1:8265. Examples::
 
     python -m launch cluster up --workers 1            # head + 1 worker, ~15-30 s
     python -m launch cluster status                    # address, dashboard, nodes, client env
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.cli import UsageError
-from tune_configs.cluster import (
+from tune_configs.ops.cluster import (
     DEFAULT_DASHBOARD_PORT,
     DEFAULT_GCS_PORT,
     ClusterError,
@@ -42,7 +42,7 @@ from tune_configs.cluster import (
     stop_cluster,
     stop_worker,
 )
-from tune_configs.processes import ProcessError
+from tune_configs.ops.processes import ProcessError
 
 HELP = "local multi-node Ray cluster on 127.0.0.1: up, status, down (token auth on)"
 

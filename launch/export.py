@@ -18,11 +18,11 @@ Writes ``OUT/policy.safetensors`` (the actor network's float32 weights) and ``OU
 manifest: training command, seed, env steps, wall time, git commit); see
 :mod:`tune_configs.export`. The directory loads with numpy alone (no Ray, torch or pickle) and
 ``launch eval`` gives exactly the numbers of the checkpoint. Credit-pool checkpoints (``per-cell``,
-``central``) ship the same way (:mod:`tune_configs.pool_export`); their manifest comes from the
+``central``) ship the same way (:mod:`tune_configs.export`); their manifest comes from the
 ``launch train`` run the checkpoint belongs to (``RUN/checkpoint`` or ``RUN/checkpoint_NNNNN``).
 
 The ``--pool-runs`` form chooses among every checkpoint (final and intermediate) of the given
-pool training runs on tuning episodes (seeds from 3,000,000; :mod:`tune_configs.pool_select`)
+pool training runs on tuning episodes (seeds from 3,000,000; :mod:`tune_configs.selection`)
 and ships the best, with the selection in its manifest. Takes a few seconds (torch import); a
 pool selection about 3 s per checkpoint.
 """
@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tune_configs.controllers import SINGLE, controller_of_checkpoint
     from tune_configs.export import describe, export_checkpoint, is_shipped, load_shipped
-    from tune_configs.policy import CheckpointError
+    from tune_configs.policies.single import CheckpointError
 
     extra = {}
     if args.manifest:
@@ -113,7 +113,7 @@ def _ship_sweep(args: argparse.Namespace) -> int:
 
 
 def _ship_pool_checkpoint(ckpt: Path, out: Path, extra: dict[str, object]) -> Path:
-    from tune_configs.pool_export import export_pool_policy, ship_training
+    from tune_configs.export import export_pool_policy, ship_training
 
     run = ckpt.resolve().parent
     if (run / "train.json").is_file():  # RUN/checkpoint or RUN/checkpoint_NNNNN of launch train
@@ -123,7 +123,7 @@ def _ship_pool_checkpoint(ckpt: Path, out: Path, extra: dict[str, object]) -> Pa
 
 def _ship_pool_selection(args: argparse.Namespace, out: Path) -> int:
     from envs.core.presets import PRESETS
-    from tune_configs.pool_select import ship_selected
+    from tune_configs.selection import ship_selected
 
     if args.scenario is None:
         raise UsageError("--pool-runs needs --scenario (the multi-cell preset to choose on)")

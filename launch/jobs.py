@@ -25,8 +25,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tune_configs.cluster import ClusterError, first_line
-from tune_configs.jobs_client import call, job_client, resolve_client
+from tune_configs.ops.cluster import ClusterError, first_line
+from tune_configs.ops.jobs_client import call, job_client, resolve_client
 
 HELP = "list Ray jobs of a cluster, print or follow their logs, stop them"
 

@@ -277,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("tuning seeds overlap the evaluation seeds; choose another --tune-seed")
     controller_ppo = None
     if args.checkpoint:
-        from tune_configs.pool_export import load_any_pool_controller
+        from tune_configs.controllers import load_any_pool_controller
 
         try:
             controller_ppo = load_any_pool_controller(args.checkpoint)

@@ -21,7 +21,6 @@ the job (``python -m launch jobs stop ID`` does).
 from __future__ import annotations
 
 import argparse
-import importlib
 import re
 import secrets
 import shlex
@@ -33,31 +32,18 @@ from typing import Any
 from launch.cli import UsageError
 from launch.common import key_value
 from launch.jobs import add_client_arguments, follow_logs
-from tune_configs.cluster import ClusterError
-from tune_configs.jobs_client import call, job_client, local_storage_for, resolve_client
+from tune_configs.ops.cluster import ClusterError
+from tune_configs.ops.jobs_client import call, job_client, local_storage_for, resolve_client
+from tune_configs.sweeps import SWEEPS
 
 HELP = "submit a sweep to a Ray cluster as a job (Jobs SDK); stream its logs or --no-wait"
 
-# The sweeps of `python -m launch sweep` (its own list wins when the module is importable).
-CONTRACT_SWEEPS = ("static-grid", "paper-grid", "optuna-reward", "optuna-static", "quickstart")
 BUDGETS = ("small", "paper")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-def known_sweeps() -> tuple[str, ...]:
-    """Sweep names offered by ``launch sweep`` (its SWEEPS mapping), else the contract's list."""
-    try:
-        sweep_cli = importlib.import_module("launch.sweep")
-        names = getattr(sweep_cli, "SWEEPS", None) or getattr(sweep_cli, "SWEEP_NAMES", None)
-        if names:
-            return tuple(names)
-    except ImportError:
-        pass
-    return CONTRACT_SWEEPS
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("sweep", metavar="SWEEP", help=f"sweep name: {', '.join(CONTRACT_SWEEPS)}")
+    p.add_argument("sweep", metavar="SWEEP", help=f"sweep name: {', '.join(SWEEPS)}")
     p.add_argument(
         "--budget",
         choices=BUDGETS,
@@ -115,7 +101,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def validate(args: argparse.Namespace) -> None:
     """Raise UsageError for arguments that cannot make a valid job (before any network call)."""
-    sweeps = known_sweeps()
+    sweeps = tuple(SWEEPS)
     if args.sweep not in sweeps:
         raise UsageError(f"unknown sweep {args.sweep!r}; choose one of {', '.join(sweeps)}")
     storage = args.storage

@@ -8,8 +8,8 @@ Examples::
     python -m launch sweep paper-grid --resume               # continue an interrupted run
     python -m launch sweep paper-grid --address 127.0.0.1:6390   # on a running Ray cluster
 
-Sweeps (modules in ``tune_configs/``): quickstart, paper-grid, static-grid, optuna-reward,
-optuna-static, pool (multi-agent PPO with the multi-cell credit pool). Results go to
+Sweeps (modules in ``tune_configs/sweeps/``, named in :data:`tune_configs.sweeps.SWEEPS`):
+quickstart, paper-grid, static-grid, optuna-reward, optuna-static, pool. Results go to
 ``--storage/--name`` (default ``./results/<sweep>-<budget>``); every trial directory holds Tune's
 files, TensorBoard events and a result set (run.json, episodes.csv, summary.json) that
 ``launch report`` collects. Progress: one line per started/finished trial and a status line every
@@ -20,7 +20,6 @@ trials. Without ``--address`` an embedded single-node Ray runs on 127.0.0.1 only
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -28,16 +27,9 @@ from typing import Any
 
 from launch.cli import UsageError
 from launch.common import add_set_argument, positive_int
+from tune_configs.sweeps import SWEEPS, sweep_module
 
-HELP = "run a Tune sweep (quickstart, paper-grid, static-grid, optuna-reward, optuna-static, pool)"
-SWEEPS: dict[str, str] = {
-    "quickstart": "tune_configs.quickstart",
-    "paper-grid": "tune_configs.paper_grid",
-    "static-grid": "tune_configs.static_grid",
-    "optuna-reward": "tune_configs.optuna_reward",
-    "optuna-static": "tune_configs.optuna_static",
-    "pool": "tune_configs.pool_sweep",  # multi-cell credit pool: per-cell PPO beside the rules
-}
+HELP = f"run a Tune sweep ({', '.join(SWEEPS)})"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -87,12 +79,12 @@ def load_sweep(name: str) -> Any:
     """The sweep module for a CLI name (raises UsageError for an unknown one)."""
     if name not in SWEEPS:
         raise UsageError(f"unknown sweep {name!r}; choose one of {', '.join(SWEEPS)}")
-    return importlib.import_module(SWEEPS[name])
+    return sweep_module(name)
 
 
 def check_sweep_settings(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The validated ``--set`` overrides of sweep ``name`` (UsageError naming a bad key)."""
-    from tune_configs.sweeps import check_settings
+    from tune_configs.sweeps.common import check_settings
 
     try:
         return check_settings(load_sweep(name), overrides)
@@ -101,7 +93,7 @@ def check_sweep_settings(name: str, overrides: dict[str, Any]) -> dict[str, Any]
 
 
 def _list_settings(module: Any) -> int:
-    from tune_configs.settings import settings_help
+    from tune_configs.sweeps.settings import settings_help
 
     print(f"settings of sweep {module.NAME} (--set NAME=VALUE, values in JSON):")
     print(settings_help(module.SETTINGS))
@@ -111,9 +103,9 @@ def _list_settings(module: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tune_configs import sweeplock
-    from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray
-    from tune_configs.sweeps import experiment_dir, print_table, results_table
+    from tune_configs.ops import sweeplock
+    from tune_configs.ops.runtime import init_ray, quiet_ray_logs, stop_ray
+    from tune_configs.sweeps.common import experiment_dir, print_table, results_table
 
     module = load_sweep(args.sweep)
     if args.list_settings:

@@ -27,7 +27,8 @@ With ``--eval-episodes N`` it also evaluates the final policy deterministically 
 set to ``OUT/eval`` (as ``launch eval --out`` does). Ctrl-C saves the checkpoint reached so far.
 Ray: with no remote env runners (``--env-runners 0``, the default) and no ``--address``, no Ray
 node is started at all: RLlib samples and learns in this process
-(:func:`tune_configs.ray_internals.without_ray`), which saves about 4 s of start-up and shutdown.
+(:func:`tune_configs.ops.ray_internals.without_ray`), which saves about 4 s of start-up and
+shutdown.
 With remote env runners, an embedded single-node Ray on 127.0.0.1 hosts them; ``--address``
 trains on a running cluster. ``train.json`` records which (``ray``) and the wall seconds of each
 phase (``phases_s``: imports, ray_start, build, train, checkpoint, stop).
@@ -144,8 +145,8 @@ def _train(
 
     from analysis.resultset import run_metadata, write_json
     from tune_configs.controllers import evaluate_checkpoint, save_checkpoint
-    from tune_configs.ray_internals import without_ray
-    from tune_configs.runtime import init_ray, quiet_ray_logs, stop_ray
+    from tune_configs.ops.ray_internals import without_ray
+    from tune_configs.ops.runtime import init_ray, quiet_ray_logs, stop_ray
     from tune_configs.training import TIMESTEPS, Phases, progress_line, train
 
     params = controller.env_params(env_config)

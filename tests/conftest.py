@@ -5,8 +5,8 @@ for it (tests that do not need Ray never pay for it) and shut down at the end. L
 without ``--address`` it is a new local instance (``ray.init(address="local")``): a Ray cluster
 already running on the machine (``RAY_ADDRESS``, or a ``ray start --head`` of the user) is never
 joined. It binds 127.0.0.1 only, has 2 CPUs, no dashboard, a 200 MB object store, and its workers
-import this checkout (``PYTHONPATH``). The environment (:func:`tune_configs.runtime.
-prepare_embedded`, :func:`~tune_configs.runtime.use_tune_env`) is set at import, before anything
+import this checkout (``PYTHONPATH``). The environment (:func:`tune_configs.ops.runtime.
+prepare_embedded`, :func:`~tune_configs.ops.runtime.use_tune_env`) is set at import, before anything
 imports Ray.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tune_configs import runtime
+from tune_configs.ops import runtime
 
 runtime.prepare_embedded()
 runtime.use_tune_env()

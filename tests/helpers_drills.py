@@ -1,6 +1,6 @@
 """Shared pieces of the fault drills (tests/test_cluster_faults.py, tests/test_fault_drills.py).
 
-Drills never wait for "enough time": trials stop at barriers (:mod:`tune_configs.barrier`) until
+Drills never wait for "enough time": trials stop at barriers (:mod:`tune_configs.ops.barrier`) until
 the drill has done its damage, and the drill waits for events that are written down (an arrival,
 a line in ``result.json``, a trial's state in Tune's saved experiment state). The checks after a
 fault are the same in every drill (:func:`check_nothing_lost`): result sets of trials finished
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tune_configs.cluster import free_port
-from tune_configs.processes import create_time, ray_executables, session_processes, terminate
+from tune_configs.ops.cluster import free_port
+from tune_configs.ops.processes import create_time, ray_executables, session_processes, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_SET = ("run.json", "episodes.csv", "summary.json")

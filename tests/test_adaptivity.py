@@ -27,7 +27,7 @@ from analysis.adaptivity import (
 )
 from envs.core.presets import make_params
 from tests.helpers_cli import ROOT, run_launch
-from tune_configs.adaptivity import VARIANTS, held_out
+from tune_configs.studies.adaptivity import VARIANTS, held_out
 
 SHIPPED = ROOT / "models" / "paper" / "adaptive"
 
@@ -178,7 +178,7 @@ def test_switching_held_out_variants_are_reported_apart_from_the_checks() -> Non
 
 
 def test_switching_variants_are_held_out_and_switch() -> None:
-    from tune_configs.adaptivity import is_switching
+    from tune_configs.studies.adaptivity import is_switching
 
     trained = make_params("paper", traffic_randomize=True)
     dyn = [v for v in VARIANTS.values() if is_switching(v)]
@@ -252,7 +252,7 @@ def test_study_refuses_unknown_variants_and_missing_policies(tmp_path: Path) -> 
 
 def test_study_table_from_collected_rows_matches_place(tmp_path: Path) -> None:
     from analysis.collect import collect
-    from tune_configs.adaptivity import Candidate, StudySettings, run_study
+    from tune_configs.studies.adaptivity import Candidate, StudySettings, run_study
 
     tiny = _tiny_policy(tmp_path / "tiny")
     out = tmp_path / "s"
@@ -299,7 +299,7 @@ def test_shipped_adaptive_policy_loads_without_pickle_and_evaluates(
 
 # --- the placement criterion and the residual policies ----------------------------------------
 def test_tuning_variants_lie_inside_the_training_ranges_and_never_are_study_variants() -> None:
-    from tune_configs.adaptivity import TUNING_VARIANTS
+    from tune_configs.studies.adaptivity import TUNING_VARIANTS
 
     trained = make_params("paper", traffic_randomize=True)  # the default ranges
     assert "paper_dynamic" in TUNING_VARIANTS and len(TUNING_VARIANTS) >= 5
@@ -331,8 +331,8 @@ def _residual_policy(path: Path, scale: float = 0.0) -> Path:
 def test_a_zero_residual_policy_evaluates_to_the_tuned_rule(tmp_path: Path) -> None:
     from envs.core.batch import evaluate
     from envs.core.policies import queue_aware
-    from tune_configs.adaptivity import TUNED_RULE
-    from tune_configs.policy import evaluate_policy, load_policy
+    from tune_configs.policies.single import evaluate_policy, load_policy
+    from tune_configs.studies.adaptivity import TUNED_RULE
 
     zero = load_policy(_residual_policy(tmp_path / "zero"), preset="paper_dynamic",
                        traffic_randomize=False)  # fmt: skip
@@ -354,7 +354,7 @@ def test_a_zero_residual_policy_evaluates_to_the_tuned_rule(tmp_path: Path) -> N
 
 
 def test_placement_selection_scores_against_each_scenarios_front(tmp_path: Path) -> None:
-    from tune_configs.adaptivity import TUNING_VARIANTS, selection_table
+    from tune_configs.studies.adaptivity import TUNING_VARIANTS, selection_table
 
     zero, tiny = _residual_policy(tmp_path / "zero"), _tiny_policy(tmp_path / "tiny")
     variants = [TUNING_VARIANTS["paper_dynamic"], TUNING_VARIANTS["tune_ues_5"]]

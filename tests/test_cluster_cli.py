@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from launch import submit
-from tune_configs.cluster import (
+from tune_configs.ops.cluster import (
     ClusterState,
     NodeRecord,
     head_command,
@@ -30,8 +30,8 @@ from tune_configs.cluster import (
     worker_command,
     write_token,
 )
-from tune_configs.jobs_client import check_dashboard_address, resolve_client
-from tune_configs.processes import is_loopback, psutil_module, ray_executables, terminate
+from tune_configs.ops.jobs_client import check_dashboard_address, resolve_client
+from tune_configs.ops.processes import is_loopback, psutil_module, ray_executables, terminate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -209,7 +209,7 @@ def test_node_commands_stay_on_loopback(tmp_path: Path) -> None:
     worker = worker_command(state, state.nodes[1], 100_000_000)
     assert "--node-ip-address=127.0.0.1" in head and "--dashboard-host=127.0.0.1" in head
     assert "--node-ip-address=127.0.0.1" in worker and "--address=127.0.0.1:6399" in worker
-    assert worker[1:4] == ["-m", "tune_configs.cluster", "start-worker"]
+    assert worker[1:4] == ["-m", "tune_configs.ops.cluster", "start-worker"]
     assert "--dashboard-agent-listen-port=52999" in head
     assert "--dashboard-agent-listen-port=52998" in worker
     assert "stop" not in head + worker
@@ -327,7 +327,7 @@ def test_entrypoint_parses_with_the_sweep_command() -> None:
     _, subparsers = build_parser("sweep")
     parsed = subparsers["sweep"].parse_args(argv[1:])
     assert parsed._module is sweep_cli
-    for name in submit.known_sweeps():
+    for name in submit.SWEEPS:
         subparsers["sweep"].parse_args([name, "--address", "auto"])
 
 

@@ -4,7 +4,7 @@ Slow (about 5-7 min on a quiet 2-core machine): ``pytest -m slow tests/test_clus
 One cluster serves the whole module (started with ``python -m launch cluster up`` and always
 stopped with ``cluster down`` in the fixture's teardown, even when a test fails); the worker-kill
 test runs last because it removes the worker node. The nodes are started with a trial barrier
-(:mod:`tune_configs.barrier`) in their environment, open except while a drill holds trials, so
+(:mod:`tune_configs.ops.barrier`) in their environment, open except while a drill holds trials, so
 every fault lands at a known point of the sweep whatever the machine's speed:
 
 * a sweep submitted as a job runs trials on both nodes at once and its result sets land in the
@@ -40,15 +40,15 @@ from tests.helpers_drills import (
     start_launch,
     wait_until,
 )
-from tune_configs.barrier import Arrival, Barrier
-from tune_configs.cluster import (
+from tune_configs.ops.barrier import Arrival, Barrier
+from tune_configs.ops.cluster import (
     ClusterState,
     cluster_processes,
     free_port,
     load_state,
     node_processes,
 )
-from tune_configs.processes import is_loopback, listening_sockets, terminate
+from tune_configs.ops.processes import is_loopback, listening_sockets, terminate
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +159,7 @@ def test_wrong_token_is_refused(cluster: ClusterState, tmp_path: Path) -> None:
     r = launch("jobs", "list", "--address", cluster.dashboard_url, env=no_token)
     assert r.returncode == 1 and "refused" in r.stderr
     # GCS (gRPC): the token is checked there too; the right token is the control.
-    code = "import sys; from tune_configs.ray_internals import gcs_accepts; "
+    code = "import sys; from tune_configs.ops.ray_internals import gcs_accepts; "
     code += "print(gcs_accepts(sys.argv[1]))"
     for token, expected in ((str(bad), "AuthenticationError"), (None, "accepted")):
         env = client_env(cluster)

@@ -112,10 +112,10 @@ def check_ray_command(argv: list[str]) -> None:
 
 
 def check_worker_command(argv: list[str]) -> None:
-    """``python -m tune_configs.cluster start-worker <ray start args>``: the entry point exists and
-    Ray's `ray start` accepts the arguments."""
-    assert argv[:4] == ["python", "-m", "tune_configs.cluster", "start-worker"], argv
-    from tune_configs import cluster
+    """``python -m tune_configs.ops.cluster start-worker <ray start args>``: the entry point exists
+    and Ray's `ray start` accepts the arguments."""
+    assert argv[:4] == ["python", "-m", "tune_configs.ops.cluster", "start-worker"], argv
+    from tune_configs.ops import cluster
 
     assert callable(cluster.start_loopback_worker)
     assert 'sys.argv[1] == "start-worker"' in Path(cluster.__file__).read_text()

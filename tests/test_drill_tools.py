@@ -17,14 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from tune_configs import barrier, sweeplock
-from tune_configs.barrier import Barrier, BarrierTimeout
+from tune_configs.ops import barrier, sweeplock
+from tune_configs.ops.barrier import Barrier, BarrierTimeout
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def _reach_in_child(b: Barrier, event: str, trial: str, **env: str) -> subprocess.Popen[str]:
-    code = "import sys; from tune_configs import barrier; barrier.reach(sys.argv[1], sys.argv[2])"
+    code = (
+        "import sys; from tune_configs.ops import barrier; barrier.reach(sys.argv[1], sys.argv[2])"
+    )
     return subprocess.Popen(
         [sys.executable, "-c", code, event, trial], cwd=ROOT,
         env={**os.environ, **b.env(), **env}, stderr=subprocess.PIPE, text=True,
@@ -111,7 +113,7 @@ def test_second_holder_is_refused_and_a_killed_holder_frees_the_lock(tmp_path: P
     exp = tmp_path / "storage" / "exp"
     code = (
         "import sys, time\n"
-        "from tune_configs import sweeplock\n"
+        "from tune_configs.ops import sweeplock\n"
         "sweeplock.acquire(sys.argv[1])\n"
         "print('held', flush=True)\n"
         "time.sleep(300)\n"

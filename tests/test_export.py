@@ -57,7 +57,7 @@ def _rl_module_actions(checkpoint: Path, obs: np.ndarray) -> np.ndarray:
     import torch
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from tune_configs.policy import MODULE_SUBDIR
+    from tune_configs.policies.single import MODULE_SUBDIR
 
     module: Any = RLModule.from_checkpoint(str(checkpoint / MODULE_SUBDIR))
     with torch.no_grad():
@@ -118,7 +118,7 @@ import pickle, sys
 sys.modules["torch"] = None  # any import of torch or ray fails from here on
 sys.modules["ray"] = None
 import safetensors.numpy
-from tune_configs.policy import load_policy
+from tune_configs.policies.single import load_policy
 def refuse(*a, **k):
     raise RuntimeError("unpickling attempted")
 saved = pickle.load, pickle.loads, pickle.Unpickler

@@ -1,7 +1,7 @@
 """Fault drills on an embedded Ray (no cluster): each sweep runs in its own `launch sweep` process.
 
 Slow (about 4-6 min on a quiet 2-core machine): ``pytest -m slow tests/test_fault_drills.py``.
-Every drill is driven by trial barriers (:mod:`tune_configs.barrier`), never by timing:
+Every drill is driven by trial barriers (:mod:`tune_configs.ops.barrier`), never by timing:
 
 * a PPO trial's worker process is killed while it waits after iteration 2's checkpoint: the
   trial is retried from that checkpoint (iterations 1 and 2 are not trained again);
@@ -41,7 +41,7 @@ from tests.helpers_drills import (
     unrelated_ray,
     wait_until,
 )
-from tune_configs.barrier import Barrier
+from tune_configs.ops.barrier import Barrier
 
 pytestmark = pytest.mark.slow
 

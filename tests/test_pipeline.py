@@ -22,7 +22,7 @@ TINY_POOL = ("--set", "timesteps=400", "--set", "batch=400", "--set", "minibatch
 # --- typed settings (no Ray) ----------------------------------------------------------------------
 def test_every_sweep_declares_typed_settings_covering_its_budgets() -> None:
     from launch.sweep import SWEEPS, load_sweep
-    from tune_configs.settings import check_overrides
+    from tune_configs.sweeps.settings import check_overrides
 
     for name in SWEEPS:
         module = load_sweep(name)
@@ -34,8 +34,9 @@ def test_every_sweep_declares_typed_settings_covering_its_budgets() -> None:
 
 
 def test_settings_reject_unknown_ill_typed_and_out_of_range_values() -> None:
-    from tune_configs import paper_grid, pool_sweep
-    from tune_configs.settings import check_overrides
+    from tune_configs.sweeps import paper_grid
+    from tune_configs.sweeps import pool as pool_sweep
+    from tune_configs.sweeps.settings import check_overrides
 
     s = paper_grid.SETTINGS
     assert check_overrides("paper-grid", s, {"seeds": [0, 1], "deltas": [0.5]}) == {

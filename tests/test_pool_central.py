@@ -25,15 +25,19 @@ from tune_configs.controllers import (  # noqa: E402
     controller_of_checkpoint,
     evaluate_checkpoint,
     get_controller,
+    load_any_pool_controller,
     save_checkpoint,
 )
-from tune_configs.export import DESCRIPTION, WEIGHTS  # noqa: E402
-from tune_configs.pool_central import (  # noqa: E402
+from tune_configs.controllers.central import (  # noqa: E402
     FlatPoolEnv,
     load_central_controller,
     resolve_central_env_config,
 )
-from tune_configs.pool_export import export_pool_policy, load_any_pool_controller  # noqa: E402
+from tune_configs.export import (  # noqa: E402
+    DESCRIPTION,
+    WEIGHTS,
+    export_pool_policy,
+)
 from tune_configs.ppo import Resources  # noqa: E402
 from tune_configs.training import train  # noqa: E402
 

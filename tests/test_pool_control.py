@@ -11,10 +11,10 @@ from envs.core.pool.actions import ActionMap, action_map_from
 from envs.core.pool.clearing import PoolParams
 from envs.core.pool.rules import GreedyController, GreedyRule, evaluate_controller
 from envs.core.presets import make_params
-from envs.multiagent import MultiCellPoolEnv
-from envs.pool_control import ControlOptions
-from envs.pool_env import MetaLorePoolEnv
-from envs.pool_obs import N_TRADER_BASE, TRADER_FEATURES
+from envs.pool.control import ControlOptions
+from envs.pool.env import MetaLorePoolEnv
+from envs.pool.multiagent import MultiCellPoolEnv
+from envs.pool.obs import N_TRADER_BASE, TRADER_FEATURES
 
 SPLITS = ((0.6, 0.5), (0.4, 0.4), (0.5, 0.5))
 RESIDUAL = {"obs": "trader", "action_mode": "residual", "base_splits": SPLITS}

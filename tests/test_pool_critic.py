@@ -15,7 +15,7 @@ import pytest
 from envs.core import make_params
 from envs.core.pool.clearing import PoolParams
 from envs.core.pool.rules import evaluate_controller
-from envs.multiagent import MultiCellPoolEnv
+from envs.pool.multiagent import MultiCellPoolEnv
 
 ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")
@@ -24,22 +24,27 @@ from ray.rllib.core.columns import Columns  # noqa: E402
 from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig  # noqa: E402
 from ray.rllib.core.rl_module.rl_module import RLModule  # noqa: E402
 
-from tune_configs.controllers import PER_CELL, get_controller, save_checkpoint  # noqa: E402
-from tune_configs.pool import (  # noqa: E402
+from tune_configs.controllers import (  # noqa: E402
+    PER_CELL,
+    get_controller,
+    load_any_pool_controller,
+    save_checkpoint,
+)
+from tune_configs.controllers.critic import (  # noqa: E402
+    ACTOR_OBS_DIM,
+    CentralCriticPPOModule,
+    central_critic_module_spec,
+)
+from tune_configs.controllers.per_cell import (  # noqa: E402
     MODULE_DIR,
     POOL_SIDECAR,
     build_pool_ppo_config,
     load_pool_controller,
 )
-from tune_configs.pool_critic import (  # noqa: E402
-    ACTOR_OBS_DIM,
-    CentralCriticPPOModule,
-    central_critic_module_spec,
-)
-from tune_configs.pool_export import export_pool_policy, load_any_pool_controller  # noqa: E402
-from tune_configs.pool_replay import rlmodule_forward  # noqa: E402
+from tune_configs.export import export_pool_policy  # noqa: E402
+from tune_configs.policies.pool import rlmodule_forward  # noqa: E402
+from tune_configs.policies.shipped import actor_of_rl_module  # noqa: E402
 from tune_configs.ppo import Resources, model_config, resolve_hparams  # noqa: E402
-from tune_configs.shipped import actor_of_rl_module  # noqa: E402
 from tune_configs.training import train  # noqa: E402
 
 TINY = {"train_batch_size": 400, "minibatch_size": 200, "num_epochs": 2, "fcnet_hiddens": [32]}

@@ -10,8 +10,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs.multiagent import MultiCellPoolEnv
-from envs.pool_env import MetaLorePoolEnv
+from envs.pool.env import MetaLorePoolEnv
+from envs.pool.multiagent import MultiCellPoolEnv
 
 
 def test_central_env_registered_and_checked() -> None:
@@ -157,7 +157,7 @@ def test_multiagent_determinism_and_pickling() -> None:
 def test_per_cell_env_global_state_for_a_central_critic(obs_kind: str) -> None:
     """``critic="central"``: own features first (exactly the default env's), then every cell's
     features in cell order without the identity columns; the dynamics do not change."""
-    from envs.pool_obs import N_AGENT_FEATURES, N_TRADER_BASE
+    from envs.pool.obs import N_AGENT_FEATURES, N_TRADER_BASE
 
     kw = {"episode_steps": 12, "endowment": 300.0, "obs": obs_kind}
     local = MultiCellPoolEnv("three_cell_hetero", **kw)

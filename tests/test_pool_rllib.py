@@ -19,7 +19,7 @@ from ray.rllib.utils.pre_checks.env import check_multiagent_environments  # noqa
 
 from tune_configs.callbacks import civic_log_items, civic_metric_name  # noqa: E402
 from tune_configs.controllers import PER_CELL, get_controller, save_checkpoint  # noqa: E402
-from tune_configs.pool import (  # noqa: E402
+from tune_configs.controllers.per_cell import (  # noqa: E402
     PoolMultiAgentEnv,
     build_pool_ppo_config,
     load_pool_controller,
@@ -117,7 +117,7 @@ def test_one_ppo_iteration(
 
 
 def test_pool_sweep_definition(tmp_path: Path) -> None:
-    from tune_configs import pool_sweep
+    from tune_configs.sweeps import pool as pool_sweep
 
     assert pool_sweep.NAME == "pool" and pool_sweep.METRIC == "eval/fulfillment_pct"
     space = pool_sweep.param_space("small", seeds=[0, 1])
@@ -144,7 +144,7 @@ def test_pool_sweep_definition(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_pool_sweep_runs(ray_session: Any, tmp_path: Path) -> None:
-    from tune_configs import pool_sweep
+    from tune_configs.sweeps import pool as pool_sweep
 
     tuner = pool_sweep.build_tuner(
         "small", storage=tmp_path, name="pool-test", progress=False, max_concurrent_trials=1,
@@ -175,7 +175,8 @@ def test_per_cell_trader_residual_iteration_and_shipping(ray_session: Any, tmp_p
     """Per-cell PPO with the trader observation and the residual action: one iteration, then
     the shipped policy replays like the checkpoint and a zero output is the greedy rule."""
     from envs.core.pool.rules import GreedyController, GreedyRule
-    from tune_configs.pool_export import export_pool_policy, load_any_pool_controller
+    from tune_configs.controllers import load_any_pool_controller
+    from tune_configs.export import export_pool_policy
 
     splits = [[0.6, 0.5], [0.4, 0.4], [0.5, 0.5]]
     env = {"preset": "three_cell_hetero", "endowment": 1000.0, "obs": "trader",

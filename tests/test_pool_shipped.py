@@ -14,9 +14,9 @@ import pytest
 from envs.core.pool.clearing import PoolParams
 from envs.core.pool.rules import evaluate_controller
 from envs.core.presets import make_params
-from tune_configs.pool_export import load_any_pool_controller
-from tune_configs.pool_select import SELECTION_SEED
-from tune_configs.shipped import DESCRIPTION, WEIGHTS
+from tune_configs.controllers import load_any_pool_controller
+from tune_configs.policies.shipped import DESCRIPTION, WEIGHTS
+from tune_configs.selection import SELECTION_SEED
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("three_cell_hetero", "surge")
@@ -45,7 +45,7 @@ def test_shipped_pool_policy(scenario: str) -> None:
 
 def test_shipped_pool_policy_needs_neither_ray_nor_torch() -> None:
     code = (
-        "import sys; from tune_configs.pool_export import load_any_pool_controller\n"
+        "import sys; from tune_configs.controllers import load_any_pool_controller\n"
         "from envs.core.pool.rules import evaluate_controller\n"
         "from envs.core.presets import make_params\n"
         "from envs.core.pool.clearing import PoolParams\n"

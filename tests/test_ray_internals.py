@@ -1,9 +1,9 @@
 """Private Ray names are used in exactly one module, and that module still matches Ray.
 
 If an upgrade of Ray renames or moves any of them, ``test_private_ray_names_still_exist`` fails
-with the list of what changed (see :mod:`tune_configs.ray_internals`). The embedded default of
+with the list of what changed (see :mod:`tune_configs.ops.ray_internals`). The embedded default of
 every command (a new local Ray, never another cluster found on the machine) and the one place
-of Ray's environment variables (:mod:`tune_configs.runtime`) are checked here too.
+of Ray's environment variables (:mod:`tune_configs.ops.runtime`) are checked here too.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from tune_configs import runtime
-from tune_configs.ray_internals import describe_problems, problems
+from tune_configs.ops import runtime
+from tune_configs.ops.ray_internals import describe_problems, problems
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("envs", "analysis", "tune_configs", "launch")
-THE_MODULE = ROOT / "tune_configs" / "ray_internals.py"
+THE_MODULE = ROOT / "tune_configs" / "ops" / "ray_internals.py"
 
 
 def test_private_ray_names_still_exist() -> None:
@@ -84,7 +84,7 @@ def test_no_other_module_touches_private_ray_names() -> None:
                 if not use.endswith("ray._common.deprecation")
             ]
     assert offenders == [], (
-        "private Ray names outside tune_configs/ray_internals.py (move them there):\n"
+        "private Ray names outside tune_configs/ops/ray_internals.py (move them there):\n"
         + "\n".join(offenders)
     )
 
@@ -118,7 +118,7 @@ def test_patches_act_in_a_worker_starting_process() -> None:
         "os.environ['RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER'] = '0'\n"
         "from ray._private import ray_constants, services\n"
         "assert ray_constants.ENABLE_RAY_CLUSTER is False\n"
-        "from tune_configs import ray_internals\n"
+        "from tune_configs.ops import ray_internals\n"
         "ray_internals.allow_loopback_worker()\n"
         "assert ray_constants.ENABLE_RAY_CLUSTER is True\n"
         "assert services.get_node_ip_address() == '127.0.0.1'\n"
@@ -133,7 +133,7 @@ def test_patches_act_in_a_worker_starting_process() -> None:
 def test_without_ray_refuses_remote_actors() -> None:
     from types import SimpleNamespace
 
-    from tune_configs.ray_internals import without_ray
+    from tune_configs.ops.ray_internals import without_ray
 
     for remote in ("num_env_runners", "num_learners", "evaluation_num_env_runners"):
         config = SimpleNamespace(
@@ -151,7 +151,7 @@ def test_without_ray_keeps_ray_down_and_restores_the_module() -> None:
         "import ray\n"
         "from ray._private import auto_init_hook\n"
         "from ray.rllib.env import env_runner_group as erg\n"
-        "from tune_configs.ray_internals import without_ray\n"
+        "from tune_configs.ops.ray_internals import without_ray\n"
         "cfg = SimpleNamespace(num_env_runners=0, num_learners=0, evaluation_num_env_runners=0)\n"
         "with without_ray(cfg):\n"
         "    value = {'w': 1}\n"
@@ -172,7 +172,7 @@ def test_without_ray_keeps_ray_down_and_restores_the_module() -> None:
 def test_start_worker_refuses_without_loopback_setting() -> None:
     env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "1"}
     r = subprocess.run(
-        [sys.executable, "-m", "tune_configs.cluster", "start-worker", "--address=127.0.0.1:1"],
+        [sys.executable, "-m", "tune_configs.ops.cluster", "start-worker", "--address=127.0.0.1:1"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 2 and "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0" in r.stderr
@@ -236,11 +236,11 @@ def test_is_loopback_address(address: str, loopback: bool) -> None:
 
 
 def test_only_runtime_sets_ray_variables() -> None:
-    """Ray's variables are assigned in tune_configs/runtime.py only (tests and docs aside)."""
+    """Ray's variables are assigned in tune_configs/ops/runtime.py only (tests and docs aside)."""
     offenders = []
     for package in PACKAGES:
         for path in sorted((ROOT / package).rglob("*.py")):
-            if path.name == "runtime.py" and path.parent.name == "tune_configs":
+            if path == ROOT / "tune_configs" / "ops" / "runtime.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
                 if not isinstance(node, ast.Call | ast.Subscript):
@@ -255,8 +255,8 @@ def test_only_runtime_sets_ray_variables() -> None:
                         offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {text[:80]}")
                 elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} {text[:80]}")
-    assert offenders == [], "Ray environment set outside tune_configs/runtime.py:\n" + "\n".join(
-        offenders
+    assert offenders == [], (
+        "Ray environment set outside tune_configs/ops/runtime.py:\n" + "\n".join(offenders)
     )
 
 

@@ -14,8 +14,8 @@ from analysis.adaptivity import reach_summary as summary
 from envs.core.batch import evaluate
 from envs.core.policies import static
 from tests.helpers_cli import run_launch
-from tune_configs.adaptivity import VARIANTS, get_variants
-from tune_configs.reach import (
+from tune_configs.studies.adaptivity import VARIANTS, get_variants
+from tune_configs.studies.reach import (
     FAMILIES,
     ReachSettings,
     family_members,
@@ -65,7 +65,7 @@ def test_degenerate_members_equal_the_static_split_of_the_batched_evaluator(vari
 
 
 def test_the_horizon_member_switches_only_in_the_last_k_steps() -> None:
-    from tune_configs.reach import _horizon_act
+    from tune_configs.studies.reach import _horizon_act
 
     prm = np.array([[0.3, 0.2, 6, 1.0], [0.4, 0.5, 3, 0.4]])
     obs = np.zeros((2, 5, 4))
@@ -79,7 +79,7 @@ def test_the_horizon_member_switches_only_in_the_last_k_steps() -> None:
 
 
 def test_the_backlog_member_follows_the_queues() -> None:
-    from tune_configs.reach import _backlog_act
+    from tune_configs.studies.reach import _backlog_act
 
     prm = np.array([[0.02, 0.0, 0.5, 0.01, 0.2]])
     obs = np.array([[[0, 0, 0, 0], [10, 3, 20, 5], [100, 0, 200, 0]]], dtype=float)
@@ -88,7 +88,7 @@ def test_the_backlog_member_follows_the_queues() -> None:
 
 
 def test_run_reach_rows_and_summary() -> None:
-    from tune_configs.adaptivity import reference_from
+    from tune_configs.studies.adaptivity import reference_from
 
     rows = run_reach(get_variants(["ues_3", "dyn_interval"]), ["queue_aware", "horizon"],
                      ReachSettings(episodes=EPISODES, tune_seed=5000, seed=20000),

@@ -210,7 +210,7 @@ def test_eval_round_trip_is_deterministic_and_writes_a_result_set(
     assert set(SUMMARY_KEYS) <= set(episodes.columns)
     assert summaries[0]["served_pct"] == pytest.approx(s["served_pct"])
     # Same checkpoint, same seeds -> the same numbers (in-process this time).
-    from tune_configs.policy import evaluate_policy, load_policy
+    from tune_configs.policies.single import evaluate_policy, load_policy
 
     policy = load_policy(trained / "checkpoint")
     rows = evaluate_policy(policy, episodes=3, seed=5)

@@ -50,8 +50,8 @@ def test_sweep_module_exposes_space_stop_metrics(name: str) -> None:
 
 
 def test_paper_grid_space_is_the_papers_grid() -> None:
-    from tune_configs import paper_grid
-    from tune_configs.sweeps import grid_size
+    from tune_configs.sweeps import paper_grid
+    from tune_configs.sweeps.common import grid_size
 
     space = paper_grid.param_space("paper")
     jobs = space["job"]["grid_search"]
@@ -69,7 +69,7 @@ def test_paper_grid_space_is_the_papers_grid() -> None:
 
 
 def test_static_grid_blocks_cover_the_grid_once() -> None:
-    from tune_configs import static_grid
+    from tune_configs.sweeps import static_grid
 
     for n_blocks in (1, 2, 4, 11, 20):
         blocks = static_grid.split_blocks(0.1, n_blocks)
@@ -80,7 +80,7 @@ def test_static_grid_blocks_cover_the_grid_once() -> None:
 
 
 def test_optuna_spaces_and_quickstart_order() -> None:
-    from tune_configs import optuna_reward, optuna_static, quickstart
+    from tune_configs.sweeps import optuna_reward, optuna_static, quickstart
 
     assert (
         optuna_reward.SEARCH_SPACE["delta"].low > 0
@@ -103,14 +103,14 @@ def test_build_tuners_without_running(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="exists already"):
             module.build_tuner(budget="small", storage=tmp_path, name=name, progress=False)
     assert ray.is_initialized() == was_running  # building started nothing
-    from tune_configs import static_grid
+    from tune_configs.sweeps import static_grid
 
     with pytest.raises(ValueError, match="nothing to resume"):
         static_grid.build_tuner(storage=tmp_path, name="never-ran", resume=True)
 
 
 def test_optuna_static_convergence_counts() -> None:
-    from tune_configs.optuna_static import convergence
+    from tune_configs.sweeps.optuna_static import convergence
 
     grid = [
         {"w_b": 0.1, "w_c": 0.1, "sync_delay": 5.0, "served_pct": 50.0, "e2e_delay": 20.0},
@@ -146,7 +146,7 @@ def test_sweep_cli_usage_errors(tmp_path: Path) -> None:
 # --- tiny runs ----------------------------------------------------------------------------------
 def test_tiny_static_sweep_writes_result_sets(ray_session: Any, tmp_path: Path) -> None:
     from analysis.resultset import read_result_set
-    from tune_configs import static_grid
+    from tune_configs.sweeps import static_grid
 
     tuner = static_grid.build_tuner(
         budget="small", storage=tmp_path, name="tiny", episodes=3, grid_step=0.5, blocks=2,
@@ -169,7 +169,7 @@ def test_tiny_static_sweep_writes_result_sets(ray_session: Any, tmp_path: Path) 
 
 def test_optuna_reward_sweep_with_intermediate_reports(ray_session: Any, tmp_path: Path) -> None:
     """Optuna's metrics arrive with a PPO trial's last report only (after training iterations)."""
-    from tune_configs import optuna_reward
+    from tune_configs.sweeps import optuna_reward
 
     tuner = optuna_reward.build_tuner(
         budget="small", storage=tmp_path, name="opt", samples=1, timesteps=800, eval_episodes=2,

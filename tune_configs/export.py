@@ -1,5 +1,5 @@
-"""Export trained policies as shipped policies (:mod:`tune_configs.shipped`: safetensors weights
-plus ``policy.json``, loadable with numpy alone).
+"""Export trained policies as shipped policies (:mod:`tune_configs.policies.shipped`: safetensors
+weights plus ``policy.json``, loadable with numpy alone).
 
 * :func:`export_checkpoint`: a checkpoint of the ``single`` controller -> a shipped directory,
   its manifest taken from the checkpoint's sidecar and the run record next to it
@@ -8,8 +8,10 @@ plus ``policy.json``, loadable with numpy alone).
   seed picked on tuning episodes (``python -m launch export --sweep EXP --out DIR``);
 * :func:`describe`: one line about a shipped policy.
 
-The format, its reader and writer and the numpy actor live in :mod:`tune_configs.shipped`
-(re-exported here). Credit-pool checkpoints are shipped by :mod:`tune_configs.pool_export`.
+The format, its reader and writer and the numpy actor live in :mod:`tune_configs.policies.shipped`
+(re-exported here). Credit-pool checkpoints (``central``, ``per-cell``) ship the same way
+(:func:`export_pool_policy`,
+:func:`ship_training`).
 
 Run ``python -m launch export results/train-a/checkpoint --out models/mine`` and then
 ``python -m launch eval models/mine``; the directory weighs about 25 kB for a [64, 64] actor.
@@ -26,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from tune_configs.shipped import (
+from tune_configs.policies.pool import CENTRAL_ACTOR
+from tune_configs.policies.shipped import (
     DESCRIPTION,
     FORMAT,
     SINGLE_ACTOR,
@@ -76,7 +79,7 @@ def export_checkpoint(
     sweep trial); ``manifest`` adds or overrides keys.
     """
     from analysis.resultset import git_commit
-    from tune_configs.policy import SIDECAR, load_policy, read_checkpoint_info
+    from tune_configs.policies.single import SIDECAR, load_policy, read_checkpoint_info
 
     ckpt = Path(checkpoint).expanduser().resolve()
     info = read_checkpoint_info(ckpt)
@@ -164,7 +167,7 @@ def ship_sweep(
     Writes ``out_root/index.json`` and returns its rows (one per setting and seed).
     """
     from analysis.resultset import RUN_FILE, SUMMARY_FILE
-    from tune_configs.policy import evaluate_policy, load_policy
+    from tune_configs.policies.single import evaluate_policy, load_policy
 
     say = log or print
     exp, out = Path(exp_dir).expanduser().resolve(), Path(out_root).expanduser().resolve()
@@ -227,3 +230,108 @@ _EVAL_KEYS = (
     "sync_delay", "sync_delay_std", "e2e_delay", "e2e_delay_std", "served_pct", "served_pct_std",
     "episode_return", "episode_return_std",
 )  # fmt: skip
+
+
+# --- the credit pool's controllers -----------------------------------------------------------
+def export_pool_policy(
+    checkpoint: str | Path, out_dir: str | Path, manifest: Mapping[str, Any] | None = None
+) -> Path:
+    """Ship a central or per-cell pool checkpoint to ``out_dir`` (see the module docstring)."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    from tune_configs.controllers.central import CENTRAL_SIDECAR
+    from tune_configs.controllers.per_cell import MODULE_DIR, POOL_SIDECAR
+
+    ckpt = Path(checkpoint).expanduser().resolve()
+    if (ckpt / CENTRAL_SIDECAR).is_file():
+        info = json.loads((ckpt / CENTRAL_SIDECAR).read_text())
+        modules = {"default_policy": CENTRAL_ACTOR}
+        controller, policies = "central", "central"
+        shape = [int(info["n_cells"]), 3]
+    elif (ckpt / POOL_SIDECAR).is_file():
+        info = json.loads((ckpt / POOL_SIDECAR).read_text())
+        modules = {m: m for m in info["modules"]}
+        controller, policies = "per-cell", str(info.get("policies", "shared"))
+        shape = [3]
+    else:
+        raise ValueError(f"{ckpt}: neither {CENTRAL_SIDECAR} nor {POOL_SIDECAR} found")
+    actors = {
+        name: actor_of_rl_module(RLModule.from_checkpoint(str(ckpt / MODULE_DIR / mid)))
+        for mid, name in modules.items()
+    }
+    env_config = dict(info["env_config"])
+    normalize = bool(info.get("normalize_actions", True))
+    action = {
+        "normalize": normalize,
+        "mode": env_config.get("action_mode", "direct"),
+        "shape": shape,
+        **({"low": [0.0, 0.0, -1.0], "high": [1.0, 1.0, 1.0]} if normalize else {}),
+    }
+    body = {
+        "source_checkpoint": str(ckpt),
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **dict(manifest or {}),
+    }
+    return write_shipped(
+        out_dir, actors, controller=controller, env_config=env_config, action=action,
+        manifest=body, extra={"n_cells": info.get("n_cells"), "policies": policies},
+    )  # fmt: skip
+
+
+MANIFEST_KEYS = ("command", "git_commit", "created", "seed", "hparams", "resources")
+
+
+def manifest_of_training(train_dir: str | Path) -> dict[str, Any]:
+    """The manifest of a ``launch train`` run: command, git commit, seed, env steps, wall time."""
+    d = Path(train_dir).expanduser().resolve()
+    try:
+        run = json.loads((d / "train.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{d / 'train.json'}: unreadable ({exc})") from None
+    final = run.get("final_metrics") or {}
+    out = {k: run.get(k) for k in MANIFEST_KEYS}
+    out.update(
+        env_steps=int(final.get("timesteps", 0)),
+        timesteps_budget=run.get("timesteps"),
+        train_wall_s=run.get("elapsed_s"),
+        status=run.get("status"),
+    )
+    return out
+
+
+def ship_training(
+    train_dir: str | Path,
+    out_dir: str | Path,
+    extra: Mapping[str, Any] | None = None,
+    checkpoint: str | Path | None = None,
+) -> Path:
+    """Ship ``TRAIN_DIR/checkpoint`` (or ``checkpoint`` of that run, e.g. an intermediate one)
+    with the training run's manifest plus ``extra`` (e.g. how the policy was selected)."""
+    manifest = manifest_of_training(train_dir)
+    ckpt = Path(checkpoint) if checkpoint is not None else Path(train_dir) / "checkpoint"
+    manifest.update(_progress_at(Path(train_dir), ckpt))
+    manifest.update(dict(extra or {}))
+    return export_pool_policy(ckpt, out_dir, manifest)
+
+
+def _progress_at(train_dir: Path, checkpoint: Path) -> dict[str, Any]:
+    """Env steps and training time of an intermediate ``checkpoint_NNNNN`` (from progress.csv)."""
+    import csv
+
+    name = checkpoint.name
+    if not name.startswith("checkpoint_") or not name[len("checkpoint_") :].isdigit():
+        return {}
+    it = int(name[len("checkpoint_") :])
+    try:
+        with (train_dir / "progress.csv").open() as fh:
+            rows = [r for r in csv.DictReader(fh) if int(float(r["training_iteration"])) == it]
+    except (OSError, KeyError, ValueError):
+        return {}
+    if not rows:
+        return {}
+    return {
+        "env_steps": int(float(rows[0]["timesteps"])),
+        "train_wall_s": round(float(rows[0]["time_total_s"]), 1),
+        "training_iteration": it,
+        "note": "an intermediate checkpoint of the run: env steps and time up to it",
+    }

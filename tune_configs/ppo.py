@@ -6,8 +6,8 @@
 * resources (:class:`Resources`): by default sampling happens in the algorithm's own process
   (``num_env_runners=0``) over 32 vectorised envs and the learner is local, so one trial needs
   exactly one CPU and a 2-core machine runs two trials side by side. Measured on 2 quiet cores
-  (``tune_configs.bench``): 0 runners x 32 envs trains about 3,200 env steps/s, more than 1 remote
-  runner x 32 envs (2,400) or 0 x 8 (2,100); vectorising is what pays. On a cluster raise
+  (``tune_configs.ops.bench``): 0 runners x 32 envs trains about 3,200 env steps/s, more than 1
+  remote runner x 32 envs (2,400) or 0 x 8 (2,100); vectorising is what pays. On a cluster raise
   ``num_env_runners`` (each remote runner takes ``num_cpus_per_env_runner``);
 * hyper-parameters (:data:`DEFAULT_HPARAMS`, overridable key by key, e.g. from a Tune space);
 * the :class:`tune_configs.callbacks.MetaLoreMetrics` callback.

@@ -29,7 +29,7 @@ every trial of every sweep:
 :func:`trainable` wraps :func:`run_trial` with per-trial resources (one CPU, plus one per remote
 env runner of a PPO trial); :func:`trial_dirname` gives short directory names such as
 ``ppo_d0.9_p0_s0_1a2b3_00004`` or ``pool_team_s0_1a2b3_00001``. Fault drills can hold a trial at
-fixed points through :func:`tune_configs.barrier.reach` (a no-op unless a drill asks for it).
+fixed points through :func:`tune_configs.ops.barrier.reach` (a no-op unless a drill asks for it).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def run_trial(config: dict[str, Any]) -> None:
     if cfg["kind"] != "ppo":  # PPO trials reach "start" themselves, after restoring a checkpoint
         from ray import tune
 
-        from tune_configs import barrier
+        from tune_configs.ops import barrier
 
         barrier.reach("start", tune.get_context().get_trial_name())
     {"ppo": _ppo_trial, "static": _static_trial, "split": _split_trial,
@@ -177,7 +177,7 @@ def trial_output_dir() -> Path:
     """Where a trial writes its own files: the trial directory in the storage (if local)."""
     from ray import tune
 
-    from tune_configs.ray_internals import trial_storage_dir
+    from tune_configs.ops.ray_internals import trial_storage_dir
 
     # Remote storage: Tune syncs the trial's local directory.
     path = trial_storage_dir() or Path(tune.get_context().get_trial_dir())
@@ -231,8 +231,8 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from tune_configs import barrier
     from tune_configs.controllers import evaluate_checkpoint, get_controller, save_checkpoint
+    from tune_configs.ops import barrier
     from tune_configs.ppo import Resources
     from tune_configs.training import TIMESTEPS, fit_batch_to_budget, train
 
@@ -399,8 +399,8 @@ def _pool_rules_trial(cfg: dict[str, Any]) -> None:
         evaluate_controller,
         rule_baselines,
     )
-    from envs.multiagent import MultiCellPoolEnv
-    from tune_configs.pool import pool_env_kwargs
+    from envs.pool.multiagent import MultiCellPoolEnv
+    from tune_configs.controllers.per_cell import pool_env_kwargs
 
     env_config = pool_env_kwargs(env_config_of(cfg))
     ps = MultiCellPoolEnv(**env_config).ps

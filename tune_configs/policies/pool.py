@@ -1,0 +1,181 @@
+"""Replaying a trained pool policy as a controller of the pool simulator (numpy only).
+
+A learned pool policy acts through the same :class:`envs.pool.control.PoolControl` as in training
+(its observation kind, action map and options, minus the training-only randomisation of
+:func:`eval_control_options`); its networks are plain ``obs -> mean action`` callables: the numpy
+actors of a shipped policy (:mod:`tune_configs.policies.shipped`) or an RLModule's deterministic
+output
+(:func:`rlmodule_forward`, torch imported only then). Nothing here imports Ray, so a shipped pool
+policy (``models/pool/<scenario>``) loads and runs with numpy alone.
+
+* :class:`CentralPolicyController`: one network for every cell (controller ``central``);
+* :class:`PoolPolicyController`: one network per module, ``shared`` by all cells or ``cell_<i>``
+  (controller ``per-cell``).
+
+Both satisfy :class:`envs.core.pool.rules.Controller` (``reset``, ``act``, ``label``) and carry
+``info`` (env config, manifest, ...) and ``checkpoint`` (where they came from).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from envs.core.pool.sim import PoolSimulator
+from envs.pool.control import CONTROL_FIELDS, ControlOptions, PoolControl
+from envs.pool.obs import REWARD_FULFILLED, REWARD_METALORE
+from tune_configs.policies.shipped import load_shipped
+
+SHARED_MODULE = "shared"
+POOL_CONTROLLERS = ("central", "per-cell")
+CENTRAL_ACTOR = "central"
+
+
+def eval_control_options(env_config: Mapping[str, Any]) -> ControlOptions:
+    """The control options of a trained policy, without the training-only randomisation."""
+    values = {k: v for k, v in env_config.items() if k in CONTROL_FIELDS}
+    values.update(endowment_range=(), permute_cells=False, shaping=0.0)
+    return ControlOptions.from_values(values)
+
+
+class CentralPolicyController:
+    """A trained central policy as an :class:`envs.core.pool.rules.Controller`.
+
+    ``forward(obs (1, D)) -> mean action (1, A)`` is the policy network's deterministic output
+    (an RLModule's, or the numpy forward pass of an exported policy); observations and actions
+    go through the same :class:`envs.pool.control.PoolControl` as in training.
+    """
+
+    def __init__(self, source: Path, forward: Any, info: dict[str, Any]) -> None:
+        self.checkpoint = source
+        self.forward = forward
+        self.info = info
+        self.env_config = dict(info.get("env_config", {}))
+        self.options = eval_control_options(self.env_config)
+        self.reward_code = (
+            REWARD_FULFILLED if self.env_config.get("reward") == "fulfilled" else REWARD_METALORE
+        )
+        self.normalize = bool(info.get("normalize_actions", False))
+        self.label = "ppo(central)"
+        self._control: PoolControl | None = None
+
+    def reset(self, ps: PoolSimulator) -> None:
+        n = int(self.info.get("n_cells", ps.n_cells))
+        if n != ps.n_cells:
+            raise ValueError(
+                f"policy {self.checkpoint} controls {n} cells; the scenario has {ps.n_cells}"
+            )
+        if self._control is None or self._control.ps is not ps:
+            self._control = PoolControl(ps, self.options, self.reward_code, per_cell=False)
+        self._control.reset(int(ps.seed or 0))
+
+    def act(self, ps: PoolSimulator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        control = self._control
+        assert control is not None and control.ps is ps, "call reset() first"
+        obs = control.observe().reshape(1, -1)
+        raw = np.asarray(self.forward(obs), dtype=np.float64).reshape(ps.n_cells, 3)
+        if self.normalize:  # RLlib's normalize_actions: [-1, 1] -> the action box
+            low = np.array([0.0, 0.0, -1.0])
+            high = np.ones(3)
+            raw = np.clip(low + (raw + 1.0) * 0.5 * (high - low), low, high)
+        return control.act(raw)
+
+
+def rlmodule_forward(module: Any) -> Any:
+    """``obs -> deterministic action`` of a torch RLModule."""
+
+    def forward(obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        import torch
+
+        with torch.no_grad():
+            batch = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+            fwd = module.forward_inference({"obs": batch})
+            dist_cls = module.get_inference_action_dist_cls()
+            dist = dist_cls.from_logits(fwd["action_dist_inputs"]).to_deterministic()
+            out: NDArray[np.float64] = dist.sample().cpu().numpy().astype(np.float64)
+        return out
+
+    return forward
+
+
+class PoolPolicyController:
+    """A trained per-cell pool policy as an :class:`envs.core.pool.rules.Controller`.
+
+    ``modules`` maps module ids (``shared`` or ``cell_i``) to forward functions ``obs (B, F) ->
+    mean action (B, 3)`` (an RLModule's deterministic output, or the numpy actor of an exported
+    policy, :mod:`tune_configs.export`). Observations and actions go through the same
+    :class:`envs.pool.control.PoolControl` as in training; the mean of the action distribution is
+    unsquashed from [-1, 1] to the action box (RLlib's ``normalize_actions``) unless the policy
+    outputs residual corrections.
+    """
+
+    def __init__(self, checkpoint: Path, modules: dict[str, Any], info: dict[str, Any]) -> None:
+        self.checkpoint = checkpoint
+        self.modules = modules
+        self.info = info
+        self.policies = str(info.get("policies", "shared"))
+        self.env_config = dict(info.get("env_config", {}))
+        self.obs_mode = str(self.env_config.get("obs_mode", "raw"))
+        self.obs_scale = float(self.env_config.get("obs_scale", 100.0))
+        self.options = eval_control_options(self.env_config)
+        self.reward_code = (
+            REWARD_FULFILLED if self.env_config.get("reward") == "fulfilled" else REWARD_METALORE
+        )
+        bounded = self.options.action_map().bounded
+        self.normalize = bool(info.get("normalize_actions", True)) and bounded
+        self.label = f"ppo({self.policies})"
+        self._control: PoolControl | None = None
+
+    def reset(self, ps: PoolSimulator) -> None:
+        if self.policies == "separate" and ps.n_cells != len(self.modules):
+            raise ValueError(
+                f"policy {self.checkpoint} has one module per cell for {len(self.modules)} cells; "
+                f"the scenario has {ps.n_cells}"
+            )
+        if self._control is None or self._control.ps is not ps:
+            self._control = PoolControl(
+                ps, self.options, self.reward_code, per_cell=True, obs_mode=self.obs_mode,
+                obs_scale=self.obs_scale,
+            )  # fmt: skip
+        self._control.reset(int(ps.seed or 0))
+
+    def act(self, ps: PoolSimulator) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        control = self._control
+        assert control is not None and control.ps is ps, "call reset() first"
+        return control.act(self.actions(control.observe()))
+
+    def actions(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        """Raw actions ``(C, 3)`` for agent observations ``(C, F)`` (row i = cell i)."""
+        out = np.empty((obs.shape[0], 3))
+        groups: list[tuple[Any, list[int]]]
+        if self.policies == "shared":
+            groups = [(self.modules[SHARED_MODULE], list(range(obs.shape[0])))]
+        else:
+            groups = [(self.modules[f"cell_{i}"], [i]) for i in range(obs.shape[0])]
+        for forward, rows in groups:
+            out[rows] = np.asarray(forward(np.asarray(obs[rows], dtype=np.float32)), np.float64)
+        if self.normalize:
+            low = np.array([0.0, 0.0, -1.0])
+            high = np.array([1.0, 1.0, 1.0])
+            out = low + (out + 1.0) * 0.5 * (high - low)
+            out = np.clip(out, low, high)
+        return out
+
+
+def load_exported_controller(directory: str | Path) -> Any:
+    """A shipped pool policy as a controller (central or per-cell), numpy only."""
+    policy = load_shipped(directory)
+    desc = policy.description
+    if policy.controller not in POOL_CONTROLLERS:
+        raise ValueError(f"{directory} holds a {policy.controller} policy, not a pool policy")
+    info = {
+        **{k: v for k, v in desc.items() if k != "actors"},
+        "normalize_actions": bool(desc.get("action", {}).get("normalize", False)),
+    }
+    if policy.controller == "central":
+        return CentralPolicyController(policy.path, policy.actors[CENTRAL_ACTOR], info)
+    return PoolPolicyController(policy.path, dict(policy.actors), info)

@@ -1,0 +1,315 @@
+"""Shipped policies: a trained actor network as safetensors weights plus a JSON description.
+
+A shipped policy is a directory with two files and nothing else:
+
+* ``policy.safetensors``: the actor networks' weights (float32), tensors named
+  ``<actor>/layer<i>.weight`` and ``<actor>/layer<i>.bias``; safetensors is a plain header plus raw
+  bytes, so loading runs no code (no pickle);
+* ``policy.json``: :data:`FORMAT` and its version, the architecture of every actor (layers in
+  order, sizes, activation after each), how to turn network outputs into actions (the action
+  distribution, its deterministic output and the action normalisation), the observation transform
+  (the env config, ``obs_mode`` included, and its resolved parameters), the controller
+  (``single`` or ``per-cell``) and a manifest: training command, seed, env steps, training wall
+  time, git commit, the checkpoint it came from, export time.
+
+:func:`load_shipped` reads it with numpy only (no Ray, no torch, no pickle) into a
+:class:`ShippedPolicy`; :meth:`MLPActor.__call__` is the forward pass and
+:meth:`ShippedPolicy.actions` the deterministic action in env units. The single-cell controller's
+checkpoint evaluation (:mod:`tune_configs.policies.single`) runs the same numpy actor, so a shipped
+directory evaluates to exactly the numbers of its checkpoint. Exporting checkpoints (and whole
+sweeps) is :mod:`tune_configs.export`.
+
+API (also for other controllers; a credit-pool per-cell controller would ship one actor per module
+id, ``shared`` or ``cell_<i>``, each applied to its cells' observation rows)::
+
+    from tune_configs.policies.shipped import actor_of_rl_module, write_shipped, load_shipped
+    actors = {"shared": actor_of_rl_module(rl_module)}   # any RLlib default PPO torch module
+    write_shipped(out_dir, actors, controller="per-cell", env_config=cfg,
+                  action={"normalize": True, "low": [0, 0, -1], "high": [1, 1, 1]},
+                  manifest={...}, extra={"policies": "shared"})
+    pol = load_shipped(out_dir)
+    mean = pol.actors["shared"](obs)     # (B, F) float32 -> (B, A) mean in network units
+    act = pol.actions(obs, "shared")     # unsquashed and clipped to the action box
+
+:func:`actor_of_rl_module` takes the actor path of RLlib's default PPO torch module (the actor
+encoder's MLP, then the ``pi`` head) as an :class:`MLPActor`; ``ValueError`` for an architecture
+it does not know (a layer type other than Linear and the supported activations).
+:func:`is_shipped` / :func:`shipped_controller` recognise a shipped directory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FORMAT = "metalore-policy"
+VERSION = 1
+WEIGHTS = "policy.safetensors"
+DESCRIPTION = "policy.json"
+SINGLE_ACTOR = "default_policy"  # the actor name of a single-cell policy
+
+_ACTIVATIONS: dict[str, Callable[[NDArray[np.float32]], NDArray[np.float32]]] = {
+    "linear": lambda x: x,
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, np.float32(0.0)),
+    "sigmoid": lambda x: (np.float32(1.0) / (np.float32(1.0) + np.exp(-x))).astype(np.float32),
+    "silu": lambda x: (x / (np.float32(1.0) + np.exp(-x))).astype(np.float32),
+    "elu": lambda x: np.where(x > 0, x, np.expm1(x)).astype(np.float32),
+}
+_TORCH_ACTIVATIONS = {"Tanh": "tanh", "ReLU": "relu", "Sigmoid": "sigmoid", "SiLU": "silu",
+                      "ELU": "elu", "Identity": "linear"}  # fmt: skip
+
+
+class ShippedPolicyError(ValueError):
+    """A shipped policy directory that is missing, incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Dense:
+    """One fully connected layer ``y = act(x W^T + b)``, weights float32 ``(out, in)``."""
+
+    weight: NDArray[np.float32]
+    bias: NDArray[np.float32]
+    activation: str = "linear"
+
+    def __post_init__(self) -> None:
+        if self.activation not in _ACTIVATIONS:
+            raise ValueError(f"activation {self.activation!r} not in {sorted(_ACTIVATIONS)}")
+        if self.weight.ndim != 2 or self.bias.shape != (self.weight.shape[0],):
+            raise ValueError(f"layer shapes {self.weight.shape} / {self.bias.shape} do not match")
+
+
+@dataclass(frozen=True)
+class MLPActor:
+    """An actor MLP; ``distribution`` says how its outputs parameterise the action distribution:
+    ``diag_gaussian`` (mean then log std, the deterministic action is the mean) or
+    ``diag_gaussian_mean`` (the outputs are the mean, the log std being free parameters)."""
+
+    layers: tuple[Dense, ...]
+    action_dim: int
+    distribution: str = "diag_gaussian"
+
+    def __post_init__(self) -> None:
+        if not self.layers:
+            raise ValueError("an actor needs at least one layer")
+        for a, b in zip(self.layers, self.layers[1:], strict=False):
+            if a.weight.shape[0] != b.weight.shape[1]:
+                raise ValueError("consecutive layer sizes do not match")
+        want = {"diag_gaussian": 2 * self.action_dim, "diag_gaussian_mean": self.action_dim}
+        if self.distribution not in want:
+            raise ValueError(f"distribution {self.distribution!r} not in {sorted(want)}")
+        if self.out_features != want[self.distribution]:
+            raise ValueError(
+                f"{self.distribution} with {self.action_dim} actions needs "
+                f"{want[self.distribution]} outputs, the network has {self.out_features}"
+            )
+
+    @property
+    def in_features(self) -> int:
+        return int(self.layers[0].weight.shape[1])
+
+    @property
+    def out_features(self) -> int:
+        return int(self.layers[-1].weight.shape[0])
+
+    def __call__(self, obs: NDArray[Any]) -> NDArray[np.float32]:
+        """Deterministic network output (the mean) ``(B, action_dim)`` for ``obs`` ``(B, ...)``."""
+        x = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"observation has {x.shape[1]} features, the actor {self.in_features}")
+        for layer in self.layers:
+            x = _ACTIVATIONS[layer.activation](x @ layer.weight.T + layer.bias)
+        return x[:, : self.action_dim]
+
+    def spec(self) -> dict[str, Any]:
+        """JSON description (no weights)."""
+        return {
+            "in_features": self.in_features,
+            "action_dim": self.action_dim,
+            "distribution": self.distribution,
+            "deterministic": "mean",
+            "layers": [
+                {"in": int(w.shape[1]), "out": int(w.shape[0]), "activation": lyr.activation}
+                for lyr in self.layers
+                for w in (lyr.weight,)
+            ],
+        }
+
+
+# --- from an RLlib module -------------------------------------------------------------------
+def _dense_layers(sequential: Any) -> list[Dense]:
+    layers: list[Dense] = []
+    for child in sequential.children():
+        kind = type(child).__name__
+        if kind == "Linear":
+            w = child.weight.detach().cpu().numpy().astype(np.float32)
+            b = (
+                child.bias.detach().cpu().numpy().astype(np.float32)
+                if child.bias is not None
+                else np.zeros(w.shape[0], np.float32)
+            )
+            layers.append(Dense(w, b))
+        elif kind in _TORCH_ACTIVATIONS and layers and layers[-1].activation == "linear":
+            last = layers.pop()
+            layers.append(Dense(last.weight, last.bias, _TORCH_ACTIVATIONS[kind]))
+        else:
+            raise ValueError(f"cannot export a {kind} layer (only Linear and activations)")
+    return layers
+
+
+def actor_of_rl_module(module: Any) -> MLPActor:
+    """The actor of an RLlib default PPO torch RLModule (actor encoder MLP + ``pi`` head)."""
+    encoder = getattr(module, "encoder", None)
+    enc = getattr(encoder, "actor_encoder", None) or getattr(encoder, "encoder", None)
+    pi = getattr(module, "pi", None)
+    try:
+        layers = _dense_layers(enc.net.mlp) + _dense_layers(pi.net.mlp)  # type: ignore[union-attr]
+    except AttributeError as exc:
+        raise ValueError(f"not a default PPO MLP module ({type(module).__name__})") from exc
+    space = module.action_space
+    action_dim = int(np.prod(space.shape))
+    free_std = bool((getattr(module, "model_config", None) or {}).get("free_log_std", False))
+    dist = "diag_gaussian_mean" if free_std else "diag_gaussian"
+    return MLPActor(tuple(layers), action_dim, dist)
+
+
+# --- writing and reading ----------------------------------------------------------------------
+def write_shipped(
+    out_dir: str | Path,
+    actors: Mapping[str, MLPActor],
+    *,
+    controller: str,
+    env_config: Mapping[str, Any],
+    action: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``policy.safetensors`` + ``policy.json`` into ``out_dir`` (created); returns it.
+
+    ``action``: ``normalize`` (RLlib's ``normalize_actions``: the mean lives in [-1, 1] and is
+    mapped linearly to ``[low, high]``), ``low``, ``high``, ``shape`` (per agent); the action is
+    then clipped to the box. ``extra`` adds controller-specific keys (e.g. ``params``,
+    ``policies``).
+    """
+    from safetensors.numpy import save_file
+
+    if not actors:
+        raise ValueError("no actors to ship")
+    out = Path(out_dir).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, NDArray[np.float32]] = {}
+    for name, actor in actors.items():
+        if "/" in name:
+            raise ValueError(f"actor name {name!r} must not contain '/'")
+        for i, layer in enumerate(actor.layers):
+            tensors[f"{name}/layer{i}.weight"] = np.ascontiguousarray(layer.weight, np.float32)
+            tensors[f"{name}/layer{i}.bias"] = np.ascontiguousarray(layer.bias, np.float32)
+    save_file(tensors, str(out / WEIGHTS), metadata={"format": FORMAT, "version": str(VERSION)})
+    body = {
+        "format": FORMAT,
+        "version": VERSION,
+        "controller": controller,
+        "actors": {name: actor.spec() for name, actor in actors.items()},
+        "action": dict(action),
+        "env_config": dict(env_config),
+        **dict(extra or {}),
+        "manifest": dict(manifest),
+    }
+    (out / DESCRIPTION).write_text(json.dumps(body, indent=2, default=str) + "\n")
+    return out
+
+
+def is_shipped(path: str | Path) -> bool:
+    """True if ``path`` is a shipped policy directory (has :data:`DESCRIPTION`)."""
+    return (Path(path).expanduser() / DESCRIPTION).is_file()
+
+
+def shipped_controller(path: str | Path) -> str | None:
+    """The controller name of a shipped policy directory (None if it is not one)."""
+    if not is_shipped(path):
+        return None
+    try:
+        desc = json.loads((Path(path).expanduser() / DESCRIPTION).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ShippedPolicyError(f"{path}: unreadable {DESCRIPTION} ({exc})") from exc
+    return str(desc.get("controller", "single")) if isinstance(desc, dict) else None
+
+
+@dataclass
+class ShippedPolicy:
+    """A loaded shipped policy: its description and numpy actors."""
+
+    path: Path
+    description: dict[str, Any]
+    actors: dict[str, MLPActor] = field(default_factory=dict)
+
+    @property
+    def controller(self) -> str:
+        return str(self.description["controller"])
+
+    @property
+    def env_config(self) -> dict[str, Any]:
+        return dict(self.description["env_config"])
+
+    def actions(self, obs: NDArray[Any], actor: str = SINGLE_ACTOR) -> NDArray[np.float64]:
+        """Deterministic actions in env units for ``obs`` ``(B, ...)`` (shape ``(B, *shape)``)."""
+        return to_env_actions(self.actors[actor](obs), self.description["action"])
+
+
+def to_env_actions(mean: NDArray[Any], action: Mapping[str, Any]) -> NDArray[np.float64]:
+    """Network means -> env actions: unsquash from [-1, 1] if normalised, clip to the box."""
+    a = np.asarray(mean, dtype=np.float64)
+    low = np.asarray(action.get("low", 0.0), dtype=np.float64).reshape(-1)
+    high = np.asarray(action.get("high", 1.0), dtype=np.float64).reshape(-1)
+    flat = a.reshape(len(a), -1)
+    if low.size not in (1, flat.shape[1]):  # per-entry bounds of one row of a (n, k) action
+        low = np.resize(low, flat.shape[1])
+        high = np.resize(high, flat.shape[1])
+    if action.get("normalize", True):
+        flat = low + (flat + 1.0) * 0.5 * (high - low)
+    flat = np.clip(flat, low, high)
+    shape = tuple(action.get("shape") or a.shape[1:])
+    return flat.reshape(len(a), *shape)
+
+
+def load_shipped(path: str | Path) -> ShippedPolicy:
+    """Read a shipped policy with numpy only (``ShippedPolicyError`` if broken)."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    d = Path(path).expanduser().resolve()
+    if not (d / DESCRIPTION).is_file() or not (d / WEIGHTS).is_file():
+        raise ShippedPolicyError(f"{d} is not a shipped policy: {DESCRIPTION} or {WEIGHTS} missing")
+    try:
+        desc = json.loads((d / DESCRIPTION).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ShippedPolicyError(f"{d / DESCRIPTION}: unreadable ({exc})") from exc
+    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
+        raise ShippedPolicyError(f"{d / DESCRIPTION}: not a {FORMAT} description")
+    if int(desc.get("version", 0)) > VERSION:
+        raise ShippedPolicyError(f"{d}: format version {desc['version']} is newer than {VERSION}")
+    try:
+        tensors = load_file(str(d / WEIGHTS))
+    except (OSError, SafetensorError) as exc:
+        raise ShippedPolicyError(f"{d / WEIGHTS}: unreadable ({exc})") from exc
+    actors: dict[str, MLPActor] = {}
+    try:
+        for name, spec in desc["actors"].items():
+            layers = tuple(
+                Dense(
+                    tensors[f"{name}/layer{i}.weight"].astype(np.float32),
+                    tensors[f"{name}/layer{i}.bias"].astype(np.float32),
+                    str(lyr["activation"]),
+                )
+                for i, lyr in enumerate(spec["layers"])
+            )
+            actors[name] = MLPActor(layers, int(spec["action_dim"]), str(spec["distribution"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ShippedPolicyError(f"{d}: weights do not match the description ({exc})") from exc
+    return ShippedPolicy(d, desc, actors)

@@ -1,0 +1,285 @@
+"""A trained PPO policy outside RLlib: load a checkpoint or a shipped policy, act, evaluate.
+
+No Ray cluster is started. A checkpoint's RLModule is restored with ``RLModule.from_checkpoint``
+from ``<checkpoint>/learner_group/learner/rl_module/default_policy``; the env config it was
+trained on comes from the sidecar file :data:`SIDECAR` that :func:`write_sidecar` puts next to
+every checkpoint this project saves (older or foreign checkpoints fall back to the algorithm
+config pickled in the checkpoint). A shipped policy directory (:mod:`tune_configs.policies.shipped`:
+``policy.safetensors`` + ``policy.json``) loads without torch, Ray or pickle.
+
+Acting: the actor network (encoder MLP and ``pi`` head) is taken out of the RLModule and run in
+numpy (:class:`tune_configs.policies.shipped.MLPActor`), for checkpoints and shipped policies
+alike, so
+both evaluate to exactly the same numbers (a module of another architecture falls back to
+torch). Observations are transformed by the env itself (``obs_mode``, ``obs_uplink``), so no
+connector state is needed; actions are the mean of the action distribution, unsquashed from
+[-1, 1] to the action box (RLlib's ``normalize_actions``: [0, 1], or [-1, 1] for the residual
+corrections of ``action_mode="residual"``, which the env applies to its rule) and clipped.
+
+Example::
+
+    from tune_configs.policies.single import load_policy, evaluate_policy
+    pol = load_policy("results/train/checkpoint")        # or a shipped dir, models/paper/...
+    rows = evaluate_policy(pol, episodes=100, seed=0)   # one dict per episode
+
+Evaluation steps all episodes in lockstep in the native vector env
+(:class:`envs.vector.MetaLoreVectorEnv`, episode seeds seed..seed+episodes-1, the same episodes
+as the single env and the static baselines) and batches the forward pass over them: 100
+episodes take well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from envs.core.metrics import SUMMARY_KEYS
+from envs.core.params import EnvParams
+from envs.metalore_env import action_space
+from tune_configs.env import params_from_env_config, split_env_config, vector_env
+from tune_configs.policies.shipped import (
+    SINGLE_ACTOR,
+    MLPActor,
+    ShippedPolicyError,
+    actor_of_rl_module,
+    is_shipped,
+    load_shipped,
+    to_env_actions,
+)
+
+SIDECAR = "metalore_policy.json"
+# env options a policy's network is tied to: evaluation cannot change them
+_FIXED_KEYS = (
+    "obs_mode", "obs_uplink", "obs_age", "action_mode", "residual_scale", "residual_rule",
+)  # fmt: skip
+MODULE_SUBDIR = Path("learner_group", "learner", "rl_module", "default_policy")
+POLICY_KIND = "ppo"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint path that is missing, incomplete or unreadable (a usage error for the CLI)."""
+
+
+def write_sidecar(checkpoint_dir: str | Path, env_config: Mapping[str, Any], **extra: Any) -> Path:
+    """Write :data:`SIDECAR` (env config, resolved params, extras) into a checkpoint directory."""
+    path = Path(checkpoint_dir) / SIDECAR
+    params = params_from_env_config(env_config)
+    body = {
+        "env_config": dict(env_config),
+        "params": params.to_dict(),
+        "normalize_actions": True,
+        **extra,
+    }
+    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
+    return path
+
+
+def _algorithm_config_from_pickle(ckpt: Path) -> dict[str, Any]:
+    try:
+        with (ckpt / "class_and_ctor_args.pkl").open("rb") as fh:
+            state = pickle.load(fh)
+        config = state["ctor_args_and_kwargs"][0][0]
+        return {
+            "env_config": dict(config["env_config"]),
+            "normalize_actions": bool(config.get("normalize_actions", True)),
+        }
+    except Exception as exc:  # any unpickling problem means "not a usable checkpoint"
+        raise CheckpointError(
+            f"{ckpt}: cannot read the algorithm config ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def read_checkpoint_info(checkpoint: str | Path) -> dict[str, Any]:
+    """The sidecar of a checkpoint (env_config, params, normalize_actions, ...)."""
+    ckpt = Path(checkpoint).expanduser().resolve()
+    if not ckpt.exists():
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r} does not exist")
+    if not ckpt.is_dir():
+        raise CheckpointError(f"checkpoint {str(checkpoint)!r} is not a directory")
+    if not (ckpt / MODULE_SUBDIR).is_dir():
+        raise CheckpointError(
+            f"{ckpt} is not an RLlib PPO checkpoint: {MODULE_SUBDIR} is missing "
+            "(pass the directory written by `launch train`, e.g. OUT/checkpoint)"
+        )
+    sidecar = ckpt / SIDECAR
+    if sidecar.is_file():
+        try:
+            info: dict[str, Any] = json.loads(sidecar.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{sidecar}: unreadable ({exc})") from exc
+        if not isinstance(info, dict) or "env_config" not in info:
+            raise CheckpointError(f"{sidecar}: no env_config")
+        return info
+    return _algorithm_config_from_pickle(ckpt)
+
+
+@dataclass
+class TrainedPolicy:
+    """A restored policy plus what is needed to act in the env it was trained on."""
+
+    checkpoint: Path
+    module: Any  # ray.rllib.core.rl_module.RLModule (torch), None for a shipped policy
+    env_config: dict[str, Any]
+    params: EnvParams
+    normalize_actions: bool = True
+    actor: MLPActor | None = None  # the numpy actor (None: act through the torch module)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        return tuple(action_space(self.params).shape)
+
+    @property
+    def action_low(self) -> float:
+        """Lower bound of the env's action box: 0 (shares), -1 (residual corrections)."""
+        return float(action_space(self.params).low.flat[0])
+
+    @property
+    def preset(self) -> str:
+        return split_env_config(self.env_config)[0]
+
+    @property
+    def label(self) -> str:
+        r = self.params.reward
+        return f"ppo(delta={r.delta:g},penalty={r.penalty:g})"
+
+    def act(self, obs: NDArray[np.floating[Any]]) -> NDArray[np.float64]:
+        """Deterministic actions ``(N, *action_shape)`` for a batch of observations."""
+        if self.actor is not None:
+            action = {"normalize": self.normalize_actions, "low": self.action_low, "high": 1.0,
+                      "shape": list(self.action_shape)}  # fmt: skip
+            return to_env_actions(self.actor(obs), action)
+        import torch
+
+        batch = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        with torch.no_grad():
+            out = self.module.forward_inference({"obs": batch})
+            dist_cls = self.module.get_inference_action_dist_cls()
+            dist = dist_cls.from_logits(out["action_dist_inputs"]).to_deterministic()
+            actions: NDArray[np.float64] = dist.sample().cpu().numpy().astype(np.float64)
+        low = self.action_low
+        if self.normalize_actions:  # [-1, 1] -> the action box [low, 1]
+            actions = low + (actions + 1.0) * 0.5 * (1.0 - low)
+        return np.clip(actions, low, 1.0)
+
+
+def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
+    """Restore the policy of an RLlib PPO checkpoint (see :func:`read_checkpoint_info`).
+
+    ``env_overrides`` change the evaluation env (e.g. ``delta`` for the metrics bookkeeping or a
+    different scenario); the observation transform stays the training one. ``checkpoint`` may
+    also be a shipped policy directory (:func:`tune_configs.policies.shipped.is_shipped`).
+    """
+    if is_shipped(checkpoint):
+        return _load_shipped(checkpoint, env_overrides)
+    info = read_checkpoint_info(checkpoint)
+    ckpt = Path(checkpoint).expanduser().resolve()
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    # RLlib warns about its own deprecated internals while restoring: keep eval output clean.
+    loggers = [logging.getLogger(n) for n in ("ray.rllib", "ray._common.deprecation")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        module = RLModule.from_checkpoint(str(ckpt / MODULE_SUBDIR))
+    except Exception as exc:
+        raise CheckpointError(
+            f"{ckpt}: cannot restore the policy network ({type(exc).__name__}: {exc})"
+        ) from exc
+    finally:
+        for lg, lvl in zip(loggers, levels, strict=True):
+            lg.setLevel(lvl)
+    module.eval()  # type: ignore[attr-defined]  # a torch RLModule is an nn.Module
+    try:
+        actor: MLPActor | None = actor_of_rl_module(module)
+    except ValueError:  # another architecture: act through torch
+        actor = None
+    env_config = _eval_env_config(info["env_config"], env_overrides)
+    return TrainedPolicy(
+        checkpoint=ckpt,
+        module=module,
+        env_config=env_config,
+        params=params_from_env_config(env_config),
+        normalize_actions=bool(info.get("normalize_actions", True)),
+        actor=actor,
+    )
+
+
+def _eval_env_config(trained: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    if any(key in overrides for key in _FIXED_KEYS):  # what the network's inputs/outputs mean
+        before = params_from_env_config(trained)
+        after = params_from_env_config({**dict(trained), **dict(overrides)})
+        for key in _FIXED_KEYS:
+            if getattr(before, key) != getattr(after, key):
+                raise ValueError(f"{key} cannot differ from the one the policy was trained with")
+    return {**dict(trained), **dict(overrides)}
+
+
+def _load_shipped(path: str | Path, env_overrides: Mapping[str, Any]) -> TrainedPolicy:
+    try:
+        shipped = load_shipped(path)
+    except ShippedPolicyError as exc:
+        raise CheckpointError(str(exc)) from exc
+    if shipped.controller != "single" or SINGLE_ACTOR not in shipped.actors:
+        raise CheckpointError(f"{shipped.path} holds a {shipped.controller} policy, not single")
+    env_config = _eval_env_config(shipped.env_config, env_overrides)
+    return TrainedPolicy(
+        checkpoint=shipped.path,
+        module=None,
+        env_config=env_config,
+        params=params_from_env_config(env_config),
+        normalize_actions=bool(shipped.description["action"].get("normalize", True)),
+        actor=shipped.actors[SINGLE_ACTOR],
+    )
+
+
+def evaluate_policy(
+    policy: TrainedPolicy, episodes: int = 100, seed: int = 0, label: str | None = None
+) -> list[dict[str, Any]]:
+    """Deterministic evaluation: one row per episode (episodes.csv format, see analysis.resultset).
+
+    Every episode seed ``seed + i`` gives the same episode as for the static baselines, so the
+    comparison uses common random numbers.
+    """
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
+        raise ValueError(f"invalid episodes={episodes!r}: must be an integer >= 1")
+    env = vector_env(policy.env_config, episodes)  # actions in the box [0, 1]
+    obs, _ = env.reset(seed=seed)  # sub-env i: episode seed seed + i
+    finals: list[dict[str, Any] | None] = [None] * episodes
+    while any(f is None for f in finals):
+        obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        done = terminated | truncated
+        for j in np.flatnonzero(done).tolist():
+            if finals[j] is None:
+                finals[j] = info["episode_metrics"][j]
+        if done.any() and not done.all():  # sub-envs would start new episodes: not in lockstep
+            raise RuntimeError("evaluation episodes ended at different steps")
+    r = policy.params.reward
+    name = label or policy.label
+    rows = []
+    for i, metrics in enumerate(finals):
+        assert metrics is not None
+        row: dict[str, Any] = {
+            "policy": name,
+            "kind": POLICY_KIND,
+            "w_b": None,
+            "w_c": None,
+            "delta": r.delta,
+            "penalty": r.penalty,
+            "preset": policy.preset,
+            "seed": seed + i,
+        }
+        for key in SUMMARY_KEYS:
+            value = metrics.get(key)
+            row[key] = None if value is None or not math.isfinite(value) else float(value)
+        rows.append(row)
+    return rows

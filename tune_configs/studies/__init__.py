@@ -1,0 +1,8 @@
+"""Research studies built on the platform: their runners, not their conclusions.
+
+What belongs here: the adaptivity study (:mod:`.adaptivity`: policies on traffic variants against
+each variant's own static front), its reference reach (:mod:`.reach`: controllers tuned knowing
+the variant) and the paper study's documentation writer (:mod:`.paper_docs`). Conclusions and
+acceptance checks live in ``docs/studies/``; the product (glue, sweeps, policies, ops) never
+imports a study.
+"""

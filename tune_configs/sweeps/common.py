@@ -1,0 +1,247 @@
+"""What every sweep module shares: budgets, Tuner construction, resume, progress, summaries.
+
+A sweep module in ``tune_configs/`` (``paper_grid``, ``static_grid``, ``optuna_reward``,
+``optuna_static``, ``quickstart``) exposes, importable without running anything:
+
+* ``NAME`` (the CLI name), ``DESCRIPTION``, ``METRICS``/``MODES`` (what the sweep optimises or
+  reports), ``SPACE`` and ``STOP`` (the paper budget's search space and stop condition),
+* ``param_space(budget)``, ``stop(budget)``, and
+* ``SETTINGS`` (:mod:`tune_configs.sweeps.settings`): every ``--set`` key, its type and range,
+  checked by :func:`check_settings` before anything runs,
+* ``build_tuner(budget="small", storage="./results", name=None, resume=False, **options)``
+  returning a ``ray.tune.Tuner`` (Ray must be initialised first, see
+  :func:`tune_configs.ops.runtime.init_ray`), and ``report(results, exp_dir) -> dict`` (optional).
+
+:func:`make_tuner` builds or restores the Tuner with the common run config: results under
+``storage/name``, short trial directories (:func:`tune_configs.trials.trial_dirname`), a crashed
+trial retried up to :data:`tune_configs.trials.MAX_FAILURES` times from its last checkpoint,
+``verbose=0`` plus the compact :class:`tune_configs.sweeps.progress.ProgressPrinter`.
+``resume=True``
+continues an interrupted experiment without redoing finished trials (errored ones are retried).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+BUDGETS = ("small", "paper")
+DEFAULT_STORAGE = "./results"
+
+# The paper's reward settings (spec section 8): delta without penalty, then nonzero penalties.
+PAPER_DELTAS: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1)
+PAPER_PENALTIES: tuple[float, ...] = (0.0, -1.0, -5.0)
+
+# The three objectives of every search (served % up, sync delay down, E2E delay down).
+OBJECTIVES: tuple[str, ...] = ("eval/served_pct", "eval/sync_delay", "eval/e2e_delay")
+OBJECTIVE_MODES: tuple[str, ...] = ("max", "min", "min")
+
+
+def check_budget(budget: str) -> str:
+    if budget not in BUDGETS:
+        raise ValueError(f"budget must be one of {BUDGETS}, got {budget!r}")
+    return budget
+
+
+def check_settings(module: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """A sweep module's ``--set`` overrides, validated against its ``SETTINGS``."""
+    from tune_configs.sweeps.settings import check_overrides
+
+    return check_overrides(module.NAME, module.SETTINGS, overrides)
+
+
+def experiment_dir(storage: str | Path, name: str) -> Path:
+    return Path(storage).expanduser().resolve() / name
+
+
+def make_tuner(
+    *,
+    param_space: Mapping[str, Any],
+    storage: str | Path,
+    name: str,
+    resume: bool,
+    stop: Mapping[str, Any] | None = None,
+    search_alg: Any = None,
+    num_samples: int = 1,
+    max_concurrent_trials: int | None = None,
+    total_trials: int | None = None,
+    checkpoint_keep: int = 1,
+    progress: bool = True,
+    reuse_actors: bool = False,
+) -> Any:
+    """A new ``tune.Tuner`` (or the restored one when ``resume``) with the common run config."""
+    from ray import tune
+
+    from analysis.resultset import command_line
+    from tune_configs.ops.runtime import use_tune_env
+    from tune_configs.ops.sweeplock import has_content
+    from tune_configs.trials import MAX_FAILURES, trainable, trial_dirname, trial_name
+
+    use_tune_env()  # legacy output (honours verbose=0); eval/* only in a trial's last report
+    # The trials' run.json record the sweep's command line, not the worker's.
+    param_space = {**param_space, "driver_command": command_line()}
+    exp = experiment_dir(storage, name)
+    trainable_fn = trainable()
+    if resume:
+        if not tune.Tuner.can_restore(str(exp)):
+            raise ValueError(f"nothing to resume in {exp} (no Tune experiment state there)")
+        return tune.Tuner.restore(
+            str(exp), trainable_fn, resume_unfinished=True, resume_errored=True,
+            param_space=dict(param_space),
+        )  # fmt: skip
+    if has_content(exp):
+        raise ValueError(
+            f"experiment directory {exp} exists already: pass --resume to continue it or "
+            "--name for a new experiment"
+        )
+    callbacks: list[Any] = []
+    if progress:
+        from tune_configs.sweeps.progress import ProgressPrinter
+
+        callbacks.append(ProgressPrinter(total=total_trials))
+    run_config = tune.RunConfig(
+        name=name,
+        storage_path=str(exp.parent),
+        stop=dict(stop) if stop else None,
+        failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoint_keep),
+        verbose=0,
+        callbacks=callbacks,
+    )
+    tune_config = tune.TuneConfig(
+        search_alg=search_alg,
+        num_samples=num_samples,
+        max_concurrent_trials=max_concurrent_trials,
+        trial_dirname_creator=trial_dirname,
+        trial_name_creator=trial_name,
+        reuse_actors=reuse_actors,
+    )
+    return tune.Tuner(
+        trainable_fn, param_space=dict(param_space), tune_config=tune_config, run_config=run_config
+    )
+
+
+def grid_size(space: Mapping[str, Any]) -> int:
+    """Number of trials a ``grid_search`` space expands to (one sample)."""
+    n = 1
+    for value in space.values():
+        if isinstance(value, dict) and set(value) == {"grid_search"}:
+            n *= len(value["grid_search"])
+    return n
+
+
+def results_table(results: Any) -> list[dict[str, Any]]:
+    """Per trial: its config's key fields plus the final ``eval/*`` metrics (a list of dicts)."""
+    from tune_configs.trials import trial_config
+
+    rows = []
+    for res in results:
+        if res.metrics is None:
+            continue
+        try:
+            cfg = trial_config(res.config)
+        except ValueError:
+            continue
+        row: dict[str, Any] = {"trial": Path(res.path).name, "kind": cfg["kind"]}
+        for key in ("delta", "penalty", "seed", "w_b", "w_c", "timesteps"):
+            if key in cfg:
+                row[key] = cfg[key]
+        row.update({k: v for k, v in res.metrics.items() if k.startswith("eval/")})
+        if res.error is not None:
+            row["error"] = str(res.error).splitlines()[0][:200]
+        rows.append(row)
+    return rows
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], out: Any = None) -> None:
+    """A compact text table of :func:`results_table` rows that have evaluation metrics."""
+    out = out or sys.stdout
+    rows = [r for r in rows if "eval/served_pct" in r]
+    if not rows:
+        return
+    head = f"{'trial':<44} {'served %':>9} {'sync':>7} {'e2e':>7} {'w_b':>6} {'w_c':>6}"
+    print(head, file=out)
+    print("-" * len(head), file=out)
+    for r in sorted(rows, key=lambda r: str(r["trial"])):
+
+        def f(key: str, spec: str, r: Mapping[str, Any] = r) -> str:
+            v = r.get(key)
+            return "n/a" if v is None else format(v, spec)
+
+        print(
+            f"{str(r['trial'])[:44]:<44} {f('eval/served_pct', '9.2f')} "
+            f"{f('eval/sync_delay', '7.2f')} {f('eval/e2e_delay', '7.2f')} "
+            f"{f('eval/mean_w_b', '6.2f')} {f('eval/mean_w_c', '6.2f')}",
+            file=out,
+        )
+
+
+def grid_sweep(
+    sweep_name: str,
+    param_space: Callable[..., dict[str, Any]],
+    stop: Callable[..., dict[str, Any] | None],
+    *,
+    reuse_actors: bool = False,
+) -> tuple[Callable[..., int], Callable[..., Any]]:
+    """``(total_trials, build_tuner)`` of a grid sweep module from its space and stop condition.
+
+    Both take ``budget`` and the module's budget overrides (``--set``), like the module's own
+    ``param_space(budget, **overrides)`` and ``stop(budget, **overrides)``.
+    """
+
+    def total_trials(budget: str = "small", **overrides: Any) -> int:
+        """Number of trials the sweep runs for a budget."""
+        return grid_size(param_space(budget, **overrides))
+
+    def build_tuner(
+        budget: str = "small",
+        storage: str | Path = "./results",
+        name: str | None = None,
+        resume: bool = False,
+        max_concurrent_trials: int | None = None,
+        progress: bool = True,
+        **overrides: Any,
+    ) -> Any:
+        """The Tuner of this sweep (Ray must be initialised)."""
+        space = param_space(budget, **overrides)
+        return make_tuner(
+            param_space=space,
+            storage=storage,
+            name=name or f"{sweep_name}-{budget}",
+            resume=resume,
+            stop=stop(budget, **overrides),
+            max_concurrent_trials=max_concurrent_trials,
+            total_trials=grid_size(space),
+            progress=progress,
+            reuse_actors=reuse_actors,
+        )
+
+    return total_trials, build_tuner
+
+
+def optuna_samples(budgets: Mapping[str, Mapping[str, Any]], budget: str, **overrides: Any) -> int:
+    """Trials (Optuna samples) of an Optuna sweep for a budget (``--set samples=N`` wins)."""
+    return int(overrides.get("samples", budgets[check_budget(budget)]["samples"]))
+
+
+def optuna_searcher(
+    search_space: Mapping[str, Any],
+    startup: int,
+    seed: int = 0,
+    points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
+) -> Any:
+    """OptunaSearch, multi-objective over :data:`OBJECTIVES`, with a seeded TPE sampler."""
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(startup))
+    return OptunaSearch(
+        space=dict(search_space),
+        metric=list(OBJECTIVES),
+        mode=list(OBJECTIVE_MODES),
+        sampler=sampler,
+        points_to_evaluate=[dict(p) for p in points_to_evaluate] if points_to_evaluate else None,
+    )
