@@ -54,7 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="score the reward with this penalty (default: the training one)",
     )
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="evaluate on this scenario (default: the training one)")  # fmt: skip
+                   help="evaluate on exactly this scenario (default: the training scenario "
+                   "without its training-only randomisation, e.g. traffic_randomize)")  # fmt: skip
     add_set_argument(p, "override any scenario parameter (repeatable)")
     p.add_argument("--out", metavar="DIR", help="also write a result set (kind eval) to DIR")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -62,6 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def print_summary(s: dict[str, Any]) -> None:
     print(f"policy       {s['policy']}  ({s['episodes']} episodes from seed {s['seed']})")
+    if s.get("evaluated_on"):
+        print(f"scenario     {s['evaluated_on']['description']}")
     if s.get("controller") in ("per-cell", "central"):
         for key in ("fulfillment_pct", "completion_pct", "served_clients", "fairness",
                     "operational_cost", "units_borrowed"):  # fmt: skip

@@ -129,7 +129,7 @@ def describe(policy: ShippedPolicy) -> str:
     sizes = ", ".join(
         f"{n}: {'-'.join(str(lyr['out']) for lyr in s['layers'])}" for n, s in d["actors"].items()
     )
-    cfg = d.get("env_config", {})
+    cfg = policy.env_config
     reward = (
         f"delta={cfg.get('delta')}, penalty={cfg.get('penalty')}"
         if "delta" in cfg

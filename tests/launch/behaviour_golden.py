@@ -31,8 +31,11 @@ CASES: dict[str, list[str]] = {
     "eval_d0.9_p0": ["eval", "models/paper/d0.9_p0", "--episodes", "20", "--json"],
     "eval_d0.5_p0": ["eval", "models/paper/d0.5_p0", "--episodes", "20", "--json"],
     "eval_d0.9_p-5": ["eval", "models/paper/d0.9_p-5", "--episodes", "20", "--json"],
+    # The adaptive policy's training traffic, named explicitly: the paper cell (10 UE slots) with
+    # traffic_randomize; preset paper_random has 20 slots and other ranges, so it is not that.
     "eval_adaptive_training_traffic": [
-        "eval", "models/paper/adaptive", "--preset", "paper_random", "--episodes", "20", "--json",
+        "eval", "models/paper/adaptive", "--preset", "paper", "--set", "traffic_randomize=true",
+        "--episodes", "20", "--json",
     ],
     "pool_three_cell_hetero": [
         "pool-compare", "--scenario", "three_cell_hetero",

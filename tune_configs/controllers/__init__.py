@@ -193,6 +193,8 @@ def _single_rows(
     policy = load_policy(checkpoint, **overrides)
     rows = evaluate_policy(policy, episodes, seed)
     meta = {"preset": policy.preset, "env_config": policy.env_config, "params": policy.params}
+    if policy.evaluation is not None:
+        meta["evaluated_on"] = policy.evaluation.to_dict()
     return rows, meta
 
 
@@ -204,9 +206,16 @@ def _pool_rows(
     from envs.pool.env import MetaLorePoolEnv
     from envs.pool.multiagent import MultiCellPoolEnv
     from tune_configs.controllers.per_cell import pool_env_kwargs
+    from tune_configs.policies.interface import (
+        POOL_INTERFACE,
+        evaluation_env_config,
+        split_env_config,
+    )
 
     policy = load_any_pool_controller(checkpoint)
-    env_config = pool_env_kwargs({**policy.info.get("env_config", {}), **dict(overrides)})
+    interface, scenario = split_env_config(policy.info.get("env_config", {}), POOL_INTERFACE)
+    evaluation = evaluation_env_config(interface, scenario, overrides)
+    env_config = pool_env_kwargs(evaluation.env_config)
     if policy.info.get("controller") == CENTRAL:
         ps = MetaLorePoolEnv(**{k: v for k, v in env_config.items() if k != "scope"}).ps
     else:
@@ -233,6 +242,7 @@ def _pool_rows(
         "params": ps.params,
         "pool": ps.pool.params.to_dict(),
         "n_cells": ps.n_cells,
+        "evaluated_on": evaluation.to_dict(),
     }
     return rows, meta
 
@@ -275,6 +285,8 @@ def evaluate_checkpoint(
         summary["w_b"], summary["w_c"] = summary.get("mean_w_b"), summary.get("mean_w_c")
         summary = {**{k: summary.get(k) for k in CLI_KEYS}, **summary}
     summary["controller"] = controller.name
+    if "evaluated_on" in info:
+        summary["evaluated_on"] = info["evaluated_on"]
     return summary
 
 

@@ -174,6 +174,7 @@ def load_exported_controller(directory: str | Path) -> Any:
         raise ValueError(f"{directory} holds a {policy.controller} policy, not a pool policy")
     info = {
         **{k: v for k, v in desc.items() if k != "actors"},
+        "env_config": policy.env_config,
         "normalize_actions": bool(desc.get("action", {}).get("normalize", False)),
     }
     if policy.controller == "central":

@@ -7,8 +7,10 @@ A shipped policy is a directory with two files and nothing else:
   bytes, so loading runs no code (no pickle);
 * ``policy.json``: :data:`FORMAT` and its version, the architecture of every actor (layers in
   order, sizes, activation after each), how to turn network outputs into actions (the action
-  distribution, its deterministic output and the action normalisation), the observation transform
-  (the env config, ``obs_mode`` included, and its resolved parameters), the controller
+  distribution, its deterministic output and the action normalisation), the policy's
+  ``interface`` (observation transform and action mapping: ``obs_mode``, ``action_mode``, the
+  residual rule, ...), the scenario it was ``trained_on`` (provenance, with its resolved
+  parameters; version 1 files carry both in one ``env_config``), the controller
   (``single`` or ``per-cell``) and a manifest: training command, seed, env steps, training wall
   time, git commit, the checkpoint it came from, export time.
 
@@ -49,7 +51,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 FORMAT = "metalore-policy"
-VERSION = 1
+VERSION = 2  # 2: "interface" and "trained_on" instead of one "env_config" (version 1 still loads)
 WEIGHTS = "policy.safetensors"
 DESCRIPTION = "policy.json"
 SINGLE_ACTOR = "default_policy"  # the actor name of a single-cell policy
@@ -192,6 +194,10 @@ def write_shipped(
 ) -> Path:
     """Write ``policy.safetensors`` + ``policy.json`` into ``out_dir`` (created); returns it.
 
+    ``env_config`` (the training one) is stored as the policy's ``interface`` (what it needs to
+    act) and ``trained_on`` (the scenario it was trained on, provenance;
+    :mod:`tune_configs.policies.interface`).
+
     ``action``: ``normalize`` (RLlib's ``normalize_actions``: the mean lives in [-1, 1] and is
     mapped linearly to ``[low, high]``), ``low``, ``high``, ``shape`` (per agent); the action is
     then clipped to the box. ``extra`` adds controller-specific keys (e.g. ``params``,
@@ -217,12 +223,19 @@ def write_shipped(
         "controller": controller,
         "actors": {name: actor.spec() for name, actor in actors.items()},
         "action": dict(action),
-        "env_config": dict(env_config),
+        **_interface_and_scenario(controller, env_config),
         **dict(extra or {}),
         "manifest": dict(manifest),
     }
     (out / DESCRIPTION).write_text(json.dumps(body, indent=2, default=str) + "\n")
     return out
+
+
+def _interface_and_scenario(controller: str, env_config: Mapping[str, Any]) -> dict[str, Any]:
+    from tune_configs.policies.interface import interface_keys, split_env_config
+
+    interface, scenario = split_env_config(env_config, interface_keys(controller))
+    return {"interface": interface, "trained_on": scenario}
 
 
 def is_shipped(path: str | Path) -> bool:
@@ -255,7 +268,11 @@ class ShippedPolicy:
 
     @property
     def env_config(self) -> dict[str, Any]:
-        return dict(self.description["env_config"])
+        """The training env config: version 2's ``trained_on`` plus ``interface``."""
+        d = self.description
+        if "env_config" in d:  # version 1
+            return dict(d["env_config"])
+        return {**dict(d["trained_on"]), **dict(d["interface"])}
 
     def actions(self, obs: NDArray[Any], actor: str = SINGLE_ACTOR) -> NDArray[np.float64]:
         """Deterministic actions in env units for ``obs`` ``(B, ...)`` (shape ``(B, *shape)``)."""

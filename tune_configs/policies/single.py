@@ -45,7 +45,14 @@ from numpy.typing import NDArray
 from envs.core.metrics import SUMMARY_KEYS
 from envs.core.params import EnvParams
 from envs.metalore_env import action_space
-from tune_configs.env import params_from_env_config, split_env_config, vector_env
+from tune_configs import env as rllib_env
+from tune_configs.env import params_from_env_config, vector_env
+from tune_configs.policies.interface import (
+    SINGLE_INTERFACE,
+    Evaluation,
+    evaluation_env_config,
+    split_env_config,
+)
 from tune_configs.policies.shipped import (
     SINGLE_ACTOR,
     MLPActor,
@@ -57,10 +64,6 @@ from tune_configs.policies.shipped import (
 )
 
 SIDECAR = "metalore_policy.json"
-# env options a policy's network is tied to: evaluation cannot change them
-_FIXED_KEYS = (
-    "obs_mode", "obs_uplink", "obs_age", "action_mode", "residual_scale", "residual_rule",
-)  # fmt: skip
 MODULE_SUBDIR = Path("learner_group", "learner", "rl_module", "default_policy")
 POLICY_KIND = "ppo"
 
@@ -132,6 +135,7 @@ class TrainedPolicy:
     params: EnvParams
     normalize_actions: bool = True
     actor: MLPActor | None = None  # the numpy actor (None: act through the torch module)
+    evaluation: Evaluation | None = None  # how env_config was chosen from the training one
 
     @property
     def action_shape(self) -> tuple[int, ...]:
@@ -144,7 +148,7 @@ class TrainedPolicy:
 
     @property
     def preset(self) -> str:
-        return split_env_config(self.env_config)[0]
+        return rllib_env.split_env_config(self.env_config)[0]
 
     @property
     def label(self) -> str:
@@ -203,25 +207,29 @@ def load_policy(checkpoint: str | Path, **env_overrides: Any) -> TrainedPolicy:
         actor: MLPActor | None = actor_of_rl_module(module)
     except ValueError:  # another architecture: act through torch
         actor = None
-    env_config = _eval_env_config(info["env_config"], env_overrides)
+    evaluation = evaluation_of(info["env_config"], env_overrides)
     return TrainedPolicy(
         checkpoint=ckpt,
         module=module,
-        env_config=env_config,
-        params=params_from_env_config(env_config),
+        env_config=evaluation.env_config,
+        params=params_from_env_config(evaluation.env_config),
         normalize_actions=bool(info.get("normalize_actions", True)),
         actor=actor,
+        evaluation=evaluation,
     )
 
 
-def _eval_env_config(trained: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    if any(key in overrides for key in _FIXED_KEYS):  # what the network's inputs/outputs mean
+def evaluation_of(trained: Mapping[str, Any], overrides: Mapping[str, Any]) -> Evaluation:
+    """The evaluation env config of a policy trained on ``trained`` (its interface kept, see
+    :mod:`tune_configs.policies.interface`)."""
+    interface, scenario = split_env_config(trained, SINGLE_INTERFACE)
+    if any(key in overrides for key in SINGLE_INTERFACE):  # also keys left at their defaults
         before = params_from_env_config(trained)
         after = params_from_env_config({**dict(trained), **dict(overrides)})
-        for key in _FIXED_KEYS:
+        for key in SINGLE_INTERFACE:
             if getattr(before, key) != getattr(after, key):
                 raise ValueError(f"{key} cannot differ from the one the policy was trained with")
-    return {**dict(trained), **dict(overrides)}
+    return evaluation_env_config(interface, scenario, overrides)
 
 
 def _load_shipped(path: str | Path, env_overrides: Mapping[str, Any]) -> TrainedPolicy:
@@ -231,14 +239,15 @@ def _load_shipped(path: str | Path, env_overrides: Mapping[str, Any]) -> Trained
         raise CheckpointError(str(exc)) from exc
     if shipped.controller != "single" or SINGLE_ACTOR not in shipped.actors:
         raise CheckpointError(f"{shipped.path} holds a {shipped.controller} policy, not single")
-    env_config = _eval_env_config(shipped.env_config, env_overrides)
+    evaluation = evaluation_of(shipped.env_config, env_overrides)
     return TrainedPolicy(
         checkpoint=shipped.path,
         module=None,
-        env_config=env_config,
-        params=params_from_env_config(env_config),
+        env_config=evaluation.env_config,
+        params=params_from_env_config(evaluation.env_config),
         normalize_actions=bool(shipped.description["action"].get("normalize", True)),
         actor=shipped.actors[SINGLE_ACTOR],
+        evaluation=evaluation,
     )
 
 
