@@ -80,7 +80,7 @@ def print_summary(s: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tune_configs.controllers import evaluate_checkpoint
-    from tune_configs.policies.single import CheckpointError
+    from tune_configs.policies.checkpoint import CheckpointError
 
     overrides: dict[str, Any] = dict(args.overrides)
     if args.preset is not None:

@@ -60,9 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tune_configs.controllers import SINGLE, controller_of_checkpoint
-    from tune_configs.export import describe, export_checkpoint, is_shipped, load_shipped
-    from tune_configs.policies.single import CheckpointError
+    from tune_configs.controllers import controller_of_checkpoint
+    from tune_configs.export import describe, is_shipped, load_shipped
+    from tune_configs.policies.checkpoint import CheckpointError
 
     extra = {}
     if args.manifest:
@@ -89,11 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if not ckpt.is_dir():
         raise UsageError(f"checkpoint {args.checkpoint!r} is not a directory")
     try:
-        name = controller_of_checkpoint(ckpt).name
-        if name == SINGLE:
-            path = export_checkpoint(ckpt, out, manifest=extra)
-        else:
-            path = _ship_pool_checkpoint(ckpt, out, extra)
+        path = controller_of_checkpoint(ckpt).export(ckpt, out, extra)
     except (CheckpointError, OSError) as exc:
         raise UsageError(str(exc)) from None
     print(f"shipped {describe(load_shipped(path))}")
@@ -110,15 +106,6 @@ def _ship_sweep(args: argparse.Namespace) -> int:
     shipped = sorted({r["setting"] for r in rows})
     print(f"{len(shipped)} policies shipped to {args.out} (index: {Path(args.out) / 'index.json'})")
     return 0
-
-
-def _ship_pool_checkpoint(ckpt: Path, out: Path, extra: dict[str, object]) -> Path:
-    from tune_configs.export import export_pool_policy, ship_training
-
-    run = ckpt.resolve().parent
-    if (run / "train.json").is_file():  # RUN/checkpoint or RUN/checkpoint_NNNNN of launch train
-        return ship_training(run, out, extra, checkpoint=ckpt.resolve())
-    return export_pool_policy(ckpt, out, extra)
 
 
 def _ship_pool_selection(args: argparse.Namespace, out: Path) -> int:

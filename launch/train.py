@@ -37,7 +37,6 @@ phase (``phases_s``: imports, ray_start, build, train, checkpoint, stop).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import time
 from pathlib import Path
@@ -94,10 +93,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also checkpoint every K iterations (default 0: only at the end)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
-    p.add_argument("--controller", choices=("single", "per-cell", "central"), default="single",
+    p.add_argument("--controller", default="single", metavar="NAME",
                    help="single: one policy on MetaLore-v0 (default); per-cell: one agent per "
                         "cell on the credit pool; central: one agent for all cells of the pool "
-                        "(multi-cell presets)")  # fmt: skip
+                        "(multi-cell presets); or module:attr of a controller outside the "
+                        "package")  # fmt: skip
     p.add_argument("--policies", choices=("shared", "separate"), default="shared",
                    help="per-cell controller: one shared network or one per cell")  # fmt: skip
     add_scenario_arguments(p)
@@ -116,46 +116,40 @@ def env_config_from_args(args: argparse.Namespace, controller: Any) -> dict[str,
 
 def run(args: argparse.Namespace) -> int:
     from tune_configs.controllers import get_controller
-    from tune_configs.ppo import Resources
-    from tune_configs.training import fit_batch_to_budget
+    from tune_configs.training import TrainingRun
 
     out = Path(args.out).expanduser().resolve()
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {args.out} exists and is not a directory")
     if (out / "checkpoint").exists():
         raise UsageError(f"{out / 'checkpoint'} exists already: choose a new --out directory")
-    controller = get_controller(args.controller)
-    env_config = env_config_from_args(args, controller)
-    hparams = fit_batch_to_budget(controller.resolve_hparams(dict(args.hp)), args.timesteps)
-    resources = Resources(
-        num_env_runners=args.env_runners, num_envs_per_env_runner=args.envs_per_runner
-    )
-    return _train(args, out, controller, env_config, hparams, resources)
+    try:
+        controller = get_controller(args.controller)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    run_ = TrainingRun.resolve(
+        controller, env_config_from_args(args, controller), dict(args.hp), args.timesteps,
+        {"num_env_runners": args.env_runners, "num_envs_per_env_runner": args.envs_per_runner},
+        args.seed, {"policies": args.policies},
+    )  # fmt: skip
+    return _train(args, out, run_)
 
 
-def _train(
-    args: argparse.Namespace,
-    out: Path,
-    controller: Any,
-    env_config: dict[str, Any],
-    hparams: dict[str, Any],
-    resources: Any,
-) -> int:
+def _train(args: argparse.Namespace, out: Path, run_: Any) -> int:
     from tensorboardX import SummaryWriter
 
     from analysis.resultset import run_metadata, write_json
-    from tune_configs.controllers import evaluate_checkpoint, save_checkpoint
-    from tune_configs.ops.ray_internals import without_ray
+    from tune_configs.controllers import evaluate_checkpoint
     from tune_configs.ops.runtime import init_ray, quiet_ray_logs, stop_ray
-    from tune_configs.training import TIMESTEPS, Phases, progress_line, train
+    from tune_configs.training import TIMESTEPS, Phases, progress_line, run_training
 
+    controller, env_config, resources = run_.controller, run_.env_config, run_.resources
     params = controller.env_params(env_config)
-    options = {"policies": args.policies} if "policies" in controller.options else {}
     out.mkdir(parents=True, exist_ok=True)
     meta = run_metadata(
         "train", params, preset=env_config["preset"], seed=args.seed, timesteps=args.timesteps,
-        env_config=env_config, hparams=hparams, resources=resources.to_dict(),
-        controller=controller.name, **options, checkpoint=str(out / "checkpoint"),
+        env_config=env_config, hparams=run_.hparams, resources=resources.to_dict(),
+        controller=controller.name, **run_.options, checkpoint=str(out / "checkpoint"),
         status="running",
     )  # fmt: skip
     write_json(out / "train.json", meta)
@@ -177,61 +171,44 @@ def _train(
         phases.lap("ray_start")
     quiet_ray_logs()
     writer = SummaryWriter(str(out / "tb"))
-    algo = None
     rows: list[dict[str, float]] = []
-    status = "failed"
-    stack = contextlib.ExitStack()
+    result = None
+    t_train = time.perf_counter()
+
+    def on_iteration(metrics: dict[str, float], algo: Any) -> None:
+        rows.append(metrics)
+        step = int(metrics[TIMESTEPS])
+        for key, value in metrics.items():
+            writer.add_scalar(f"ray/tune/{key}", value, global_step=step)
+        writer.flush()
+        if not args.quiet:
+            print(progress_line(metrics, args.timesteps, t_train), flush=True)
+        k, it = args.checkpoint_every, int(metrics["training_iteration"])
+        if k and it % k == 0:
+            run_.save(algo, out / f"checkpoint_{it:05d}")
+
     try:
-        ppo = controller.build_config(env_config, hparams, resources, seed=args.seed, **options)
-        if ray_free:
-            stack.enter_context(without_ray(ppo))
-        algo = ppo.build_algo()
-        phases.lap("build")
-        t_train = time.perf_counter()
-
-        def on_iteration(metrics: dict[str, float], _result: Any) -> None:
-            rows.append(metrics)
-            step = int(metrics[TIMESTEPS])
-            for key, value in metrics.items():
-                writer.add_scalar(f"ray/tune/{key}", value, global_step=step)
-            writer.flush()
-            if not args.quiet:
-                print(progress_line(metrics, args.timesteps, t_train), flush=True)
-            k = args.checkpoint_every
-            if k and int(metrics["training_iteration"]) % k == 0:
-                it = int(metrics["training_iteration"])
-                save_checkpoint(controller, algo, out / f"checkpoint_{it:05d}", env_config,
-                                seed=args.seed, **options)  # fmt: skip
-
-        try:
-            final = train(algo, args.timesteps, on_iteration)
-            status = "finished"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            final = rows[-1] if rows else {}
-            print("interrupted: saving the checkpoint reached so far", flush=True)
-        phases.lap("train")
-        ckpt = save_checkpoint(
-            controller, algo, out / "checkpoint", env_config, seed=args.seed, hparams=hparams,
-            timesteps=int(final.get(TIMESTEPS, 0)), **options,
+        result = run_training(
+            run_, out / "checkpoint", on_iteration, driver_only=ray_free, phases=phases,
+            interruptible=True,
         )  # fmt: skip
-        phases.lap("checkpoint")
     finally:
         writer.close()
-        if algo is not None:
-            algo.stop()
-        stack.close()
         stop_ray(started)
         phases.lap("stop")
         _write_progress(out / "progress.csv", rows)
-        meta.update(status=status, elapsed_s=round(time.perf_counter() - t0, 1),
+        meta.update(status=result.status if result else "failed",
+                    elapsed_s=round(time.perf_counter() - t0, 1),
                     iterations=len(rows), final_metrics=rows[-1] if rows else None,
                     ray="none (driver only)" if ray_free else args.address or "embedded",
                     phases_s=phases.as_dict())  # fmt: skip
         write_json(out / "train.json", meta)
+    ckpt = result.checkpoint
+    if result.status == "interrupted":
+        print("interrupted: saved the checkpoint reached so far", flush=True)
     print(f"checkpoint: {ckpt}")
     print(f"tensorboard --logdir {out / 'tb'}")
-    if status == "interrupted":
+    if result.status == "interrupted":
         return 130
     if args.eval_episodes > 0:
         from launch.evaluate import print_summary

@@ -27,6 +27,7 @@ from analysis.adaptivity import (
 )
 from envs.core.presets import make_params
 from tests.helpers_cli import ROOT, run_launch
+from tune_configs.policies.interface import SINGLE_INTERFACE
 from tune_configs.studies.adaptivity import VARIANTS, held_out
 
 SHIPPED = ROOT / "models" / "paper" / "adaptive"
@@ -201,8 +202,9 @@ def _tiny_policy(path: Path) -> Path:
     )
     cfg = {"preset": "paper_random", "obs_mode": "log1p", "delta": 0.9, "penalty": 0.0}
     return write_shipped(path, {"default_policy": MLPActor(layers, 2)}, controller="single",
-                         env_config=cfg, action={"normalize": True, "low": 0.0, "high": 1.0,
-                                                 "shape": [2]}, manifest={"seed": 0})  # fmt: skip
+                         env_config=cfg, interface=SINGLE_INTERFACE,
+                         action={"normalize": True, "low": 0.0, "high": 1.0, "shape": [2]},
+                         manifest={"seed": 0})  # fmt: skip
 
 
 def test_study_command_writes_result_sets_and_the_report_section(tmp_path: Path) -> None:
@@ -324,8 +326,9 @@ def _residual_policy(path: Path, scale: float = 0.0) -> Path:
            "action_mode": "residual", "residual_rule": [0.3, 0.1, 0.5, 4.0], "delta": 0.9,
            "penalty": 0.0}  # fmt: skip
     return write_shipped(path, {"default_policy": MLPActor(layers, 2)}, controller="single",
-                         env_config=cfg, action={"normalize": True, "low": -1.0, "high": 1.0,
-                                                 "shape": [2]}, manifest={"seed": 0})  # fmt: skip
+                         env_config=cfg, interface=SINGLE_INTERFACE,
+                         action={"normalize": True, "low": -1.0, "high": 1.0, "shape": [2]},
+                         manifest={"seed": 0})  # fmt: skip
 
 
 def test_a_zero_residual_policy_evaluates_to_the_tuned_rule(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ ENV_CONFIG = {"preset": "paper", "obs_mode": "log1p", "delta": 0.7, "penalty": -
 @pytest.fixture(scope="module")
 def checkpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A single-cell PPO checkpoint after one tiny training iteration (with its sidecar)."""
-    from tune_configs.controllers import get_controller, save_checkpoint
+    from tune_configs.controllers import get_controller
     from tune_configs.ppo import Resources
 
     controller = get_controller("single")
@@ -44,7 +44,7 @@ def checkpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Pa
     try:
         algo.train()
         path = tmp_path_factory.mktemp("ckpt") / "checkpoint"
-        save_checkpoint(controller, algo, path, cfg, seed=2, timesteps=400, hparams=TINY_HP)
+        controller.save(algo, path, cfg, seed=2, timesteps=400, hparams=TINY_HP)
     finally:
         algo.stop()
     (path.parent / "train.json").write_text(
@@ -79,7 +79,7 @@ def test_export_load_gives_the_rl_module_actions(checkpoint: Path, tmp_path: Pat
     expected = np.clip((mean.astype(np.float64) + 1.0) * 0.5, 0.0, 1.0)
     assert np.allclose(pol.actions(obs), expected, atol=1e-5)
     desc = json.loads((out / DESCRIPTION).read_text())
-    assert desc["controller"] == "single" and desc["env_config"]["delta"] == 0.7
+    assert desc["controller"] == "single" and desc["trained_on"]["delta"] == 0.7
     assert desc["actors"][SINGLE_ACTOR]["layers"][0] == {"in": 2, "out": 16, "activation": "tanh"}
     m = desc["manifest"]
     assert m["command"] == "python -m launch train --test" and m["seed"] == 2
@@ -169,8 +169,8 @@ def test_actor_math_and_validation(tmp_path: Path) -> None:
     # per-cell style: two actors in one file, bounds per action entry
     out = write_shipped(
         tmp_path / "pool", {"shared": actor, "cell_1": actor}, controller="per-cell",
-        env_config={"preset": "three_cell"}, action={"normalize": True, "low": [0, -1],
-        "high": [1, 1]}, manifest={"seed": 0},
+        env_config={"preset": "three_cell"}, interface=(),
+        action={"normalize": True, "low": [0, -1], "high": [1, 1]}, manifest={"seed": 0},
     )  # fmt: skip
     pol = load_shipped(out)
     assert set(pol.actors) == {"shared", "cell_1"} and pol.controller == "per-cell"

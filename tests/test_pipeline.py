@@ -94,7 +94,10 @@ def test_pool_sweep_trials_reach_results_csv_and_report(ray_session: Any, tmp_pa
     assert meta["kind"] == "pool-ppo-trial" and meta["controller"] == "per-cell"
     assert meta["git_commit"] and "sweep pool" in meta["command"] and meta["timesteps"] >= 400
     assert len(episodes) == 2 and "fulfillment_pct" in episodes and "cell0_units_lent" in episodes
-    assert (trial / "checkpoint" / "metalore_pool_policy.json").is_file()
+    assert (
+        json.loads((trial / "checkpoint" / "metalore_policy.json").read_text())["controller"]
+        == "per-cell"
+    )
     r = _cli("report", str(exp), timeout=240)
     assert r.returncode == 0, r.stderr[-3000:]
     results = pd.read_csv(exp / "results.csv")
@@ -125,7 +128,7 @@ def test_launch_train_per_cell_controller(ray_session: Any, tmp_path: Path) -> N
              "--address", address, "--out", str(out))  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert "fulfilled" in r.stdout and "traded" in r.stdout  # the pool's progress line
-    info = json.loads((out / "checkpoint" / "metalore_pool_policy.json").read_text())
+    info = json.loads((out / "checkpoint" / "metalore_policy.json").read_text())
     assert info["policies"] == "separate" and info["modules"] == ["cell_0", "cell_1", "cell_2"]
     assert info["env_config"]["endowment"] == 500.0
     train = json.loads((out / "train.json").read_text())

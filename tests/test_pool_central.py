@@ -26,7 +26,6 @@ from tune_configs.controllers import (  # noqa: E402
     evaluate_checkpoint,
     get_controller,
     load_any_pool_controller,
-    save_checkpoint,
 )
 from tune_configs.controllers.central import (  # noqa: E402
     FlatPoolEnv,
@@ -68,8 +67,7 @@ def central_checkpoint(ray_session: Any, tmp_path_factory: pytest.TempPathFactor
     algo = controller.build_config(cfg, TINY, Resources(0, 2), seed=0).build_algo()
     try:
         metrics = train(algo, 1)
-        ckpt = save_checkpoint(
-            controller, algo, tmp_path_factory.mktemp("central") / "checkpoint", cfg,
+        ckpt = controller.save(algo, tmp_path_factory.mktemp("central") / "checkpoint", cfg,
             seed=0, timesteps=int(metrics["timesteps"]), hparams=TINY,
         )  # fmt: skip
     finally:

@@ -28,7 +28,6 @@ from tune_configs.controllers import (  # noqa: E402
     PER_CELL,
     get_controller,
     load_any_pool_controller,
-    save_checkpoint,
 )
 from tune_configs.controllers.critic import (  # noqa: E402
     ACTOR_OBS_DIM,
@@ -36,12 +35,11 @@ from tune_configs.controllers.critic import (  # noqa: E402
     central_critic_module_spec,
 )
 from tune_configs.controllers.per_cell import (  # noqa: E402
-    MODULE_DIR,
-    POOL_SIDECAR,
     build_pool_ppo_config,
     load_pool_controller,
 )
 from tune_configs.export import export_pool_policy  # noqa: E402
+from tune_configs.policies.checkpoint import MODULE_DIR, SIDECAR  # noqa: E402
 from tune_configs.policies.pool import rlmodule_forward  # noqa: E402
 from tune_configs.policies.shipped import actor_of_rl_module  # noqa: E402
 from tune_configs.ppo import Resources, model_config, resolve_hparams  # noqa: E402
@@ -135,14 +133,14 @@ def test_central_critic_iteration_export_and_replay(ray_session: Any, tmp_path: 
     results: list[Any] = []
     try:
         train(algo, 1, lambda _m, result: results.append(result))
-        ckpt = save_checkpoint(get_controller(PER_CELL), algo, tmp_path / "ckpt", config.env_config)
+        ckpt = get_controller(PER_CELL).save(algo, tmp_path / "ckpt", config.env_config)
     finally:
         algo.stop()
     stats = results[-1]["learners"]["shared"]
     assert math.isfinite(float(stats["vf_explained_var"]))
     assert math.isfinite(float(stats["vf_loss"]))
     assert ckpt is not None
-    sidecar = json.loads((Path(ckpt) / POOL_SIDECAR).read_text())
+    sidecar = json.loads((Path(ckpt) / SIDECAR).read_text())
     assert sidecar["env_config"]["critic"] == "central" and sidecar["modules"] == ["shared"]
     module: Any = RLModule.from_checkpoint(str(Path(ckpt) / MODULE_DIR / "shared"))
     assert isinstance(module, CentralCriticPPOModule)

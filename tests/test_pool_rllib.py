@@ -18,7 +18,7 @@ ray = pytest.importorskip("ray")
 from ray.rllib.utils.pre_checks.env import check_multiagent_environments  # noqa: E402
 
 from tune_configs.callbacks import civic_log_items, civic_metric_name  # noqa: E402
-from tune_configs.controllers import PER_CELL, get_controller, save_checkpoint  # noqa: E402
+from tune_configs.controllers import PER_CELL, get_controller  # noqa: E402
 from tune_configs.controllers.per_cell import (  # noqa: E402
     PoolMultiAgentEnv,
     build_pool_ppo_config,
@@ -91,8 +91,7 @@ def test_one_ppo_iteration(
     results: list[Any] = []
     try:
         summary = train(algo, 1, lambda _m, result: results.append(result))
-        ckpt = save_checkpoint(
-            get_controller(PER_CELL), algo, tmp_path / "checkpoint", config.env_config,
+        ckpt = get_controller(PER_CELL).save(algo, tmp_path / "checkpoint", config.env_config,
             policies=policies,
         )  # fmt: skip
     finally:
@@ -186,7 +185,7 @@ def test_per_cell_trader_residual_iteration_and_shipping(ray_session: Any, tmp_p
     algo = config.build_algo()
     try:
         train(algo, 1)
-        ckpt = save_checkpoint(get_controller(PER_CELL), algo, tmp_path / "ckpt", config.env_config)
+        ckpt = get_controller(PER_CELL).save(algo, tmp_path / "ckpt", config.env_config)
     finally:
         algo.stop()
     ctrl = load_pool_controller(ckpt)

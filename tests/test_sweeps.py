@@ -70,9 +70,10 @@ def test_paper_grid_space_is_the_papers_grid() -> None:
 
 def test_static_grid_blocks_cover_the_grid_once() -> None:
     from tune_configs.sweeps import static_grid
+    from tune_configs.sweeps.common import split_blocks
 
     for n_blocks in (1, 2, 4, 11, 20):
-        blocks = static_grid.split_blocks(0.1, n_blocks)
+        blocks = split_blocks(0.1, n_blocks)
         splits = [tuple(s) for b in blocks for s in b]
         assert len(splits) == 121 == len(set(splits))
     jobs = static_grid.jobs(0.1, 4)

@@ -36,14 +36,14 @@ from envs.vector import MetaLoreVectorEnv
 RLLIB_ENV = "metalore"
 RLLIB_VECTOR_ENV = "metalore-vector"
 # Keys RLlib may add to an env config that are not MetaLore parameters.
-_RLLIB_KEYS = frozenset({"num_envs"})
+RLLIB_KEYS = frozenset({"num_envs"})
 
 
 def split_env_config(
     env_config: Mapping[str, Any],
 ) -> tuple[str, dict[str, Any] | None, dict[str, Any]]:
     """``(preset, params dict or None, flat overrides)`` of an env config."""
-    cfg = {k: v for k, v in dict(env_config).items() if k not in _RLLIB_KEYS}
+    cfg = {k: v for k, v in dict(env_config).items() if k not in RLLIB_KEYS}
     preset = str(cfg.pop("preset", "paper"))
     params = cfg.pop("params", None)
     return preset, params, cfg

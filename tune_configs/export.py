@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from tune_configs.policies.interface import POOL_INTERFACE, SINGLE_INTERFACE
 from tune_configs.policies.pool import CENTRAL_ACTOR
 from tune_configs.policies.shipped import (
     DESCRIPTION,
@@ -79,7 +80,8 @@ def export_checkpoint(
     sweep trial); ``manifest`` adds or overrides keys.
     """
     from analysis.resultset import git_commit
-    from tune_configs.policies.single import SIDECAR, load_policy, read_checkpoint_info
+    from tune_configs.policies.checkpoint import SIDECAR
+    from tune_configs.policies.single import load_policy, read_checkpoint_info
 
     ckpt = Path(checkpoint).expanduser().resolve()
     info = read_checkpoint_info(ckpt)
@@ -110,8 +112,9 @@ def export_checkpoint(
     return write_shipped(
         out_dir,
         {SINGLE_ACTOR: actor},
-        controller="single",
+        controller=str(info.get("controller", "single")),
         env_config=policy.env_config,
+        interface=SINGLE_INTERFACE,
         action=action,
         manifest={k: v for k, v in body.items() if not _is_nan(v)},
         extra={"params": policy.params.to_dict(), "sidecar": SIDECAR},
@@ -239,22 +242,21 @@ def export_pool_policy(
     """Ship a central or per-cell pool checkpoint to ``out_dir`` (see the module docstring)."""
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    from tune_configs.controllers.central import CENTRAL_SIDECAR
-    from tune_configs.controllers.per_cell import MODULE_DIR, POOL_SIDECAR
+    from tune_configs.policies.checkpoint import DEFAULT_MODULE, MODULE_DIR, read_sidecar
 
     ckpt = Path(checkpoint).expanduser().resolve()
-    if (ckpt / CENTRAL_SIDECAR).is_file():
-        info = json.loads((ckpt / CENTRAL_SIDECAR).read_text())
-        modules = {"default_policy": CENTRAL_ACTOR}
-        controller, policies = "central", "central"
+    info = read_sidecar(ckpt)
+    if info is None or info["controller"] not in ("central", "per-cell"):
+        raise ValueError(f"{ckpt}: not a pool controller's checkpoint (no pool sidecar)")
+    controller = str(info["controller"])
+    if controller == "central":
+        modules = {DEFAULT_MODULE: CENTRAL_ACTOR}
+        policies = "central"
         shape = [int(info["n_cells"]), 3]
-    elif (ckpt / POOL_SIDECAR).is_file():
-        info = json.loads((ckpt / POOL_SIDECAR).read_text())
-        modules = {m: m for m in info["modules"]}
-        controller, policies = "per-cell", str(info.get("policies", "shared"))
-        shape = [3]
     else:
-        raise ValueError(f"{ckpt}: neither {CENTRAL_SIDECAR} nor {POOL_SIDECAR} found")
+        modules = {m: m for m in info["modules"]}
+        policies = str(info.get("policies", "shared"))
+        shape = [3]
     actors = {
         name: actor_of_rl_module(RLModule.from_checkpoint(str(ckpt / MODULE_DIR / mid)))
         for mid, name in modules.items()
@@ -273,7 +275,8 @@ def export_pool_policy(
         **dict(manifest or {}),
     }
     return write_shipped(
-        out_dir, actors, controller=controller, env_config=env_config, action=action,
+        out_dir, actors, controller=controller, env_config=env_config, interface=POOL_INTERFACE,
+        action=action,
         manifest=body, extra={"n_cells": info.get("n_cells"), "policies": policies},
     )  # fmt: skip
 
@@ -335,3 +338,14 @@ def _progress_at(train_dir: Path, checkpoint: Path) -> dict[str, Any]:
         "training_iteration": it,
         "note": "an intermediate checkpoint of the run: env steps and time up to it",
     }
+
+
+def export_pool_checkpoint(
+    checkpoint: str | Path, out_dir: str | Path, manifest: Mapping[str, Any] | None = None
+) -> Path:
+    """Ship a pool checkpoint: with the manifest of its ``launch train`` run if it belongs to
+    one (``RUN/checkpoint`` or ``RUN/checkpoint_NNNNN``), else with ``manifest`` alone."""
+    ckpt = Path(checkpoint).expanduser().resolve()
+    if (ckpt.parent / "train.json").is_file():
+        return ship_training(ckpt.parent, out_dir, manifest, checkpoint=ckpt)
+    return export_pool_policy(ckpt, out_dir, manifest)

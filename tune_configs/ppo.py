@@ -1,6 +1,8 @@
 """PPO config builder for MetaLore on RLlib's new API stack.
 
-``build_ppo_config(env_config, hparams, resources, seed)`` returns a ready ``PPOConfig``:
+:func:`base_ppo_config` is the ``PPOConfig`` every learned controller extends (env, resources,
+hyper-parameters, callback, seed); ``build_ppo_config(env_config, hparams, resources, seed)``
+returns the single-cell controller's, ready to build:
 
 * env: :data:`tune_configs.env.RLLIB_ENV` (registered here), ``env_config`` flat overrides;
 * resources (:class:`Resources`): by default sampling happens in the algorithm's own process
@@ -132,6 +134,52 @@ def resolve_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str,
     return cfg
 
 
+def base_ppo_config(
+    env: str,
+    env_config: Mapping[str, Any],
+    hparams: Mapping[str, Any],
+    resources: Resources,
+    seed: int | None,
+    callbacks: Any,
+    smoothing: int = 100,
+    environment: Mapping[str, Any] | None = None,
+    env_runners: Mapping[str, Any] | None = None,
+    rl_module: Mapping[str, Any] | None = None,
+    multi_agent: Mapping[str, Any] | None = None,
+) -> Any:
+    """The ``PPOConfig`` every controller extends: registered env ``env`` with ``env_config``,
+    the resources, resolved hyper-parameters, the metrics callback, the seed and the smoothing
+    window; ``environment`` / ``env_runners`` add controller-specific arguments, ``rl_module``
+    replaces the default ``model_config`` (e.g. a spec with a centralised critic), ``multi_agent``
+    makes it multi-agent (policies and their mapping)."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    config = (
+        PPOConfig()  # type: ignore[no-untyped-call]
+        .environment(
+            env, env_config=dict(env_config), disable_env_checking=True, **dict(environment or {})
+        )
+        .env_runners(
+            num_env_runners=resources.num_env_runners,
+            num_envs_per_env_runner=resources.num_envs_per_env_runner,
+            num_cpus_per_env_runner=resources.num_cpus_per_env_runner,
+            rollout_fragment_length="auto",  # the batch split evenly over all envs
+            batch_mode="truncate_episodes",
+            **dict(env_runners or {}),
+        )
+        .learners(num_learners=resources.num_learners)
+    )
+    if multi_agent is not None:
+        config = config.multi_agent(**multi_agent)
+    return (
+        config.training(**training_kwargs(hparams))
+        .rl_module(**dict(rl_module or {"model_config": model_config(hparams)}))
+        .callbacks(callbacks)
+        .debugging(seed=seed, log_sys_usage=False)
+        .reporting(metrics_num_episodes_for_smoothing=smoothing)
+    )
+
+
 def build_ppo_config(
     env_config: Mapping[str, Any] | None = None,
     hparams: Mapping[str, Any] | None = None,
@@ -139,37 +187,17 @@ def build_ppo_config(
     seed: int | None = 0,
 ) -> Any:
     """A ``PPOConfig`` for MetaLore (see the module docstring); nothing is started."""
-    from ray.rllib.algorithms.ppo import PPOConfig
-
     from tune_configs.callbacks import MetaLoreMetrics
 
-    env_cfg = resolve_env_config(env_config)
-    hp = resolve_hparams(hparams)
     res = resources or Resources()
-    env_name = register(vector=res.vector_env)
-    config = (
-        PPOConfig()  # type: ignore[no-untyped-call]
-        .environment(
-            env_name,
-            env_config=env_cfg,
-            disable_env_checking=True,
-            # the native vector env unsquashes [-1, 1] actions itself (same numbers, batched)
-            normalize_actions=not res.vector_env,
-            clip_actions=False,
-        )
-        .env_runners(
-            num_env_runners=res.num_env_runners,
-            num_envs_per_env_runner=res.num_envs_per_env_runner,
-            num_cpus_per_env_runner=res.num_cpus_per_env_runner,
-            gym_env_vectorize_mode="vector_entry_point" if res.vector_env else "sync",
-            rollout_fragment_length="auto",  # the batch split evenly over all envs
-            batch_mode="truncate_episodes",
-        )
-        .learners(num_learners=res.num_learners)
-        .training(**training_kwargs(hp))
-        .rl_module(model_config=model_config(hp))
-        .callbacks(MetaLoreMetrics)
-        .debugging(seed=seed, log_sys_usage=False)
-        .reporting(metrics_num_episodes_for_smoothing=100)
+    return base_ppo_config(
+        register(vector=res.vector_env),
+        resolve_env_config(env_config),
+        resolve_hparams(hparams),
+        res,
+        seed,
+        MetaLoreMetrics,
+        # the native vector env unsquashes [-1, 1] actions itself (same numbers, batched)
+        environment={"normalize_actions": not res.vector_env, "clip_actions": False},
+        env_runners={"gym_env_vectorize_mode": "vector_entry_point" if res.vector_env else "sync"},
     )
-    return config

@@ -8,10 +8,11 @@
 * :func:`progress_line` turns them into one readable line per iteration;
 * :func:`train` runs ``algo.train()`` until a number of env steps, calling back per iteration;
 * :func:`fit_batch_to_budget` shrinks the batch when the whole budget is smaller than one batch;
-* :class:`Phases` times the phases of a run (``train.json``'s ``phases_s``).
-
-Checkpoints (algorithm plus the controller's sidecar) are saved by
-:func:`tune_configs.controllers.save_checkpoint`.
+* :class:`Phases` times the phases of a run (``train.json``'s ``phases_s``);
+* :class:`TrainingRun` and :func:`run_training`: one training of a learned controller, resolved,
+  built, optionally restored, trained, checkpointed (algorithm plus the controller's sidecar,
+  :meth:`tune_configs.controllers.Controller.save`) and stopped: the sequence ``launch train``
+  and the PPO trial share.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tune_configs.callbacks import CIVIC_PREFIX, LOGGED_KEYS, PREFIX
@@ -163,3 +166,126 @@ def train(
         if on_iteration is not None:
             on_iteration(metrics, result)
     return metrics
+
+
+# --- one training run, shared by ``launch train`` and the PPO trial ---------------------------
+@dataclass(frozen=True)
+class TrainingRun:
+    """One PPO training of a learned controller, every setting resolved (:meth:`resolve`)."""
+
+    controller: Any  # tune_configs.controllers.Controller
+    env_config: dict[str, Any]
+    hparams: dict[str, Any]
+    resources: Any  # tune_configs.ppo.Resources
+    seed: int
+    timesteps: int
+    options: dict[str, Any]  # the controller's options (e.g. ``policies`` of ``per-cell``)
+
+    @classmethod
+    def resolve(
+        cls,
+        controller: Any,
+        env_config: Mapping[str, Any],
+        hparams: Mapping[str, Any],
+        timesteps: int,
+        resources: Mapping[str, Any],
+        seed: int,
+        options: Mapping[str, Any],
+    ) -> TrainingRun:
+        """The ``controller``'s (:class:`tune_configs.controllers.Controller`) env config and
+        hyper-parameters (the batch fitted to the budget)."""
+        from tune_configs.ppo import Resources
+
+        ctl = controller
+        return cls(
+            controller=ctl,
+            env_config=ctl.resolve_env_config(env_config),
+            hparams=fit_batch_to_budget(ctl.resolve_hparams(hparams), timesteps),
+            resources=Resources(**resources),
+            seed=int(seed),
+            timesteps=int(timesteps),
+            options={k: options[k] for k in ctl.options if k in options},
+        )
+
+    def save(self, algo: Any, directory: str | Path, **extra: Any) -> Path:
+        """A checkpoint of ``algo`` with the controller's sidecar (seed and options included)."""
+        return Path(
+            self.controller.save(
+                algo, directory, self.env_config, seed=self.seed, **self.options, **extra
+            )
+        )
+
+
+@dataclass
+class TrainingResult:
+    checkpoint: Path  # the final checkpoint
+    metrics: dict[str, float]  # the last iteration's metrics
+    resumed_from_steps: int  # env steps of the checkpoint the run restored, 0 if none
+    status: str  # finished | interrupted
+
+
+def run_training(
+    run: TrainingRun,
+    checkpoint_dir: str | Path,
+    on_iteration: Callable[[dict[str, float], Any], None] | None = None,
+    restore: str | Path | None = None,
+    driver_only: bool = False,
+    phases: Phases | None = None,
+    interruptible: bool = False,
+    on_start: Callable[[], None] | None = None,
+) -> TrainingResult:
+    """Build the algorithm, optionally restore a checkpoint (its env steps count towards the
+    budget), train to ``run.timesteps`` calling ``on_iteration(metrics, algo)`` after every
+    iteration, save the final checkpoint to ``checkpoint_dir`` and stop the algorithm.
+
+    ``driver_only``: sample and learn in this process without a Ray node
+    (:func:`tune_configs.ops.ray_internals.without_ray`); ``interruptible``: Ctrl-C ends the
+    training early and still saves the checkpoint reached (status ``interrupted``);
+    ``on_start()`` runs once the algorithm is built and restored, before the first iteration.
+    """
+    import contextlib
+
+    from tune_configs.policies.checkpoint import read_sidecar
+
+    phases = phases or Phases()
+    algo = None
+    rows: list[dict[str, float]] = []
+    with contextlib.ExitStack() as stack:
+        ppo = run.controller.build_config(
+            run.env_config, run.hparams, run.resources, seed=run.seed, **run.options
+        )
+        if driver_only:
+            from tune_configs.ops.ray_internals import without_ray
+
+            stack.enter_context(without_ray(ppo))
+        algo = ppo.build_algo()
+        stack.callback(algo.stop)
+        phases.lap("build")
+        offset = 0
+        if restore is not None:
+            algo.restore_from_path(str(Path(restore).resolve()))
+            offset = int((read_sidecar(restore) or {}).get("timesteps", 0))
+        if on_start is not None:
+            on_start()
+
+        def each(metrics: dict[str, float], _result: Mapping[str, Any]) -> None:
+            if metrics[TIMESTEPS] < offset:  # a restored algorithm may restart its counter
+                metrics[TIMESTEPS] += offset
+            rows.append(metrics)
+            if on_iteration is not None:
+                on_iteration(metrics, algo)
+
+        status = "finished"
+        try:
+            final = train(algo, run.timesteps, each, start_steps=offset)
+        except KeyboardInterrupt:
+            if not interruptible:
+                raise
+            status = "interrupted"
+            final = rows[-1] if rows else {TIMESTEPS: float(offset)}
+        phases.lap("train")
+        ckpt = run.save(
+            algo, checkpoint_dir, hparams=run.hparams, timesteps=int(final.get(TIMESTEPS, 0))
+        )
+        phases.lap("checkpoint")
+    return TrainingResult(ckpt, final, offset, status)

@@ -34,8 +34,8 @@ fixed points through :func:`tune_configs.ops.barrier.reach` (a no-op unless a dr
 
 from __future__ import annotations
 
+import contextlib
 import math
-import os
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -112,7 +112,7 @@ def trial_label(config: Mapping[str, Any]) -> str:
     cfg = trial_config(config)
     if cfg["kind"] == "ppo" and cfg["controller"] == "central":
         return f"pool_central_s{cfg['seed']}"
-    if cfg["kind"] == "ppo" and cfg["controller"] != "single":
+    if cfg["kind"] == "ppo" and cfg["controller"] == "per-cell":
         return f"pool_{cfg['env'].get('scope', 'team')}_s{cfg['seed']}"
     if cfg["kind"] == "ppo":
         return f"ppo_d{_fmt(cfg['delta'])}_p{_fmt(cfg['penalty'])}_s{cfg['seed']}"
@@ -231,90 +231,63 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from tune_configs.controllers import evaluate_checkpoint, get_controller, save_checkpoint
+    from tune_configs.controllers import evaluate_checkpoint, get_controller
     from tune_configs.ops import barrier
-    from tune_configs.ppo import Resources
-    from tune_configs.training import TIMESTEPS, fit_batch_to_budget, train
+    from tune_configs.training import TIMESTEPS, TrainingRun, run_training
 
     if cfg.get("torch_threads"):
         torch.set_num_threads(int(cfg["torch_threads"]))
-    controller = get_controller(str(cfg["controller"]))
-    options = {k: cfg[k] for k in controller.options}
-    env_config = controller.resolve_env_config(env_config_of(cfg))
-    timesteps = int(cfg["timesteps"])
-    hparams = fit_batch_to_budget(controller.resolve_hparams(cfg["hparams"]), timesteps)
-    resources = Resources(**cfg["resources"])
-    seed = int(cfg["seed"])
-    algo = controller.build_config(
-        env_config, hparams, resources, seed=seed, **options
-    ).build_algo()
+    run = TrainingRun.resolve(
+        get_controller(str(cfg["controller"])), env_config_of(cfg), cfg["hparams"],
+        int(cfg["timesteps"]), cfg["resources"], int(cfg["seed"]), cfg,
+    )  # fmt: skip
     out_dir = trial_output_dir()
     name = _trial_meta(cfg)["trial_name"]
+    every = max(int(cfg["checkpoint_every"]), 0)
     t0 = time.perf_counter()
-    try:
-        offset = 0
-        restored = tune.get_checkpoint()
-        if restored is not None:
-            with restored.as_directory() as path:
-                algo.restore_from_path(os.path.abspath(path))
-                offset = _read_steps(Path(path), controller.sidecar)
-        barrier.reach("start", name)
-        every = max(int(cfg["checkpoint_every"]), 0)
 
-        def on_iteration(metrics: dict[str, float], _result: Any) -> None:
-            if metrics[TIMESTEPS] < offset:  # a restored algorithm may restart its counter
-                metrics[TIMESTEPS] += offset
-            if metrics[TIMESTEPS] >= timesteps:
-                return  # the last iteration is reported with the evaluation
-            it = int(metrics.get("training_iteration", 0))
-            if every and it % every == 0:
-                with tempfile.TemporaryDirectory() as tmp:
-                    save_checkpoint(controller, algo, tmp, env_config,
-                                    timesteps=int(metrics[TIMESTEPS]), **options)  # fmt: skip
-                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
-                barrier.reach(f"iteration-{it}", name)
-            else:
-                tune.report(metrics)
+    def on_iteration(metrics: dict[str, float], algo: Any) -> None:
+        if metrics[TIMESTEPS] >= run.timesteps:
+            return  # the last iteration is reported with the evaluation
+        it = int(metrics.get("training_iteration", 0))
+        if every and it % every == 0:
+            with tempfile.TemporaryDirectory() as tmp:
+                run.save(algo, tmp, timesteps=int(metrics[TIMESTEPS]))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+            barrier.reach(f"iteration-{it}", name)
+        else:
+            tune.report(metrics)
 
-        metrics = train(algo, timesteps, on_iteration, start_steps=offset)
-        steps = int(metrics[TIMESTEPS])
-        ckpt = save_checkpoint(
-            controller, algo, out_dir / "checkpoint", env_config, seed=seed, hparams=hparams,
-            timesteps=steps, **options,
+    restored = tune.get_checkpoint()
+    with contextlib.ExitStack() as stack:
+        restore = stack.enter_context(restored.as_directory()) if restored is not None else None
+        result = run_training(
+            run, out_dir / "checkpoint", on_iteration, restore=restore,
+            on_start=lambda: barrier.reach("start", name),
         )  # fmt: skip
-    finally:
-        algo.stop()
+    metrics, steps = result.metrics, int(result.metrics[TIMESTEPS])
     train_s = time.perf_counter() - t0
     extra = {
         **_trial_meta(cfg),
-        "train_seed": seed,
+        "train_seed": run.seed,
         "timesteps": steps,
-        "timesteps_budget": timesteps,
-        "resumed_from_steps": offset,
-        "hparams": hparams,
-        "resources": resources.to_dict(),
+        "timesteps_budget": run.timesteps,
+        "resumed_from_steps": result.resumed_from_steps,
+        "hparams": run.hparams,
+        "resources": run.resources.to_dict(),
         "train_s": round(train_s, 1),
         "final_train_metrics": metrics,
     }
     summary = evaluate_checkpoint(
-        ckpt, int(cfg["eval_episodes"]), int(cfg["eval_seed"]), out_dir, extra=extra,
-        what="ppo-trial",
+        result.checkpoint, int(cfg["eval_episodes"]), int(cfg["eval_seed"]), out_dir,
+        extra=extra, what="ppo-trial",
     )  # fmt: skip
-    horizon = controller.env_params(env_config).scenario.episode_steps
+    horizon = run.controller.env_params(run.env_config).scenario.episode_steps
     barrier.reach("end", name)
     tune.report(
-        {**metrics, **eval_metrics(summary, controller.eval_keys, horizon), "train_s": train_s},
-        checkpoint=tune.Checkpoint.from_directory(str(ckpt)),
+        {**metrics, **eval_metrics(summary, run.controller.eval_keys, horizon), "train_s": train_s},
+        checkpoint=tune.Checkpoint.from_directory(str(result.checkpoint)),
     )
-
-
-def _read_steps(checkpoint: Path, sidecar: str) -> int:
-    import json
-
-    try:
-        return int(json.loads((checkpoint / sidecar).read_text()).get("timesteps", 0))
-    except (OSError, ValueError):
-        return 0
 
 
 # --- static -----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from tests.launch.behaviour_golden import run_case
 from tune_configs.controllers import evaluate_checkpoint
+from tune_configs.policies.interface import interface_keys
 from tune_configs.policies.shipped import VERSION, load_shipped, write_shipped
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,7 +70,8 @@ def test_version_1_and_2_files_evaluate_alike(path: str, tmp_path: Path) -> None
     extra = {k: d[k] for k in ("n_cells", "policies", "params") if k in d}
     new_dir = write_shipped(
         tmp_path / "v2", old.actors, controller=old.controller, env_config=old.env_config,
-        action=d["action"], manifest=d["manifest"], extra=extra,
+        interface=interface_keys(old.controller), action=d["action"], manifest=d["manifest"],
+        extra=extra,
     )  # fmt: skip
     desc = json.loads((new_dir / "policy.json").read_text())
     assert desc["version"] == VERSION == 2 and "env_config" not in desc

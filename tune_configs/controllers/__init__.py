@@ -1,32 +1,35 @@
-"""Learned controllers behind one interface: build, checkpoint and evaluate a PPO policy.
+"""Learned controllers, one registry entry each: configure, train, save, load, evaluate, export.
 
-Every training path of the platform (``launch train``, the PPO Tune trials of every sweep) and
-every evaluation path (``launch eval``, a trial's final evaluation) goes through a
-:class:`Controller`, so a new learned controller is one entry of :data:`CONTROLLERS`:
+Every training path of the platform (``launch train``, the PPO Tune trials of every sweep), every
+evaluation path (``launch eval``, a trial's final evaluation, the studies) and every export
+(``launch export``) goes through a :class:`Controller`, so a new learned controller is one entry:
 
 * ``single``: one PPO policy for ``MetaLore-v0`` (one cell, or several cells with per-cell actions
-  from one network); checkpoints carry :data:`tune_configs.policies.single.SIDECAR`; its evaluation
-  rows carry the single-cell metrics of :data:`envs.core.metrics.SUMMARY_KEYS`;
+  from one network; :func:`tune_configs.ppo.build_ppo_config`); its evaluation rows carry the
+  single-cell metrics of :data:`envs.core.metrics.SUMMARY_KEYS`;
 * ``per-cell``: multi-agent PPO on the credit pool (:mod:`tune_configs.controllers.per_cell`), one
-  agent per cell
-  with a shared network (``policies="shared"``) or one each (``"separate"``); checkpoints carry
-  :data:`tune_configs.controllers.per_cell.POOL_SIDECAR`; its evaluation (pool on) rows carry the
-  CIVIC metrics of
-  :mod:`envs.core.pool.civic` (overall, per cell and per phase, flat);
+  agent per cell with a shared network (``policies="shared"``) or one each (``"separate"``); its
+  evaluation (pool on) rows carry the CIVIC metrics of :mod:`envs.core.pool.civic`;
 * ``central``: PPO on ``MetaLorePool-v0`` (:mod:`tune_configs.controllers.central`), one agent
-  setting
-  every cell's split and share; sidecar :data:`tune_configs.controllers.central.CENTRAL_SIDECAR`;
-  evaluated like ``per-cell``.
+  setting every cell's split and share; evaluated like ``per-cell``.
+
+A controller outside the package is named by a ``module:attr`` reference (``launch train
+--controller mypkg.ctrl:CONTROLLER``, ``--set controller=...`` of a sweep); ``attr`` is a
+:class:`Controller` or a function returning one, and its ``name`` is that reference, so the
+checkpoint's sidecar (:mod:`tune_configs.policies.checkpoint`) leads CLI subprocesses and Ray
+workers back to it. The simplest extension is :func:`dataclasses.replace` of a built-in entry
+(other defaults, another network); see ``docs/controllers.md``.
 
 :func:`default_controller` picks ``per-cell`` for a multi-cell preset when the pool is asked for
-and ``single`` otherwise; :func:`controller_of_checkpoint` recognises a saved policy by its
-sidecar. :func:`evaluate_checkpoint` evaluates any checkpoint deterministically on episode seeds
+and ``single`` otherwise; :func:`controller_of_checkpoint` recognises a saved or shipped policy;
+:func:`evaluate_checkpoint` evaluates any of them deterministically on episode seeds
 ``seed .. seed+episodes-1`` (optionally on another scenario) and writes a result set
 (:mod:`analysis.resultset`).
 """
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -36,21 +39,24 @@ from typing import Any
 from analysis.resultset import aggregate_rows, run_metadata, write_result_set
 
 SINGLE, PER_CELL, CENTRAL = "single", "per-cell", "central"
+Rows = tuple[list[dict[str, Any]], dict[str, Any]]  # episode rows, run metadata
 
 
 @dataclass(frozen=True)
 class Controller:
-    """How one kind of learned controller is configured, saved and evaluated."""
+    """How one kind of learned controller is configured, saved, loaded, evaluated and shipped."""
 
     name: str
     resolve_env_config: Callable[[Mapping[str, Any]], dict[str, Any]]
     build_config: Callable[..., Any]  # (env_config, hparams, resources, seed, **options)
     env_params: Callable[[Mapping[str, Any]], Any]  # the EnvParams of an env config
-    write_sidecar: Callable[..., Path]  # (checkpoint_dir, env_config, **options_and_extra)
-    sidecar: str
+    sidecar_fields: Callable[..., dict[str, Any]]  # (env_config, **options): sidecar entries
+    load: Callable[[Path], Any]  # a checkpoint or shipped directory -> an acting policy
+    evaluate_rows: Callable[[Path, int, int, Mapping[str, Any]], Rows]
+    export: Callable[[Path, Path, Mapping[str, Any]], Path]  # (checkpoint, out, manifest)
     eval_keys: tuple[str, ...]  # reported as eval/<key> by a trial
     run_kind_prefix: str  # result-set kinds of this controller: "<prefix>eval", "<prefix>ppo-trial"
-    options: tuple[str, ...] = ()  # trial/CLI options passed to build_config and write_sidecar
+    options: tuple[str, ...] = ()  # trial/CLI options passed to build_config and sidecar_fields
     hparams: Mapping[str, Any] = field(default_factory=dict)  # its defaults over DEFAULT_HPARAMS
 
     def resolve_hparams(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -62,11 +68,28 @@ class Controller:
     def run_kind(self, what: str) -> str:
         return f"{self.run_kind_prefix}{what}"
 
+    def save(
+        self, algo: Any, directory: str | Path, env_config: Mapping[str, Any], **extra: Any
+    ) -> Path:
+        """``algo.save`` to an absolute ``directory`` plus the sidecar; returns the directory.
+        ``extra`` holds this controller's options and anything else the sidecar should keep."""
+        from tune_configs.policies.checkpoint import write_sidecar
 
+        path = Path(directory).expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        algo.save(str(path))
+        options = {k: extra.pop(k) for k in self.options if k in extra}
+        fields = self.sidecar_fields(env_config, **options)
+        write_sidecar(path, self.name, env_config, **{**options, **fields, **extra})
+        return path
+
+
+# --- the built-in controllers ------------------------------------------------------------------
 def _single() -> Controller:
     from envs.core.metrics import HEADLINE_KEYS
     from tune_configs.env import params_from_env_config
-    from tune_configs.policies.single import SIDECAR, write_sidecar
+    from tune_configs.export import export_checkpoint
+    from tune_configs.policies.single import load_policy, single_sidecar_fields
     from tune_configs.ppo import build_ppo_config, resolve_env_config
 
     return Controller(
@@ -74,8 +97,10 @@ def _single() -> Controller:
         resolve_env_config=resolve_env_config,
         build_config=build_ppo_config,
         env_params=params_from_env_config,
-        write_sidecar=write_sidecar,
-        sidecar=SIDECAR,
+        sidecar_fields=single_sidecar_fields,
+        load=load_policy,
+        evaluate_rows=_single_rows,
+        export=export_checkpoint,
         eval_keys=HEADLINE_KEYS,
         run_kind_prefix="",
     )
@@ -84,20 +109,22 @@ def _single() -> Controller:
 def _per_cell() -> Controller:
     from envs.core.pool.civic import EVAL_KEYS
     from tune_configs.controllers.per_cell import (
-        POOL_SIDECAR,
         build_pool_ppo_config,
         pool_env_params,
+        pool_sidecar_fields,
         resolve_pool_env_config,
-        write_pool_sidecar,
     )
+    from tune_configs.export import export_pool_checkpoint
 
     return Controller(
         name=PER_CELL,
         resolve_env_config=resolve_pool_env_config,
         build_config=build_pool_ppo_config,
         env_params=pool_env_params,
-        write_sidecar=write_pool_sidecar,
-        sidecar=POOL_SIDECAR,
+        sidecar_fields=pool_sidecar_fields,
+        load=load_any_pool_controller,
+        evaluate_rows=_pool_rows,
+        export=export_pool_checkpoint,
         eval_keys=EVAL_KEYS,
         run_kind_prefix="pool-",
         options=("policies",),
@@ -108,20 +135,22 @@ def _central() -> Controller:
     from envs.core.pool.civic import EVAL_KEYS
     from tune_configs.controllers.central import (
         CENTRAL_HPARAMS,
-        CENTRAL_SIDECAR,
         build_central_ppo_config,
         central_env_params,
+        central_sidecar_fields,
         resolve_central_env_config,
-        write_central_sidecar,
     )
+    from tune_configs.export import export_pool_checkpoint
 
     return Controller(
         name=CENTRAL,
         resolve_env_config=resolve_central_env_config,
         build_config=build_central_ppo_config,
         env_params=central_env_params,
-        write_sidecar=write_central_sidecar,
-        sidecar=CENTRAL_SIDECAR,
+        sidecar_fields=central_sidecar_fields,
+        load=load_any_pool_controller,
+        evaluate_rows=_pool_rows,
+        export=export_pool_checkpoint,
         eval_keys=EVAL_KEYS,
         run_kind_prefix="pool-",
         hparams=CENTRAL_HPARAMS,
@@ -137,10 +166,26 @@ POOL_CONTROLLERS = (PER_CELL, CENTRAL)
 
 
 def get_controller(name: str) -> Controller:
-    """The controller called ``name`` (``ValueError`` naming the choices otherwise)."""
-    if name not in CONTROLLERS:
-        raise ValueError(f"unknown controller {name!r}; choose one of {', '.join(CONTROLLERS)}")
-    return CONTROLLERS[name]()
+    """The controller called ``name``: a built-in one or a ``module:attr`` reference
+    (``ValueError`` naming the choices otherwise)."""
+    if name in CONTROLLERS:
+        return CONTROLLERS[name]()
+    if ":" not in name:
+        raise ValueError(
+            f"unknown controller {name!r}; choose one of {', '.join(CONTROLLERS)} or name one "
+            "outside the package as module:attr"
+        )
+    module_name, _, attr = name.partition(":")
+    try:
+        entry = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"controller {name!r}: cannot import it ({exc})") from None
+    controller = entry() if callable(entry) and not isinstance(entry, Controller) else entry
+    if not isinstance(controller, Controller):
+        raise ValueError(f"controller {name!r} is a {type(controller).__name__}, not a Controller")
+    if controller.name != name:
+        raise ValueError(f"controller {name!r} calls itself {controller.name!r}: use its reference")
+    return controller
 
 
 def default_controller(preset: str, pool: bool = False) -> str:
@@ -153,41 +198,44 @@ def default_controller(preset: str, pool: bool = False) -> str:
 
 
 def controller_of_checkpoint(checkpoint: str | Path) -> Controller:
-    """The controller whose sidecar a checkpoint directory holds (single-cell by default), or
-    the one a shipped policy directory's ``policy.json`` names
-    (:mod:`tune_configs.policies.shipped`)."""
+    """The controller a checkpoint's sidecar or a shipped policy's ``policy.json`` names
+    (``single`` for a checkpoint without a sidecar)."""
+    from tune_configs.policies.checkpoint import read_sidecar
     from tune_configs.policies.shipped import shipped_controller
 
     ckpt = Path(checkpoint).expanduser()
-    shipped = shipped_controller(ckpt)
-    if shipped is not None:
-        return get_controller(shipped)
-    for name in POOL_CONTROLLERS:
-        pool = get_controller(name)
-        if (ckpt / pool.sidecar).is_file():
-            return pool
-    return get_controller(SINGLE)
+    name = shipped_controller(ckpt)
+    if name is None:
+        info = read_sidecar(ckpt) if ckpt.is_dir() else None
+        name = str(info["controller"]) if info is not None else SINGLE
+    return get_controller(name)
 
 
-def save_checkpoint(
-    controller: Controller,
-    algo: Any,
-    directory: str | Path,
-    env_config: Mapping[str, Any],
-    **extra: Any,
-) -> Path:
-    """``algo.save`` to an absolute ``directory`` plus the controller's sidecar; returns it."""
-    path = Path(directory).expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
-    algo.save(str(path))
-    controller.write_sidecar(path, env_config, **extra)
-    return path
+# --- loading and evaluation rows of the built-in controllers ----------------------------------
+def load_any_pool_controller(path: str | Path) -> Any:
+    """Whatever pool policy ``path`` holds: a shipped directory, a central or a per-cell
+    checkpoint (``ValueError`` if none)."""
+    from tune_configs.policies.checkpoint import read_sidecar
+    from tune_configs.policies.pool import POOL_CONTROLLERS, load_exported_controller
+    from tune_configs.policies.shipped import is_shipped, shipped_controller
+
+    p = Path(path).expanduser().resolve()
+    if not p.is_dir():
+        raise ValueError(f"policy {str(path)!r} is not a directory")
+    if is_shipped(p):  # numpy only: no Ray, no torch
+        if shipped_controller(p) not in POOL_CONTROLLERS:
+            raise ValueError(f"{p} holds a {shipped_controller(p)} policy, not a pool policy")
+        return load_exported_controller(p)
+    from tune_configs.controllers.central import load_central_controller
+    from tune_configs.controllers.per_cell import load_pool_controller
+
+    info = read_sidecar(p)
+    if info is not None and info["controller"] == CENTRAL:
+        return load_central_controller(p)
+    return load_pool_controller(p)
 
 
-# --- evaluation ---------------------------------------------------------------------------------
-def _single_rows(
-    checkpoint: Path, episodes: int, seed: int, overrides: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _single_rows(checkpoint: Path, episodes: int, seed: int, overrides: Mapping[str, Any]) -> Rows:
     from tune_configs.policies.single import evaluate_policy, load_policy
 
     policy = load_policy(checkpoint, **overrides)
@@ -198,9 +246,7 @@ def _single_rows(
     return rows, meta
 
 
-def _pool_rows(
-    checkpoint: Path, episodes: int, seed: int, overrides: Mapping[str, Any]
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _pool_rows(checkpoint: Path, episodes: int, seed: int, overrides: Mapping[str, Any]) -> Rows:
     from envs.core.pool.civic import flat_row
     from envs.core.pool.rules import evaluate_controller
     from envs.pool.env import MetaLorePoolEnv
@@ -258,54 +304,34 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Evaluate any saved policy; optionally write a result set. Returns its summary dict.
 
-    ``env_overrides`` change the evaluation scenario (``preset`` and any parameter by flat name);
-    the observation transform stays the training one. The result set's kind is
-    ``<controller prefix><what>`` (``eval``, ``ppo-trial``, ``pool-eval``, ``pool-ppo-trial``).
+    ``env_overrides`` change the evaluation scenario (``preset`` and any parameter by flat name;
+    :mod:`tune_configs.policies.interface`); the policy's interface stays the training one. The
+    result set's kind is ``<controller prefix><what>`` (``eval``, ``ppo-trial``, ``pool-eval``,
+    ``pool-ppo-trial``).
     """
     from envs.core.metrics import CLI_KEYS
 
     controller = controller_of_checkpoint(checkpoint)
-    rows_of = _pool_rows if controller.name in POOL_CONTROLLERS else _single_rows
+    path = Path(checkpoint).expanduser().resolve()
     t0 = time.perf_counter()
-    rows, info = rows_of(Path(checkpoint).expanduser().resolve(), episodes, seed, env_overrides)
+    rows, info = controller.evaluate_rows(path, episodes, seed, env_overrides)
     elapsed = time.perf_counter() - t0
     if out_dir is not None:
-        info = dict(info)
-        params = info.pop("params")
+        meta_info = dict(info)
+        params = meta_info.pop("params")
         meta = run_metadata(
-            controller.run_kind(what), params, preset=info.pop("preset"), seed=seed,
-            episodes=episodes, checkpoint=str(Path(checkpoint).expanduser().resolve()),
-            controller=controller.name, elapsed_s=round(elapsed, 3), **info, **dict(extra or {}),
+            controller.run_kind(what), params, preset=meta_info.pop("preset"), seed=seed,
+            episodes=episodes, checkpoint=str(path), controller=controller.name,
+            elapsed_s=round(elapsed, 3), **meta_info, **dict(extra or {}),
         )  # fmt: skip
         summaries = write_result_set(out_dir, meta, rows)
     else:
         summaries = aggregate_rows(rows)
     summary = dict(summaries[0])
-    if controller.name == SINGLE:  # the key order of ``launch static --json``
+    if controller.run_kind_prefix == "":  # single-cell rows: the key order of ``launch static``
         summary["w_b"], summary["w_c"] = summary.get("mean_w_b"), summary.get("mean_w_c")
         summary = {**{k: summary.get(k) for k in CLI_KEYS}, **summary}
     summary["controller"] = controller.name
     if "evaluated_on" in info:
         summary["evaluated_on"] = info["evaluated_on"]
     return summary
-
-
-def load_any_pool_controller(path: str | Path) -> Any:
-    """Whatever pool policy ``path`` holds: a shipped directory, a central or a per-cell
-    checkpoint (``ValueError`` if none)."""
-    from tune_configs.policies.pool import POOL_CONTROLLERS, load_exported_controller
-    from tune_configs.policies.shipped import is_shipped, shipped_controller
-
-    p = Path(path).expanduser().resolve()
-    if not p.is_dir():
-        raise ValueError(f"policy {str(path)!r} is not a directory")
-    if is_shipped(p):  # numpy only: no Ray, no torch
-        if shipped_controller(p) not in POOL_CONTROLLERS:
-            raise ValueError(f"{p} holds a {shipped_controller(p)} policy, not a pool policy")
-        return load_exported_controller(p)
-    from tune_configs.controllers.central import CENTRAL_SIDECAR, load_central_controller
-    from tune_configs.controllers.per_cell import load_pool_controller
-
-    if (p / CENTRAL_SIDECAR).is_file():
-        return load_central_controller(p)
-    return load_pool_controller(p)

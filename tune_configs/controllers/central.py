@@ -12,7 +12,7 @@ resolved, then stored in it), the team reward in fulfilled jobs scaled by 0.01 (
 
 * :func:`build_central_ppo_config`: single-agent PPO, the :class:`tune_configs.callbacks.
   PoolMetrics` callback (CIVIC metrics per cell in TensorBoard);
-* :func:`write_central_sidecar` / :data:`CENTRAL_SIDECAR`: what a checkpoint needs to be replayed;
+* :func:`central_sidecar_fields`: what a checkpoint's sidecar needs to replay it;
 * :func:`load_central_controller`: a checkpoint (or an exported policy directory, see
   :mod:`tune_configs.export`) as an :class:`envs.core.pool.rules.Controller` for ``launch
   pool-compare``; deterministic (the mean action), no Ray started.
@@ -25,7 +25,6 @@ Train (1M env steps take about 5 to 15 minutes on a 2-core machine, depending on
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,16 +35,15 @@ from numpy.typing import NDArray
 
 from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
-from envs.pool.control import CONTROL_FIELDS
+from envs.pool.base_splits import GREEDY_SPLITS, resolve_base_splits
 from envs.pool.env import MetaLorePoolEnv
 from tune_configs.callbacks import WINDOW, PoolMetrics
+from tune_configs.env import RLLIB_KEYS
+from tune_configs.policies.checkpoint import DEFAULT_MODULE, MODULE_DIR, read_sidecar
 from tune_configs.policies.pool import CentralPolicyController, rlmodule_forward
-from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
+from tune_configs.ppo import Resources, base_ppo_config, resolve_hparams
 
 RLLIB_CENTRAL_ENV = "metalore_pool_central"
-CENTRAL_SIDECAR = "metalore_pool_central.json"
-MODULE_SUBDIR = Path("learner_group", "learner", "rl_module", "default_policy")
-GREEDY_SPLITS = "greedy"  # base_splits resolved by the greedy rule's split search
 
 DEFAULT_CENTRAL_ENV_CONFIG: dict[str, Any] = {
     "preset": "three_cell_hetero",
@@ -61,9 +59,6 @@ DEFAULT_CENTRAL_ENV_CONFIG: dict[str, Any] = {
 # the residual corrections clamped to [-1, 1] (RLlib's 20 let it drift to e^1.8 and performance
 # collapse in the ablations, docs/pool.md)
 CENTRAL_HPARAMS: dict[str, Any] = {"log_std_clip_param": 1.0}
-# the split search of base_splits="greedy": tuning seeds, never evaluation seeds
-SPLIT_EPISODES, SPLIT_GRID = 10, 0.1
-_RLLIB_KEYS = frozenset({"num_envs"})
 _ENV_ARGS = ("preset", "params", "pool", "reward")
 
 
@@ -73,7 +68,7 @@ class FlatPoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
-        cfg = {k: v for k, v in dict(config or {}).items() if k not in _RLLIB_KEYS}
+        cfg = {k: v for k, v in dict(config or {}).items() if k not in RLLIB_KEYS}
         self.env = MetaLorePoolEnv(**cfg)
         n = self.env.n_cells
         self.n_cells = n
@@ -118,36 +113,12 @@ def register_central_env() -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-_SPLIT_CACHE: dict[str, list[list[float]]] = {}
-
-
-def greedy_base_splits(env_config: Mapping[str, Any]) -> list[list[float]]:
-    """The greedy rule's best static splits for the scenario of ``env_config`` (tuning seeds)."""
-    from envs.core.pool.rules import TUNE_SEED_OFFSET, GreedyRule, best_static_splits
-
-    drop = {"reward", "scope", "critic", *_RLLIB_KEYS}  # the per-cell env's, not the scenario's
-    cfg = {k: v for k, v in env_config.items() if k not in CONTROL_FIELDS and k not in drop}
-    key = json.dumps(cfg, sort_keys=True, default=str)
-    if key not in _SPLIT_CACHE:
-        env = MetaLorePoolEnv(**cfg)
-        splits, _ = best_static_splits(
-            env.params, SPLIT_EPISODES, TUNE_SEED_OFFSET, SPLIT_GRID,
-            pool=env.pool_params.replace(cooperative=True), rule=GreedyRule(),
-        )  # fmt: skip
-        _SPLIT_CACHE[key] = [[float(b), float(c)] for b, c in splits]
-    return [list(p) for p in _SPLIT_CACHE[key]]
-
-
 def resolve_central_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_CENTRAL_ENV_CONFIG` plus ``env_config``; ``base_splits="greedy"`` resolved
     to the greedy rule's splits (only when the residual action uses them); validated."""
     cfg = {**DEFAULT_CENTRAL_ENV_CONFIG, **{k: v for k, v in dict(env_config or {}).items()
-                                             if k not in _RLLIB_KEYS}}  # fmt: skip
-    if cfg.get("base_splits") == GREEDY_SPLITS:
-        if cfg.get("action_mode") == "residual":
-            cfg["base_splits"] = greedy_base_splits(cfg)
-        else:
-            cfg.pop("base_splits")
+                                             if k not in RLLIB_KEYS}}  # fmt: skip
+    resolve_base_splits(cfg)
     MetaLorePoolEnv(**cfg)  # raises ValueError naming a bad field
     return cfg
 
@@ -163,63 +134,41 @@ def build_central_ppo_config(
     seed: int | None = 0,
 ) -> Any:
     """A single-agent ``PPOConfig`` for the flattened central pool env; nothing is started."""
-    from ray.rllib.algorithms.ppo import PPOConfig
-
-    register_central_env()
-    cfg = resolve_central_env_config(env_config)
-    hp = resolve_hparams(hparams)
-    res = resources or Resources()
-    return (
-        PPOConfig()  # type: ignore[no-untyped-call]
-        .environment(RLLIB_CENTRAL_ENV, env_config=cfg, disable_env_checking=True)
-        .env_runners(
-            num_env_runners=res.num_env_runners,
-            num_envs_per_env_runner=res.num_envs_per_env_runner,
-            num_cpus_per_env_runner=res.num_cpus_per_env_runner,
-            rollout_fragment_length="auto",
-            batch_mode="truncate_episodes",
-        )
-        .learners(num_learners=res.num_learners)
-        .training(**training_kwargs(hp))
-        .rl_module(model_config=model_config(hp))
-        .callbacks(PoolMetrics)
-        .debugging(seed=seed, log_sys_usage=False)
-        .reporting(metrics_num_episodes_for_smoothing=WINDOW)
+    return base_ppo_config(
+        register_central_env(),
+        resolve_central_env_config(env_config),
+        resolve_hparams(hparams),
+        resources or Resources(),
+        seed,
+        PoolMetrics,
+        smoothing=WINDOW,
     )
 
 
-def write_central_sidecar(
-    checkpoint_dir: str | Path, env_config: Mapping[str, Any], **extra: Any
-) -> Path:
-    """Write :data:`CENTRAL_SIDECAR` (resolved env config, spaces) into a checkpoint."""
+def central_sidecar_fields(env_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The central controller's sidecar fields: resolved env config and spaces."""
     cfg = resolve_central_env_config(env_config)
     env = FlatPoolEnv(cfg)
-    body = {
-        "controller": "central",
-        "env_config": cfg,
+    return {
         "n_cells": env.n_cells,
         "obs_dim": env.obs_dim,
         "act_dim": env.act_dim,
         "normalize_actions": bool(env.env.control.bounded_actions),
-        **extra,
     }
-    path = Path(checkpoint_dir) / CENTRAL_SIDECAR
-    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
-    return path
 
 
 # ------------------------------------------------------------------------------------------------
 def load_central_controller(checkpoint: str | Path) -> CentralPolicyController:
-    """Restore a central policy from an RLlib checkpoint with :data:`CENTRAL_SIDECAR`."""
+    """Restore a central policy from a checkpoint saved by the ``central`` controller."""
     ckpt = Path(checkpoint).expanduser().resolve()
-    sidecar = ckpt / CENTRAL_SIDECAR
-    if not sidecar.is_file():
-        raise ValueError(f"{ckpt}: no {CENTRAL_SIDECAR} (not a central pool policy)")
-    info = json.loads(sidecar.read_text())
-    if not (ckpt / MODULE_SUBDIR).is_dir():
-        raise ValueError(f"{ckpt}: {MODULE_SUBDIR} is missing")
+    info = read_sidecar(ckpt)
+    if info is None or info.get("controller") != "central":
+        raise ValueError(f"{ckpt}: not a central pool policy checkpoint")
+    path = ckpt / MODULE_DIR / DEFAULT_MODULE
+    if not path.is_dir():
+        raise ValueError(f"{ckpt}: {MODULE_DIR / DEFAULT_MODULE} is missing")
     from ray.rllib.core.rl_module.rl_module import RLModule
 
-    module: Any = RLModule.from_checkpoint(str(ckpt / MODULE_SUBDIR))
+    module: Any = RLModule.from_checkpoint(str(path))
     module.eval()
     return CentralPolicyController(ckpt, rlmodule_forward(module), info)

@@ -12,9 +12,10 @@
   or one per cell (``policies="separate"``, modules ``cell_i``); with ``critic="central"`` in the
   env config every module is a :class:`tune_configs.controllers.critic.CentralCriticPPOModule` (the
   actor sees the agent's own view, the critic also the global state).
-* :func:`write_pool_sidecar`: the sidecar :data:`POOL_SIDECAR` (env config, policy mode, module
-  ids) saved next to every pool checkpoint (training goes through the one training loop of
-  :mod:`tune_configs.training`, via the ``per-cell`` controller of :mod:`tune_configs.controllers`).
+* :func:`pool_sidecar_fields`: what the checkpoint sidecar (:mod:`tune_configs.policies.
+  checkpoint`) records besides the env config: policy mode, module ids, number of cells
+  (training goes through the one training loop of :mod:`tune_configs.training`, via the
+  ``per-cell`` controller of :mod:`tune_configs.controllers`).
 * :func:`load_pool_controller`: a trained checkpoint as an :class:`envs.core.pool.rules.
   Controller` (deterministic actions, no Ray started), for ``python -m launch pool-compare``.
 
@@ -33,7 +34,6 @@ It prints one line per iteration (sampled steps, return, CIVIC fulfilment) and w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -43,15 +43,15 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 
 from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
+from envs.pool.base_splits import resolve_base_splits
 from envs.pool.multiagent import MultiCellPoolEnv, agent_ids
 from tune_configs.callbacks import WINDOW, PoolMetrics
-from tune_configs.controllers.central import GREEDY_SPLITS, greedy_base_splits
+from tune_configs.env import RLLIB_KEYS
+from tune_configs.policies.checkpoint import MODULE_DIR, read_sidecar
 from tune_configs.policies.pool import SHARED_MODULE, PoolPolicyController, rlmodule_forward
-from tune_configs.ppo import Resources, model_config, resolve_hparams, training_kwargs
+from tune_configs.ppo import Resources, base_ppo_config, model_config, resolve_hparams
 
 RLLIB_POOL_ENV = "metalore_pool"
-POOL_SIDECAR = "metalore_pool_policy.json"
-MODULE_DIR = Path("learner_group", "learner", "rl_module")
 POLICY_MODES = ("shared", "separate")
 
 DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
@@ -60,12 +60,11 @@ DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
     "reward": "metalore",
     "scope": "team",
 }
-_RLLIB_KEYS = frozenset({"num_envs"})
 
 
 def pool_env_kwargs(env_config: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of :class:`MultiCellPoolEnv` from a flat env config."""
-    cfg = {k: v for k, v in dict(env_config).items() if k not in _RLLIB_KEYS}
+    cfg = {k: v for k, v in dict(env_config).items() if k not in RLLIB_KEYS}
     return {**DEFAULT_POOL_ENV_CONFIG, **cfg}
 
 
@@ -142,11 +141,7 @@ def resolve_pool_env_config(env_config: Mapping[str, Any] | None = None) -> dict
     """:data:`DEFAULT_POOL_ENV_CONFIG` plus ``env_config``, validated by building the env
     (``base_splits="greedy"`` is resolved as for the central controller)."""
     cfg = pool_env_kwargs(env_config or {})
-    if cfg.get("base_splits") == GREEDY_SPLITS:  # the greedy rule's splits, searched once
-        if cfg.get("action_mode") == "residual":
-            cfg["base_splits"] = greedy_base_splits(cfg)
-        else:
-            cfg.pop("base_splits")
+    resolve_base_splits(cfg)  # the greedy rule's splits, searched once
     MultiCellPoolEnv(**cfg)  # raises ValueError naming a bad field
     return cfg
 
@@ -163,42 +158,23 @@ def build_pool_ppo_config(
     ``hparams`` override :data:`tune_configs.ppo.DEFAULT_HPARAMS` (``train_batch_size`` counts
     env steps; each env step gives one agent step per cell).
     """
-    from ray.rllib.algorithms.ppo import PPOConfig
-
-    register_pool_env()
     cfg = resolve_pool_env_config(env_config)
-    n_cells = MultiCellPoolEnv(**cfg).n_cells
-    mids = module_ids(policies, n_cells)
+    env = MultiCellPoolEnv(**cfg)
     hp = resolve_hparams(hparams)
-    res = resources or Resources()
-    rl_module: dict[str, Any] = {"model_config": model_config(hp)}
+    rl_module: dict[str, Any] | None = None
     if cfg.get("critic") == "central":  # actor: own view; critic: own view + global state
         from tune_configs.controllers.critic import central_critic_module_spec
 
-        own = MultiCellPoolEnv(**cfg).own_features
-        rl_module = {"rl_module_spec": central_critic_module_spec(own, model_config(hp))}
-    config = (
-        PPOConfig()  # type: ignore[no-untyped-call]
-        .environment(RLLIB_POOL_ENV, env_config=cfg, disable_env_checking=True)
-        .env_runners(
-            num_env_runners=res.num_env_runners,
-            num_envs_per_env_runner=res.num_envs_per_env_runner,
-            num_cpus_per_env_runner=res.num_cpus_per_env_runner,
-            rollout_fragment_length="auto",  # RLlib divides the batch over runners x envs
-            batch_mode="truncate_episodes",
-        )
-        .learners(num_learners=res.num_learners)
-        .multi_agent(
-            policies=set(mids),
-            policy_mapping_fn=map_shared if policies == "shared" else map_per_cell,
-        )
-        .training(**training_kwargs(hp))
-        .rl_module(**rl_module)
-        .callbacks(PoolMetrics)
-        .debugging(seed=seed, log_sys_usage=False)
-        .reporting(metrics_num_episodes_for_smoothing=WINDOW)
-    )
-    return config
+        rl_module = {
+            "rl_module_spec": central_critic_module_spec(env.own_features, model_config(hp))
+        }
+    mapping = map_shared if policies == "shared" else map_per_cell
+    return base_ppo_config(
+        register_pool_env(), cfg, hp, resources or Resources(), seed, PoolMetrics,
+        smoothing=WINDOW, rl_module=rl_module,
+        multi_agent={"policies": set(module_ids(policies, env.n_cells)),
+                     "policy_mapping_fn": mapping},
+    )  # fmt: skip
 
 
 def pool_env_params(env_config: Mapping[str, Any]) -> EnvParams:
@@ -206,42 +182,28 @@ def pool_env_params(env_config: Mapping[str, Any]) -> EnvParams:
     return MultiCellPoolEnv(**resolve_pool_env_config(env_config)).ps.params
 
 
-def write_pool_sidecar(
-    checkpoint_dir: str | Path,
-    env_config: Mapping[str, Any],
-    policies: str = "shared",
-    **extra: Any,
-) -> Path:
-    """Write :data:`POOL_SIDECAR` (env config, policy mode, module ids) into a checkpoint."""
+def pool_sidecar_fields(env_config: Mapping[str, Any], policies: str = "shared") -> dict[str, Any]:
+    """The per-cell controller's sidecar fields: resolved env config, policy mode, module ids."""
     cfg = resolve_pool_env_config(env_config)
     env = MultiCellPoolEnv(**cfg)
-    body = {
-        "env_config": cfg,
+    return {
         "policies": policies,
         "modules": module_ids(policies, env.n_cells),
         "n_cells": env.n_cells,
         "normalize_actions": bool(env.control.bounded_actions),
-        **extra,
     }
-    path = Path(checkpoint_dir) / POOL_SIDECAR
-    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
-    return path
 
 
 # ------------------------------------------------------------------------------------------------
 def load_pool_controller(checkpoint: str | Path) -> PoolPolicyController:
-    """Restore a pool policy saved by :func:`train_pool` (or a Tune trial of the pool sweep)."""
+    """Restore a per-cell pool policy saved by ``launch train`` or a Tune trial of a sweep."""
     ckpt = Path(checkpoint).expanduser().resolve()
     if not ckpt.is_dir():
         raise ValueError(f"checkpoint {str(checkpoint)!r} is not a directory")
-    sidecar = ckpt / POOL_SIDECAR
-    if sidecar.is_file():
-        info = json.loads(sidecar.read_text())
-    else:
-        info = _info_from_algorithm_pickle(ckpt)
+    info = read_sidecar(ckpt) or _info_from_algorithm_pickle(ckpt)
     mids = list(info.get("modules") or [])
     if not mids:
-        raise ValueError(f"{ckpt}: no module ids in {POOL_SIDECAR}")
+        raise ValueError(f"{ckpt}: no module ids in its sidecar")
     from ray.rllib.core.rl_module.rl_module import RLModule
 
     modules: dict[str, Any] = {}

@@ -26,7 +26,7 @@ id, ``shared`` or ``cell_<i>``, each applied to its cells' observation rows)::
 
     from tune_configs.policies.shipped import actor_of_rl_module, write_shipped, load_shipped
     actors = {"shared": actor_of_rl_module(rl_module)}   # any RLlib default PPO torch module
-    write_shipped(out_dir, actors, controller="per-cell", env_config=cfg,
+    write_shipped(out_dir, actors, controller="per-cell", env_config=cfg, interface=POOL_INTERFACE,
                   action={"normalize": True, "low": [0, 0, -1], "high": [1, 1, 1]},
                   manifest={...}, extra={"policies": "shared"})
     pol = load_shipped(out_dir)
@@ -42,7 +42,7 @@ it does not know (a layer type other than Linear and the supported activations).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,15 +188,16 @@ def write_shipped(
     *,
     controller: str,
     env_config: Mapping[str, Any],
+    interface: Iterable[str],
     action: Mapping[str, Any],
     manifest: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``policy.safetensors`` + ``policy.json`` into ``out_dir`` (created); returns it.
 
-    ``env_config`` (the training one) is stored as the policy's ``interface`` (what it needs to
-    act) and ``trained_on`` (the scenario it was trained on, provenance;
-    :mod:`tune_configs.policies.interface`).
+    ``env_config`` (the training one) is stored as the policy's ``interface`` (its keys named in
+    ``interface``: what the policy needs to act) and ``trained_on`` (the rest: the scenario it was
+    trained on, provenance; :mod:`tune_configs.policies.interface`).
 
     ``action``: ``normalize`` (RLlib's ``normalize_actions``: the mean lives in [-1, 1] and is
     mapped linearly to ``[low, high]``), ``low``, ``high``, ``shape`` (per agent); the action is
@@ -207,6 +208,7 @@ def write_shipped(
 
     if not actors:
         raise ValueError("no actors to ship")
+    keys = frozenset(interface)
     out = Path(out_dir).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, NDArray[np.float32]] = {}
@@ -223,19 +225,13 @@ def write_shipped(
         "controller": controller,
         "actors": {name: actor.spec() for name, actor in actors.items()},
         "action": dict(action),
-        **_interface_and_scenario(controller, env_config),
+        "interface": {k: v for k, v in env_config.items() if k in keys},
+        "trained_on": {k: v for k, v in env_config.items() if k not in keys},
         **dict(extra or {}),
         "manifest": dict(manifest),
     }
     (out / DESCRIPTION).write_text(json.dumps(body, indent=2, default=str) + "\n")
     return out
-
-
-def _interface_and_scenario(controller: str, env_config: Mapping[str, Any]) -> dict[str, Any]:
-    from tune_configs.policies.interface import interface_keys, split_env_config
-
-    interface, scenario = split_env_config(env_config, interface_keys(controller))
-    return {"interface": interface, "trained_on": scenario}
 
 
 def is_shipped(path: str | Path) -> bool:

@@ -2,15 +2,14 @@
 
 No Ray cluster is started. A checkpoint's RLModule is restored with ``RLModule.from_checkpoint``
 from ``<checkpoint>/learner_group/learner/rl_module/default_policy``; the env config it was
-trained on comes from the sidecar file :data:`SIDECAR` that :func:`write_sidecar` puts next to
-every checkpoint this project saves (older or foreign checkpoints fall back to the algorithm
-config pickled in the checkpoint). A shipped policy directory (:mod:`tune_configs.policies.shipped`:
-``policy.safetensors`` + ``policy.json``) loads without torch, Ray or pickle.
+trained on comes from the checkpoint's sidecar (:mod:`tune_configs.policies.checkpoint`; foreign
+checkpoints fall back to the algorithm config pickled in the checkpoint). A shipped policy
+directory (:mod:`tune_configs.policies.shipped`: ``policy.safetensors`` + ``policy.json``) loads
+without torch, Ray or pickle.
 
 Acting: the actor network (encoder MLP and ``pi`` head) is taken out of the RLModule and run in
 numpy (:class:`tune_configs.policies.shipped.MLPActor`), for checkpoints and shipped policies
-alike, so
-both evaluate to exactly the same numbers (a module of another architecture falls back to
+alike, so both evaluate to exactly the same numbers (a module of another architecture falls back to
 torch). Observations are transformed by the env itself (``obs_mode``, ``obs_uplink``), so no
 connector state is needed; actions are the mean of the action distribution, unsquashed from
 [-1, 1] to the action box (RLlib's ``normalize_actions``: [0, 1], or [-1, 1] for the residual
@@ -30,10 +29,8 @@ episodes take well under a second.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +44,13 @@ from envs.core.params import EnvParams
 from envs.metalore_env import action_space
 from tune_configs import env as rllib_env
 from tune_configs.env import params_from_env_config, vector_env
+from tune_configs.policies.checkpoint import (
+    DEFAULT_MODULE,
+    MODULE_DIR,
+    CheckpointError,
+    algorithm_env_config,
+    read_sidecar,
+)
 from tune_configs.policies.interface import (
     SINGLE_INTERFACE,
     Evaluation,
@@ -63,46 +67,17 @@ from tune_configs.policies.shipped import (
     to_env_actions,
 )
 
-SIDECAR = "metalore_policy.json"
-MODULE_SUBDIR = Path("learner_group", "learner", "rl_module", "default_policy")
+MODULE_SUBDIR = MODULE_DIR / DEFAULT_MODULE
 POLICY_KIND = "ppo"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint path that is missing, incomplete or unreadable (a usage error for the CLI)."""
-
-
-def write_sidecar(checkpoint_dir: str | Path, env_config: Mapping[str, Any], **extra: Any) -> Path:
-    """Write :data:`SIDECAR` (env config, resolved params, extras) into a checkpoint directory."""
-    path = Path(checkpoint_dir) / SIDECAR
-    params = params_from_env_config(env_config)
-    body = {
-        "env_config": dict(env_config),
-        "params": params.to_dict(),
-        "normalize_actions": True,
-        **extra,
-    }
-    path.write_text(json.dumps(body, indent=2, default=str) + "\n")
-    return path
-
-
-def _algorithm_config_from_pickle(ckpt: Path) -> dict[str, Any]:
-    try:
-        with (ckpt / "class_and_ctor_args.pkl").open("rb") as fh:
-            state = pickle.load(fh)
-        config = state["ctor_args_and_kwargs"][0][0]
-        return {
-            "env_config": dict(config["env_config"]),
-            "normalize_actions": bool(config.get("normalize_actions", True)),
-        }
-    except Exception as exc:  # any unpickling problem means "not a usable checkpoint"
-        raise CheckpointError(
-            f"{ckpt}: cannot read the algorithm config ({type(exc).__name__}: {exc})"
-        ) from exc
+def single_sidecar_fields(env_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The single controller's sidecar fields (:mod:`tune_configs.policies.checkpoint`)."""
+    return {"params": params_from_env_config(env_config).to_dict(), "normalize_actions": True}
 
 
 def read_checkpoint_info(checkpoint: str | Path) -> dict[str, Any]:
-    """The sidecar of a checkpoint (env_config, params, normalize_actions, ...)."""
+    """The sidecar of a checkpoint (controller, env_config, params, normalize_actions, ...)."""
     ckpt = Path(checkpoint).expanduser().resolve()
     if not ckpt.exists():
         raise CheckpointError(f"checkpoint {str(checkpoint)!r} does not exist")
@@ -113,16 +88,7 @@ def read_checkpoint_info(checkpoint: str | Path) -> dict[str, Any]:
             f"{ckpt} is not an RLlib PPO checkpoint: {MODULE_SUBDIR} is missing "
             "(pass the directory written by `launch train`, e.g. OUT/checkpoint)"
         )
-    sidecar = ckpt / SIDECAR
-    if sidecar.is_file():
-        try:
-            info: dict[str, Any] = json.loads(sidecar.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise CheckpointError(f"{sidecar}: unreadable ({exc})") from exc
-        if not isinstance(info, dict) or "env_config" not in info:
-            raise CheckpointError(f"{sidecar}: no env_config")
-        return info
-    return _algorithm_config_from_pickle(ckpt)
+    return read_sidecar(ckpt) or algorithm_env_config(ckpt)
 
 
 @dataclass
@@ -237,7 +203,7 @@ def _load_shipped(path: str | Path, env_overrides: Mapping[str, Any]) -> Trained
         shipped = load_shipped(path)
     except ShippedPolicyError as exc:
         raise CheckpointError(str(exc)) from exc
-    if shipped.controller != "single" or SINGLE_ACTOR not in shipped.actors:
+    if SINGLE_ACTOR not in shipped.actors:
         raise CheckpointError(f"{shipped.path} holds a {shipped.controller} policy, not single")
     evaluation = evaluation_of(shipped.env_config, env_overrides)
     return TrainedPolicy(

@@ -13,7 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tune_configs.sweeps.paper_grid import DELTAS, PENALTIES
+from tune_configs.sweeps.common import PAPER_DELTAS as DELTAS
+from tune_configs.sweeps.common import PAPER_PENALTIES as PENALTIES
 
 PENALTY_FIGURES = (0.0, -1.0, -5.0)
 

@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from tune_configs.sweeps.settings import Setting, pick
+
 BUDGETS = ("small", "paper")
 DEFAULT_STORAGE = "./results"
 
@@ -37,6 +39,20 @@ PAPER_PENALTIES: tuple[float, ...] = (0.0, -1.0, -5.0)
 # The three objectives of every search (served % up, sync delay down, E2E delay down).
 OBJECTIVES: tuple[str, ...] = ("eval/served_pct", "eval/sync_delay", "eval/e2e_delay")
 OBJECTIVE_MODES: tuple[str, ...] = ("max", "min", "min")
+GRID_STEP = 0.1  # the static grid's step (121 splits)
+
+# the settings of every PPO trial of a reward sweep (see ppo_constants)
+PPO_SETTINGS: tuple[Setting, ...] = pick(
+    "controller",
+    "preset",
+    "obs_mode",
+    "timesteps",
+    "eval_episodes",
+    "eval_seed",
+    "hparams",
+    "resources",
+    "checkpoint_every",
+)
 
 
 def check_budget(budget: str) -> str:
@@ -100,7 +116,7 @@ def make_tuner(
     if progress:
         from tune_configs.sweeps.progress import ProgressPrinter
 
-        callbacks.append(ProgressPrinter(total=total_trials))
+        callbacks.append(ProgressPrinter(trial_dirname, MAX_FAILURES, total=total_trials))
     run_config = tune.RunConfig(
         name=name,
         storage_path=str(exp.parent),
@@ -245,3 +261,63 @@ def optuna_searcher(
         sampler=sampler,
         points_to_evaluate=[dict(p) for p in points_to_evaluate] if points_to_evaluate else None,
     )
+
+
+# --- what the reward sweeps share (paper-grid, quickstart, optuna-reward) and the static grid --
+def split_blocks(step: float, n_blocks: int) -> list[list[list[float]]]:
+    """The grid's splits in ``n_blocks`` blocks of whole ``w_b`` rows (w_b major)."""
+    from envs.core.policies import grid_values
+
+    values = [float(v) for v in grid_values(step)]
+    n_blocks = max(1, min(n_blocks, len(values)))
+    rows = [[[b, c] for c in values] for b in values]
+    size = -(-len(rows) // n_blocks)
+    return [[s for row in rows[i : i + size] for s in row] for i in range(0, len(rows), size)]
+
+
+def ppo_constants(
+    budgets: Mapping[str, Mapping[str, Any]], budget: str, **overrides: Any
+) -> dict[str, Any]:
+    """Non-searched keys of a PPO trial config for a sweep's ``budgets[budget]`` and overrides
+    (see :mod:`tune_configs.trials`)."""
+    b = {**budgets[check_budget(budget)], **overrides}
+    return {
+        "kind": "ppo",
+        "budget": budget,
+        "controller": str(b.get("controller", "single")),
+        "preset": b.get("preset", "paper"),
+        "obs_mode": b.get("obs_mode", "log1p"),
+        "timesteps": int(b["timesteps"]),
+        "eval_episodes": int(b["eval_episodes"]),
+        "eval_seed": int(b.get("eval_seed", 0)),
+        "hparams": dict(b.get("hparams", {})),
+        "resources": dict(b.get("resources", {})),
+        "checkpoint_every": int(b.get("checkpoint_every", 10)),
+    }
+
+
+def reward_jobs(
+    rewards: list[tuple[float, float]],
+    seeds: list[int],
+    with_static: bool = True,
+    grid_step: float | None = None,
+) -> list[dict[str, Any]]:
+    """Trial specs: (optionally) one static-grid trial per reward, then PPO per reward x seed.
+
+    The static trials come first so that, with trials in parallel, the baseline is done before
+    (or while) the PPO trials run. Each evaluates the whole 0.1 grid plus the heuristic and
+    queue-aware rules under that reward (delays and served % are reward-independent; the return
+    is not).
+    """
+    jobs: list[dict[str, Any]] = []
+    if with_static:
+        splits = split_blocks(GRID_STEP if grid_step is None else float(grid_step), 1)[0]
+        jobs += [
+            {"kind": "static", "block": 0, "splits": splits, "baselines": True, "delta": d,
+             "penalty": p}
+            for d, p in rewards
+        ]  # fmt: skip
+    jobs += [
+        {"kind": "ppo", "delta": d, "penalty": p, "seed": int(s)} for d, p in rewards for s in seeds
+    ]
+    return jobs

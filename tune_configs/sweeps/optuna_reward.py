@@ -22,12 +22,13 @@ from optuna.distributions import FloatDistribution
 from tune_configs.sweeps.common import (
     OBJECTIVE_MODES,
     OBJECTIVES,
+    PPO_SETTINGS,
     check_budget,
     make_tuner,
     optuna_samples,
     optuna_searcher,
+    ppo_constants,
 )
-from tune_configs.sweeps.paper_grid import PPO_SETTINGS, ppo_constants
 from tune_configs.sweeps.settings import Setting, pick
 
 NAME = "optuna-reward"
@@ -49,7 +50,7 @@ POINTS_TO_EVALUATE: list[dict[str, float]] = [{"delta": 0.9, "penalty": 0.0}]
 
 def param_space(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
     """The constant part of every trial's config; delta and penalty come from Optuna."""
-    return {**ppo_constants(budget, **overrides), "seed": int(overrides.get("seed", 0))}
+    return {**ppo_constants(BUDGETS, budget, **overrides), "seed": int(overrides.get("seed", 0))}
 
 
 def stop(budget: str = "paper", **overrides: Any) -> dict[str, Any]:

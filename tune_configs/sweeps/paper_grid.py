@@ -26,8 +26,11 @@ from tune_configs.sweeps.common import (
     OBJECTIVES,
     PAPER_DELTAS,
     PAPER_PENALTIES,
+    PPO_SETTINGS,
     check_budget,
     grid_sweep,
+    ppo_constants,
+    reward_jobs,
 )
 from tune_configs.sweeps.settings import Setting, pick
 
@@ -44,67 +47,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"timesteps": 40_000, "seeds": (0,), "eval_episodes": 100},
     "paper": {"timesteps": 60_000, "seeds": (0, 1, 2), "eval_episodes": 100},
 }
-# the settings of every PPO trial (see ppo_constants)
-PPO_SETTINGS: tuple[Setting, ...] = pick(
-    "preset",
-    "obs_mode",
-    "timesteps",
-    "eval_episodes",
-    "eval_seed",
-    "hparams",
-    "resources",
-    "checkpoint_every",
-)
 SETTINGS: tuple[Setting, ...] = (
     *PPO_SETTINGS,
     *pick("seeds", "deltas", "penalties", "episodes", "grid_step", "with_static"),
 )
-
-
-def ppo_constants(budget: str, **overrides: Any) -> dict[str, Any]:
-    """Non-searched keys of a PPO trial config for a budget (see tune_configs.trials)."""
-    b = {**BUDGETS[check_budget(budget)], **overrides}
-    return {
-        "kind": "ppo",
-        "budget": budget,
-        "preset": b.get("preset", "paper"),
-        "obs_mode": b.get("obs_mode", "log1p"),
-        "timesteps": int(b["timesteps"]),
-        "eval_episodes": int(b["eval_episodes"]),
-        "eval_seed": int(b.get("eval_seed", 0)),
-        "hparams": dict(b.get("hparams", {})),
-        "resources": dict(b.get("resources", {})),
-        "checkpoint_every": int(b.get("checkpoint_every", 10)),
-    }
-
-
-def reward_jobs(
-    rewards: list[tuple[float, float]],
-    seeds: list[int],
-    with_static: bool = True,
-    grid_step: float | None = None,
-) -> list[dict[str, Any]]:
-    """Trial specs: (optionally) one static-grid trial per reward, then PPO per reward x seed.
-
-    The static trials come first so that, with trials in parallel, the baseline is done before
-    (or while) the PPO trials run. Each evaluates the whole 0.1 grid plus the heuristic and
-    queue-aware rules under that reward (delays and served % are reward-independent; the return
-    is not).
-    """
-    from tune_configs.sweeps.static_grid import GRID_STEP, split_blocks
-
-    jobs: list[dict[str, Any]] = []
-    if with_static:
-        splits = split_blocks(GRID_STEP if grid_step is None else float(grid_step), 1)[0]
-        jobs += [
-            {"kind": "static", "block": 0, "splits": splits, "baselines": True, "delta": d,
-             "penalty": p}
-            for d, p in rewards
-        ]  # fmt: skip
-    jobs += [
-        {"kind": "ppo", "delta": d, "penalty": p, "seed": int(s)} for d, p in rewards for s in seeds
-    ]
-    return jobs
 
 
 def param_space(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
@@ -114,7 +60,7 @@ def param_space(budget: str = "paper", **overrides: Any) -> dict[str, Any]:
     rewards = [
         (float(d), float(p)) for d in b.get("deltas", DELTAS) for p in b.get("penalties", PENALTIES)
     ]
-    constants = ppo_constants(budget, **overrides)
+    constants = ppo_constants(BUDGETS, budget, **overrides)
     constants.pop("kind")
     return {
         **constants,

@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ray.tune import Callback
-
-from tune_configs.trials import MAX_FAILURES, trial_dirname
 
 
 class ProgressPrinter(Callback):
     """One line per trial event, a status line every ``every_s`` seconds (to stdout)."""
 
-    def __init__(self, total: int | None = None, every_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        dirname: Callable[[Any], str],
+        max_failures: int,
+        total: int | None = None,
+        every_s: float = 60.0,
+    ) -> None:
+        self.dirname = dirname  # a trial's directory name (tune_configs.trials.trial_dirname)
+        self.max_failures = max_failures  # retries of a crashed trial
         self.total = total
         self.every_s = every_s
         self._done = 0
@@ -40,7 +46,7 @@ class ProgressPrinter(Callback):
         return f"{self._done}/{self.total}" if self.total else f"{self._done} done"
 
     def on_trial_start(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
-        self._line(f"started  {trial_dirname(trial)}")
+        self._line(f"started  {self.dirname(trial)}")
 
     def on_trial_result(
         self, iteration: int, trials: list[Any], trial: Any, result: dict[str, Any], **info: Any
@@ -50,11 +56,12 @@ class ProgressPrinter(Callback):
     def on_trial_complete(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._done += 1
         desc = describe_result(trial.last_result or {})
-        self._line(f"finished {trial_dirname(trial)}  {desc}  [{self._count()}]")
+        self._line(f"finished {self.dirname(trial)}  {desc}  [{self._count()}]")
 
     def on_trial_error(self, iteration: int, trials: list[Any], trial: Any, **info: Any) -> None:
         self._line(
-            f"ERROR    {trial_dirname(trial)} (a crashed trial is retried up to {MAX_FAILURES}x "
+            f"ERROR    {self.dirname(trial)} (a crashed trial is retried up to "
+            f"{self.max_failures}x "
             f"from its last checkpoint; details in {trial.path}/error.txt)"
         )
 
@@ -68,7 +75,7 @@ class ProgressPrinter(Callback):
             states[t.status] = states.get(t.status, 0) + 1
         running = [t for t in trials if t.status == "RUNNING"]
         steps = ", ".join(
-            f"{trial_dirname(t)} {int((t.last_result or {}).get('timesteps', 0)):,} steps"
+            f"{self.dirname(t)} {int((t.last_result or {}).get('timesteps', 0)):,} steps"
             for t in running[:4]
         )  # fmt: skip
         counts = " ".join(f"{k.lower()} {v}" for k, v in sorted(states.items()))

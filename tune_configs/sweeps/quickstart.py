@@ -20,10 +20,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from tune_configs.sweeps.common import OBJECTIVE_MODES, OBJECTIVES, check_budget, grid_sweep
-from tune_configs.sweeps.paper_grid import PPO_SETTINGS, ppo_constants, reward_jobs
+from tune_configs.sweeps.common import (
+    GRID_STEP,
+    OBJECTIVE_MODES,
+    OBJECTIVES,
+    PPO_SETTINGS,
+    check_budget,
+    grid_sweep,
+    ppo_constants,
+    reward_jobs,
+)
 from tune_configs.sweeps.settings import Setting, pick
-from tune_configs.sweeps.static_grid import GRID_STEP
 
 NAME = "quickstart"
 DESCRIPTION = "static grid + PPO for 3 reward settings, small budgets (<= 15 min on 2 cores)"
@@ -47,7 +54,7 @@ def jobs(budget: str = "small", **overrides: Any) -> list[dict[str, Any]]:
 def param_space(budget: str = "small", **overrides: Any) -> dict[str, Any]:
     """Constants of both trial kinds plus a grid over :func:`jobs`."""
     b = {**BUDGETS[check_budget(budget)], **overrides}
-    constants = ppo_constants(budget, **{**b, "seeds": (0,)})
+    constants = ppo_constants(BUDGETS, budget, **{**b, "seeds": (0,)})
     constants.pop("kind")
     return {
         **constants,

@@ -102,6 +102,12 @@ COMMON: dict[str, Setting] = {
     for s in (
         Setting("preset", "str", "scenario preset", choices=tuple(PRESETS)),
         Setting("obs_mode", "str", "observation transform", choices=("raw", "log1p", "scaled")),
+        Setting(
+            "controller",
+            "str",
+            "learned controller: single (default) or the module:attr "
+            "of one outside the package (tune_configs.controllers)",
+        ),
         Setting("timesteps", "int", "env steps per PPO trial", low=1),
         Setting("eval_episodes", "int", "evaluation episodes per trained policy", low=1),
         Setting("eval_seed", "int", "first evaluation episode seed", low=0),

@@ -19,10 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from tune_configs.sweeps.common import (
+    GRID_STEP,
     PAPER_DELTAS,
     PAPER_PENALTIES,
     check_budget,
     grid_sweep,
+    split_blocks,
 )
 from tune_configs.sweeps.settings import Setting, pick
 
@@ -30,7 +32,6 @@ NAME = "static-grid"
 DESCRIPTION = "exhaustive static splits (0.1 grid, 100 episodes) as Tune trials, batched"
 METRICS: tuple[str, ...] = ("policies", "best_return")
 MODES: tuple[str, ...] = ("max", "max")
-GRID_STEP = 0.1
 BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"episodes": 100, "blocks": 2, "deltas": (0.9,), "penalties": (0.0,)},
     "paper": {"episodes": 100, "blocks": 4, "deltas": PAPER_DELTAS, "penalties": PAPER_PENALTIES},
@@ -38,17 +39,6 @@ BUDGETS: dict[str, dict[str, Any]] = {
 SETTINGS: tuple[Setting, ...] = pick(
     "episodes", "blocks", "deltas", "penalties", "preset", "eval_seed", "grid_step"
 )
-
-
-def split_blocks(step: float, n_blocks: int) -> list[list[list[float]]]:
-    """The grid's splits in ``n_blocks`` blocks of whole ``w_b`` rows (w_b major)."""
-    from envs.core.policies import grid_values
-
-    values = [float(v) for v in grid_values(step)]
-    n_blocks = max(1, min(n_blocks, len(values)))
-    rows = [[[b, c] for c in values] for b in values]
-    size = -(-len(rows) // n_blocks)
-    return [[s for row in rows[i : i + size] for s in row] for i in range(0, len(rows), size)]
 
 
 def jobs(step: float = GRID_STEP, n_blocks: int = 4) -> list[dict[str, Any]]:
