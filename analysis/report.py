@@ -495,7 +495,7 @@ def _paper_section(md: _Doc, tabs: Path) -> None:
         _csv(df, tabs / f"paper_{key}.csv")
     md.p(tables.paper_reference_markdown())
     md.p(
-        "Source: the MetaLore paper and its authors' code (docs/model.md). CSV: "
+        "Source: the MetaLore paper and its authors' code (docs/model/cell.md). CSV: "
         + ", ".join(md.link(tabs / f"paper_{k}.csv") for k in ref)
         + "."
     )

@@ -4,8 +4,8 @@
   exhaustive-search picks (0.3, 0.3) and (0.3, 0.4) when the grid has them), the heuristic and
   queue-aware rules and every trained point, with mean and std over episodes of sync delay, E2E
   delay and traffic served (one scenario at a time).
-* :data:`PAPER_STATIC`, :data:`PAPER_RERUN`, :data:`PAPER_DRL`: the reference numbers of the spec
-  (``docs/model.md``, "What is reproduced"; the paper printed the (0.4, 0.4) delays swapped,
+* :data:`PAPER_STATIC`, :data:`PAPER_RERUN`, :data:`PAPER_DRL`: the reference numbers
+  (``docs/model/cell.md#what-is-reproduced``; the paper printed the (0.4, 0.4) delays swapped,
   the re-run of the authors' paper-era code has them the right way round).
 * :func:`paper_comparison`: our value for each split the paper reports, beside the paper's and
   the re-run's.
@@ -38,8 +38,8 @@ KEY_HEADERS: dict[str, str] = {
     "served_pct": "served [%]",
 }
 
-# Spec section 8: paper Table I (static, 100 episodes; the (0.4, 0.4) delays printed swapped,
-# corrected here and flagged in the note column).
+# Paper Table I (docs/model/cell.md#what-is-reproduced; static, 100 episodes; the (0.4, 0.4)
+# delays printed swapped, corrected here and flagged in the note column).
 PAPER_STATIC: tuple[dict[str, Any], ...] = (
     {"split": "(0.3, 0.3)", "sync_delay": 7.93, "e2e_delay": 9.77, "served_pct": 82.61, "note": ""},
     {
@@ -57,7 +57,8 @@ PAPER_STATIC: tuple[dict[str, Any], ...] = (
         "note": "paper printed sync 1.98 / E2E 19.84 (swapped)",
     },
 )
-# Spec section 8: the authors' paper-era code re-run, 20 episodes, mean and std over episodes.
+# The authors' paper-era code re-run, 20 episodes, mean and std over episodes
+# (docs/model/cell.md#what-is-reproduced).
 PAPER_RERUN: tuple[dict[str, Any], ...] = (
     {
         "split": "(0.3, 0.3)",
@@ -96,7 +97,8 @@ PAPER_RERUN: tuple[dict[str, Any], ...] = (
         "served_pct_std": 1.20,
     },
 )
-# Spec section 8: the paper's PPO points (100 deterministic episodes; served has no std).
+# The paper's PPO points (docs/model/cell.md#what-is-reproduced; 100 deterministic episodes;
+# served has no std).
 PAPER_DRL: tuple[dict[str, Any], ...] = (
     {
         "point": "A",
@@ -415,7 +417,10 @@ def table_one_markdown(table: pd.DataFrame) -> str:
 
 # --- the paper's numbers --------------------------------------------------------------------
 def paper_reference() -> dict[str, pd.DataFrame]:
-    """The spec's reference tables as DataFrames: ``static``, ``rerun``, ``drl``."""
+    """The reference tables as DataFrames: ``static``, ``rerun``, ``drl``.
+
+    Source: ``docs/model/cell.md#what-is-reproduced``.
+    """
     return {
         "static": pd.DataFrame(list(PAPER_STATIC)),
         "rerun": pd.DataFrame(list(PAPER_RERUN)),
@@ -424,7 +429,10 @@ def paper_reference() -> dict[str, pd.DataFrame]:
 
 
 def paper_reference_markdown() -> str:
-    """The three reference tables of spec section 8 as Markdown, with their captions."""
+    """The three reference tables as Markdown, with their captions.
+
+    Source: ``docs/model/cell.md#what-is-reproduced``.
+    """
     ref = paper_reference()
     parts = [
         "Paper Table I, static splits (100 episodes; the paper printed the (0.4, 0.4) delays "

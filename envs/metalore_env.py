@@ -85,7 +85,7 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     service requests and static sensors that send periodic updates (the digital twin's input). Jobs
     queue in each device's FIFO uplink queue, then in the BS's UE or sensor compute queue. A UE
     job may only start processing once its covering sensor has a completed update at the MEC (the
-    sync gate). Model, every number and the step order: ``docs/model.md``; source
+    sync gate). Model, every number and the step order: ``docs/model/cell.md``; source
     paper: Ohri et al., "MetaLore: Learning to Orchestrate Communication and Computation for
     Metaverse Synchronization". With several cells (``n_cells > 1``) each cell has its own BS,
     MEC and sensors and UEs attach to the nearest BS every step.
@@ -128,15 +128,15 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     ``reset(seed=s)`` makes the episode a pure function of ``s``; ``reset()`` without a seed
     draws the next episode seed from the generator of the last seeded reset.
 
-    Traffic that varies (``docs/traffic.md``): with regimes (``preset="paper_dynamic"`` or the
-    ``regime_*`` fields) the UE job probability, active UEs and sensor interval switch between
+    Traffic that varies (``docs/model/traffic.md``): with regimes (``preset="paper_dynamic"`` or
+    the ``regime_*`` fields) the UE job probability, active UEs and sensor interval switch between
     regimes at random times; ``info["regime"]`` (reset and every step) is the regime in force
     during the step. With ``traffic_randomize=True`` (``preset="paper_random"``) each episode
     draws its traffic from the ``rand_*`` ranges at reset; ``info["traffic"]`` of ``reset``
     holds the draw.
 
     ## Version history
-    * v0: initial version (spec of 2026-11); traffic regimes and randomisation, the uplink
+    * v0: initial version (model of 2026-11); traffic regimes and randomisation, the uplink
       observation, the residual action and the reward scale added as options (the defaults are
       unchanged).
     """

@@ -28,8 +28,8 @@ Examples::
   present; ``none`` to leave it out), all on episode seeds ``seed .. seed+episodes-1`` (default
   20000..20099: never used for training or selection). Writes result sets under ``OUT/<variant>/``
   and prints the table (on / behind / beyond the variant's front, gap, lead, return regret) and
-  the issue's done-when checks (:mod:`analysis.adaptivity`); ``--report`` also writes
-  ``OUT/report.md``.
+  the acceptance checks of ``docs/studies/adaptivity.md#acceptance-checks``
+  (:mod:`analysis.adaptivity`); ``--report`` also writes ``OUT/report.md``.
 
 * ``reach``: for every variant (default all) and family of controllers (``--families``, default
   ``queue_aware,backlog,horizon``; :mod:`tune_configs.studies.reach`), the member with the best
@@ -129,7 +129,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--families",
         default="queue_aware,backlog,horizon",
         metavar="A,B,...",
-        help="families (default queue_aware,backlog,horizon; see docs/traffic.md)",
+        help="families (default queue_aware,backlog,horizon; see docs/studies/adaptivity.md)",
     )
     _reference(r)
 

@@ -17,7 +17,7 @@ Example::
 Run ``python -m envs.core.batch [preset] [episodes]`` (default ``paper_dynamic 100``) to print,
 for every traffic regime of the preset held fixed, the best static split of the 0.1 grid by mean
 episode return, and what the split best over the switching episodes loses in each regime (about
-25 s on 2 cores; ``docs/traffic.md`` quotes the result).
+25 s on 2 cores; quoted in ``docs/model/traffic.md#why-no-static-split-suits-every-regime``).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""One step of the MetaLore system, exactly as spec section 4, as a numba kernel.
+"""One step of the MetaLore system, exactly as ``docs/model/cell.md#one-step``, as a numba kernel.
 
 Every array carries the cell axis (``C`` cells); with ``C = 1`` this is the paper's single cell.
 The single env (:mod:`envs.core.sim`) and the batched evaluator (:mod:`envs.core.batch`) call the
@@ -480,7 +480,7 @@ def place_devices(  # type: ignore[no-untyped-def]
     cells, area, s_start, min_bs, max_bs, spacing, se_k, se_e, min_dkm, thr,
     u_ue, cand, geo, sens,
 ):  # fmt: skip
-    """Initial UE positions/waypoints and sensor placement (spec 1); returns sensors placed.
+    """Initial UE positions/waypoints and sensor placement; returns sensors placed.
 
     UEs: position and first waypoint uniform in their region (``geo[:, 4:8]``: x0, y0, width,
     height; the whole area by default), from ``u_ue`` ``(U, 4)``. Sensors, cell by
@@ -488,6 +488,7 @@ def place_devices(  # type: ignore[no-untyped-def]
     ``min_bs <= distance to own BS <= max_bs``, the own BS is a nearest BS, and the candidate is
     ``>= spacing`` from every sensor placed so far. Returns the number of sensors placed, which is
     less than ``S`` when the candidates ran out (the caller draws more and calls again).
+    Rules: ``docs/model/cell.md#mobility`` and ``docs/model/cell.md#sensor-placement``.
     """
     for u in range(geo.shape[0]):
         for j in range(4):

@@ -1,4 +1,6 @@
-"""Per-step KPIs, episode accumulators and the episode summary (spec section 5).
+"""Per-step KPIs, episode accumulators and the episode summary.
+
+Definitions of the episode metrics: ``docs/model/cell.md#episode-metrics``.
 
 The kernels write one row of KPIs per cell and step (columns ``K_*`` below) and add it to the
 episode accumulator, so additive columns accumulate totals and state-like columns (queue lengths,

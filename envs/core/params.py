@@ -1,6 +1,6 @@
 """Frozen, validated parameters of the MetaLore model.
 
-Source: ``docs/model.md`` (parameters, radio, presets), which restates the MetaLore paper
+Source: ``docs/model/cell.md`` (parameters, radio, presets), which restates the MetaLore paper
 (Ohri et al., "MetaLore: Learning to Orchestrate Communication and Computation for Metaverse
 Synchronization") with every value filled in from the authors' paper-era simulator.
 
@@ -9,7 +9,7 @@ Units: one step = 1 s; data in Mbit; compute in units; bandwidth in Hz; distance
 Three groups, each a frozen dataclass validated in ``__post_init__``:
 
 * :class:`ScenarioParams`: the physical world (cells, radio, devices, traffic, mobility, horizon);
-* :class:`RewardParams`: the reward of spec section 4.7;
+* :class:`RewardParams`: the reward (``docs/model/cell.md#reward``);
 * :class:`EnvParams`: both, plus the observation mode.
 
 Per-cell fields are tuples with one entry per cell (``n_cells = len(bs_positions)``). Derived
@@ -67,12 +67,12 @@ class ScenarioParams:
     bandwidth_hz: tuple[float, ...] = (100e6,)  # BS bandwidth B per cell [Hz]
     mec_capacity: tuple[float, ...] = (100.0,)  # MEC capacity C per cell [units/step]
     n_sensors: tuple[int, ...] = (15,)  # static sensors per cell
-    # --- radio (Okumura-Hata, spec 3.1) ------------------------------------------------------
+    # --- radio (Okumura-Hata, docs/model/cell.md#radio) ---------------------------------------
     carrier_mhz: float = 3500.0  # carrier frequency f [MHz]
     tx_power_dbm: float = 40.0  # transmit power [dBm] (used as in the authors' code)
     bs_height_m: float = 40.0  # BS antenna height h_b [m]
     device_height_m: float = 1.5  # UE and sensor antenna height h_m [m]
-    noise: float = 1e-9  # noise power [mW-equivalent, see spec 3.1]
+    noise: float = 1e-9  # noise power [mW-equivalent, see docs/model/cell.md#radio]
     snr_threshold: float = 2e-8  # linear SNR below which a device gets no rate
     min_distance_m: float = 1.0  # distances are clamped to this before the path loss [m]
     # --- UEs ---------------------------------------------------------------------------------
@@ -85,7 +85,7 @@ class ScenarioParams:
     sensor_interval: int = 1  # a sensor update every this many steps
     sensor_data_mean: float = 70.0  # sensor update data ~ max(Poisson(mean), 1) [Mbit]
     sensor_compute_mean: float = 7.0  # sensor update compute ~ max(Poisson(mean), 1) [units]
-    job_sizes: str = "poisson"  # "poisson" (spec) or "fixed": every size equals its (whole) mean
+    job_sizes: str = "poisson"  # "poisson" (the model) or "fixed": each size is its (whole) mean
     sensor_min_bs_dist: float = 20.0  # placement: distance to own BS >= this [m]
     sensor_max_bs_dist: float = 90.0  # placement: distance to own BS <= this [m]
     sensor_min_spacing: float = 20.0  # placement: distance to every placed sensor >= this [m]
@@ -98,14 +98,14 @@ class ScenarioParams:
     surge_job_prob: float = 1.0  # UE job probability in the surge cell during the surge
     # --- horizon -----------------------------------------------------------------------------
     episode_steps: int = 100  # truncation horizon [steps]
-    # --- traffic regimes within an episode (docs/traffic.md; empty tuples switch them off) -----
+    # --- traffic regimes (docs/model/traffic.md#regimes-within-an-episode; empty tuples: off) ----
     # One entry per regime; an empty tuple keeps the base value (ue_job_prob, n_ues,
     # sensor_interval) in every regime. Non-empty tuples share one length, the regime count (>= 2).
     regime_ue_job_prob: tuple[float, ...] = ()  # UE job probability in each regime
     regime_n_ues: tuple[int, ...] = ()  # active UEs (ids 0 .. k-1) in each regime
     regime_sensor_interval: tuple[int, ...] = ()  # sensor update interval per regime [steps]
     regime_hold_steps: float = 25.0  # mean (geometric) holding time of a regime [steps], >= 1
-    # --- traffic randomisation per episode (docs/traffic.md; off by default) -------------------
+    # --- randomisation (docs/model/traffic.md#randomisation-across-episodes; off by default) -----
     # Each episode draws its traffic at reset, uniformly from these closed (lo, hi) ranges
     # (counts: whole numbers). n_ues and n_sensors are then the device slots: an episode
     # activates the lowest ids. One cell only; excludes regimes.
@@ -299,7 +299,10 @@ class ScenarioParams:
 
     @property
     def ue_compute_demand(self) -> float:
-        """Mean UE compute offered per step [units] (spec 1, load check)."""
+        """Mean UE compute offered per step [units].
+
+        Load check: ``docs/model/cell.md#derived-quantities-and-the-load-they-imply``.
+        """
         return self.n_ues * self.ue_job_prob * self.ue_compute_mean
 
     @property
@@ -315,7 +318,10 @@ class ScenarioParams:
 
 @dataclass(frozen=True)
 class RewardParams:
-    """Reward of spec 4.7: r_t = sum over UE jobs done at t of R_s delta^AoSI + p_d 1(AoRI>tau)."""
+    """Reward: r_t = sum over UE jobs done at t of R_s delta^AoSI + p_d 1(AoRI>tau).
+
+    Source: ``docs/model/cell.md#reward``.
+    """
 
     sync_reward: float = 10.0  # base synchronisation reward R_s
     delta: float = 0.9  # discount per step of AoSI, in (0, 1]
@@ -344,7 +350,8 @@ class EnvParams:
     reward: RewardParams = field(default_factory=RewardParams)
     obs_mode: str = "raw"  # raw queue lengths (the paper), log1p, or scaled (divided by obs_scale)
     obs_scale: float = 100.0  # divisor for obs_mode="scaled" [jobs]
-    # --- learning-side options (docs/traffic.md); the defaults are the paper's env ---------------
+    # --- learning-side options (docs/model/cell.md#learning-options-of-the-single-cell-env) ------
+    # The defaults are the paper's env.
     obs_uplink: bool = False  # observation also holds the UE and sensor uplink backlogs [jobs]
     obs_age: bool = False  # observation also holds the mean age of the sensor updates [steps]
     action_mode: str = "direct"  # "residual": the action corrects the queue-aware rule

@@ -6,16 +6,18 @@ accept a scalar, broadcast to every cell.
 
 Presets:
 
-* ``paper`` (default): spec section 1, the scenario of the MetaLore paper.
+* ``paper`` (default): the scenario of the MetaLore paper (``docs/model/cell.md#parameters``).
 * ``v1``: the job means the authors switched to after the paper (UE 70/7, sensor 50/6, p_d = -1).
   It does NOT reproduce the paper; it is a named variant only.
 * ``paper_20ue``, ``paper_50ue``: the paper's cell with more UEs (heavier load).
 * ``paper_dynamic``: the paper's cell whose traffic switches within an episode between four
-  regimes (paper, quiet, rush, slow sensors) at random times; see ``docs/traffic.md``.
+  regimes (paper, quiet, rush, slow sensors) at random times; see
+  ``docs/model/traffic.md#the-paper_dynamic-preset``.
 * ``paper_random``: the paper's cell with 20 UE slots and 20 sensor sites whose traffic (active
   UEs and sensors, job probability, job size means, sensor interval) each episode draws from the
-  ``rand_*`` ranges; for training policies that must generalise (``docs/traffic.md``).
-* ``three_cell``: the authors' later multi-cell layout (spec multicell, "Scenarios"): BSs at
+  ``rand_*`` ranges; for training policies that must generalise
+  (``docs/model/traffic.md#randomisation-across-episodes``).
+* ``three_cell``: the authors' later multi-cell layout (``docs/model/pool.md#scenarios``): BSs at
   (90, 50), (150, 120), (30, 120), 15 UEs, 20 sensors (7, 7, 6).
 """
 

@@ -1,4 +1,4 @@
-"""Radio model of spec section 3: Okumura-Hata path loss, SNR and resource-fair rates.
+"""Radio model of ``docs/model/cell.md#radio``: Okumura-Hata path loss, SNR, resource-fair rates.
 
 Source: Okumura-Hata (Hata, "Empirical formula for propagation loss in land mobile radio
 services", IEEE Trans. Veh. Technol. 29(3), 1980), in the form used by mobile-env and the
@@ -6,7 +6,7 @@ MetaLore simulator, f in MHz, heights in m, d in km:
 
     a(h_m) = (1.1 log10 f - 0.7) h_m - (1.56 log10 f - 0.8)
     L(d)   = 69.55 + 26.16 log10 f - 13.82 log10 h_b - a(h_m) + (44.9 - 6.55 log10 h_b) log10 d
-    SNR    = 10^((P_tx_dBm - L) / 10) / noise          (linear; spec 3.1 explains the units)
+    SNR    = 10^((P_tx_dBm - L) / 10) / noise  (linear; docs/model/cell.md#radio explains the units)
 
 With L = A + E log10(d_km): SNR = K d_km^(-E/10), K = 10^((P_tx - A)/10) / noise. A device gets
 ``b log2(1 + SNR) / 1e6`` Mbit per step on bandwidth ``b`` Hz, or nothing below the SNR threshold.

@@ -1,7 +1,8 @@
 """Random streams: independent per purpose, all derived from the episode seed.
 
-Spec section 6: every random draw comes from the seed given to ``reset``, with an independent
-stream per purpose, so an episode replays exactly and adding a stream does not shift the others.
+``docs/model/cell.md#episodes-seeds-and-random-streams``: every random draw comes from the seed
+given to ``reset``, with an independent stream per purpose, so an episode replays exactly and
+adding a stream does not shift the others.
 Stream ``i`` of an episode with seed ``s`` is ``SeedSequence(s, spawn_key=(i,))``, i.e. exactly the
 ``i``-th child of ``SeedSequence(s).spawn(...)``, driving a PCG64 generator.
 

@@ -105,7 +105,10 @@ class Simulator:
 
     # ------------------------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
-        """Start an episode; everything random derives from ``seed`` (spec section 6)."""
+        """Start an episode; everything random derives from ``seed``.
+
+        Streams: ``docs/model/cell.md#episodes-seeds-and-random-streams``.
+        """
         s = self.params.scenario
         self.streams = EpisodeStreams(seed, s.n_ues, self.n_sensors, s.has_regimes)
         self.seed = self.streams.seed

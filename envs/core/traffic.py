@@ -1,6 +1,6 @@
 """Traffic that varies: regimes switching within an episode, and traffic drawn per episode.
 
-Both are described, with their parameters and ranges, in ``docs/traffic.md``.
+Both are described, with their parameters and ranges, in ``docs/model/traffic.md``.
 
 The step kernel reads the traffic in force from a small per-episode state vector ``trf``
 (columns ``TR_*``), which the caller creates at reset with :func:`initial_traffic`:

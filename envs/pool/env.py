@@ -33,7 +33,7 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 
     ## Description
     Several MetaLore cells (BS, MEC, sensors; UEs roam and hand over to the nearest BS) share MEC
-    capacity through a credit pool (``docs/pool.md``; rules in
+    capacity through a credit pool (``docs/model/pool.md``; rules in
     :mod:`envs.core.pool`). Each step the controller sets every cell's split and share action; the
     pool clears, lent units leave the lender's capacity and reach the borrower's after
     ``backhaul_delay`` steps, and credits move from borrowers to lenders. With
@@ -50,8 +50,9 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     [jobs] and its credit balance, transformed by ``obs_mode`` (see :mod:`envs.pool.obs`).
 
     ## Rewards
-    Sum over cells of the MetaLore reward (spec 4.7) of the step's completed UE jobs, or with
-    ``reward="fulfilled"`` the number of jobs fulfilled (AoRI <= tau and AoSI <= sigma).
+    Sum over cells of the MetaLore reward (``docs/model/cell.md#reward``) of the step's completed
+    UE jobs, or with ``reward="fulfilled"`` the number of jobs fulfilled (AoRI <= tau and
+    AoSI <= sigma).
 
     ## Episode end
     Never terminated; truncated after ``episode_steps``. The truncating step's ``info`` holds

@@ -86,8 +86,9 @@ class MultiCellPoolEnv:
     own features only.
 
     ## Rewards
-    ``reward="metalore"`` (default): the MetaLore reward (spec 4.7) of the cell's completed UE
-    jobs; ``"fulfilled"``: the number of its jobs completed with AoRI <= tau and AoSI <= sigma.
+    ``reward="metalore"`` (default): the MetaLore reward (``docs/model/cell.md#reward``) of the
+    cell's completed UE jobs; ``"fulfilled"``: the number of its jobs completed with AoRI <= tau
+    and AoSI <= sigma.
     ``scope="team"`` (default): every agent receives the sum over all cells (cooperative);
     ``"local"``: its own cell's.
 

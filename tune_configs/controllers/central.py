@@ -4,7 +4,8 @@ The environment is ``MetaLorePool-v0`` (:class:`envs.pool.env.MetaLorePoolEnv`) 
 observation ``(n_cells, F)`` and action ``(n_cells, 3)`` flattened for RLlib's default networks
 (:class:`FlatPoolEnv`); it vectorises like the single-cell env, so sampling is cheap. The default
 env config (:data:`DEFAULT_CENTRAL_ENV_CONFIG`) is what worked best in the ablations of
-``docs/pool.md`` ("Learned controllers"): the trader observation, a residual action on top of the
+``docs/studies/pool-learning.md#learned-controllers``: the trader observation, a residual action
+on top of the
 greedy rule with its best static splits (searched once on tuning seeds when the config is
 resolved, then stored in it), the team reward in fulfilled jobs scaled by 0.01 (returns of order
 1 keep the tanh critic alive), the log std of the corrections clamped to [-1, 1]
@@ -57,7 +58,7 @@ DEFAULT_CENTRAL_ENV_CONFIG: dict[str, Any] = {
 }
 # PPO defaults of the central controller over tune_configs.ppo.DEFAULT_HPARAMS: the log std of
 # the residual corrections clamped to [-1, 1] (RLlib's 20 let it drift to e^1.8 and performance
-# collapse in the ablations, docs/pool.md)
+# collapse in the ablations, docs/studies/pool-learning.md#what-made-the-difference-ablations)
 CENTRAL_HPARAMS: dict[str, Any] = {"log_std_clip_param": 1.0}
 _ENV_ARGS = ("preset", "params", "pool", "reward")
 

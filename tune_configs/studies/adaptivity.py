@@ -5,7 +5,8 @@ a good split when the traffic changes, without an exhaustive search. This module
 (:mod:`analysis.adaptivity` classifies the results; ``python -m launch adapt`` is the command):
 
 * :data:`VARIANTS`: the traffic variants. ``paper_dynamic`` (regimes switching within an episode,
-  ``docs/traffic.md``) and paper cells with other UE and sensor counts, job probabilities, job
+  ``docs/model/traffic.md#the-paper_dynamic-preset``) and paper cells with other UE and sensor
+  counts, job probabilities, job
   sizes and sensor intervals. :func:`held_out` says, field by field, whether a variant's traffic
   lies outside the ranges a policy was trained on (a randomised training scenario's ``rand_*``
   ranges; a fixed one's own values): a variant is *held out* when at least one of its traffic
@@ -51,7 +52,8 @@ from analysis.resultset import run_metadata, write_result_set
 from envs.core.params import EnvParams
 from envs.core.presets import make_params
 
-# traffic value -> the randomisation range that covers it (docs/traffic.md)
+# traffic value -> the randomisation range that covers it
+# (docs/model/traffic.md#randomisation-across-episodes)
 TRAFFIC_RANGES: dict[str, str] = {
     "n_ues": "rand_n_ues",
     "ue_job_prob": "rand_ue_job_prob",
@@ -65,7 +67,8 @@ TRAFFIC_RANGES: dict[str, str] = {
 GROUPS = (ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY)
 DEFAULT_ADAPTIVE = Path("models/paper/adaptive")
 PAPER_ONLY_CANDIDATES = (Path("models/paper/d0.9_p0"), Path("models/paper/d0.9"))
-# the queue-aware rule tuned on paper_dynamic's tuning seeds (docs/traffic.md), (w_b, lo, hi, k):
+# the queue-aware rule tuned on paper_dynamic's tuning seeds, (w_b, lo, hi, k)
+# (docs/model/cell.md#learning-options-of-the-single-cell-env):
 # the study runs it beside the default rule; the residual policies correct it
 TUNED_RULE = (0.3, 0.1, 0.5, 4.0)
 TUNING_SEED = 5000  # episode seeds for choosing a checkpoint

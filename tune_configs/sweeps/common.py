@@ -32,7 +32,8 @@ from tune_configs.sweeps.settings import Setting, pick
 BUDGETS = ("small", "paper")
 DEFAULT_STORAGE = "./results"
 
-# The paper's reward settings (spec section 8): delta without penalty, then nonzero penalties.
+# The paper's reward settings (docs/model/cell.md#reward): delta without penalty, then nonzero
+# penalties.
 PAPER_DELTAS: tuple[float, ...] = (0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1)
 PAPER_PENALTIES: tuple[float, ...] = (0.0, -1.0, -5.0)
 

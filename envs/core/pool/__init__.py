@@ -9,5 +9,5 @@ One role per module (none is imported here, so importing one does not pull in th
   cost);
 * ``scenarios``: the multi-cell presets, listed in :data:`envs.core.presets.PRESETS`.
 
-Model: ``docs/pool.md``.
+Model: ``docs/model/pool.md``.
 """

@@ -1,6 +1,6 @@
 """CIVIC-style episode metrics of the multi-cell credit-pool study, per cell and overall.
 
-Source: ``docs/pool.md`` ("Metrics"); the definitions are ours (CIVIC's
+Source: ``docs/model/pool.md#metrics``; the definitions are ours (CIVIC's
 paper body is not available). All counts are UE jobs of one episode; ``tau`` is
 ``delay_threshold``, ``sigma`` is ``sync_threshold`` (default 10 steps) of the reward parameters.
 

@@ -1,8 +1,9 @@
 """The shared compute credit pool between cells (our reconstruction of CIVIC's General Credit Pool).
 
-Source: ``docs/pool.md`` ("The pool"); CIVIC (AboElenen et al., arXiv
+Source: ``docs/model/pool.md#the-pool``; CIVIC (AboElenen et al., arXiv
 2604.02284) proposes the General Credit Pool, whose exact rules are not public, so every rule
-below that the spec marks as our choice is a field of :class:`PoolParams`.
+below that is our choice (``docs/model/pool.md#our-choices-and-differences-from-the-plan``)
+is a field of :class:`PoolParams`.
 
 Each cell ``i`` holds a credit balance (``endowment`` at reset). Every step it chooses a share
 action ``s_i`` in [-1, 1] (clipped) next to its split ``(w_b, w_c)``:
@@ -96,17 +97,18 @@ def _finite(x: Any) -> bool:
 class PoolParams:
     """Rules of the credit pool and the parameters of the CIVIC-style metrics.
 
-    Every field below marked "ours" is our own choice where the spec leaves the rule open.
+    Every field below marked "ours" is our own choice where the plan the pool was built from
+    leaves the rule open (``docs/model/pool.md#our-choices-and-differences-from-the-plan``).
     """
 
     # --- the pool ------------------------------------------------------------------------------
     cooperative: bool = True  # False: pool off, share actions ignored (non-cooperative mode)
-    endowment: float = 1000.0  # credits per cell at reset (ours; the spec example, 100, is too few)
-    price: float = 1.0  # credits per unit of MEC capacity for one step (spec default 1)
+    endowment: float = 1000.0  # credits per cell at reset (ours; the plan's 100 is too few)
+    price: float = 1.0  # credits per unit of MEC capacity for one step (the plan's default 1)
     scarcity_slope: float = 0.0  # ours: price x (1 + slope max(asked/offered - 1, 0)); 0 = fixed
     max_price_factor: float = 10.0  # ours: cap of the scarcity factor
-    backhaul_delay: int = 1  # steps between clearing and the units counting (spec: one step)
-    # --- metrics (spec "Metrics") ---------------------------------------------------------------
+    backhaul_delay: int = 1  # steps between clearing and the units counting (the plan: one step)
+    # --- metrics (docs/model/pool.md#metrics) -----------------------------------------------------
     served_threshold: float = 0.5  # a UE is served if its own fulfillment rate >= this
     compute_cost: float = 1.0  # ours: operational cost per MEC compute unit used
     backhaul_cost: float = 1.0  # ours: operational cost per unit moved over the backhaul

@@ -1,4 +1,4 @@
-"""Multi-cell scenarios of the credit-pool study (``docs/pool.md``, "Scenarios").
+"""Multi-cell scenarios of the credit-pool study (``docs/model/pool.md#scenarios``).
 
 :func:`multicell_presets` builds the presets below from ``three_cell``; :mod:`envs.core.presets`
 lists them in its ``PRESETS`` explicitly (no import side effect). ``three_cell`` itself is
