@@ -26,7 +26,7 @@ Examples::
   present; ``none`` to leave it out), all on episode seeds ``seed .. seed+episodes-1`` (default
   20000..20099: never used for training or selection). Writes result sets under ``OUT/<variant>/``
   and prints the table (on / behind / beyond the variant's front, gap, lead, return regret) and
-  the issue's done-when checks (:mod:`analysis.adaptivity`); ``--report`` also writes
+  the acceptance checks (docs/traffic.md, :mod:`analysis.adaptivity`); ``--report`` also writes
   ``OUT/report.md``.
 
 * ``reach``: for every variant (default all) and family of controllers (``--families``, default
