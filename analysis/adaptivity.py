@@ -29,6 +29,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from analysis.placement import BEHIND, BEYOND, Noise, StaticGrid, place
+from analysis.tables import PAPER_PICKS
 from envs.core.policies import queue_aware
 from envs.core.presets import make_params
 
@@ -36,7 +37,6 @@ STUDY = "adaptivity"
 # Candidate groups (run.json "candidate_group" of policies; the rules are found in the grid).
 ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY = "adaptive", "adaptive seed", "paper-only"
 PAPER_SPLIT, QUEUE_AWARE = "paper-tuned split", "queue-aware rule"
-PAPER_SPLITS = ((0.3, 0.3), (0.3, 0.4))  # the splits tuned for the paper scenario
 GROUP_ORDER = (PAPER_SPLIT, QUEUE_AWARE, PAPER_ONLY, ADAPTIVE_SEED, ADAPTIVE)
 
 
@@ -86,7 +86,7 @@ def variant_data(episodes: pd.DataFrame) -> list[VariantData]:
             _reindexed(static, labels, "episode_return", seeds),
         )
         cands: list[dict[str, Any]] = []
-        for w in PAPER_SPLITS:
+        for w in PAPER_PICKS:  # the splits tuned for the paper scenario
             label = _split_label(*w)
             if label in labels:
                 i = labels.index(label)

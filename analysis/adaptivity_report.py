@@ -273,11 +273,9 @@ def variants_markdown(table: pd.DataFrame) -> str:
     return markdown(disp, ["l", "l", "l", "r", "r", "l"])
 
 
-def report_section(
-    md: Any, episodes: pd.DataFrame, figs: Path, tabs: Path, reach: Path | None = None
-) -> None:
-    """The report's "Adaptivity" section (``md``: the report's Markdown builder; ``reach``: a
-    ``reach.json`` of ``launch adapt reach`` to show beside the study)."""
+def report_section(md: Any, episodes: pd.DataFrame, figs: Path, tabs: Path) -> None:
+    """The report's "Adaptivity" section (``md``: the report's Markdown builder), with the newest
+    ``reach.json`` of ``launch adapt reach`` under the report's directory beside the study."""
     md.h(2, "Adaptivity")
     table = study_table(episodes)
     if table.empty:
@@ -310,7 +308,7 @@ def report_section(
         md.img(p, "Adaptivity: the variants' static fronts and the policies")
     md.p(table_markdown(table))
     md.p(f"CSV: {md.link(path)}.")
-    if reach is not None:
+    for reach in sorted(md.root.rglob("reach.json"), key=lambda p: p.stat().st_mtime)[-1:]:
         try:
             reach_section(md, table, json.loads(reach.read_text()), reach)
         except (OSError, ValueError, KeyError, TypeError) as exc:  # keep the rest of the report

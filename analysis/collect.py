@@ -240,6 +240,7 @@ def read_result_set(path: str | Path, root: str | Path | None = None) -> pd.Data
         df = pd.read_csv(ep_path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"{ep_path}: unreadable ({exc})") from exc
+    df = df.copy()  # consolidated: the columns added below would fragment read_csv's blocks
     if "policy" not in df.columns:
         raise ValueError(f"{ep_path}: no 'policy' column")
     for col in ("w_b", "w_c"):

@@ -37,6 +37,7 @@ from analysis.collect import METRIC_LABELS
 from analysis.curves import learning_curves, trial_tags
 from analysis.pareto import PLANES, Plane, front_path, non_dominated
 from analysis.plot_style import DPI, legend_below, plt, save, tag_order, trained_colors
+from analysis.tables import PAPER_PICKS
 
 STATIC_COLOR = "#9a9a9a"
 FRONT_COLOR = "#111111"
@@ -264,7 +265,7 @@ def _draw_plane(
             ax.scatter(arr[mask, 0], arr[mask, 1], s=22, color=FRONT_COLOR, zorder=4)
         picks = static.loc[
             [
-                (round(b, 6), round(c, 6)) in ((0.3, 0.3), (0.3, 0.4))
+                (round(b, 6), round(c, 6)) in PAPER_PICKS
                 for b, c in zip(static["w_b"], static["w_c"], strict=True)
             ]
         ]
@@ -329,10 +330,11 @@ def _draw_plane(
     if label_front and not static.empty:
         arr = static[[plane.x, plane.y]].to_numpy(dtype=np.float64)
         front = static.loc[non_dominated(arr, plane.maximise)]
-        picks = {(0.3, 0.3), (0.3, 0.4)}
         order = sorted(
             front.index,
-            key=lambda i: (round(front.at[i, "w_b"], 6), round(front.at[i, "w_c"], 6)) not in picks,
+            key=lambda i: (
+                (round(front.at[i, "w_b"], 6), round(front.at[i, "w_c"], 6)) not in PAPER_PICKS
+            ),
         )
         for i in order:
             if i in visible.index:

@@ -1,8 +1,7 @@
 """Where a policy lies against a static front, beyond the evaluation noise.
 
-Two placements, both of one policy against a scenario's static splits, with the improvement of
-one over the other per objective measured by :func:`improvement` (paired over common episode
-seeds, else Welch):
+Two placements of a policy against a scenario's static splits, both measuring the improvement of
+one over the other per objective with :func:`improvement` (paired over common seeds, else Welch):
 
 **The claims check** (:func:`claims_check`, the report's Pareto sections): for a policy ``T``, a
 static split ``S`` and an objective ``j`` of a plane (:data:`analysis.pareto.PLANES`), let ``d_j``

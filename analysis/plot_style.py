@@ -1,7 +1,6 @@
 """The look shared by the figures of :mod:`analysis.figures` and :mod:`analysis.curves`.
 
-``plt`` is pyplot on the Agg backend (importing this module selects it): nothing is shown on
-screen.
+``plt`` is pyplot on the Agg backend (importing this module selects it): nothing goes on screen.
 """
 
 from __future__ import annotations

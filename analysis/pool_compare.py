@@ -17,11 +17,9 @@ the non-cooperative value, each cooperative value and the relative gain
 ``100 (coop - noncoop) / |noncoop|`` (for cost a positive gain means a higher cost), next to
 CIVIC's reported ranges. Metric definitions: ``envs.core.pool.civic``.
 
-:meth:`PoolComparison.write` writes a result set (:mod:`analysis.resultset`: ``run.json`` of kind
-``pool-compare``, ``episodes.csv`` with one row per variant (``policy``; ``kind`` ``coop`` or
-``noncoop``) and episode, ``summary.json``) plus ``comparison.csv`` / ``comparison.json`` and
-``trace.json`` (per-step pool flows of the first episode of every variant); :func:`load_pool_result`
-reads it back for :mod:`analysis.pool_figures`.
+:meth:`PoolComparison.write` writes a result set (:mod:`analysis.resultset`; ``policy``: the
+variant, ``kind``: ``coop`` or ``noncoop``), ``comparison.csv`` / ``.json`` and ``trace.json`` (the
+pool flows of the first episode of every variant), read back by :func:`load_pool_result`.
 """
 
 from __future__ import annotations
@@ -71,14 +69,9 @@ class SplitSearch:
     objective: str
 
 
-def _mean_std(values: list[Any]) -> tuple[float | None, float | None]:
-    v = [float(x) for x in values if x is not None and math.isfinite(float(x))]
-    if not v:
-        return None, None
-    m = sum(v) / len(v)
-    if len(v) == 1:
-        return m, 0.0
-    return m, math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1))
+def _finite(v: Any) -> float | None:
+    f = None if v is None else float(v)
+    return f if f is not None and math.isfinite(f) else None
 
 
 def summary_stats(metrics: dict[str, list[Any]]) -> dict[str, float | None]:
@@ -86,15 +79,19 @@ def summary_stats(metrics: dict[str, list[Any]]) -> dict[str, float | None]:
     comparison's numbers; numpy's pairwise sums differ in the last digit)."""
     out: dict[str, float | None] = {}
     for name, values in metrics.items():
-        out[name], out[f"{name}_std"] = _mean_std(values)
+        v = [f for f in map(_finite, values) if f is not None]
+        m = sum(v) / len(v) if v else math.nan
+        std = math.sqrt(sum((x - m) ** 2 for x in v) / (len(v) - 1)) if len(v) > 1 else 0.0
+        out[name], out[f"{name}_std"] = (m, std) if v else (None, None)
     return out
 
 
-def gain(coop: float | None, base: float | None) -> float | None:
+def gain(coop: Any, base: Any) -> float | None:
     """Relative gain in % of ``coop`` over ``base`` (None if undefined)."""
-    if coop is None or base is None or base == 0:
+    c, b = _finite(coop), _finite(base)
+    if c is None or b is None or b == 0:
         return None
-    return 100.0 * (coop - base) / abs(base)
+    return 100.0 * (c - b) / abs(b)
 
 
 def compare(summaries: dict[str, dict[str, Any]], n_cells: int) -> list[dict[str, Any]]:
@@ -120,8 +117,12 @@ def compare(summaries: dict[str, dict[str, Any]], n_cells: int) -> list[dict[str
     return rows
 
 
-def _fmt(x: Any, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{float(x):,.{digits}f}"
+def fmt(mean: Any, std: Any = None, digits: int = 2) -> str:
+    """``1,234.57`` or ``1,234.57 ± 8.90``; ``n/a`` when the mean is undefined."""
+    m, s = _finite(mean), _finite(std)
+    if m is None:
+        return "n/a"
+    return f"{m:,.{digits}f}" + ("" if s is None else f" ± {s:,.{digits}f}")
 
 
 def comparison_table(comparison: list[dict[str, Any]], variants: list[str]) -> str:
@@ -132,9 +133,9 @@ def comparison_table(comparison: list[dict[str, Any]], variants: list[str]) -> s
     head += f"  {'CIVIC':<14}"
     lines = [head, "-" * len(head)]
     for row in comparison:
-        line = f"{row['metric']:<20} {row['scope']:<8} {_fmt(row[BASELINE]):>12}"
+        line = f"{row['metric']:<20} {row['scope']:<8} {fmt(row[BASELINE]):>12}"
         for v in variants:
-            line += f" {_fmt(row[v]):>18} {_fmt(row[f'{v}_gain_pct'], 1):>8}"
+            line += f" {fmt(row[v]):>18} {fmt(row[f'{v}_gain_pct'], digits=1):>8}"
         lines.append(line + f"  {row['civic_range']:<14}")
     return "\n".join(lines)
 

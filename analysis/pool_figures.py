@@ -18,7 +18,6 @@ Run ``python -m analysis.pool_figures DIR [DIR ...]`` to print the tables and wr
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from analysis.plot_style import plt, save
 from analysis.pool_compare import BASELINE, gain, load_pool_result
+from analysis.pool_compare import fmt as _fmt
 from envs.core.pool.civic import civic_range_text
 
 HEADLINE: tuple[tuple[str, str], ...] = (
@@ -39,12 +39,7 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("cost_per_fulfilled", "cost per fulfilled job"),
     ("backhaul_units", "backhaul units"),
 )
-PHASE_HEADLINE: tuple[tuple[str, str], ...] = (
-    ("completion_pct", "completion %"),
-    ("fulfillment_pct", "fulfillment %"),
-    ("served_clients", "served clients"),
-    ("fairness", "fairness (Jain)"),
-)
+PHASE_HEADLINE = HEADLINE[:4]  # completion, fulfillment, served clients, fairness
 VARIANT_NAMES: dict[str, str] = {
     "noncoop": "non-cooperative (best static)",
     "greedy": "cooperative, greedy rule",
@@ -54,24 +49,8 @@ VARIANT_NAMES: dict[str, str] = {
 }
 
 
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
-def _fmt(mean: Any, std: Any = None, digits: int = 1) -> str:
-    m = _num(mean)
-    if m is None:
-        return "n/a"
-    s = _num(std)
-    text = f"{m:,.{digits}f}"
-    return text if s is None else f"{text} ± {s:,.{digits}f}"
-
-
 def _gain(coop: Any, base: Any) -> str:
-    g = gain(_num(coop), _num(base))
+    g = gain(coop, base)
     return "n/a" if g is None else f"{g:+.1f} %"
 
 

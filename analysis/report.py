@@ -49,6 +49,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
 
     Raises :class:`EmptyResultsError` when ``root`` holds neither result sets nor learning curves.
     """
+    from analysis import adaptivity_report
     from analysis.collect import collect, points
 
     _say(f"collecting {root} ...")
@@ -111,9 +112,9 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
         ]
     _curves_section(md, data.curves, pts, figs)
     _pool_section(md, root, data.episodes, figs, tabs)
-    _adaptivity_section(md, data.episodes, figs, tabs)
+    adaptivity_report.report_section(md, data.episodes, figs, tabs)
     _paper_section(md, tabs)
-    _inputs_section(md, data)
+    _inputs_section(md, data, int(all_points["superseded"].sum()))
     out = root / REPORT_NAME
     out.write_text(md.text())
     return out
@@ -309,10 +310,10 @@ def _scenario_sections(
         )
     else:
         path = _csv(cc, tabs / f"claims_{tag}.csv")
-        md.p(_claims_text(cc, z))
         trained = cc.loc[cc["role"] == "trained"]
+        ok = trained.groupby("point")["verdict"].apply(lambda v: (v != "dominated").all())
+        md.p(_claims_text(ok, z))
         if not trained.empty:
-            ok = trained.groupby("point")["verdict"].apply(lambda v: (v != "dominated").all())
             glance.append(
                 f"{int(ok.sum())} of {len(ok)} trained policies on the static front or within "
                 "noise of it in both planes"
@@ -334,7 +335,8 @@ def _scenario_sections(
     return f"**{scenario}**: " + "; ".join(glance) + "."
 
 
-def _claims_text(cc: Any, z: float) -> str:
+def _claims_text(ok: Any, z: float) -> str:
+    """What the claims check means; ``ok``: per trained policy, never dominated beyond noise."""
     lines = [
         "For each trained or rule-based policy and each plane: `on front` when no static split "
         "dominates its mean point; `within noise` when some do, but none beyond the noise; "
@@ -347,9 +349,7 @@ def _claims_text(cc: Any, z: float) -> str:
         "`strongest` is the dominating split with the largest smaller z-score; its gains are "
         "positive when the split is better.",
     ]
-    trained = cc.loc[cc["role"] == "trained"]
-    if not trained.empty:
-        ok = trained.groupby("point")["verdict"].apply(lambda v: (v != "dominated").all())
+    if len(ok):
         lines.append(
             f"\n**{int(ok.sum())} of {len(ok)} trained policies** are on the static front or "
             "within noise of it in both planes."
@@ -445,14 +445,6 @@ def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path) -
             md.p(f"_Could not draw {name}: {type(exc).__name__}: {exc}_")
 
 
-def _adaptivity_section(md: _Doc, episodes: Any, figs: Path, tabs: Path) -> None:
-    """Traffic variants against their own static fronts (:mod:`analysis.adaptivity`)."""
-    from analysis.adaptivity_report import report_section
-
-    found = sorted(md.root.rglob("reach.json"), key=lambda p: p.stat().st_mtime)
-    report_section(md, episodes, figs, tabs, found[-1] if found else None)
-
-
 def _paper_section(md: _Doc, tabs: Path) -> None:
     from analysis import tables
 
@@ -468,7 +460,8 @@ def _paper_section(md: _Doc, tabs: Path) -> None:
     )
 
 
-def _inputs_section(md: _Doc, data: Any) -> None:
+def _inputs_section(md: _Doc, data: Any, sup: int) -> None:
+    """What was read; ``sup``: evaluations superseded by a repeat (see ``collect.points``)."""
     import pandas as pd
 
     from analysis.tables import markdown
@@ -507,11 +500,6 @@ def _inputs_section(md: _Doc, data: Any) -> None:
                 }
             )
         md.p(markdown(pd.DataFrame(rows), ["l", "l", "l", "r", "r", "r", "l", "l"]))
-    sup = 0
-    if not e.empty:
-        from analysis.collect import points
-
-        sup = int(points(e)["superseded"].sum())
     if sup:
         md.p(
             f"{sup} static or baseline evaluation(s) repeated in several result sets were "

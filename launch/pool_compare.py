@@ -6,11 +6,9 @@ Examples::
     python -m launch pool-compare --scenario surge --episodes 100 --seed 0 --endowment 1000 \\
         --checkpoint results/pool_ppo/checkpoint --out results/pool-surge --json
 
-What runs (the variants on common episode seeds, the split search, the relative gains next to
-CIVIC's reported ranges) and what ``--out DIR`` writes (a result set plus ``comparison.csv`` /
-``comparison.json`` and ``trace.json`` for ``analysis.pool_figures``): :mod:`analysis.pool_compare`.
-``--json`` prints ``{"meta", "summary", "comparison"}``. Runtime on three cells: about 30 s of
-split search plus about 1 s per 100 episodes and variant.
+What runs and what ``--out DIR`` writes: :mod:`analysis.pool_compare`. ``--json`` prints
+``{"meta", "summary", "comparison"}``. Runtime on three cells: about 30 s of split search plus
+about 1 s per 100 episodes and variant.
 """
 
 from __future__ import annotations
@@ -42,9 +40,7 @@ def _splits_arg(text: str) -> tuple[tuple[float, float], ...]:
 def _rule_arg(text: str) -> tuple[float, ...]:
     vals = tuple(finite_float(v.strip()) for v in text.split(","))
     if len(vals) not in (3, 5):
-        raise argparse.ArgumentTypeError(
-            f"expected LOW,HIGH,OFFER_MAX[,ASK_GAIN,ASK_MAX], got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH,OFFER_MAX[,GAIN,MAX], got {text!r}")
     return vals
 
 
@@ -53,12 +49,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="multi-cell preset: three_cell, three_cell_hetero, surge, seven_cell, "
                    "seven_cell_hetero (default three_cell_hetero)")  # fmt: skip
     add_episode_arguments(p, "evaluation episodes")
-    p.add_argument(
-        "--checkpoint",
-        metavar="CKPT",
-        help="trained pool policy: a per-cell or central checkpoint (launch train, the pool "
-        "sweep) or a shipped policy directory (models/pool/<scenario>)",
-    )
+    p.add_argument("--checkpoint", metavar="CKPT",
+                   help="trained pool policy: a per-cell or central checkpoint (launch train, "
+                   "the pool sweep) or a shipped policy directory "
+                   "(models/pool/<scenario>)")  # fmt: skip
     p.add_argument("--out", metavar="DIR", help="write run.json, episodes.csv, summary.json, "
                    "comparison.csv/json, trace.json to DIR")  # fmt: skip
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -72,44 +66,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--served-threshold", type=finite_float,
                    help="a UE is served if its fulfillment rate >= this (0.5)")  # fmt: skip
     b = p.add_argument_group("baselines")
-    b.add_argument(
-        "--splits",
-        type=_splits_arg,
-        metavar="B,C;B,C;...",
-        help="fixed non-cooperative splits per cell (skips the search)",
-    )
-    b.add_argument(
-        "--greedy-splits",
-        type=_splits_arg,
-        metavar="B,C;B,C;...",
-        help="fixed splits of the greedy rule (skips its search)",
-    )
-    b.add_argument(
-        "--rule",
-        type=_rule_arg,
-        metavar="LOW,HIGH,OFFER_MAX[,GAIN,MAX]",
-        help="greedy rule thresholds (default 0.1,0.2,0.3,1,1)",
-    )
+    b.add_argument("--splits", type=_splits_arg, metavar="B,C;B,C;...",
+                   help="fixed non-cooperative splits per cell (skips the search)")  # fmt: skip
+    b.add_argument("--greedy-splits", type=_splits_arg, metavar="B,C;B,C;...",
+                   help="fixed splits of the greedy rule (skips its search)")  # fmt: skip
+    b.add_argument("--rule", type=_rule_arg, metavar="LOW,HIGH,OFFER_MAX[,GAIN,MAX]",
+                   help="greedy rule thresholds (default 0.2,0.5,0.3,1,1)")  # fmt: skip
     b.add_argument("--grid", type=finite_float, default=0.1, help="split grid step (0.1)")
-    b.add_argument(
-        "--tune-episodes",
-        type=positive_int,
-        default=10,
-        help="episodes per candidate split in the search (10)",
-    )
-    b.add_argument(
-        "--tune-seed",
-        type=nonneg_int,
-        default=None,
-        help="first tuning seed (default 1000000, disjoint from evaluation seeds)",
-    )
+    b.add_argument("--tune-episodes", type=positive_int, default=10,
+                   help="episodes per candidate split in the search (10)")  # fmt: skip
+    b.add_argument("--tune-seed", type=nonneg_int,
+                   help="first tuning seed (default 1000000, disjoint from the evaluation "
+                   "seeds)")  # fmt: skip
     b.add_argument("--objective", default="fulfillment_pct",
                    choices=("fulfillment_pct", "completion_pct", "episode_return"),
                    help="what the split search maximises")  # fmt: skip
     add_set_argument(p, "override a scenario parameter (repeatable)")
 
 
-# ------------------------------------------------------------------------------------------------
 def _progress(desc: str, quiet: bool) -> Any:
     last = [0.0]
 
