@@ -83,8 +83,8 @@ def _scatter(ax: Any, x: Any, y: Any, group: str, **kw: Any) -> Any:
 
 def margin_figure(table: pd.DataFrame, path: str | Path, clip: float = -6.0) -> Path | None:
     """One row per variant: every candidate's signed distance to the variant's static front
-    (:attr:`Placement.score`, noise units), with the behind / on / beyond bands. Points further
-    behind than ``clip`` are drawn at ``clip`` with their value written beside them."""
+    (:attr:`analysis.placement.Placement.score`, noise units), with the behind / on / beyond
+    bands. Points further behind than ``clip`` are drawn at ``clip``, their value beside them."""
     if table.empty:
         return None
     variants = list(dict.fromkeys(table["variant"]))
