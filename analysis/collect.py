@@ -49,6 +49,7 @@ from analysis.resultset import EPISODES_FILE, RUN_FILE
 from envs.core.metrics import LABELS, SUMMARY_KEYS
 from envs.core.pool.civic import LABELS as CIVIC_LABELS
 from envs.core.pool.civic import OVERALL_KEYS as CIVIC_KEYS
+from envs.core.presets import PRESETS
 
 RESULTS_NAME = "results"
 CURVES_NAME = "curves"
@@ -85,17 +86,6 @@ _ID_COLUMNS = (
     "scenario",
     "seed",
 )
-__all__ = [
-    "METRICS",
-    "METRIC_LABELS",
-    "Collected",
-    "collect",
-    "find_result_sets",
-    "find_trial_dirs",
-    "points",
-    "read_curves",
-    "read_result_set",
-]
 
 # Never searched: VCS and caches, checkpoints (checkpoint, checkpoint_000010), TensorBoard logs.
 _SKIP_DIRS = {".git", ".venv", "__pycache__", "node_modules", "checkpoint", "tb", "figures"}
@@ -187,11 +177,7 @@ def _scenario_hash(meta: dict[str, Any]) -> str:
 
 
 def _preset_scenario(preset: str) -> dict[str, Any] | None:
-    """The scenario dict of a named preset (JSON types), None if unknown or envs is missing."""
-    try:
-        from envs.core.presets import PRESETS
-    except ImportError:  # the analysis also runs without the simulator installed
-        return None
+    """The scenario dict of a named preset (JSON types), None if unknown."""
     if preset not in PRESETS:
         return None
     out: dict[str, Any] = json.loads(json.dumps(PRESETS[preset].to_dict()["scenario"]))
@@ -254,12 +240,7 @@ def read_result_set(path: str | Path, root: str | Path | None = None) -> pd.Data
         df = pd.read_csv(ep_path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ValueError(f"{ep_path}: unreadable ({exc})") from exc
-    df = df.copy()
-    if "policy" not in df.columns and "variant" in df.columns:
-        # launch pool-compare: one row per variant and episode
-        df["policy"] = df["variant"]
-        if "kind" not in df.columns:
-            df["kind"] = df["mode"] if "mode" in df.columns else "pool"
+    df = df.copy()  # consolidated: the columns added below would fragment read_csv's blocks
     if "policy" not in df.columns:
         raise ValueError(f"{ep_path}: no 'policy' column")
     for col in ("w_b", "w_c"):

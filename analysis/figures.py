@@ -1,9 +1,9 @@
-"""Figures from the tidy tables: the paper's Fig. 4 and Fig. 5, grid heatmaps, learning curves.
+"""Single-cell figures from the tidy tables: the paper's Fig. 4 and Fig. 5, grid heatmaps.
 
 All functions take tables made by :mod:`analysis.collect` (the points table of
 :func:`analysis.collect.points`, without superseded rows, and the learning-curve table), write one
-PNG and return its path (or None when there is nothing to draw). Matplotlib runs on the Agg
-backend; nothing is shown on screen.
+PNG and return its path (or None when there is nothing to draw). The look (Agg backend, colours of
+the trained policies) is shared with the learning curves: :mod:`analysis.plot_style`.
 
 * :func:`plane_figure`: one Pareto plane. ``sync_served`` is the paper's Fig. 4 (sync delay vs
   traffic served), ``sync_e2e`` its Fig. 5 (sync delay vs E2E delay). Static splits (grey), their
@@ -13,9 +13,9 @@ backend; nothing is shown on screen.
   of the plane, a second panel zooms on them.
 * :func:`heatmaps`: one panel per metric over the static grid (w_b rows, w_c columns), every cell
   annotated; colours run from worse (dark) to better (bright) for metrics with a direction.
-* :func:`learning_curves`: the training metrics of every trial against env steps.
 
-Run ``python -m analysis.figures DIR`` to draw every figure of the results under DIR into DIR.
+Run ``python -m analysis.figures DIR`` to draw every figure of the results under DIR, the learning
+curves of :mod:`analysis.curves` included, into DIR/figures.
 """
 
 from __future__ import annotations
@@ -27,22 +27,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import Bbox
 
 from analysis.collect import METRIC_LABELS
+from analysis.curves import learning_curves, trial_tags
 from analysis.pareto import PLANES, Plane, front_path, non_dominated
+from analysis.plot_style import DPI, legend_below, plt, save, tag_order, trained_colors
+from analysis.tables import PAPER_PICKS
 
-DPI = 130
 STATIC_COLOR = "#9a9a9a"
 FRONT_COLOR = "#111111"
 HEURISTIC_STYLE: dict[str, Any] = {"marker": "*", "color": "#d62728", "s": 190}
@@ -92,17 +88,6 @@ MORE_HEATMAP_METRICS: tuple[str, ...] = (
     "delay_penalty",
     "compute_used",
 )
-# Learning-curve panels: (candidate columns, first present wins; axis label).
-CURVE_METRICS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("env_runners/episode_return_mean",), "episode return (training mean)"),
-    *(
-        ((f"env_runners/metalore/{m}", f"env_runners/{m}"), METRIC_LABELS[m])
-        for m in ("sync_delay", "e2e_delay", "served_pct")
-    ),
-    (("env_runners/metalore/mean_w_c", "env_runners/mean_w_c"), "mean UE compute share w_c"),
-    (("learners/default_policy/entropy",), "policy entropy"),
-)
-
 
 MAX_FORCED_TAGS = 15
 
@@ -116,29 +101,9 @@ def _settings(trained: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def trained_colors(n: int) -> list[Any]:
-    """``n`` colours for trained policies, never the red and orange of the rule-based markers."""
-    tab10 = plt.get_cmap("tab10")
-    tab20 = plt.get_cmap("tab20")
-    base = [tab10(i) for i in (0, 2, 4, 5, 6, 8, 9, 7)]
-    extra = [tab20(i) for i in (1, 5, 9, 11, 13, 15, 17, 19)]
-    palette = base + extra
-    return [palette[i % len(palette)] for i in range(n)]
-
-
-def tag_order(tags: pd.Series) -> pd.Series:
-    """Sort key for tags: A, B, ..., Z, AA, ...; empty and unknown tags last."""
-    return tags.map(lambda t: (len(str(t)) if str(t).isalpha() else 99, str(t)))
-
-
 def safe_name(text: str) -> str:
     """A file-name-safe version of a scenario name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
-
-
-def _fmt(v: Any) -> str:
-    f = float(v)
-    return f"{f:g}"
 
 
 # --- label placement ------------------------------------------------------------------------
@@ -225,26 +190,6 @@ def _clamp(metric: str, lo: float, hi: float, pad: float) -> tuple[float, float]
     return max(lo, b0 - small), min(hi, b1 + small)
 
 
-def _legend_below(
-    fig: Any, handles: Sequence[Any], labels: Sequence[str], ncol: int, title: str | None = None
-) -> None:
-    """Legend under the axes; the axes are laid out in the space the legend leaves."""
-    leg = fig.legend(
-        list(handles),
-        list(labels),
-        loc="lower center",
-        ncol=max(1, ncol),
-        fontsize=8,
-        frameon=False,
-        title=title,
-        title_fontsize=8,
-        bbox_to_anchor=(0.5, 0.0),
-    )
-    fig.canvas.draw()
-    height = leg.get_window_extent(fig.canvas.get_renderer()).height / fig.bbox.height
-    fig.tight_layout(rect=(0, min(0.6, height + 0.01), 1, 0.95))
-
-
 # --- planes ---------------------------------------------------------------------------------
 def _finite_xy(df: pd.DataFrame, plane: Plane) -> pd.DataFrame:
     xy = df[[plane.x, plane.y]].to_numpy(dtype=np.float64)
@@ -320,7 +265,7 @@ def _draw_plane(
             ax.scatter(arr[mask, 0], arr[mask, 1], s=22, color=FRONT_COLOR, zorder=4)
         picks = static.loc[
             [
-                (round(b, 6), round(c, 6)) in ((0.3, 0.3), (0.3, 0.4))
+                (round(b, 6), round(c, 6)) in PAPER_PICKS
                 for b, c in zip(static["w_b"], static["w_c"], strict=True)
             ]
         ]
@@ -385,10 +330,11 @@ def _draw_plane(
     if label_front and not static.empty:
         arr = static[[plane.x, plane.y]].to_numpy(dtype=np.float64)
         front = static.loc[non_dominated(arr, plane.maximise)]
-        picks = {(0.3, 0.3), (0.3, 0.4)}
         order = sorted(
             front.index,
-            key=lambda i: (round(front.at[i, "w_b"], 6), round(front.at[i, "w_c"], 6)) not in picks,
+            key=lambda i: (
+                (round(front.at[i, "w_b"], 6), round(front.at[i, "w_c"], 6)) not in PAPER_PICKS
+            ),
         )
         for i in order:
             if i in visible.index:
@@ -480,17 +426,14 @@ def plane_figure(
         }[plane_name]
     )
     fig.suptitle(fig_title, fontsize=13)
-    _legend_below(
+    legend_below(
         fig,
         list(handles.values()),
         list(handles.keys()),
         ncol=min(4, len(handles)),
         title="error bars: ±1 std over episodes" if (points["role"] == "trained").any() else None,
     )
-    out = Path(out_png)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save(fig, out_png)
 
 
 # --- heatmaps -------------------------------------------------------------------------------
@@ -604,144 +547,26 @@ def heatmaps(
     settings = static[["delta", "penalty"]].drop_duplicates()
     if any(m in _REWARD_METRICS for m in metrics) and len(settings) == 1:
         d, p = settings.iloc[0]
-        notes.append(f"return and reward parts for δ={_fmt(d)}, penalty={_fmt(p)}")
+        notes.append(f"return and reward parts for δ={float(d):g}, penalty={float(p):g}")
     head = "\n".join(t for t in (title, "; ".join(notes)) if t)
     if head:
         fig.suptitle(head, fontsize=11)
     fig.tight_layout()  # makes room for the suptitle itself
-    out = Path(out_png)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
+    return save(fig, out_png)
 
 
-# --- learning curves ------------------------------------------------------------------------
-def _steps_text(v: float, _pos: int | None = None) -> str:
-    """Tick label for env steps: 0, 500, 20k, 1.5M."""
-    a = abs(v)
-    if a >= 1e6:
-        return f"{v / 1e6:g}M"
-    if a >= 1e3:
-        return f"{v / 1e3:g}k"
-    return f"{v:g}"
-
-
-def learning_curves(
-    curves: pd.DataFrame,
-    out_png: str | Path,
-    tags: dict[str, str] | None = None,
-    title: str = "Learning curves",
-) -> Path | None:
-    """Training metrics against env steps, one line per trial (None without curves).
-
-    ``tags`` maps a trial's ``source`` directory to the tag of its evaluated point, so lines and
-    points share names.
-    """
-    if curves.empty:
-        return None
-    metrics: list[tuple[str, str]] = []
-    for candidates, lab in CURVE_METRICS:
-        for col in candidates:
-            if col in curves.columns and curves[col].notna().any():
-                metrics.append((col, lab))
-                break
-    if not metrics:
-        return None
-    x = (
-        "env_steps"
-        if "env_steps" in curves.columns and curves["env_steps"].notna().any()
-        else ("iteration")
-    )
-    ncols = 2 if len(metrics) > 1 else 1
-    nrows = math.ceil(len(metrics) / ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(6.4 * ncols, 3.6 * nrows + 0.9), squeeze=False, dpi=DPI
-    )
-    trials = list(curves.groupby(["source", "trial_id"], sort=True, dropna=False))
-    # tagged trials first, in tag order, so colours match the trained points of Fig. 4 and 5
-    trials.sort(key=lambda t: tag_order(pd.Series([(tags or {}).get(str(t[0][0]), "~")]))[0])
-    keys: list[tuple[str, str]] = []  # (colour key = reward setting, legend name) per trial
-    for (source, trial), df in trials:
-        delta, pen = df["delta"].iloc[0], df["penalty"].iloc[0]
-        tag = (tags or {}).get(str(source), "")
-        desc = f"δ={_fmt(delta)}, p={_fmt(pen)}" if pd.notna(delta) and pd.notna(pen) else ""
-        letter = re.sub(r"\d+$", "", tag)
-        keys.append((letter or desc or str(trial), f"{letter}: {desc}" if letter else desc))
-    runs = pd.Series([k for k, _ in keys]).value_counts()
-    order = list(dict.fromkeys(k for k, _ in keys))
-    colors = dict(zip(order, trained_colors(len(order)), strict=True))
-    lines: dict[str, Any] = {}
-    for ((source, trial), df), (key, desc) in zip(trials, keys, strict=True):
-        df = df.sort_values(x)
-        tag = (tags or {}).get(str(source), "")
-        if runs[key] > 1:
-            first = f"{key}1-{runs[key]}: " if tag else ""
-            name = f"{first}{desc.split(': ', 1)[-1]} ({runs[key]} runs)"
-        else:
-            name = f"{tag}: {desc.split(': ', 1)[-1]}" if tag else f"{desc or trial} ({trial})"
-        for k, (metric, _) in enumerate(metrics):
-            ax = axes[k // ncols, k % ncols]
-            d = df[[x, metric]].dropna()
-            if d.empty:
-                continue
-            (ln,) = ax.plot(
-                d[x],
-                d[metric],
-                color=colors[key],
-                lw=1.4,
-                marker="o" if len(d) < 15 else None,
-                ms=3,
-            )
-            lines.setdefault(name, ln)
-    for k, (_, lab) in enumerate(metrics):
-        ax = axes[k // ncols, k % ncols]
-        ax.set_ylabel(lab, fontsize=9)
-        ax.set_xlabel("env steps sampled" if x == "env_steps" else "training iteration")
-        ax.grid(True, alpha=0.3)
-        if x == "env_steps":
-            ax.xaxis.set_major_formatter(FuncFormatter(_steps_text))
-    for k in range(len(metrics), nrows * ncols):
-        axes[k // ncols, k % ncols].set_visible(False)
-    fig.suptitle(f"{title} (tags as in Fig. 4 and Table I)" if tags else title, fontsize=12)
-    spare = nrows * ncols - len(metrics)
-    if spare > 0 and len(lines) <= 14:
-        # the legend fills the empty panel
-        ax = axes[nrows - 1, ncols - 1]
-        ax.set_visible(True)
-        ax.axis("off")
-        ax.legend(
-            list(lines.values()),
-            list(lines.keys()),
-            loc="center",
-            fontsize=9,
-            frameon=False,
-            title="trial (δ: delta, p: penalty)",
-        )
-        fig.tight_layout(rect=(0, 0, 1, 0.96))
-    else:
-        _legend_below(fig, list(lines.values()), list(lines.keys()), ncol=min(4, len(lines)))
-    out = Path(out_png)
-    fig.savefig(out)
-    plt.close(fig)
-    return out
-
-
-def trial_tags(points: pd.DataFrame) -> dict[str, str]:
-    """Map a training directory to the tag of the trained point evaluated in it or below it.
-
-    A Tune trial writes its result set into the trial directory itself; ``launch train --out D
-    --eval-episodes N`` writes it to ``D/eval``: both ``D/eval`` and ``D`` get the tag.
-    """
-    tags: dict[str, str] = {}
-    trained = points.loc[points["role"] == "trained"]
-    for src, tag in zip(trained["source"], trained["tag"], strict=True):
-        if not tag:
-            continue
-        tags.setdefault(str(src), str(tag))
-        parent = Path(str(src)).parent.as_posix()
-        if parent not in (".", ""):
-            tags.setdefault(parent, str(tag))
-    return tags
+def scenario_figures(points: pd.DataFrame, scenario: str, out: Path) -> dict[str, Path | None]:
+    """Fig. 4, Fig. 5 and the two heatmaps of one scenario's points (no superseded rows) as
+    ``out/<name>_<scenario>.png``: name (``fig4``, ``fig5``, ``heatmap_key``, ``heatmap_more``)
+    -> path, None where there is nothing to draw."""
+    s, title = safe_name(scenario), f"Static grid, scenario {scenario} (mean over episodes)"
+    made: dict[str, Path | None] = {}
+    for key, plane in (("fig4", "sync_served"), ("fig5", "sync_e2e")):
+        made[key] = plane_figure(points, plane, out / f"{key}_{s}.png")
+    heat = (("heatmap_key", KEY_HEATMAP_METRICS), ("heatmap_more", MORE_HEATMAP_METRICS))
+    for key, metrics in heat:
+        made[key] = heatmaps(points, metrics, out / f"{key}_{s}.png", title)
+    return made
 
 
 def draw_all(points: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) -> dict[str, Path]:
@@ -756,23 +581,9 @@ def draw_all(points: pd.DataFrame, curves: pd.DataFrame, out_dir: str | Path) ->
     current = points.loc[~points["superseded"]] if "superseded" in points else points
     current = current.loc[current["role"] != "pool"]
     for scenario, pts in current.groupby("scenario", sort=True):
-        s = safe_name(str(scenario))
-        for key, plane in (("fig4", "sync_served"), ("fig5", "sync_e2e")):
-            p = plane_figure(pts, plane, out / f"{key}_{s}.png")
+        for key, p in scenario_figures(pts, str(scenario), out).items():
             if p is not None:
-                made[f"{key}_{s}"] = p
-        for key, metrics in (
-            ("heatmap_key", KEY_HEATMAP_METRICS),
-            ("heatmap_more", MORE_HEATMAP_METRICS),
-        ):
-            p = heatmaps(
-                pts,
-                metrics,
-                out / f"{key}_{s}.png",
-                title=f"Static grid, scenario {scenario} (mean over episodes)",
-            )
-            if p is not None:
-                made[f"{key}_{s}"] = p
+                made[f"{key}_{safe_name(str(scenario))}"] = p
     tags = trial_tags(current)
     p = learning_curves(curves, out / "learning_curves.png", tags=tags)
     if p is not None:

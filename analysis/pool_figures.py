@@ -18,16 +18,18 @@ Run ``python -m analysis.pool_figures DIR [DIR ...]`` to print the tables and wr
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from envs.core.pool.civic import CIVIC_REPORTED_GAINS, civic_range_text
+import numpy as np
 
-BASELINE = "noncoop"
+from analysis.plot_style import plt, save
+from analysis.pool_compare import BASELINE, gain, load_pool_result
+from analysis.pool_compare import fmt as _fmt
+from envs.core.pool.civic import civic_range_text
+
 HEADLINE: tuple[tuple[str, str], ...] = (
     ("completion_pct", "completion %"),
     ("fulfillment_pct", "fulfillment %"),
@@ -37,13 +39,7 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("cost_per_fulfilled", "cost per fulfilled job"),
     ("backhaul_units", "backhaul units"),
 )
-PHASE_HEADLINE: tuple[tuple[str, str], ...] = (
-    ("completion_pct", "completion %"),
-    ("fulfillment_pct", "fulfillment %"),
-    ("served_clients", "served clients"),
-    ("fairness", "fairness (Jain)"),
-)
-CIVIC_RANGES: dict[str, str] = {k: civic_range_text(k) for k in CIVIC_REPORTED_GAINS}
+PHASE_HEADLINE = HEADLINE[:4]  # completion, fulfillment, served clients, fairness
 VARIANT_NAMES: dict[str, str] = {
     "noncoop": "non-cooperative (best static)",
     "greedy": "cooperative, greedy rule",
@@ -53,46 +49,9 @@ VARIANT_NAMES: dict[str, str] = {
 }
 
 
-def load_pool_result(result_dir: str | Path) -> dict[str, Any]:
-    """``run.json``, ``summary.json`` (by variant), ``comparison.json``, ``trace.json`` of a run."""
-    d = Path(result_dir)
-    needed = ("run.json", "summary.json", "comparison.json", "trace.json")
-    missing = [f for f in needed if not (d / f).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{d} is not a pool-compare result (missing {', '.join(missing)}); "
-            "create one with `python -m launch pool-compare ... --out DIR`"
-        )
-    summary = json.loads((d / "summary.json").read_text())
-    return {
-        "meta": json.loads((d / "run.json").read_text()),
-        "summary": {row["variant"]: row for row in summary},
-        "comparison": json.loads((d / "comparison.json").read_text()),
-        "trace": json.loads((d / "trace.json").read_text()),
-    }
-
-
-def _num(v: Any) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
-def _fmt(mean: Any, std: Any = None, digits: int = 1) -> str:
-    m = _num(mean)
-    if m is None:
-        return "n/a"
-    s = _num(std)
-    text = f"{m:,.{digits}f}"
-    return text if s is None else f"{text} ± {s:,.{digits}f}"
-
-
 def _gain(coop: Any, base: Any) -> str:
-    c, b = _num(coop), _num(base)
-    if c is None or b is None or b == 0:
-        return "n/a"
-    return f"{100.0 * (c - b) / abs(b):+.1f} %"
+    g = gain(coop, base)
+    return "n/a" if g is None else f"{g:+.1f} %"
 
 
 def _digits(key: str) -> int:
@@ -124,7 +83,7 @@ def pool_table(result_dir: str | Path) -> str:
                     _fmt(s.get(col), s.get(f"{col}_std"), d),
                     _gain(s.get(col), base.get(col)),
                 ]
-            cells.append(CIVIC_RANGES.get(key, "") if not prefix else "")
+            cells.append(civic_range_text(key) if not prefix else "")
             lines.append("| " + " | ".join(cells) + " |")
 
     add_rows("", HEADLINE, "")
@@ -157,7 +116,7 @@ def pool_tables(result_dirs: Mapping[str, str | Path], variant: str = "greedy") 
             d = _digits(key)
             cells += [_fmt(base.get(key), None, d), _fmt(coop.get(key), None, d),
                       _gain(coop.get(key), base.get(key))]  # fmt: skip
-        cells.append(CIVIC_RANGES.get(key, ""))
+        cells.append(civic_range_text(key))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -166,12 +125,6 @@ def pool_flow_figure(
     result_dir: str | Path, out_png: str | Path, variant: str | None = None
 ) -> Path:
     """Pool flows of the first evaluation episode of ``variant`` (default: ppo, else greedy)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     res = load_pool_result(result_dir)
     traces = res["trace"]
     meta = res["meta"]
@@ -221,11 +174,7 @@ def pool_flow_figure(
         fontsize=10,
     )
     fig.tight_layout()
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
+    return save(fig, out_png, dpi=120)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,6 @@ of it drawing.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import math
 import sys
 from pathlib import Path
@@ -50,6 +49,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
 
     Raises :class:`EmptyResultsError` when ``root`` holds neither result sets nor learning curves.
     """
+    from analysis import adaptivity_report
     from analysis.collect import collect, points
 
     _say(f"collecting {root} ...")
@@ -112,9 +112,9 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
         ]
     _curves_section(md, data.curves, pts, figs)
     _pool_section(md, root, data.episodes, figs, tabs)
-    _adaptivity_section(md, data.episodes, figs, tabs)
+    adaptivity_report.report_section(md, data.episodes, figs, tabs)
     _paper_section(md, tabs)
-    _inputs_section(md, data)
+    _inputs_section(md, data, int(all_points["superseded"].sum()))
     out = root / REPORT_NAME
     out.write_text(md.text())
     return out
@@ -172,7 +172,7 @@ def _scenario_sections(
     tabs: Path,
 ) -> str:
     """Write the sections of one scenario; returns its one-line summary for the top."""
-    from analysis import figures, pareto, tables
+    from analysis import figures, pareto, placement, tables
 
     glance: list[str] = []
     suffix = f" (scenario {scenario})" if several else ""
@@ -218,14 +218,13 @@ def _scenario_sections(
     # Figures 4 and 5
     _say(f"figures for {scenario} ...")
     md.h(3, f"Pareto planes: the paper's Fig. 4 and Fig. 5{suffix}")
-    drawn = False
-    for key, plane, caption in (
-        ("fig4", "sync_served", "Fig. 4: sync delay (down) against traffic served (up)."),
-        ("fig5", "sync_e2e", "Fig. 5: sync delay (down) against end-to-end delay (down)."),
+    drawn = figures.scenario_figures(pts, scenario, figs)
+    for key, caption in (
+        ("fig4", "Fig. 4: sync delay (down) against traffic served (up)."),
+        ("fig5", "Fig. 5: sync delay (down) against end-to-end delay (down)."),
     ):
-        p = figures.plane_figure(pts, plane, figs / f"{key}_{tag}.png")
+        p = drawn[key]
         if p is not None:
-            drawn = True
             md.img(p, caption)
             md.p(
                 f"{caption} Grey: static splits; black staircase: their Pareto front (front "
@@ -234,7 +233,7 @@ def _scenario_sections(
                 "trained policies (tags as in Table I), bars ±1 std over episodes. Splits "
                 "with no completed UE job have no delay and are not drawn."
             )
-    if not drawn:
+    if drawn["fig4"] is None and drawn["fig5"] is None:
         md.p("_No policy with a defined sync delay: nothing to draw._")
 
     # Fronts and hypervolumes
@@ -302,7 +301,7 @@ def _scenario_sections(
 
     # Claims check
     md.h(3, f"Claims check: is any static split better beyond the noise?{suffix}")
-    cc = pareto.claims_check(pts, episodes, z=z)
+    cc = placement.claims_check(pts, episodes, z=z)
     if cc.empty or n_static == 0:
         md.p(
             "_Needs static splits and trained or rule-based policies in the same scenario: a "
@@ -311,10 +310,10 @@ def _scenario_sections(
         )
     else:
         path = _csv(cc, tabs / f"claims_{tag}.csv")
-        md.p(_claims_text(cc, z))
         trained = cc.loc[cc["role"] == "trained"]
+        ok = trained.groupby("point")["verdict"].apply(lambda v: (v != "dominated").all())
+        md.p(_claims_text(ok, z))
         if not trained.empty:
-            ok = trained.groupby("point")["verdict"].apply(lambda v: (v != "dominated").all())
             glance.append(
                 f"{int(ok.sum())} of {len(ok)} trained policies on the static front or within "
                 "noise of it in both planes"
@@ -324,18 +323,7 @@ def _scenario_sections(
 
     # Heatmaps
     md.h(3, f"Static grid heatmaps{suffix}")
-    made = [
-        figures.heatmaps(
-            pts,
-            metrics,
-            figs / f"{key}_{tag}.png",
-            title=f"Static grid, scenario {scenario} (mean over episodes)",
-        )
-        for key, metrics in (
-            ("heatmap_key", figures.KEY_HEATMAP_METRICS),
-            ("heatmap_more", figures.MORE_HEATMAP_METRICS),
-        )
-    ]
+    made = [drawn["heatmap_key"], drawn["heatmap_more"]]
     if not any(made):
         md.p(
             "_Needs a static grid with at least two values of each share: "
@@ -347,7 +335,8 @@ def _scenario_sections(
     return f"**{scenario}**: " + "; ".join(glance) + "."
 
 
-def _claims_text(cc: Any, z: float) -> str:
+def _claims_text(ok: Any, z: float) -> str:
+    """What the claims check means; ``ok``: per trained policy, never dominated beyond noise."""
     lines = [
         "For each trained or rule-based policy and each plane: `on front` when no static split "
         "dominates its mean point; `within noise` when some do, but none beyond the noise; "
@@ -360,9 +349,7 @@ def _claims_text(cc: Any, z: float) -> str:
         "`strongest` is the dominating split with the largest smaller z-score; its gains are "
         "positive when the split is better.",
     ]
-    trained = cc.loc[cc["role"] == "trained"]
-    if not trained.empty:
-        ok = trained.groupby("point")["verdict"].apply(lambda v: (v != "dominated").all())
+    if len(ok):
         lines.append(
             f"\n**{int(ok.sum())} of {len(ok)} trained policies** are on the static front or "
             "within noise of it in both planes."
@@ -400,7 +387,7 @@ def _claims_markdown(cc: Any) -> str:
 
 
 def _curves_section(md: _Doc, curves: Any, pts: Any, figs: Path) -> None:
-    from analysis import figures
+    from analysis.curves import learning_curves, trial_tags
 
     md.h(2, "Learning curves")
     if curves.empty:
@@ -410,8 +397,8 @@ def _curves_section(md: _Doc, curves: Any, pts: Any, figs: Path) -> None:
         )
         return
     _say("learning curves ...")
-    p = figures.learning_curves(
-        curves, figs / "learning_curves.png", tags=figures.trial_tags(pts) if len(pts) else None
+    p = learning_curves(
+        curves, figs / "learning_curves.png", tags=trial_tags(pts) if len(pts) else None
     )
     n = curves.groupby(["source", "trial_id"], dropna=False).ngroups
     if p is None:
@@ -426,7 +413,7 @@ def _curves_section(md: _Doc, curves: Any, pts: Any, figs: Path) -> None:
 
 def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path) -> None:
     """The credit pool: every evaluated pool policy, then the pool-compare runs drawn."""
-    from analysis import tables
+    from analysis import pool_figures, tables
 
     md.h(2, "Multi-cell credit pool")
     table = tables.pool_policy_table(episodes)
@@ -442,48 +429,20 @@ def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path) -
     if not episodes.empty and "run_kind" in episodes:
         srcs = episodes.loc[episodes["run_kind"].astype(str) == "pool-compare", "source"]
         dirs = [root / s for s in sorted(srcs.unique())]
-    try:
-        mod = importlib.import_module("analysis.pool_figures")
-    except ImportError:
-        mod = None
-    if mod is not None and hasattr(mod, "find_pool_results"):
-        try:
-            dirs = sorted({*dirs, *(Path(d) for d in mod.find_pool_results(root))})
-        except Exception as exc:  # a helper's failure must not sink the report
-            md.p(f"_pool_figures.find_pool_results failed: {type(exc).__name__}: {exc}_")
-    if not dirs:
-        if table.empty:
-            md.p(
-                "_No pool comparison here: `python -m launch sweep pool` or `python -m launch "
-                "pool-compare --out DIR/pool` would fill it._"
-            )
-        return
-    if mod is None or not all(hasattr(mod, f) for f in ("pool_flow_figure", "pool_table")):
+    if not dirs and table.empty:
         md.p(
-            f"_{len(dirs)} pool comparison result(s) found, but analysis.pool_figures "
-            "(pool_flow_figure, pool_table) is not available to draw them._"
+            "_No pool comparison here: `python -m launch sweep pool` or `python -m launch "
+            "pool-compare --out DIR/pool` would fill it._"
         )
-        return
     for i, d in enumerate(dirs):
         name = md.rel(d)
         md.h(3, f"Pool comparison: {name}")
         try:
-            out_png = figs / f"pool_flow_{i}.png"
-            made = mod.pool_flow_figure(d, out_png)
-            png = Path(made) if isinstance(made, (str, Path)) else out_png
-            if png.exists():
-                md.img(png, f"Pool comparison {name}")
-            md.p(str(mod.pool_table(d)))
+            png = pool_figures.pool_flow_figure(d, figs / f"pool_flow_{i}.png")
+            md.img(png, f"Pool comparison {name}")
+            md.p(pool_figures.pool_table(d))
         except Exception as exc:  # keep the rest of the report
             md.p(f"_Could not draw {name}: {type(exc).__name__}: {exc}_")
-
-
-def _adaptivity_section(md: _Doc, episodes: Any, figs: Path, tabs: Path) -> None:
-    """Traffic variants against their own static fronts (:mod:`analysis.adaptivity`)."""
-    from analysis.adaptivity import report_section
-
-    found = sorted(md.root.rglob("reach.json"), key=lambda p: p.stat().st_mtime)
-    report_section(md, episodes, figs, tabs, found[-1] if found else None)
 
 
 def _paper_section(md: _Doc, tabs: Path) -> None:
@@ -501,7 +460,8 @@ def _paper_section(md: _Doc, tabs: Path) -> None:
     )
 
 
-def _inputs_section(md: _Doc, data: Any) -> None:
+def _inputs_section(md: _Doc, data: Any, sup: int) -> None:
+    """What was read; ``sup``: evaluations superseded by a repeat (see ``collect.points``)."""
     import pandas as pd
 
     from analysis.tables import markdown
@@ -540,11 +500,6 @@ def _inputs_section(md: _Doc, data: Any) -> None:
                 }
             )
         md.p(markdown(pd.DataFrame(rows), ["l", "l", "l", "r", "r", "r", "l", "l"]))
-    sup = 0
-    if not e.empty:
-        from analysis.collect import points
-
-        sup = int(points(e)["superseded"].sum())
     if sup:
         md.p(
             f"{sup} static or baseline evaluation(s) repeated in several result sets were "

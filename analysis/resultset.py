@@ -23,7 +23,7 @@ import math
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -93,8 +93,14 @@ def metric_columns(episode_rows: Iterable[dict[str, Any]]) -> list[str]:
     return list(names)
 
 
-def aggregate_rows(episode_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Summary objects (one per policy, first-seen order) from episode rows."""
+Stats = Callable[[dict[str, list[Any]]], dict[str, float | None]]
+
+
+def aggregate_rows(
+    episode_rows: Iterable[dict[str, Any]], stats: Stats = aggregate_metrics
+) -> list[dict[str, Any]]:
+    """Summary objects (one per policy, first-seen order) from episode rows; ``stats`` maps each
+    metric's per-episode values to ``{M: mean, M_std: std}``."""
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in episode_rows:
         groups.setdefault(str(row["policy"]), []).append(row)
@@ -105,32 +111,37 @@ def aggregate_rows(episode_rows: Iterable[dict[str, Any]]) -> list[dict[str, Any
         summary["episodes"] = len(rows)
         summary["seed"] = min(int(r["seed"]) for r in rows)
         keys = metric_columns(rows)
-        summary.update(aggregate_metrics({k: [r.get(k) for r in rows] for k in keys}))
+        summary.update(stats({k: [r.get(k) for r in rows] for k in keys}))
         out.append(summary)
     return out
-
-
-aggregate = aggregate_rows
 
 
 def write_json(path: Path, obj: Any) -> None:
     path.write_text(json.dumps(clean_json(obj), indent=2, allow_nan=False) + "\n")
 
 
+def write_csv(path: Path, rows: Iterable[dict[str, Any]], columns: list[str]) -> None:
+    """``rows`` as CSV with ``columns`` (other keys left out, None written empty)."""
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+
+
 def write_result_set(
-    out_dir: str | Path, meta: dict[str, Any], episode_rows: list[dict[str, Any]]
+    out_dir: str | Path,
+    meta: dict[str, Any],
+    episode_rows: list[dict[str, Any]],
+    stats: Stats = aggregate_metrics,
 ) -> list[dict[str, Any]]:
     """Write run.json, episodes.csv and summary.json into ``out_dir``; returns the summaries."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summaries = aggregate_rows(episode_rows)
+    summaries = aggregate_rows(episode_rows, stats)
     columns = [*ID_COLUMNS, "seed", *metric_columns(episode_rows)]
     write_json(out / RUN_FILE, meta)
-    with (out / EPISODES_FILE).open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in episode_rows:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    write_csv(out / EPISODES_FILE, episode_rows, columns)
     write_json(out / SUMMARY_FILE, summaries)
     return summaries
 

@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from analysis.pareto import DEFAULT_Z
+    from analysis.placement import DEFAULT_Z
     from analysis.report import write_report
 
     root = Path(args.dir)

@@ -13,18 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.adaptivity import (
-    ADAPTIVE,
-    BEHIND,
-    BEYOND,
-    ON,
-    Noise,
-    StaticGrid,
-    margin,
-    place,
-    study_table,
-    verdicts,
-)
+from analysis.adaptivity import ADAPTIVE, study_table, verdicts
+from analysis.placement import BEHIND, BEYOND, ON, Noise, StaticGrid, margin, place
 from envs.core.presets import make_params
 from tests.helpers_cli import ROOT, run_launch
 from tune_configs.policies.interface import SINGLE_INTERFACE
@@ -241,7 +231,7 @@ def test_study_command_writes_result_sets_and_the_report_section(tmp_path: Path)
     ad = table.loc[table["candidate"] == "adaptive"].set_index("variant")
     s1 = table.loc[table["candidate"] == "s1"].set_index("variant")
     assert np.allclose(ad["sync_delay"], s1["sync_delay"])
-    assert "PASS" in res.stdout or "FAIL" in res.stdout  # the done-when checks are printed
+    assert "PASS" in res.stdout or "FAIL" in res.stdout  # the acceptance checks are printed
 
 
 def test_study_refuses_unknown_variants_and_missing_policies(tmp_path: Path) -> None:

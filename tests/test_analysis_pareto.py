@@ -11,19 +11,21 @@ import pytest
 
 from analysis.collect import points
 from analysis.pareto import (
-    VERDICT_DOMINATED,
-    VERDICT_ON_FRONT,
-    VERDICT_WITHIN_NOISE,
-    claims_check,
     compromise,
     dominates,
     front_path,
     fronts,
     hypervolume,
     hypervolume_table,
-    improvement,
     non_dominated,
     reference_point,
+)
+from analysis.placement import (
+    VERDICT_DOMINATED,
+    VERDICT_ON_FRONT,
+    VERDICT_WITHIN_NOISE,
+    claims_check,
+    improvement,
 )
 
 MIN_MIN = (False, False)

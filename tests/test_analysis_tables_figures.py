@@ -10,6 +10,7 @@ import pytest
 
 from analysis import figures, tables
 from analysis.collect import points
+from analysis.curves import learning_curves, trial_tags
 from tests.test_analysis_pareto import tidy
 
 
@@ -117,7 +118,7 @@ def test_plane_figures_heatmaps_and_curves_are_written(tmp_path: Path) -> None:
     # one static split only: no heatmap; no curves: no figure
     one = pts.loc[(pts["role"] != "static") | (pts["policy"] == "static(0.3,0.3)")]
     assert figures.heatmaps(one, ["sync_delay"], tmp_path / "none.png") is None
-    assert figures.learning_curves(pd.DataFrame(), tmp_path / "lc.png") is None
+    assert learning_curves(pd.DataFrame(), tmp_path / "lc.png") is None
     curves = pd.DataFrame(
         {
             "source": ["t0"] * 3 + ["t1"] * 3,
@@ -130,7 +131,7 @@ def test_plane_figures_heatmaps_and_curves_are_written(tmp_path: Path) -> None:
             "env_runners/metalore/sync_delay": [9, 8, 7, 6, 5, 4],
         }
     )
-    lc = figures.learning_curves(curves, tmp_path / "lc.png", tags={"t0": "A"})
+    lc = learning_curves(curves, tmp_path / "lc.png", tags={"t0": "A"})
     assert lc is not None and lc.exists()
     assert not (tmp_path / "none.png").exists()
 
@@ -149,7 +150,7 @@ def test_trial_tags_cover_the_training_directory() -> None:
             "tag": ["A", "B", ""],
         }
     )
-    tags = figures.trial_tags(pts)
+    tags = trial_tags(pts)
     assert tags == {"sweep/t0": "A", "sweep": "A", "train-a/eval": "B", "train-a": "B"}
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from analysis.pool_figures import load_pool_result, pool_flow_figure, pool_table, pool_tables
+from analysis.pool_compare import compare, gain, load_pool_result
+from analysis.pool_figures import pool_flow_figure, pool_table, pool_tables
 from launch.cli import main
-from launch.pool_compare import compare, gain
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = [

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.adaptivity import BEHIND, BEYOND, ON
 from analysis.adaptivity import reach_summary as summary
+from analysis.placement import BEHIND, BEYOND, ON
 from envs.core.batch import evaluate
 from envs.core.policies import static
 from tests.helpers_cli import run_launch
@@ -154,7 +154,8 @@ class _Md:
 def test_the_report_shows_reach_beside_the_shipped_policy() -> None:
     import pandas as pd
 
-    from analysis.adaptivity import ADAPTIVE, reach_section
+    from analysis.adaptivity import ADAPTIVE
+    from analysis.adaptivity_report import reach_section
 
     def row(variant: str, family: str, score: float, verdict: str) -> dict[str, object]:
         return {"variant": variant, "family": family, "score": score, "verdict": verdict,

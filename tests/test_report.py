@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from analysis import pool_figures
 from analysis.report import write_report
 from tests.test_analysis_collect import fake_rows, make_results_dir, write_set
 
@@ -83,14 +83,14 @@ def test_report_includes_a_pool_comparison(tmp_path: Path, monkeypatch: pytest.M
         "static",
         fake_rows("static(0.3,0.3)", "static", 0.3, 0.3, 2, 9, 21, 75),
     )
-    # launch pool-compare's layout: run.json (kind pool-compare), episodes.csv keyed by variant
+    # launch pool-compare's layout: run.json (kind pool-compare), one episode row per variant
     pool = tmp_path / "pool"
     pool.mkdir()
     (pool / "run.json").write_text(json.dumps({"kind": "pool-compare", "preset": "three_cell"}))
     pd.DataFrame(
         {
-            "variant": ["noncoop", "greedy"] * 2,
-            "mode": ["noncoop", "coop"] * 2,
+            "policy": ["noncoop", "greedy"] * 2,
+            "kind": ["noncoop", "coop"] * 2,
             "seed": [0, 0, 1, 1],
             "completion_pct": [80.0, 84.0, 81.0, 85.0],
         }
@@ -102,10 +102,9 @@ def test_report_includes_a_pool_comparison(tmp_path: Path, monkeypatch: pytest.M
         Path(out_png).write_bytes(b"png")
         return Path(out_png)
 
-    fake = types.ModuleType("analysis.pool_figures")
-    fake.pool_flow_figure = pool_flow_figure  # type: ignore[attr-defined]
-    fake.pool_table = lambda d: "| cell | credits |\n| --- | --- |\n| 0 | 3 |"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "analysis.pool_figures", fake)
+    monkeypatch.setattr(pool_figures, "pool_flow_figure", pool_flow_figure)
+    table = "| cell | credits |\n| --- | --- |\n| 0 | 3 |"
+    monkeypatch.setattr(pool_figures, "pool_table", lambda d: table)
     text = write_report(tmp_path).read_text()
     assert calls == [tmp_path / "pool"]
     assert "### Pool comparison: pool" in text and "| 0 | 3 |" in text

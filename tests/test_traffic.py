@@ -1,4 +1,4 @@
-"""Traffic that varies (docs/traffic.md): regimes within an episode and per-episode randomisation.
+"""Traffic that varies (docs/model/traffic.md): regimes within an episode and per-episode randomisation.
 
 Determinism, the statistics of the regime process, the ranges of the randomised draws, the
 regime kept out of the observation, parameter validation, the defaults left bit-identical, and
@@ -188,7 +188,7 @@ def test_held_regime_keeps_its_traffic() -> None:
 
 
 def test_no_static_split_is_best_in_every_regime() -> None:
-    """The design claim of paper_dynamic (docs/traffic.md): the best split of the 0.1 grid by
+    """The design claim of paper_dynamic (docs/model/traffic.md): the best split of the 0.1 grid by
     mean return differs between the regimes held fixed."""
     results = evaluate_regimes(make_params("paper_dynamic"), static_grid(0.1), episodes=20, seed=7)
     best = [int(np.argmax(r.metrics["episode_return"].mean(axis=1))) for r in results]

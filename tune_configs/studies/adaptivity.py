@@ -24,7 +24,7 @@ a good split when the traffic changes, without an exhaustive search. This module
   with its traffic drawn per episode from the default ranges (:data:`SELECTION_SCENARIOS`), each
   relative to the best static split of the 0.1 grid on the same episodes, averaged over the two.
   Criterion ``placement`` (the study's own): the placement score against each scenario's static
-  front (:func:`analysis.adaptivity.place`) on ``paper_dynamic`` and the tuning variants
+  front (:func:`analysis.placement.place`) on ``paper_dynamic`` and the tuning variants
   :data:`TUNING_VARIANTS`, whose traffic lies inside the default training ranges, averaged.
 
 Layout of a study directory: ``OUT/<variant>/static`` and ``OUT/<variant>/<candidate>``.
@@ -41,7 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.adaptivity import ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY, STUDY, StaticGrid
+from analysis.adaptivity import ADAPTIVE, ADAPTIVE_SEED, PAPER_ONLY, STUDY
+from analysis.placement import StaticGrid
 
 __all__ = [
     "ADAPTIVE", "ADAPTIVE_SEED", "CRITERIA", "PAPER_ONLY", "TUNING_VARIANTS", "VARIANTS",
@@ -382,7 +383,7 @@ def _placement_scores(
     """The placement criterion: per scenario, the policy's :meth:`Placement.score` against the
     scenario's own 0.1 grid on the tuning episodes (lead if beyond, minus the gap if behind, in
     noise units); ``score`` is the mean over the scenarios, ``worst`` the smallest."""
-    from analysis.adaptivity import place
+    from analysis.placement import place
     from tune_configs.policies.single import evaluate_policy, load_policy
 
     settings = StudySettings(episodes, seed, 0.1, delta, penalty)

@@ -44,7 +44,7 @@ def write_docs(
     """
     import json
 
-    from analysis import figures, pareto, tables
+    from analysis import figures, placement, plot_style, tables
     from analysis.collect import collect, points
 
     exp, out = Path(exp_dir).resolve(), Path(out_dir).resolve()
@@ -94,7 +94,7 @@ def write_docs(
             title = f"Fig. {key[-1]} ({what}): PPO with delay penalty {p:g}, δ 0.9 ... 0.1"
             if figures.plane_figure(sub, plane, out / name, title=title) is not None:
                 lines += [f"![{title}]({name})", ""]
-    idle = trained.loc[trained["served_pct"] < 10.0].sort_values("tag", key=figures.tag_order)
+    idle = trained.loc[trained["served_pct"] < 10.0].sort_values("tag", key=plot_style.tag_order)
     if not idle.empty:
         lines += [
             "Reading them: "
@@ -118,7 +118,7 @@ def write_docs(
     ]
     pooled = t1.loc[~t1["row"].astype(str).str.match(r"trained [A-Z]+\d+$")]
     (out / "table_one_pooled.md").write_text(tables.table_one_markdown(pooled) + "\n")
-    cc = pareto.claims_check(pts, data.episodes)
+    cc = placement.claims_check(pts, data.episodes)
     if not cc.empty:
         verdicts = cc.pivot_table(
             index=["tag", "label"], columns="plane", values="verdict", aggfunc="first"
@@ -132,7 +132,7 @@ def write_docs(
             "## Claims check: is a static split better beyond the noise?",
             "",
             "Paired over the common episode seeds, z = 1.96 per objective "
-            "(`analysis.pareto.claims_check`). Counts over the trained policies: "
+            "(`analysis.placement.claims_check`). Counts over the trained policies: "
             + "; ".join(
                 f"{plane}: " + ", ".join(f"{n} {v}" for v, n in sorted(c.items()))
                 for plane, c in counts.items()

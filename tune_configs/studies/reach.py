@@ -5,7 +5,7 @@ The adaptivity study (:mod:`tune_configs.studies.adaptivity`) asks one policy, t
 knowing the variant, to lie beyond each variant's front. This module measures, per variant, what the
 best member of a family of controllers does when it is chosen for that very variant. Each
 family is tuned on *tuning* episode seeds (default 5000..5099: the highest placement score
-against the variant's own static front, :attr:`analysis.adaptivity.Placement.score`) and the
+against the variant's own static front, :attr:`analysis.placement.Placement.score`) and the
 chosen member is then placed on the study's episode seeds (default 20000..20099), so the
 claimed numbers are not the maximum over hundreds of tries on the same episodes.
 
@@ -46,15 +46,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from analysis.adaptivity import (
-    BEYOND,
-    Noise,
-    Placement,
-    StaticGrid,
-    place,
-    reach_markdown,
-    reach_summary,
-)
+from analysis.adaptivity import reach_markdown, reach_summary
+from analysis.placement import BEYOND, Noise, Placement, StaticGrid, place
 from tune_configs.studies.adaptivity import (
     TUNING_SEED,
     StudySettings,
