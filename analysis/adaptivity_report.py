@@ -298,8 +298,9 @@ def report_section(md: Any, episodes: pd.DataFrame, figs: Path, tabs: Path) -> N
         "regret is the shortfall against the best static split's mean episode return."
     )
     md.p(variants_markdown(table))
-    md.p("**Acceptance checks** (shipped adaptive policy; docs/studies/adaptivity.md#acceptance-checks):\n\n" + "\n".join(
-        f"- {line}" for line in verdicts(table)))  # fmt: skip
+    checks = "\n".join(f"- {line}" for line in verdicts(table))
+    md.p("**Acceptance checks** (shipped adaptive policy; "
+         "docs/studies/adaptivity.md#acceptance-checks):\n\n" + checks)  # fmt: skip
     p = margin_figure(table, figs / "adaptivity_margins.png")
     if p is not None:
         md.img(p, "Adaptivity: distance of each policy to each variant's static front")

@@ -1,4 +1,5 @@
-"""Traffic that varies (docs/model/traffic.md): regimes within an episode and per-episode randomisation.
+"""Traffic that varies (docs/model/traffic.md): regimes within an episode and per-episode
+randomisation.
 
 Determinism, the statistics of the regime process, the ranges of the randomised draws, the
 regime kept out of the observation, parameter validation, the defaults left bit-identical, and
