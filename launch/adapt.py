@@ -49,6 +49,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from envs.core.seeds import STUDY_EVALUATION, STUDY_TUNING
 from launch.cli import UsageError
 from launch.common import finite_float, nonneg_int, positive_int, print_json
 
@@ -91,7 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     v.add_argument("--json", action="store_true", help="print JSON")
     s = sub.add_parser("select", help="score checkpoints on tuning episode seeds, best first")
     s.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
-    _runs(s, 5000, "first tuning episode seed",
+    _runs(s, STUDY_TUNING, "first tuning episode seed",
           "placement only: score against these variants instead of the tuning variants (e.g. a "
           "policy trained on one variant itself)")  # fmt: skip
     s.add_argument("--criterion", choices=("return", "placement"), default="return",
@@ -102,7 +103,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print JSON")
     st = sub.add_parser("study", help="run the study into OUT (result sets + table)")
     st.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    _runs(st, 20000, "first episode seed, never used to train or select", ALL_VARIANTS)
+    _runs(st, STUDY_EVALUATION, "first episode seed, never used to train or select", ALL_VARIANTS)
     st.add_argument("--grid", type=finite_float, default=0.1, metavar="STEP",
                     help="static grid step (default 0.1)")  # fmt: skip
     st.add_argument("--adaptive", default="models/paper/adaptive", metavar="POLICY",
@@ -121,8 +122,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "knowing the variant gets (the reference for 'beyond')",
     )
     r.add_argument("--out", required=True, metavar="DIR", help="output directory (reach.json)")
-    _runs(r, 20000, "first episode seed the chosen members are placed on", ALL_VARIANTS)
-    r.add_argument("--tune-seed", type=nonneg_int, default=5000,
+    _runs(r, STUDY_EVALUATION, "first episode seed the chosen members are placed on", ALL_VARIANTS)
+    r.add_argument("--tune-seed", type=nonneg_int, default=STUDY_TUNING,
                    help="first tuning episode seed, to choose each family's member (default "
                         "5000)")  # fmt: skip
     r.add_argument(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 import time
 from collections.abc import Sequence
@@ -29,43 +28,21 @@ STARTED = time.perf_counter()
 COMMANDS: dict[str, str] = {
     "static": "launch.static",
     "bench": "launch.bench",
+    "train": "launch.train",
+    "eval": "launch.evaluate",
+    "export": "launch.export",
+    "sweep": "launch.sweep",
+    "report": "launch.report",
+    "cluster": "launch.cluster",
+    "submit": "launch.submit",
+    "jobs": "launch.jobs",
+    "pool-compare": "launch.pool_compare",
+    "adapt": "launch.adapt",
 }
 
 
 class UsageError(Exception):
     """Bad command-line input: reported as a usage message and exit status 2."""
-
-
-def _optional_commands() -> dict[str, str]:
-    """Subcommands contributed by later modules; missing ones are simply not offered."""
-    extra = {
-        "train": "launch.train",
-        "eval": "launch.evaluate",
-        "export": "launch.export",
-        "sweep": "launch.sweep",
-        "report": "launch.report",
-        "cluster": "launch.cluster",
-        "submit": "launch.submit",
-        "jobs": "launch.jobs",
-        "pool-compare": "launch.pool_compare",
-        "adapt": "launch.adapt",
-    }
-    found = {}
-    for name, module in extra.items():
-        if importlib.util.find_spec(module) is not None:
-            found[name] = module
-    return found
-
-
-def available_commands() -> dict[str, str]:
-    return {**COMMANDS, **_optional_commands()}
-
-
-def _help_line(module_name: str) -> str:
-    try:
-        return str(importlib.import_module(module_name).HELP)
-    except Exception as exc:  # a broken optional module must not break the other commands
-        return f"(unavailable: {type(exc).__name__}: {exc})"
 
 
 def build_parser(
@@ -79,12 +56,12 @@ def build_parser(
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     sub.required = True
     subparsers: dict[str, argparse.ArgumentParser] = {}
-    for name, module_name in available_commands().items():
+    for name, module_name in COMMANDS.items():
         if command is not None and name != command:
             sub.add_parser(name, add_help=False)
             continue
         if command is None:
-            sub.add_parser(name, help=_help_line(module_name))
+            sub.add_parser(name, help=importlib.import_module(module_name).HELP)
             continue
         module = importlib.import_module(module_name)
         p = sub.add_parser(name, help=module.HELP, description=module.HELP)
@@ -97,7 +74,7 @@ def build_parser(
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command not in available_commands():
+    if command not in COMMANDS:
         command = None
     parser, subparsers = build_parser(command)
     args = parser.parse_args(argv)

@@ -75,11 +75,11 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 def check_launch_command(argv: list[str]) -> None:
     """``python -m launch SUB ...``: SUB exists and its parser accepts the arguments."""
-    from launch.cli import available_commands, build_parser
+    from launch.cli import COMMANDS, build_parser
 
     assert argv[:3] == ["python", "-m", "launch"], argv
     sub = argv[3]
-    assert sub in available_commands(), f"no `launch {sub}` subcommand ({argv})"
+    assert sub in COMMANDS, f"no `launch {sub}` subcommand ({argv})"
     _, subparsers = build_parser(sub)
     try:
         subparsers[sub].parse_args(argv[4:])

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from envs.core.seeds import RULE_SEARCH
 from tune_configs.policies.interface import POOL_INTERFACE, SINGLE_INTERFACE
 from tune_configs.policies.pool import CENTRAL_ACTOR
 from tune_configs.policies.shipped import (
@@ -145,7 +146,7 @@ def describe(policy: ShippedPolicy) -> str:
 
 
 # --- one shipped policy per reward setting of a sweep --------------------------------------------
-TUNING_SEED = 1_000_000  # first episode seed of the selection episodes (evaluation seeds are small)
+TUNING_SEED = RULE_SEARCH  # first episode seed of the selection episodes (envs.core.seeds)
 
 
 def setting_name(preset: str, delta: float, penalty: float) -> str:

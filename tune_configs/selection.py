@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-SELECTION_SEED = 3_000_000
+from envs.core.seeds import POOL_SELECTION
+
+SELECTION_SEED = POOL_SELECTION  # envs.core.seeds
 SCORED = ("fulfillment_pct", "units_borrowed", "served_clients", "fairness", "operational_cost")
 
 

@@ -52,6 +52,7 @@ __all__ = [
 from analysis.resultset import run_metadata, write_result_set
 from envs.core.params import EnvParams
 from envs.core.presets import make_params
+from envs.core.seeds import STUDY_EVALUATION, STUDY_TUNING
 
 # traffic value -> the randomisation range that covers it
 # (docs/model/traffic.md#randomisation-across-episodes)
@@ -72,8 +73,8 @@ PAPER_ONLY_CANDIDATES = (Path("models/paper/d0.9_p0"), Path("models/paper/d0.9")
 # (docs/model/cell.md#learning-options-of-the-single-cell-env):
 # the study runs it beside the default rule; the residual policies correct it
 TUNED_RULE = (0.3, 0.1, 0.5, 4.0)
-TUNING_SEED = 5000  # episode seeds for choosing a checkpoint
-EVAL_SEED = 20000  # episode seeds for the claims (never used for training or selection)
+TUNING_SEED = STUDY_TUNING  # episode seeds for choosing a checkpoint (envs.core.seeds)
+EVAL_SEED = STUDY_EVALUATION  # episode seeds for the claims (never used for training or selection)
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,12 @@ from envs.core.metrics import K_FULFIL, K_PEN, K_SYNC_R, K_UE_DONE, K_UE_GEN
 from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams
 from envs.core.pool.sim import PoolSimulator
+from envs.core.seeds import RULE_SEARCH
 from envs.core.sim import Simulator
 
 Progress = Callable[[int, int], None]
 OBJECTIVES = ("fulfillment_pct", "completion_pct", "episode_return")
-TUNE_SEED_OFFSET = 1_000_000  # default tuning seeds start here (evaluation seeds are small)
+TUNE_SEED_OFFSET = RULE_SEARCH  # the split searches' tuning seeds (envs.core.seeds)
 
 
 class Controller(Protocol):
