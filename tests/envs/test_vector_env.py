@@ -143,6 +143,7 @@ def test_vector_env_same_seed_same_rollout_different_seed_differs() -> None:
     assert not np.array_equal(rollout(1), rollout(2))
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize(
     "options",
     [{}, {"action_mode": "residual", "obs_uplink": True, "reward_scale": 0.01}],

@@ -67,6 +67,7 @@ def _rl_module_actions(checkpoint: Path, obs: np.ndarray) -> np.ndarray:
     return mean
 
 
+@pytest.mark.ray
 def test_export_load_gives_the_rl_module_actions(checkpoint: Path, tmp_path: Path) -> None:
     from tune_configs.export import export_checkpoint
 
@@ -87,6 +88,7 @@ def test_export_load_gives_the_rl_module_actions(checkpoint: Path, tmp_path: Pat
     assert m["git_commit"] and m["source_checkpoint"] == str(checkpoint)
 
 
+@pytest.mark.ray
 def test_launch_export_then_eval_gives_the_checkpoint_numbers(
     checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -108,6 +110,7 @@ def test_launch_export_then_eval_gives_the_checkpoint_numbers(
     assert results[2] == results[3]
 
 
+@pytest.mark.ray
 def test_shipped_policy_loads_without_pickle_torch_or_ray(checkpoint: Path, tmp_path: Path) -> None:
     from tune_configs.export import export_checkpoint
 
@@ -137,6 +140,7 @@ sys.exit(rc)
     assert json.loads(r.stdout)["episodes"] == 2
 
 
+@pytest.mark.ray
 def test_broken_shipped_dirs_are_usage_errors(
     checkpoint: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

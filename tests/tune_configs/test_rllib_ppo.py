@@ -20,6 +20,8 @@ from envs.core.metrics import SUMMARY_KEYS
 from tests.helpers.cli import run_launch as _cli
 from tune_configs.callbacks import LOGGED_KEYS, PREFIX
 
+pytestmark = pytest.mark.ray  # tune_configs.callbacks imports Ray
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY_HP = {"train_batch_size": 400, "minibatch_size": 100, "num_epochs": 1}
 CLI_KEYS = (

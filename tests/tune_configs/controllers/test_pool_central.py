@@ -18,6 +18,8 @@ from envs.core import make_params
 from envs.core.pool.clearing import PoolParams
 from envs.core.pool.rules import GreedyController, GreedyRule, evaluate_controller
 
+pytestmark = pytest.mark.ray
+
 ray = pytest.importorskip("ray")
 
 from tune_configs.controllers import (  # noqa: E402

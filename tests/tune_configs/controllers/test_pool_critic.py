@@ -17,6 +17,8 @@ from envs.core.pool.clearing import PoolParams
 from envs.core.pool.rules import evaluate_controller
 from envs.pool.multiagent import MultiCellPoolEnv
 
+pytestmark = pytest.mark.ray
+
 ray = pytest.importorskip("ray")
 torch = pytest.importorskip("torch")
 

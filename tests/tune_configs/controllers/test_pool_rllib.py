@@ -13,6 +13,8 @@ from envs.core import make_params
 from envs.core.pool.clearing import PoolParams
 from envs.core.pool.rules import evaluate_controller
 
+pytestmark = pytest.mark.ray
+
 ray = pytest.importorskip("ray")
 
 from ray.rllib.utils.pre_checks.env import check_multiagent_environments  # noqa: E402

@@ -51,7 +51,7 @@ from tune_configs.ops.cluster import (
 )
 from tune_configs.ops.processes import is_loopback, listening_sockets, terminate
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 # 4 static-grid trials (blocks of whole w_b rows), 10 episodes per split: a few seconds each.
 FOUR_TRIALS = ["--set", "blocks=4", "--set", "episodes=10"]

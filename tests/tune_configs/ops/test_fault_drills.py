@@ -44,7 +44,7 @@ from tests.helpers.drills import (
 )
 from tune_configs.ops.barrier import Barrier
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 # One PPO trial of 3 iterations (2000 env steps each), a Tune checkpoint after every iteration.
 ONE_PPO_TRIAL = [

@@ -25,6 +25,7 @@ PACKAGES = ("envs", "analysis", "tune_configs", "launch")
 THE_MODULE = ROOT / "tune_configs" / "ops" / "ray_internals.py"
 
 
+@pytest.mark.ray
 def test_private_ray_names_still_exist() -> None:
     found = problems()
     assert found == [], describe_problems(found)
@@ -111,6 +112,7 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.ray
 def test_patches_act_in_a_worker_starting_process() -> None:
     """allow_loopback_worker pins the node address and lifts the single-node check; only there."""
     code = (
@@ -143,6 +145,7 @@ def test_without_ray_refuses_remote_actors() -> None:
             pass
 
 
+@pytest.mark.ray
 def test_without_ray_keeps_ray_down_and_restores_the_module() -> None:
     """Inside the block RLlib's object-store puts stay local and any other use of Ray fails
     instead of starting a node; afterwards everything is as before."""
@@ -260,6 +263,7 @@ def test_only_runtime_sets_ray_variables() -> None:
     )
 
 
+@pytest.mark.ray
 def test_session_ray_is_its_own(ray_session: Any) -> None:
     """The fixture's Ray is a new local one (2 CPUs, 1 node) even if another Ray is found
     (``tests/tune_configs/ops/test_fault_drills.py`` runs this test beside an unrelated cluster)."""

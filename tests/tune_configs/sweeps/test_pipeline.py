@@ -79,6 +79,7 @@ def test_sweep_lists_its_settings() -> None:
 
 
 # --- one runner, one loop, one result-set contract ------------------------------------------------
+@pytest.mark.ray
 def test_pool_sweep_trials_reach_results_csv_and_report(ray_session: Any, tmp_path: Path) -> None:
     import pandas as pd
 
@@ -116,6 +117,7 @@ def test_pool_sweep_trials_reach_results_csv_and_report(ray_session: Any, tmp_pa
         assert key in s, key
 
 
+@pytest.mark.ray
 def test_launch_train_per_cell_controller(ray_session: Any, tmp_path: Path) -> None:
     address = str(ray_session.get_runtime_context().gcs_address)
     out = tmp_path / "pool"
@@ -136,6 +138,7 @@ def test_launch_train_per_cell_controller(ray_session: Any, tmp_path: Path) -> N
     assert "env_runners/civic/fulfillment_pct" in (out / "progress.csv").read_text()
 
 
+@pytest.mark.ray
 def test_launch_eval_on_another_scenario(ray_session: Any, tmp_path: Path) -> None:
     address = str(ray_session.get_runtime_context().gcs_address)
     out = tmp_path / "single"

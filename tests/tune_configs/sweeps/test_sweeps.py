@@ -92,6 +92,7 @@ def test_optuna_spaces_and_quickstart_order() -> None:
     assert kinds == ["static"] * 3 + ["ppo"] * 3  # cheap static trials first
 
 
+@pytest.mark.ray
 def test_build_tuners_without_running(tmp_path: Path) -> None:
     import ray
 
@@ -144,6 +145,7 @@ def test_sweep_cli_usage_errors(tmp_path: Path) -> None:
 
 
 # --- tiny runs ----------------------------------------------------------------------------------
+@pytest.mark.ray
 def test_tiny_static_sweep_writes_result_sets(ray_session: Any, tmp_path: Path) -> None:
     from analysis.resultset import read_result_set
     from tune_configs.sweeps import static_grid
@@ -167,6 +169,7 @@ def test_tiny_static_sweep_writes_result_sets(ray_session: Any, tmp_path: Path) 
     assert len(splits) == 9  # the 3 x 3 grid, each split once
 
 
+@pytest.mark.ray
 def test_optuna_reward_sweep_with_intermediate_reports(ray_session: Any, tmp_path: Path) -> None:
     """Optuna's metrics arrive with a PPO trial's last report only (after training iterations)."""
     from tune_configs.sweeps import optuna_reward
@@ -222,6 +225,7 @@ def interrupted_then_resumed(
     }  # fmt: skip
 
 
+@pytest.mark.ray
 def test_interrupted_sweep_resumes_without_redoing_finished_trials(
     interrupted_then_resumed: dict[str, Any],
 ) -> None:
@@ -238,6 +242,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_trials(
     assert f"results: {exp}" in second.stdout and f"tensorboard --logdir {exp}" in second.stdout
 
 
+@pytest.mark.ray
 def test_ppo_trial_has_eval_metrics_result_set_and_tensorboard(
     interrupted_then_resumed: dict[str, Any],
 ) -> None:
