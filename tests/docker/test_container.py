@@ -54,7 +54,7 @@ PACKAGES = ("podman", "runc", "catatonit", "debootstrap")
 CONTAINER_UID = 1000  # the image's default user
 PYPI = "https://pypi.org/simple"
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.timeout(3600)]
 
 # Columns of results.csv that name a run rather than measure it (paths, trial ids, times).
 RUN_IDENTITY = {

@@ -358,6 +358,7 @@ def test_compose_auth_on_for_every_ray_process() -> None:
         assert "ray_auth_token" in svc["secrets"], name
 
 
+@pytest.mark.ray
 def test_compose_commands_parse() -> None:
     services = compose()["services"]
     head = as_argv(services["ray-head"]["command"])
@@ -504,12 +505,14 @@ def validate_launcher(config: dict[str, Any]) -> dict[str, Any]:
     return dict(prepared)
 
 
+@pytest.mark.ray
 def test_launcher_yaml_passes_rays_validator() -> None:
     prepared = validate_launcher(launcher_config())
     assert prepared["provider"]["type"] == "aws"
     assert prepared["head_node_type"] in prepared["available_node_types"]
 
 
+@pytest.mark.ray
 @pytest.mark.parametrize(
     "mutate",
     [
@@ -543,6 +546,7 @@ def test_launcher_image_auth_and_tunnel_only_dashboard() -> None:
         assert all(r["CidrIp"] != "0.0.0.0/0" for r in rule["IpRanges"])
 
 
+@pytest.mark.ray
 def test_launcher_start_commands_parse() -> None:
     config = launcher_config()
     for key in ("head_start_ray_commands", "worker_start_ray_commands"):
