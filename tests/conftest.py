@@ -70,6 +70,11 @@ def _ray_message(where: str) -> str:
     )
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _ray_newly_imported(session.config):
+        session.config.stash[_IMPORTED_BY].append("a plugin or conftest, before collection")
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector) -> Any:
     """In a ray-free session, collecting the module that imports Ray is an error."""
@@ -116,7 +121,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
     if config.stash[_RAY_FREE] and RAY in sys.modules:
         if not config.stash[_IMPORTED_BY]:
-            config.stash[_IMPORTED_BY].append("something outside the tests (a plugin or conftest)")
+            config.stash[_IMPORTED_BY].append("something outside the tests (a plugin, a fixture)")
         if session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
