@@ -1,9 +1,11 @@
 """Which tests may use Ray, decided before anything imports it (used by ``tests/conftest.py``).
 
-A test marked ``ray`` starts Ray (in the test process or in a ``python -m launch`` subprocess),
-builds an RLlib algorithm, or imports ``ray``; a module whose tests all do sets
-``pytestmark = pytest.mark.ray``. The rest is the core: ``pytest -m "not ray and not slow"``
-never imports Ray, and ``tests/conftest.py`` fails the session if it does.
+A test marked ``ray`` uses Ray: it starts Ray (in the test process or in a subprocess such as
+``python -m launch train``), builds an RLlib algorithm, imports ``ray`` in the test process, or
+checks Ray's internals; a module whose tests all do sets ``pytestmark = pytest.mark.ray``. The
+rest is the core: ``pytest -m "not ray and not slow"`` never imports Ray (a core test's
+subprocess may, e.g. a ``launch jobs`` client reporting an unreachable cluster), and
+``tests/conftest.py`` fails the session if it does.
 
 Nothing here imports Ray or the project's packages.
 """
