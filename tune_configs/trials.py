@@ -373,7 +373,7 @@ def _pool_rules_trial(cfg: dict[str, Any]) -> None:
         rule_baselines,
     )
     from envs.pool.multiagent import MultiCellPoolEnv
-    from tune_configs.controllers.per_cell import pool_env_kwargs
+    from tune_configs.policies.pool import pool_env_kwargs
 
     env_config = pool_env_kwargs(env_config_of(cfg))
     ps = MultiCellPoolEnv(**env_config).ps

@@ -106,22 +106,28 @@ def _single() -> Controller:
     )
 
 
+def _lazy(reference: str) -> Callable[..., Any]:
+    """``module:attr``, imported at the first call (the per-cell builders import Ray at module
+    level; evaluating a shipped policy must not)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        module, _, attr = reference.partition(":")
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    return call
+
+
 def _per_cell() -> Controller:
     from envs.core.pool.civic import EVAL_KEYS
-    from tune_configs.controllers.per_cell import (
-        build_pool_ppo_config,
-        pool_env_params,
-        pool_sidecar_fields,
-        resolve_pool_env_config,
-    )
     from tune_configs.export import export_pool_checkpoint
 
+    per_cell = "tune_configs.controllers.per_cell:"
     return Controller(
         name=PER_CELL,
-        resolve_env_config=resolve_pool_env_config,
-        build_config=build_pool_ppo_config,
-        env_params=pool_env_params,
-        sidecar_fields=pool_sidecar_fields,
+        resolve_env_config=_lazy(per_cell + "resolve_pool_env_config"),
+        build_config=_lazy(per_cell + "build_pool_ppo_config"),
+        env_params=_lazy(per_cell + "pool_env_params"),
+        sidecar_fields=_lazy(per_cell + "pool_sidecar_fields"),
         load=load_any_pool_controller,
         evaluate_rows=_pool_rows,
         export=export_pool_checkpoint,
@@ -251,12 +257,12 @@ def _pool_rows(checkpoint: Path, episodes: int, seed: int, overrides: Mapping[st
     from envs.core.pool.rules import evaluate_controller
     from envs.pool.env import MetaLorePoolEnv
     from envs.pool.multiagent import MultiCellPoolEnv
-    from tune_configs.controllers.per_cell import pool_env_kwargs
     from tune_configs.policies.interface import (
         POOL_INTERFACE,
         evaluation_env_config,
         split_env_config,
     )
+    from tune_configs.policies.pool import pool_env_kwargs
 
     policy = load_any_pool_controller(checkpoint)
     interface, scenario = split_env_config(policy.info.get("env_config", {}), POOL_INTERFACE)

@@ -38,7 +38,6 @@ from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
 from envs.pool.base_splits import GREEDY_SPLITS, resolve_base_splits
 from envs.pool.env import MetaLorePoolEnv
-from tune_configs.callbacks import WINDOW, PoolMetrics
 from tune_configs.env import RLLIB_KEYS
 from tune_configs.policies.checkpoint import DEFAULT_MODULE, MODULE_DIR, read_sidecar
 from tune_configs.policies.pool import CentralPolicyController, rlmodule_forward
@@ -135,6 +134,8 @@ def build_central_ppo_config(
     seed: int | None = 0,
 ) -> Any:
     """A single-agent ``PPOConfig`` for the flattened central pool env; nothing is started."""
+    from tune_configs.callbacks import WINDOW, PoolMetrics
+
     return base_ppo_config(
         register_central_env(),
         resolve_central_env_config(env_config),

@@ -46,26 +46,17 @@ from envs.core.pool.sim import PoolSimulator
 from envs.pool.base_splits import resolve_base_splits
 from envs.pool.multiagent import MultiCellPoolEnv, agent_ids
 from tune_configs.callbacks import WINDOW, PoolMetrics
-from tune_configs.env import RLLIB_KEYS
 from tune_configs.policies.checkpoint import MODULE_DIR, read_sidecar
-from tune_configs.policies.pool import SHARED_MODULE, PoolPolicyController, rlmodule_forward
+from tune_configs.policies.pool import (
+    SHARED_MODULE,
+    PoolPolicyController,
+    pool_env_kwargs,
+    rlmodule_forward,
+)
 from tune_configs.ppo import Resources, base_ppo_config, model_config, resolve_hparams
 
 RLLIB_POOL_ENV = "metalore_pool"
 POLICY_MODES = ("shared", "separate")
-
-DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
-    "preset": "three_cell_hetero",
-    "obs_mode": "log1p",
-    "reward": "metalore",
-    "scope": "team",
-}
-
-
-def pool_env_kwargs(env_config: Mapping[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of :class:`MultiCellPoolEnv` from a flat env config."""
-    cfg = {k: v for k, v in dict(env_config).items() if k not in RLLIB_KEYS}
-    return {**DEFAULT_POOL_ENV_CONFIG, **cfg}
 
 
 class PoolMultiAgentEnv(MultiAgentEnv):

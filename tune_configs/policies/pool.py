@@ -28,11 +28,27 @@ from numpy.typing import NDArray
 from envs.core.pool.sim import PoolSimulator
 from envs.pool.control import CONTROL_FIELDS, ControlOptions, PoolControl
 from envs.pool.obs import REWARD_FULFILLED, REWARD_METALORE
+from tune_configs.env import RLLIB_KEYS
 from tune_configs.policies.shipped import load_shipped
 
 SHARED_MODULE = "shared"
 POOL_CONTROLLERS = ("central", "per-cell")
 CENTRAL_ACTOR = "central"
+
+
+# The per-cell pool env's defaults (the per-cell controller trains on them).
+DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
+    "preset": "three_cell_hetero",
+    "obs_mode": "log1p",
+    "reward": "metalore",
+    "scope": "team",
+}
+
+
+def pool_env_kwargs(env_config: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :class:`MultiCellPoolEnv` from a flat env config."""
+    cfg = {k: v for k, v in dict(env_config).items() if k not in RLLIB_KEYS}
+    return {**DEFAULT_POOL_ENV_CONFIG, **cfg}
 
 
 def eval_control_options(env_config: Mapping[str, Any]) -> ControlOptions:
