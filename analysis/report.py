@@ -49,7 +49,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
 
     Raises :class:`EmptyResultsError` when ``root`` holds neither result sets nor learning curves.
     """
-    from analysis import adaptivity_report
+    from analysis import adaptivity_report, runs_report
     from analysis.collect import collect, points
 
     _say(f"collecting {root} ...")
@@ -105,11 +105,13 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
             "\n".join(f"- {g}" for g in glance) + "\n",
             "Sections: "
             + ", ".join(f"[{s}](#scenario-{_anchor(s)})" for s in scenarios)
-            + ", [learning curves](#learning-curves), "
+            + ", [claims over training runs](#claims-over-training-runs), "
+            "[learning curves](#learning-curves), "
             "[multi-cell credit pool](#multi-cell-credit-pool), "
             "[the paper's numbers](#the-papers-reported-numbers-for-reference), "
             "[what was read](#what-was-read).\n",
         ]
+    runs_report.report_section(md, root, data.episodes, data.curves, figs, tabs)
     _curves_section(md, data.curves, pts, figs)
     _pool_section(md, root, data.episodes, figs, tabs)
     adaptivity_report.report_section(md, data.episodes, figs, tabs)

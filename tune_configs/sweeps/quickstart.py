@@ -10,7 +10,9 @@ One Tune experiment, on the embedded local Ray by default, mixing two kinds of t
 * the exhaustive static grid (0.1 steps, 121 splits, plus the heuristic and queue-aware rules),
   100 episodes each, once per reward setting below (a few seconds each, batched evaluator);
 * PPO for the reward settings :data:`REWARDS` (delta 0.9 and 0.5 without penalty, delta 0.9 with
-  penalty -5), :data:`BUDGETS` env steps each, then a deterministic 100-episode evaluation.
+  penalty -5), three training seeds each, :data:`BUDGETS` env steps each, then a deterministic
+  100-episode evaluation; ``launch report`` then judges each setting over its training runs
+  (:mod:`analysis.runs`).
 
 Every trial writes a result set into its trial directory; ``launch report`` collects them. At the
 end the sweep prints the results table, the experiment directory and the TensorBoard command.
@@ -38,17 +40,25 @@ METRICS: tuple[str, ...] = OBJECTIVES
 MODES: tuple[str, ...] = OBJECTIVE_MODES
 REWARDS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.5, 0.0), (0.9, -5.0))
 BUDGETS: dict[str, dict[str, Any]] = {  # env steps per PPO trial with the fast defaults
-    "small": {"timesteps": 40_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
-    "paper": {"timesteps": 60_000, "eval_episodes": 100, "episodes": 100, "seed": 0},
+    "small": {"timesteps": 40_000, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2)},
+    "paper": {"timesteps": 60_000, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2)},
 }
-SETTINGS: tuple[Setting, ...] = (*PPO_SETTINGS, *pick("seed", "rewards", "episodes", "grid_step"))
+SETTINGS: tuple[Setting, ...] = (
+    *PPO_SETTINGS,
+    *pick("seeds", "seed", "rewards", "episodes", "grid_step"),
+)
+
+
+def _seeds(b: dict[str, Any]) -> list[int]:
+    """The training seeds: ``seed`` (one) if given, else ``seeds``."""
+    return [int(b["seed"])] if "seed" in b else [int(s) for s in b["seeds"]]
 
 
 def jobs(budget: str = "small", **overrides: Any) -> list[dict[str, Any]]:
-    """Static trials first (whole grid per reward setting), then one PPO trial per reward."""
+    """Static trials first (whole grid per reward setting), then PPO per reward and seed."""
     b = {**BUDGETS[check_budget(budget)], **overrides}
     rewards = [(float(r[0]), float(r[1])) for r in b.get("rewards", REWARDS)]
-    return reward_jobs(rewards, [int(b["seed"])], True, float(b.get("grid_step", GRID_STEP)))
+    return reward_jobs(rewards, _seeds(b), True, float(b.get("grid_step", GRID_STEP)))
 
 
 def param_space(budget: str = "small", **overrides: Any) -> dict[str, Any]:
