@@ -67,7 +67,7 @@ def test_bad_arguments_give_usage_and_exit_2(args: list[str]) -> None:
 
 def test_bench_runs_quick() -> None:
     r = launch("bench", "--json", "--single-steps", "2000", "--repeats", "1", "--memory-steps",
-               "2000")  # fmt: skip
+               "2000", "--grid-episodes", "5")  # fmt: skip
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
     assert out["single_env_steps_per_s"]["best"] > 0
