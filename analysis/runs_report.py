@@ -150,7 +150,7 @@ def profile_figure(matrices: dict[str, Any], path: Path) -> Path | None:
 
 def learning_figure(curves: pd.DataFrame, path: Path) -> Path | None:
     """Per setting, the IQM over its runs of the training return with a 95 % band."""
-    if curves.empty or CURVE_METRIC not in curves or "trial_id" not in curves:
+    if curves.empty or CURVE_METRIC not in curves or "source" not in curves:
         return None
     import matplotlib.pyplot as plt
 
@@ -163,7 +163,7 @@ def learning_figure(curves: pd.DataFrame, path: Path) -> Path | None:
     fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.2 * nrows + 0.6), squeeze=False)
     for ax, (penalty, delta) in zip(axes.flat, settings, strict=False):
         sub = c.loc[(c["penalty"] == penalty) & (c["delta"] == delta)]
-        table = sub.pivot_table(index="iteration", columns="trial_id", values=CURVE_METRIC)
+        table = sub.pivot_table(index="iteration", columns="source", values=CURVE_METRIC)
         table = table.dropna()
         steps = sub.groupby("iteration")["env_steps"].mean().reindex(table.index)
         if table.empty:

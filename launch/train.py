@@ -37,7 +37,6 @@ phase (``phases_s``: imports, ray_start, build, train, checkpoint, stop).
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -136,12 +135,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, out: Path, run_: Any) -> int:
-    from tensorboardX import SummaryWriter
-
     from analysis.resultset import run_metadata, write_json
     from tune_configs.controllers import evaluate_checkpoint
     from tune_configs.ops.runtime import init_ray, quiet_ray_logs, stop_ray
-    from tune_configs.training import TIMESTEPS, Phases, progress_line, run_training
+    from tune_configs.training import Phases, TrainingLog, progress_line, run_training
 
     controller, env_config, resources = run_.controller, run_.env_config, run_.resources
     params = controller.env_params(env_config)
@@ -170,17 +167,13 @@ def _train(args: argparse.Namespace, out: Path, run_: Any) -> int:
         started = init_ray(args.address, num_cpus=cpus, object_store_memory=300_000_000)
         phases.lap("ray_start")
     quiet_ray_logs()
-    writer = SummaryWriter(str(out / "tb"))
-    rows: list[dict[str, float]] = []
+    log = TrainingLog(out)
+    rows = log.rows
     result = None
     t_train = time.perf_counter()
 
     def on_iteration(metrics: dict[str, float], algo: Any) -> None:
-        rows.append(metrics)
-        step = int(metrics[TIMESTEPS])
-        for key, value in metrics.items():
-            writer.add_scalar(f"ray/tune/{key}", value, global_step=step)
-        writer.flush()
+        log.add(metrics)
         if not args.quiet:
             print(progress_line(metrics, args.timesteps, t_train), flush=True)
         k, it = args.checkpoint_every, int(metrics["training_iteration"])
@@ -188,15 +181,14 @@ def _train(args: argparse.Namespace, out: Path, run_: Any) -> int:
             run_.save(algo, out / f"checkpoint_{it:05d}")
 
     try:
-        result = run_training(
-            run_, out / "checkpoint", on_iteration, driver_only=ray_free, phases=phases,
-            interruptible=True,
-        )  # fmt: skip
+        with log:
+            result = run_training(
+                run_, out / "checkpoint", on_iteration, driver_only=ray_free, phases=phases,
+                interruptible=True,
+            )  # fmt: skip
     finally:
-        writer.close()
         stop_ray(started)
         phases.lap("stop")
-        _write_progress(out / "progress.csv", rows)
         meta.update(status=result.status if result else "failed",
                     elapsed_s=round(time.perf_counter() - t0, 1),
                     iterations=len(rows), final_metrics=rows[-1] if rows else None,
@@ -219,15 +211,3 @@ def _train(args: argparse.Namespace, out: Path, run_: Any) -> int:
         print_summary(summary)
         print(f"evaluation result set: {out / 'eval'}")
     return 0
-
-
-def _write_progress(path: Path, rows: list[dict[str, float]]) -> None:
-    if not rows:
-        return
-    keys: list[str] = []
-    for row in rows:
-        keys.extend(k for k in row if k not in keys)
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)

@@ -289,3 +289,48 @@ def run_training(
         )
         phases.lap("checkpoint")
     return TrainingResult(ckpt, final, offset, status)
+
+
+class TrainingLog:
+    """The record of one training run in a directory: TensorBoard events (``tb/``, the metrics
+    as ``ray/tune/<name>`` over env steps, as Tune writes them) and ``progress.csv`` (one row per
+    iteration, written when the log closes). :meth:`add` fits ``run_training``'s
+    ``on_iteration``."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.rows: list[dict[str, float]] = []
+        self._writer: Any = None
+
+    def __enter__(self) -> TrainingLog:
+        from tensorboardX import SummaryWriter
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._writer = SummaryWriter(str(self.directory / "tb"))
+        return self
+
+    def add(self, metrics: dict[str, float], _algo: Any = None) -> None:
+        self.rows.append(metrics)
+        step = int(metrics[TIMESTEPS])
+        for key, value in metrics.items():
+            self._writer.add_scalar(f"ray/tune/{key}", value, global_step=step)
+        self._writer.flush()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._writer.close()
+        write_progress(self.directory / "progress.csv", self.rows)
+
+
+def write_progress(path: Path, rows: list[dict[str, float]]) -> None:
+    """``progress.csv``: one row per iteration, the union of the metrics' names as columns."""
+    import csv
+
+    if not rows:
+        return
+    keys: list[str] = []
+    for row in rows:
+        keys.extend(k for k in row if k not in keys)
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)

@@ -52,6 +52,7 @@ PPO_DEFAULTS: dict[str, Any] = {
     "obs_mode": "log1p",
     "env": {},  # further env overrides by flat name (pool: scope, reward, endowment, ...)
     "seed": 0,
+    "seeds": None,  # several training seeds, trained one after the other in this trial
     "timesteps": 200_000,
     "hparams": {},
     "resources": {},
@@ -92,6 +93,11 @@ def trial_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return {**_DEFAULTS.get(kind, STATIC_DEFAULTS), **cfg}
 
 
+def trial_seeds(cfg: Mapping[str, Any]) -> list[int]:
+    """The training seeds of a PPO trial: ``seeds`` if given, else ``[seed]``."""
+    return [int(s) for s in cfg.get("seeds") or [cfg["seed"]]]
+
+
 def env_config_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """Flat env config of a trial config (preset, reward, obs mode, extra overrides)."""
     env: dict[str, Any] = {"preset": cfg["preset"], **dict(cfg.get("env") or {})}
@@ -115,7 +121,9 @@ def trial_label(config: Mapping[str, Any]) -> str:
     if cfg["kind"] == "ppo" and cfg["controller"] == "per-cell":
         return f"pool_{cfg['env'].get('scope', 'team')}_s{cfg['seed']}"
     if cfg["kind"] == "ppo":
-        return f"ppo_d{_fmt(cfg['delta'])}_p{_fmt(cfg['penalty'])}_s{cfg['seed']}"
+        seeds = trial_seeds(cfg)
+        s = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+        return f"ppo_d{_fmt(cfg['delta'])}_p{_fmt(cfg['penalty'])}_s{s}"
     if cfg["kind"] == "split":
         return f"split_{_fmt(cfg['w_b'])}_{_fmt(cfg['w_c'])}"
     if cfg["kind"] == "pool-rules":
@@ -228,6 +236,9 @@ def _trial_meta(cfg: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- PPO (any controller) ---------------------------------------------------------------------
 def _ppo_trial(cfg: dict[str, Any]) -> None:
+    if len(trial_seeds(cfg)) > 1:
+        _ppo_seeds_trial(cfg)
+        return
     import torch
     from ray import tune
 
@@ -288,6 +299,73 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
         {**metrics, **eval_metrics(summary, run.controller.eval_keys, horizon), "train_s": train_s},
         checkpoint=tune.Checkpoint.from_directory(str(result.checkpoint)),
     )
+
+
+SEEDS_DONE = "seeds_done.json"  # the Tune checkpoint of a multi-seed trial
+
+
+def _ppo_seeds_trial(cfg: dict[str, Any]) -> None:
+    """Several training seeds in one trial, one after the other: the process, its imports and
+    RLlib's one-time set-up are paid once, yet every seed is trained from scratch by its own
+    algorithm, checkpointed, evaluated alone and written as its own result set (with its own
+    progress.csv and TensorBoard events) under ``<trial dir>/seed_<k>/``. After each seed the
+    trial reports its evaluation and a checkpoint listing the seeds done, so a restarted trial
+    skips them (a seed cut off mid-way is trained again from scratch: same seed, same run).
+    The reported ``timesteps`` count the env steps of every seed done."""
+    import json
+
+    import torch
+    from ray import tune
+
+    from tune_configs.controllers import evaluate_checkpoint, get_controller
+    from tune_configs.ops import barrier
+    from tune_configs.training import TIMESTEPS, TrainingLog, TrainingRun, run_training
+
+    if cfg.get("torch_threads"):
+        torch.set_num_threads(int(cfg["torch_threads"]))
+    controller = get_controller(str(cfg["controller"]))
+    out_dir = trial_output_dir()
+    meta = _trial_meta(cfg)
+    done: list[int] = []
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as path:
+            done = [int(s) for s in json.loads((Path(path) / SEEDS_DONE).read_text())]
+    barrier.reach("start", meta["trial_name"])
+    for seed in trial_seeds(cfg):
+        if seed in done:
+            continue
+        run = TrainingRun.resolve(
+            controller, env_config_of(cfg), cfg["hparams"], int(cfg["timesteps"]),
+            cfg["resources"], seed, cfg,
+        )  # fmt: skip
+        seed_dir = out_dir / f"seed_{seed}"
+        t0 = time.perf_counter()
+        with TrainingLog(seed_dir) as log:
+            result = run_training(run, seed_dir / "checkpoint", log.add)
+        train_s = time.perf_counter() - t0
+        steps = int(result.metrics[TIMESTEPS])
+        extra = {
+            **meta, "train_seed": seed, "timesteps": steps, "timesteps_budget": run.timesteps,
+            "resumed_from_steps": 0, "hparams": run.hparams, "resources": run.resources.to_dict(),
+            "train_s": round(train_s, 1), "final_train_metrics": result.metrics,
+        }  # fmt: skip
+        summary = evaluate_checkpoint(
+            result.checkpoint, int(cfg["eval_episodes"]), int(cfg["eval_seed"]), seed_dir,
+            extra=extra, what="ppo-trial",
+        )  # fmt: skip
+        done.append(seed)
+        horizon = controller.env_params(run.env_config).scenario.episode_steps
+        metrics = {
+            **eval_metrics(summary, controller.eval_keys, horizon), "train_s": train_s,
+            TIMESTEPS: float(steps * len(done)), "seeds_done": float(len(done)),
+            "last_seed": float(seed),
+        }  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / SEEDS_DONE).write_text(json.dumps(done))
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        barrier.reach(f"seed-{seed}", meta["trial_name"])
+    barrier.reach("end", meta["trial_name"])
 
 
 # --- static -----------------------------------------------------------------------------------

@@ -302,8 +302,11 @@ def reward_jobs(
     seeds: list[int],
     with_static: bool = True,
     grid_step: float | None = None,
+    seeds_per_trial: int = 1,
 ) -> list[dict[str, Any]]:
-    """Trial specs: (optionally) one static-grid trial per reward, then PPO per reward x seed.
+    """Trial specs: (optionally) one static-grid trial per reward, then PPO per reward x seed,
+    ``seeds_per_trial`` training seeds in one trial (trained one after the other in one
+    process, :func:`tune_configs.trials.run_trial`: fixed per-trial costs paid once).
 
     The static trials come first so that, with trials in parallel, the baseline is done before
     (or while) the PPO trials run. Each evaluates the whole 0.1 grid plus the heuristic and
@@ -318,7 +321,11 @@ def reward_jobs(
              "penalty": p}
             for d, p in rewards
         ]  # fmt: skip
+    k = max(1, int(seeds_per_trial))
+    chunks = [[int(s) for s in seeds[i : i + k]] for i in range(0, len(seeds), k)]
     jobs += [
-        {"kind": "ppo", "delta": d, "penalty": p, "seed": int(s)} for d, p in rewards for s in seeds
-    ]
+        {"kind": "ppo", "delta": d, "penalty": p,
+         **({"seed": c[0]} if len(c) == 1 else {"seeds": c})}
+        for d, p in rewards for c in chunks
+    ]  # fmt: skip
     return jobs

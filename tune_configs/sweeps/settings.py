@@ -117,6 +117,13 @@ COMMON: dict[str, Setting] = {
         Setting("checkpoint_every", "int", "iterations between Tune checkpoints", low=0),
         Setting("seed", "int", "one training seed", low=0),
         Setting("seeds", "ints", "training seeds", low=0),
+        Setting(
+            "seeds_per_trial",
+            "int",
+            "training seeds trained one after the other in one "
+            "trial (fixed per-trial costs paid once)",
+            low=1,
+        ),
         Setting("deltas", "floats", "reward discounts delta", low=0.0, high=1.0),
         Setting("penalties", "floats", "delay penalties (<= 0)", high=0.0),
         Setting("delta", "float", "reward discount delta", low=0.0, high=1.0),

@@ -23,7 +23,8 @@ from tests.helpers.cli import launch_env, run_launch
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY_PPO = [
-    "--set", "rewards=[[0.9,0.0]]", "--set", "timesteps=400", "--set", "eval_episodes=4",
+    "--set", "rewards=[[0.9,0.0]]", "--set", "seeds=[0]", "--set", "timesteps=400",
+    "--set", "eval_episodes=4",
     "--set", "episodes=4", "--set", "grid_step=0.5",
     "--set", 'hparams={"train_batch_size":400,"minibatch_size":100,"num_epochs":1}',
     "--set", 'resources={"num_envs_per_env_runner":4}',
@@ -56,15 +57,16 @@ def test_paper_grid_space_is_the_papers_grid() -> None:
     space = paper_grid.param_space("paper")
     jobs = space["job"]["grid_search"]
     static = [(j["delta"], j["penalty"]) for j in jobs if j["kind"] == "static"]
-    ppo = [(j["delta"], j["penalty"], j["seed"]) for j in jobs if j["kind"] == "ppo"]
+    ppo = [(j["delta"], j["penalty"], s) for j in jobs if j["kind"] == "ppo" for s in j["seeds"]]
     deltas, penalties = (0.9, 0.8, 0.7, 0.6, 0.5, 0.3, 0.1), (0.0, -1.0, -5.0)
     assert static == [(d, p) for d in deltas for p in penalties]  # the baselines, first
     assert [j["kind"] for j in jobs[: len(static)]] == ["static"] * len(static)
-    assert sorted(ppo) == sorted((d, p, s) for d in deltas for p in penalties for s in (0, 1, 2))
-    assert grid_size(space) == 21 + 7 * 3 * 3
-    assert grid_size(paper_grid.param_space("paper", with_static=False)) == 63
+    # ten training seeds per setting, five after one another in each trial
+    assert sorted(ppo) == sorted((d, p, s) for d in deltas for p in penalties for s in range(10))
+    assert grid_size(space) == 21 + 21 * 2
+    assert grid_size(paper_grid.param_space("paper", with_static=False)) == 42
     assert space["eval_episodes"] == 100 and space["timesteps"] == 60_000
-    assert paper_grid.stop("paper") == {"timesteps": 60_000}
+    assert paper_grid.stop("paper") == {"timesteps": 5 * 60_000}  # a trial counts all its seeds
     assert paper_grid.stop("small", timesteps=999) == {"timesteps": 999}
 
 
@@ -90,7 +92,7 @@ def test_optuna_spaces_and_quickstart_order() -> None:
     assert optuna_reward.SEARCH_SPACE["penalty"].high == 0
     assert set(optuna_static.SEARCH_SPACE) == {"w_b", "w_c"}
     kinds = [j["kind"] for j in quickstart.param_space("small")["job"]["grid_search"]]
-    assert kinds == ["static"] * 3 + ["ppo"] * 3  # cheap static trials first
+    assert kinds == ["static"] * 3 + ["ppo"] * 9  # cheap static trials first; 3 seeds each
 
 
 @pytest.mark.ray
@@ -270,3 +272,31 @@ def test_ppo_trial_has_eval_metrics_result_set_and_tensorboard(
     for key in ("served_pct", "sync_delay", "e2e_delay", "left_queued", "mean_w_b", "sync_reward"):
         assert f"ray/tune/env_runners/metalore/{key}" in tags, key
     assert "ray/tune/eval/served_pct" in tags
+
+
+@pytest.mark.ray
+def test_several_seeds_in_one_trial_write_one_result_set_each(
+    ray_session: Any, tmp_path: Path
+) -> None:
+    from analysis.collect import collect
+    from analysis.runs import run_scores
+
+    args = [
+        sys.executable, "-m", "launch", "sweep", "paper-grid", "--budget", "small", "--storage",
+        str(tmp_path), "--name", "ms", "--address",
+        str(ray_session.get_runtime_context().gcs_address), "--set", "deltas=[0.9]",
+        "--set", "penalties=[0]", "--set", "seeds=[3,4]", "--set", "seeds_per_trial=2",
+        "--set", "timesteps=400", "--set", "eval_episodes=4", "--set", "episodes=4",
+        "--set", 'hparams={"train_batch_size":400,"minibatch_size":100,"num_epochs":1}',
+        "--set", 'resources={"num_envs_per_env_runner":4}',
+    ]  # fmt: skip
+    r = subprocess.run(args, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    (trial,) = sorted((tmp_path / "ms").glob("ppo_d0.9_p0_s3-4_*"))
+    for seed in (3, 4):
+        meta = json.loads((trial / f"seed_{seed}" / "run.json").read_text())
+        assert meta["train_seed"] == seed and meta["kind"] == "ppo-trial"
+        assert (trial / f"seed_{seed}" / "checkpoint" / "metalore_policy.json").is_file()
+        assert (trial / f"seed_{seed}" / "progress.csv").is_file()
+    scores = run_scores(collect(tmp_path / "ms", write=False).episodes)
+    assert sorted(scores["seed"]) == [3, 4]  # two runs of one setting, scored apart
