@@ -105,6 +105,7 @@ def write_docs(
             "the wide bars at the far left.",
             "",
         ]
+    lines += _claims_over_runs(out, data)
     t1 = tables.table_one(pts)
     lines += [
         "## Table I: static picks, rule-based baselines, trained policies",
@@ -175,6 +176,38 @@ def write_docs(
     md = out / "README.md"
     md.write_text("\n".join(lines))
     return md
+
+
+class _Lines:
+    """The part of the report's document API the run-level section uses, writing into ``out``."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.parts: list[str] = []
+
+    def rel(self, path: Path) -> str:
+        return str(Path(path).resolve().relative_to(self.out))
+
+    def link(self, path: Path, text: str | None = None) -> str:
+        return f"[{text or self.rel(path)}]({self.rel(path)})"
+
+    def h(self, level: int, text: str) -> None:
+        self.parts += [f"{'#' * level} {text}", ""]
+
+    def p(self, text: str) -> None:
+        self.parts += [text.strip(), ""]
+
+    def img(self, path: Path, alt: str) -> None:
+        self.parts += [f"![{alt}]({self.rel(path)})", ""]
+
+
+def _claims_over_runs(out: Path, data: Any) -> list[str]:
+    """The report's section on claims over training runs (analysis.runs_report), here."""
+    from analysis import runs_report
+
+    doc = _Lines(out)
+    runs_report.report_section(doc, out, data.episodes, data.curves, out, out)
+    return doc.parts
 
 
 if __name__ == "__main__":

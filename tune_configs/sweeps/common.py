@@ -51,6 +51,7 @@ PPO_SETTINGS: tuple[Setting, ...] = pick(
     "eval_episodes",
     "eval_seed",
     "hparams",
+    "env",
     "resources",
     "checkpoint_every",
 )
@@ -292,6 +293,7 @@ def ppo_constants(
         "eval_episodes": int(b["eval_episodes"]),
         "eval_seed": int(b.get("eval_seed", 0)),
         "hparams": dict(b.get("hparams", {})),
+        "env": dict(b.get("env", {})),
         "resources": dict(b.get("resources", {})),
         "checkpoint_every": int(b.get("checkpoint_every", 10)),
     }
