@@ -39,9 +39,14 @@ DESCRIPTION = "static grid + PPO for 3 reward settings, small budgets (<= 15 min
 METRICS: tuple[str, ...] = OBJECTIVES
 MODES: tuple[str, ...] = OBJECTIVE_MODES
 REWARDS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.5, 0.0), (0.9, -5.0))
-BUDGETS: dict[str, dict[str, Any]] = {  # env steps per PPO trial with the fast defaults
-    "small": {"timesteps": 40_000, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2)},
-    "paper": {"timesteps": 60_000, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2)},
+# The recipe that won on tuning runs (training seeds 10-14, evaluation seeds 1,000,000..; never
+# the main job's seeds or episodes; docs/studies/paper.md#the-main-job): 60k env steps and
+# gamma 0.9 put delta 0.5 on the front in 5 of 5 runs and delta 0.9 in 5 of 5, where 40k steps
+# or gamma 0.99 left runs of delta 0.5 behind it.
+RECIPE: dict[str, Any] = {"timesteps": 60_000, "hparams": {"gamma": 0.9}}
+BUDGETS: dict[str, dict[str, Any]] = {
+    "small": {**RECIPE, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2)},
+    "paper": {**RECIPE, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2, 3, 4)},
 }
 SETTINGS: tuple[Setting, ...] = (
     *PPO_SETTINGS,
