@@ -12,39 +12,18 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.core.metrics import (
-    K_AORI,
-    K_AOSI,
-    K_PEN,
-    K_Q_S,
-    K_Q_UE,
-    K_SYNC_R,
-    K_UE_DONE,
-    K_UE_GEN,
-    K_UP_S,
-    K_UP_UE,
-    K_WB,
-    K_WC,
-)
+from envs.core.metrics import K_PEN, K_SYNC_R, KPI_NAMES
 from envs.core.params import EnvParams
 from envs.core.presets import make_params
 from envs.core.sim import Simulator
 from envs.core.traffic import TR_REGIME
 
-_INFO_COLUMNS: tuple[tuple[str, int], ...] = (
-    ("queue_ue", K_Q_UE),
-    ("queue_sensor", K_Q_S),
-    ("ue_generated", K_UE_GEN),
-    ("ue_completed", K_UE_DONE),
-    ("sync_reward", K_SYNC_R),
-    ("delay_penalty", K_PEN),
-    ("sum_aosi", K_AOSI),
-    ("sum_aori", K_AORI),
-    ("uplink_ue", K_UP_UE),
-    ("uplink_sensor", K_UP_S),
-    ("w_b", K_WB),
-    ("w_c", K_WC),
-)
+# The per-cell KPIs a step's ``info`` carries, by their names in ``envs.core.metrics.KPI_NAMES``.
+_INFO_NAMES = (
+    "queue_ue", "queue_sensor", "ue_generated", "ue_completed", "sync_reward", "delay_penalty",
+    "sum_aosi", "sum_aori", "uplink_ue", "uplink_sensor", "w_b", "w_c",
+)  # fmt: skip
+_INFO_COLUMNS = tuple((name, KPI_NAMES.index(name)) for name in _INFO_NAMES)
 
 
 def next_episode_seed(np_random: np.random.Generator, seed: int | None) -> int:
