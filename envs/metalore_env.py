@@ -32,6 +32,26 @@ def next_episode_seed(np_random: np.random.Generator, seed: int | None) -> int:
     return int(seed) if seed is not None else int(np_random.integers(0, 2**63 - 1))
 
 
+class SeededEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
+    """The ``reset`` of the MetaLore Gymnasium envs: each episode is a pure function of its episode
+    seed (:func:`next_episode_seed`), which ``info["episode_seed"]`` reports; a subclass starts
+    its simulator in :meth:`_start_episode`."""
+
+    episode_seed: int | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        super().reset(seed=seed)
+        self.episode_seed = next_episode_seed(self.np_random, seed)
+        obs, info = self._start_episode(self.episode_seed)
+        return obs, {"episode_seed": self.episode_seed, **info}
+
+    def _start_episode(self, episode_seed: int) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """Start episode ``episode_seed``: the first observation and the rest of the info."""
+        raise NotImplementedError
+
+
 def resolve_params(
     preset: str = "paper", params: EnvParams | dict[str, Any] | None = None, **overrides: Any
 ) -> EnvParams:
@@ -56,7 +76,7 @@ def action_space(params: EnvParams) -> gym.spaces.Box:
     return gym.spaces.Box(low, 1.0, (2,) if n == 1 else (n, 2), np.float32)
 
 
-class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
+class MetaLoreEnv(SeededEnv):
     """MetaLore: joint bandwidth and MEC-compute split between mobile UEs and IoT sensors.
 
     ## Description
@@ -143,17 +163,11 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self._info_names = [name for name, _ in _INFO_COLUMNS]
         self._info_cols = [col for _, col in _INFO_COLUMNS]
         self._regimes = self.params.scenario.has_regimes
-        self.episode_seed: int | None = None
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
-        super().reset(seed=seed)
-        self.episode_seed = next_episode_seed(self.np_random, seed)
-        self.sim.reset(self.episode_seed)
-        info: dict[str, Any] = {"episode_seed": self.episode_seed}
-        s = self.params.scenario
-        if s.traffic_randomize:
+    def _start_episode(self, episode_seed: int) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        self.sim.reset(episode_seed)
+        info: dict[str, Any] = {}
+        if self.params.scenario.traffic_randomize:
             info["traffic"] = dict(self.sim.traffic)
         if self._regimes:
             info["regime"] = int(self.sim.trf[TR_REGIME])
