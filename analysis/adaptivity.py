@@ -318,8 +318,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from analysis.collect import collect_for_cli
 
     _, data = collect_for_cli("python -m analysis.adaptivity", __doc__, argv)
-    if data is None:
-        return 2
     table = study_table(data.episodes)
     if table.empty:
         print("no adaptivity study rows found")

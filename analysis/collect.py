@@ -135,10 +135,10 @@ def _walk(root: Path) -> Iterable[tuple[Path, list[str]]]:
 
 def collect_for_cli(
     prog: str, doc: str | None, argv: Sequence[str] | None, extra: Any = None
-) -> tuple[argparse.Namespace, Collected | None]:
+) -> tuple[argparse.Namespace, Collected]:
     """The ``python -m analysis.<module> DIR`` entry: parse ``DIR`` (plus ``extra(parser)``'s
-    arguments) and collect it. Returns ``(args, None)`` after printing the error when ``DIR``
-    cannot be collected (the caller exits 2)."""
+    arguments) and collect it. Exits with status 2 after printing the error when ``DIR``
+    cannot be collected, as on a usage error."""
     parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument("dir", help="directory searched recursively for result sets")
     if extra is not None:
@@ -147,8 +147,7 @@ def collect_for_cli(
     try:
         return args, collect(args.dir, write=False)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return args, None
+        parser.exit(2, f"error: {exc}\n")
 
 
 def find_result_sets(root: str | Path) -> list[Path]:

@@ -598,8 +598,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python -m analysis.figures", __doc__, argv,
         lambda p: p.add_argument("--out", help="where to write the PNGs (default: DIR/figures)"),
     )  # fmt: skip
-    if data is None:
-        return 2
     made = draw_all(points(data.episodes), data.curves, args.out or Path(args.dir) / "figures")
     for path in made.values():
         print(path)

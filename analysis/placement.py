@@ -421,8 +421,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python -m analysis.placement", __doc__, argv,
         lambda p: p.add_argument("--z", type=float, default=DEFAULT_Z, help="noise multiplier z"),
     )  # fmt: skip
-    if data is None:
-        return 2
     pts = points(data.episodes)
     if pts.empty:
         print("no result sets found")

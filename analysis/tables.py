@@ -510,8 +510,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from analysis.collect import collect_for_cli, points
 
     _, data = collect_for_cli("python -m analysis.tables", __doc__, argv)
-    if data is None:
-        return 2
     pts = points(data.episodes)
     if not pts.empty:
         pts = pts.loc[~pts["superseded"] & (pts["role"] != "pool")]

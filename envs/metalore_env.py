@@ -12,45 +12,44 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 
-from envs.core.metrics import (
-    K_AORI,
-    K_AOSI,
-    K_PEN,
-    K_Q_S,
-    K_Q_UE,
-    K_SYNC_R,
-    K_UE_DONE,
-    K_UE_GEN,
-    K_UP_S,
-    K_UP_UE,
-    K_WB,
-    K_WC,
-)
+from envs.core.metrics import K_PEN, K_SYNC_R, KPI_NAMES
 from envs.core.params import EnvParams
 from envs.core.presets import make_params
 from envs.core.sim import Simulator
 from envs.core.traffic import TR_REGIME
 
-_INFO_COLUMNS: tuple[tuple[str, int], ...] = (
-    ("queue_ue", K_Q_UE),
-    ("queue_sensor", K_Q_S),
-    ("ue_generated", K_UE_GEN),
-    ("ue_completed", K_UE_DONE),
-    ("sync_reward", K_SYNC_R),
-    ("delay_penalty", K_PEN),
-    ("sum_aosi", K_AOSI),
-    ("sum_aori", K_AORI),
-    ("uplink_ue", K_UP_UE),
-    ("uplink_sensor", K_UP_S),
-    ("w_b", K_WB),
-    ("w_c", K_WC),
-)
+# The per-cell KPIs a step's ``info`` carries, by their names in ``envs.core.metrics.KPI_NAMES``.
+_INFO_NAMES = (
+    "queue_ue", "queue_sensor", "ue_generated", "ue_completed", "sync_reward", "delay_penalty",
+    "sum_aosi", "sum_aori", "uplink_ue", "uplink_sensor", "w_b", "w_c",
+)  # fmt: skip
+_INFO_COLUMNS = tuple((name, KPI_NAMES.index(name)) for name in _INFO_NAMES)
 
 
 def next_episode_seed(np_random: np.random.Generator, seed: int | None) -> int:
     """The episode seed of a ``reset``: ``seed`` itself, or (``reset()`` without a seed) the next
     draw of the env's generator, so a run of unseeded resets follows the last seeded one."""
     return int(seed) if seed is not None else int(np_random.integers(0, 2**63 - 1))
+
+
+class SeededEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
+    """The ``reset`` of the MetaLore Gymnasium envs: each episode is a pure function of its episode
+    seed (:func:`next_episode_seed`), which ``info["episode_seed"]`` reports; a subclass starts
+    its simulator in :meth:`_start_episode`."""
+
+    episode_seed: int | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        super().reset(seed=seed)
+        self.episode_seed = next_episode_seed(self.np_random, seed)
+        obs, info = self._start_episode(self.episode_seed)
+        return obs, {"episode_seed": self.episode_seed, **info}
+
+    def _start_episode(self, episode_seed: int) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """Start episode ``episode_seed``: the first observation and the rest of the info."""
+        raise NotImplementedError
 
 
 def resolve_params(
@@ -77,7 +76,7 @@ def action_space(params: EnvParams) -> gym.spaces.Box:
     return gym.spaces.Box(low, 1.0, (2,) if n == 1 else (n, 2), np.float32)
 
 
-class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
+class MetaLoreEnv(SeededEnv):
     """MetaLore: joint bandwidth and MEC-compute split between mobile UEs and IoT sensors.
 
     ## Description
@@ -164,17 +163,11 @@ class MetaLoreEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self._info_names = [name for name, _ in _INFO_COLUMNS]
         self._info_cols = [col for _, col in _INFO_COLUMNS]
         self._regimes = self.params.scenario.has_regimes
-        self.episode_seed: int | None = None
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
-        super().reset(seed=seed)
-        self.episode_seed = next_episode_seed(self.np_random, seed)
-        self.sim.reset(self.episode_seed)
-        info: dict[str, Any] = {"episode_seed": self.episode_seed}
-        s = self.params.scenario
-        if s.traffic_randomize:
+    def _start_episode(self, episode_seed: int) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        self.sim.reset(episode_seed)
+        info: dict[str, Any] = {}
+        if self.params.scenario.traffic_randomize:
             info["traffic"] = dict(self.sim.traffic)
         if self._regimes:
             info["regime"] = int(self.sim.trf[TR_REGIME])

@@ -94,36 +94,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         required=True,
         help=f"worker nodes besides the head (0..{MAX_WORKERS})",
     )
-    up.add_argument(
-        "--num-cpus",
-        type=_int_in(1, 64, "--num-cpus"),
-        default=1,
-        help="CPUs each node advertises (default 1)",
-    )
-    up.add_argument(
-        "--head-cpus",
-        type=_int_in(0, 64, "--head-cpus"),
-        default=None,
-        help="CPUs of the head if different (0: head only runs drivers)",
-    )
-    up.add_argument(
-        "--object-store-mb",
-        type=_int_in(80, 65536, "--object-store-mb"),
-        default=500,
-        help="object store per node in MB (default 500)",
-    )
-    up.add_argument(
-        "--port",
-        type=_int_in(1024, 65535, "--port"),
-        default=DEFAULT_GCS_PORT,
-        help=f"GCS port (default {DEFAULT_GCS_PORT})",
-    )
-    up.add_argument(
-        "--dashboard-port",
-        type=_int_in(1024, 65535, "--dashboard-port"),
-        default=DEFAULT_DASHBOARD_PORT,
-        help=f"dashboard / Jobs API port (default {DEFAULT_DASHBOARD_PORT})",
-    )
+    for flag, lo, hi, default, text in (
+        ("--num-cpus", 1, 64, 1, "CPUs each node advertises (default 1)"),
+        ("--head-cpus", 0, 64, None, "CPUs of the head if different (0: head only runs drivers)"),
+        ("--object-store-mb", 80, 65536, 500, "object store per node in MB (default 500)"),
+        ("--port", 1024, 65535, DEFAULT_GCS_PORT, f"GCS port (default {DEFAULT_GCS_PORT})"),
+        ("--dashboard-port", 1024, 65535, DEFAULT_DASHBOARD_PORT,
+         f"dashboard / Jobs API port (default {DEFAULT_DASHBOARD_PORT})"),
+    ):  # fmt: skip
+        up.add_argument(flag, type=_int_in(lo, hi, flag), default=default, help=text)
     up.add_argument(
         "--auth",
         choices=("token", "disabled"),

@@ -78,18 +78,29 @@ def add_episode_arguments(p: argparse.ArgumentParser, what: str = "episodes per 
 def add_scenario_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("scenario")
     g.add_argument("--preset", default="paper", choices=sorted(PRESETS), help="scenario preset")
-    g.add_argument("--delta", type=finite_float, help="reward discount per step of AoSI (0, 1]")
-    g.add_argument("--penalty", type=finite_float, help="reward per late UE job (<= 0)")
+    add_reward_arguments(g, "reward discount per step of AoSI (0, 1]",
+                         "reward per late UE job (<= 0)")  # fmt: skip
     add_set_argument(g, "override any parameter, e.g. --set n_ues=20 (repeatable)")
 
 
-def scenario_from_args(args: argparse.Namespace) -> EnvParams:
+def add_reward_arguments(p: Any, delta_help: str, penalty_help: str) -> None:
+    """``--delta`` and ``--penalty``: finite numbers, None when not given."""
+    p.add_argument("--delta", type=finite_float, help=delta_help)
+    p.add_argument("--penalty", type=finite_float, help=penalty_help)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--set`` overrides, with ``--delta`` and ``--penalty`` where given."""
     overrides = dict(args.overrides)
     if args.delta is not None:
         overrides["delta"] = args.delta
     if args.penalty is not None:
         overrides["penalty"] = args.penalty
-    return make_params(args.preset, **overrides)
+    return overrides
+
+
+def scenario_from_args(args: argparse.Namespace) -> EnvParams:
+    return make_params(args.preset, **overrides_from_args(args))
 
 
 def print_json(obj: Any) -> None:

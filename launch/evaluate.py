@@ -28,9 +28,10 @@ from envs.core.presets import PRESETS
 from launch.cli import UsageError
 from launch.common import (
     add_episode_arguments,
+    add_reward_arguments,
     add_set_argument,
-    finite_float,
     fmt_pm,
+    overrides_from_args,
     print_json,
 )
 
@@ -41,17 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", metavar="CHECKPOINT",
                    help="checkpoint directory (e.g. OUT/checkpoint from launch train)")  # fmt: skip
     add_episode_arguments(p, "episodes")
-    p.add_argument(
-        "--delta",
-        type=finite_float,
-        default=None,
-        help="score the reward with this delta (default: the training one)",
-    )
-    p.add_argument(
-        "--penalty",
-        type=finite_float,
-        default=None,
-        help="score the reward with this penalty (default: the training one)",
+    add_reward_arguments(
+        p,
+        "score the reward with this delta (default: the training one)",
+        "score the reward with this penalty (default: the training one)",
     )
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="evaluate on exactly this scenario (default: the training scenario "
@@ -82,13 +76,9 @@ def run(args: argparse.Namespace) -> int:
     from tune_configs.controllers import evaluate_checkpoint
     from tune_configs.policies.checkpoint import CheckpointError
 
-    overrides: dict[str, Any] = dict(args.overrides)
+    overrides = overrides_from_args(args)
     if args.preset is not None:
         overrides["preset"] = args.preset
-    if args.delta is not None:
-        overrides["delta"] = args.delta
-    if args.penalty is not None:
-        overrides["penalty"] = args.penalty
     try:
         summary = evaluate_checkpoint(
             args.checkpoint, args.episodes, args.seed, args.out, **overrides

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers_docs import plain_lines
+
 
 def _root() -> Path:
     here = Path(__file__).resolve().parent
@@ -36,7 +38,6 @@ GENERATED = frozenset({"docs/results/README.md", "docs/results/table_one_pooled.
 PRODUCT = ("envs", "analysis", "tune_configs", "launch", "docker")
 SKIP_DIRS = {".venv", "build", "node_modules"}  # and the top-level results/ (run outputs)
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+).+?\1")
 _HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _HTML_ANCHOR = re.compile(r"<a\s+(?:id|name)=[\"']([^\"']+)[\"']", re.IGNORECASE)
@@ -81,29 +82,11 @@ def slug(heading: str) -> str:
     return text.replace(" ", "-")
 
 
-def _plain_lines(text: str) -> list[tuple[int, str]]:
-    """(line number, line) outside fenced code blocks."""
-    out: list[tuple[int, str]] = []
-    fence: str | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        m = _FENCE.match(line)
-        if m:
-            marker = m.group(1)
-            if fence is None:
-                fence = marker[0] * len(marker)
-            elif marker.startswith(fence):
-                fence = None
-            continue
-        if fence is None:
-            out.append((lineno, line))
-    return out
-
-
 def anchors(md: Path) -> set[str]:
     """Every anchor a Markdown page defines."""
     found: set[str] = set()
     seen: dict[str, int] = {}
-    for _, line in _plain_lines(md.read_text(encoding="utf-8")):
+    for _, line in plain_lines(md.read_text(encoding="utf-8")):
         found.update(_HTML_ANCHOR.findall(line))
         m = _HEADING.match(line)
         if not m:
@@ -118,7 +101,7 @@ def anchors(md: Path) -> set[str]:
 def links(md: Path) -> list[tuple[int, str]]:
     """(line number, target) of every inline link outside code."""
     out: list[tuple[int, str]] = []
-    for lineno, line in _plain_lines(md.read_text(encoding="utf-8")):
+    for lineno, line in plain_lines(md.read_text(encoding="utf-8")):
         for m in _LINK.finditer(_CODE_SPAN.sub("", line)):
             t = m.group(1)
             out.append((lineno, t[1:-1] if t.startswith("<") and t.endswith(">") else t))

@@ -18,11 +18,12 @@ from urllib.parse import unquote
 
 import pytest
 
+from tests.helpers_docs import plain_lines
+
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL = ("http://", "https://", "mailto:")
 SKIP_DIRS = {".venv", "results", "build", "node_modules"}
 
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _CODE_SPAN = re.compile(r"(`+).+?\1")
 _LINK_TEXT = r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]"  # [text] or ![alt], one level of nested []
 _DEST = r"(<[^>]*>|[^\s()]*(?:\([^\s()]*\)[^\s()]*)*)"  # <target> or target with balanced ()
@@ -52,18 +53,7 @@ def markdown_files(root: Path) -> list[Path]:
 def link_targets(text: str) -> list[tuple[int, str]]:
     """(line number, target) of every link outside code blocks and code spans."""
     out: list[tuple[int, str]] = []
-    fence: str | None = None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        m = _FENCE.match(line)
-        if m:
-            marker = m.group(1)
-            if fence is None:
-                fence = marker[0] * len(marker)
-            elif marker.startswith(fence):
-                fence = None
-            continue
-        if fence is not None:
-            continue
+    for lineno, line in plain_lines(text):
         plain = _CODE_SPAN.sub("", line)
         ref = _REF_DEF.match(plain)
         if ref:

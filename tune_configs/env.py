@@ -26,7 +26,7 @@ Usage::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from envs.core.params import EnvParams
@@ -81,8 +81,15 @@ def vector_env_creator(env_config: Mapping[str, Any]) -> MetaLoreVectorEnv:
 def register(vector: bool = False) -> str:
     """Register :data:`RLLIB_ENV` and :data:`RLLIB_VECTOR_ENV` with Tune's registry
     (idempotent); returns the vector name if ``vector``, else the single-env one."""
+    register_creator(RLLIB_ENV, env_creator)
+    register_creator(RLLIB_VECTOR_ENV, vector_env_creator)
+    return RLLIB_VECTOR_ENV if vector else RLLIB_ENV
+
+
+def register_creator(name: str, creator: Callable[[Mapping[str, Any]], Any]) -> str:
+    """Register ``creator`` (env config -> env) under ``name`` with Tune's registry (idempotent);
+    returns ``name``."""
     from ray.tune.registry import register_env
 
-    register_env(RLLIB_ENV, env_creator)
-    register_env(RLLIB_VECTOR_ENV, vector_env_creator)
-    return RLLIB_VECTOR_ENV if vector else RLLIB_ENV
+    register_env(name, creator)
+    return name

@@ -233,6 +233,17 @@ def _send(dq, dq_m, d, budget, bq, bq_m, q, who):  # type: ignore[no-untyped-def
 
 
 @njit(cache=True, inline="always")
+def _compute(bq, q, h, budget, used):  # type: ignore[no-untyped-def]
+    """Spend ``budget`` compute units on job ``h`` of BS queue ``q``: returns the budget left,
+    ``used`` plus what was spent, and whether the job finished (else it keeps the rest)."""
+    rem = bq[q, h, 1]
+    if rem <= budget + EPS:
+        return max(budget - rem, 0.0), used + rem, True
+    bq[q, h, 1] = rem - budget
+    return 0.0, used + budget, False
+
+
+@njit(cache=True, inline="always")
 def _switch_regime(t, prm, trf, rnd, row, col):  # type: ignore[no-untyped-def]
     """Markov-modulated traffic: at the start of step ``t >= 1`` leave the regime with
     probability ``prm[P_SWITCH]`` for one of the others, uniformly (see envs.core.traffic)."""
@@ -374,49 +385,37 @@ def step_kernel(  # type: ignore[no-untyped-def]
                     kpi[c, K_GATE] = 1.0
                     break  # head-of-line: the whole UE queue waits this step
                 bq[c, h, 3] = sens[s, 3]
-            rem = bq[c, h, 1]
-            if rem <= budget + EPS:
-                budget = max(budget - rem, 0.0)
-                used += rem
-                u = int(bq[c, h, 2])
-                aori = t - bq[c, h, 0]
-                aosi = abs(bq[c, h, 0] - bq[c, h, 3])
-                kpi[c, K_UE_DONE] += 1.0
-                kpi[c, K_AORI] += aori
-                kpi[c, K_AOSI] += aosi
-                ia = int(aosi)
-                kpi[c, K_SYNC_R] += r_s_base * (
-                    prm[N_PRM + ia] if ia < N_DELTA_POW else delta**aosi
-                )
-                ue_acc[u, U_DONE] += 1.0
-                if aori > tau:
-                    kpi[c, K_PEN] += penalty
-                else:
-                    kpi[c, K_ONTIME] += 1.0
-                    if aosi <= sigma:
-                        kpi[c, K_FULFIL] += 1.0
-                        ue_acc[u, U_FULFIL] += 1.0
-                pop(bq, bq_m, c)
+            budget, used, finished = _compute(bq, c, h, budget, used)
+            if not finished:
+                break
+            u = int(bq[c, h, 2])
+            aori = t - bq[c, h, 0]
+            aosi = abs(bq[c, h, 0] - bq[c, h, 3])
+            kpi[c, K_UE_DONE] += 1.0
+            kpi[c, K_AORI] += aori
+            kpi[c, K_AOSI] += aosi
+            ia = int(aosi)
+            kpi[c, K_SYNC_R] += r_s_base * (prm[N_PRM + ia] if ia < N_DELTA_POW else delta**aosi)
+            ue_acc[u, U_DONE] += 1.0
+            if aori > tau:
+                kpi[c, K_PEN] += penalty
             else:
-                bq[c, h, 1] = rem - budget
-                used += budget
-                budget = 0.0
+                kpi[c, K_ONTIME] += 1.0
+                if aosi <= sigma:
+                    kpi[c, K_FULFIL] += 1.0
+                    ue_acc[u, U_FULFIL] += 1.0
+            pop(bq, bq_m, c)
         budget = cells[c, 3] * (1.0 - kpi[c, K_WC])
         q = n_c + c
         while budget > 0.0 and bq_m[q, LEN] > 0:
             h = bq_m[q, HEAD]
-            rem = bq[q, h, 1]
-            if rem <= budget + EPS:
-                budget = max(budget - rem, 0.0)
-                used += rem
-                s = int(bq[q, h, 2])
-                sens[s, 3] = max(sens[s, 3], bq[q, h, 0])
-                kpi[c, K_S_DONE] += 1.0
-                pop(bq, bq_m, q)
-            else:
-                bq[q, h, 1] = rem - budget
-                used += budget
-                budget = 0.0
+            budget, used, finished = _compute(bq, q, h, budget, used)
+            if not finished:
+                break
+            s = int(bq[q, h, 2])
+            sens[s, 3] = max(sens[s, 3], bq[q, h, 0])
+            kpi[c, K_S_DONE] += 1.0
+            pop(bq, bq_m, q)
         kpi[c, K_CU_USED] = used
 
     # 8. UEs move (random waypoint): straight towards the waypoint, land and redraw when close

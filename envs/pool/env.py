@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams
-from envs.metalore_env import next_episode_seed
+from envs.metalore_env import SeededEnv
 from envs.pool.control import (
     ControlOptions,
     PoolControl,
@@ -28,7 +28,7 @@ from envs.pool.multiagent import REWARDS, build_pool_sim
 from envs.pool.obs import REWARD_FULFILLED, REWARD_METALORE
 
 
-class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
+class MetaLorePoolEnv(SeededEnv):
     """MetaLore cells sharing MEC compute through a credit pool, one central controller.
 
     ## Description
@@ -112,16 +112,11 @@ class MetaLorePoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         self.n_features = self.control.n_features
         floor = 0.0 if self.control_options.obs == "basic" else -np.inf
         self.observation_space = gym.spaces.Box(floor, np.inf, (n, self.n_features), np.float32)
-        self.episode_seed: int | None = None
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
-        super().reset(seed=seed)
-        self.episode_seed = next_episode_seed(self.np_random, seed)
-        self.ps.reset(self.episode_seed)
-        self.control.reset(self.episode_seed)
-        return self._obs(), {"episode_seed": self.episode_seed}
+    def _start_episode(self, episode_seed: int) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        self.ps.reset(episode_seed)
+        self.control.reset(episode_seed)
+        return self._obs(), {}
 
     def step(self, action: Any) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         a = np.asarray(action, dtype=np.float64)

@@ -52,21 +52,22 @@ REWARD_METALORE, REWARD_FULFILLED = 0, 1
 
 
 @njit(cache=True)
+def _rewards(kpi, reward_kind, rew):  # type: ignore[no-untyped-def]
+    """Each cell's reward into ``rew`` (MetaLore reward or fulfilled UE jobs); their sum."""
+    total = 0.0
+    for i in range(kpi.shape[0]):
+        r = kpi[i, K_SYNC_R] + kpi[i, K_PEN] if reward_kind == REWARD_METALORE else kpi[i, K_FULFIL]
+        rew[i] = r
+        total += r
+    return total
+
+
+@njit(cache=True)
 def _observe(kpi, balance, glob, last, cap, mode, scale, endow, price0, out, reward_kind, rew):  # type: ignore[no-untyped-def]
     """Write the features into ``out`` and each cell's reward into ``rew``; return their sum."""
     n = kpi.shape[0]
-    total = 0.0
-    for i in range(n):
-        if reward_kind == 0:
-            r = kpi[i, K_SYNC_R] + kpi[i, K_PEN]
-        else:
-            r = kpi[i, K_FULFIL]
-        rew[i] = r
-        total += r
-    mean_cap = 0.0
-    for i in range(n):
-        mean_cap += cap[i]
-    mean_cap /= n
+    total = _rewards(kpi, reward_kind, rew)
+    mean_cap = cap.sum() / n
     for i in range(n):
         q_u = kpi[i, 0]
         q_s = kpi[i, 1]
@@ -168,17 +169,8 @@ def _trader(  # type: ignore[no-untyped-def]
 ):  # fmt: skip
     """Write the trader features (see :data:`TRADER_FEATURES`) into ``out``; return the reward."""
     n = kpi.shape[0]
-    total = 0.0
-    for i in range(n):
-        if reward_kind == 0:
-            r = kpi[i, K_SYNC_R] + kpi[i, K_PEN]
-        else:
-            r = kpi[i, K_FULFIL]
-        rew[i] = r
-        total += r
-    sum_cap = 0.0
-    for i in range(n):
-        sum_cap += cap[i]
+    total = _rewards(kpi, reward_kind, rew)
+    sum_cap = cap.sum()
     mean_cap = sum_cap / n
     left = max(horizon - t, 1)
     nxt = t % pipe.shape[0]

@@ -141,6 +141,12 @@ def wiggle(n: int, sd: float = 1.0) -> np.ndarray:
 def test_claims_check_three_verdicts_paired() -> None:
     n = 40
     base = np.linspace(9.0, 11.0, n)  # episode-to-episode variation shared by every policy
+
+    def noisy(tag: str, worse: float, served: float) -> dict[str, object]:
+        d = base + worse
+        return {"role": "trained", "tag": tag, "sync": d + wiggle(n), "e2e": d + wiggle(n),
+                "served": served - base + wiggle(n)}  # fmt: skip
+
     spec = {
         "S": {
             "role": "static",
@@ -152,21 +158,9 @@ def test_claims_check_three_verdicts_paired() -> None:
             "served": 90 - base,
         },
         # 2 steps worse in every objective: dominated far beyond the noise
-        "T_bad": {
-            "role": "trained",
-            "tag": "A",
-            "sync": base + 2 + wiggle(n),
-            "e2e": base + 2 + wiggle(n),
-            "served": 88 - base + wiggle(n),
-        },
+        "T_bad": noisy("A", 2, 88),
         # 0.05 worse: the means are dominated, but by less than the noise
-        "T_close": {
-            "role": "trained",
-            "tag": "B",
-            "sync": base + 0.05 + wiggle(n),
-            "e2e": base + 0.05 + wiggle(n),
-            "served": 89.95 - base + wiggle(n),
-        },
+        "T_close": noisy("B", 0.05, 89.95),
         # a trade-off: faster sync, less served
         "T_front": {
             "role": "trained",

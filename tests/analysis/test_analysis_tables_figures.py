@@ -41,20 +41,11 @@ def grid_points(with_trained: bool = True) -> pd.DataFrame:
         "served": [92.0, 92.0],
     }
     if with_trained:
-        spec["ppo-a"] = {
-            "role": "trained",
-            "tag": "A",
-            "sync": [11.0, 12.0],
-            "e2e": [9.0, 9.5],
-            "served": [90.0, 91.0],
-        }
-        spec["ppo-b"] = {
-            "role": "trained",
-            "tag": "B",
-            "sync": [7.0, 8.0],
-            "e2e": [15.0, 16.0],
-            "served": [82.0, 83.0],
-        }
+        for name, tag, sync, e2e, served in (
+            ("ppo-a", "A", [11.0, 12.0], [9.0, 9.5], [90.0, 91.0]),
+            ("ppo-b", "B", [7.0, 8.0], [15.0, 16.0], [82.0, 83.0]),
+        ):
+            spec[name] = {"role": "trained", "tag": tag, "sync": sync, "e2e": e2e, "served": served}
     ep = tidy(spec, 2)
     ep.loc[ep["policy"] == "ppo-a", ["delta", "penalty", "label"]] = [0.9, 0.0, "A: δ=0.9, p=0"]
     ep.loc[ep["policy"] == "ppo-b", ["delta", "penalty", "label"]] = [0.5, -1.0, "B: δ=0.5, p=-1"]

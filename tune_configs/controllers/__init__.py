@@ -118,27 +118,15 @@ def _lazy(reference: str) -> Callable[..., Any]:
 
 
 def _per_cell() -> Controller:
-    from envs.core.pool.civic import EVAL_KEYS
-    from tune_configs.export import export_pool_checkpoint
-
     per_cell = "tune_configs.controllers.per_cell:"
-    return Controller(
-        name=PER_CELL,
-        resolve_env_config=_lazy(per_cell + "resolve_pool_env_config"),
-        build_config=_lazy(per_cell + "build_pool_ppo_config"),
-        env_params=_lazy(per_cell + "pool_env_params"),
-        sidecar_fields=_lazy(per_cell + "pool_sidecar_fields"),
-        load=load_any_pool_controller,
-        evaluate_rows=_pool_rows,
-        export=export_pool_checkpoint,
-        eval_keys=EVAL_KEYS,
-        run_kind_prefix="pool-",
-        options=("policies",),
-    )
+    return _pool_controller(
+        PER_CELL, _lazy(per_cell + "resolve_pool_env_config"),
+        _lazy(per_cell + "build_pool_ppo_config"), _lazy(per_cell + "pool_env_params"),
+        _lazy(per_cell + "pool_sidecar_fields"), options=("policies",),
+    )  # fmt: skip
 
 
 def _central() -> Controller:
-    from envs.core.pool.civic import EVAL_KEYS
     from tune_configs.controllers.central import (
         CENTRAL_HPARAMS,
         build_central_ppo_config,
@@ -146,20 +134,37 @@ def _central() -> Controller:
         central_sidecar_fields,
         resolve_central_env_config,
     )
+
+    return _pool_controller(
+        CENTRAL, resolve_central_env_config, build_central_ppo_config, central_env_params,
+        central_sidecar_fields, hparams=CENTRAL_HPARAMS,
+    )  # fmt: skip
+
+
+def _pool_controller(
+    name: str,
+    resolve_env_config: Callable[[Mapping[str, Any]], dict[str, Any]],
+    build_config: Callable[..., Any],
+    env_params: Callable[[Mapping[str, Any]], Any],
+    sidecar_fields: Callable[..., dict[str, Any]],
+    **rest: Any,
+) -> Controller:
+    """A controller on the credit pool: loaded, evaluated (CIVIC metrics) and exported alike."""
+    from envs.core.pool.civic import EVAL_KEYS
     from tune_configs.export import export_pool_checkpoint
 
     return Controller(
-        name=CENTRAL,
-        resolve_env_config=resolve_central_env_config,
-        build_config=build_central_ppo_config,
-        env_params=central_env_params,
-        sidecar_fields=central_sidecar_fields,
+        name=name,
+        resolve_env_config=resolve_env_config,
+        build_config=build_config,
+        env_params=env_params,
+        sidecar_fields=sidecar_fields,
         load=load_any_pool_controller,
         evaluate_rows=_pool_rows,
         export=export_pool_checkpoint,
         eval_keys=EVAL_KEYS,
         run_kind_prefix="pool-",
-        hparams=CENTRAL_HPARAMS,
+        **rest,
     )
 
 

@@ -38,7 +38,7 @@ from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
 from envs.pool.base_splits import GREEDY_SPLITS, resolve_base_splits
 from envs.pool.env import MetaLorePoolEnv
-from tune_configs.env import RLLIB_KEYS
+from tune_configs.env import RLLIB_KEYS, register_creator
 from tune_configs.policies.checkpoint import DEFAULT_MODULE, MODULE_DIR, read_sidecar
 from tune_configs.policies.pool import CentralPolicyController, rlmodule_forward
 from tune_configs.ppo import Resources, base_ppo_config, resolve_hparams
@@ -100,18 +100,6 @@ class FlatPoolEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
         return self.env.ps
 
 
-def central_env_creator(env_config: Mapping[str, Any]) -> FlatPoolEnv:
-    return FlatPoolEnv(env_config)
-
-
-def register_central_env() -> str:
-    """Register :data:`RLLIB_CENTRAL_ENV` with Tune's registry (idempotent)."""
-    from ray.tune.registry import register_env
-
-    register_env(RLLIB_CENTRAL_ENV, central_env_creator)
-    return RLLIB_CENTRAL_ENV
-
-
 # ------------------------------------------------------------------------------------------------
 def resolve_central_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_CENTRAL_ENV_CONFIG` plus ``env_config``; ``base_splits="greedy"`` resolved
@@ -137,7 +125,7 @@ def build_central_ppo_config(
     from tune_configs.callbacks import WINDOW, PoolMetrics
 
     return base_ppo_config(
-        register_central_env(),
+        register_creator(RLLIB_CENTRAL_ENV, FlatPoolEnv),
         resolve_central_env_config(env_config),
         resolve_hparams(hparams),
         resources or Resources(),

@@ -46,6 +46,7 @@ from envs.core.pool.sim import PoolSimulator
 from envs.pool.base_splits import resolve_base_splits
 from envs.pool.multiagent import MultiCellPoolEnv, agent_ids
 from tune_configs.callbacks import WINDOW, PoolMetrics
+from tune_configs.env import register_creator
 from tune_configs.policies.checkpoint import MODULE_DIR, read_sidecar
 from tune_configs.policies.pool import (
     SHARED_MODULE,
@@ -99,18 +100,6 @@ class PoolMultiAgentEnv(MultiAgentEnv):
         return self.env.ps
 
 
-def pool_env_creator(env_config: Mapping[str, Any]) -> PoolMultiAgentEnv:
-    return PoolMultiAgentEnv(env_config)
-
-
-def register_pool_env() -> str:
-    """Register :data:`RLLIB_POOL_ENV` with Tune's registry (idempotent); returns the name."""
-    from ray.tune.registry import register_env
-
-    register_env(RLLIB_POOL_ENV, pool_env_creator)
-    return RLLIB_POOL_ENV
-
-
 # ------------------------------------------------------------------------------------------------
 def map_shared(agent_id: Any, episode: Any = None, **kwargs: Any) -> str:
     """Policy mapping: every cell uses the shared module."""
@@ -161,8 +150,8 @@ def build_pool_ppo_config(
         }
     mapping = map_shared if policies == "shared" else map_per_cell
     return base_ppo_config(
-        register_pool_env(), cfg, hp, resources or Resources(), seed, PoolMetrics,
-        smoothing=WINDOW, rl_module=rl_module,
+        register_creator(RLLIB_POOL_ENV, PoolMultiAgentEnv), cfg, hp, resources or Resources(),
+        seed, PoolMetrics, smoothing=WINDOW, rl_module=rl_module,
         multi_agent={"policies": set(module_ids(policies, env.n_cells)),
                      "policy_mapping_fn": mapping},
     )  # fmt: skip

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -207,35 +207,32 @@ def distinct_free_ports(n: int, exclude: set[int]) -> list[int]:
 
 
 def head_command(state: ClusterState, node: NodeRecord, object_store_bytes: int) -> list[str]:
-    return [
-        state.python,
-        "-m",
-        "ray.scripts.scripts",
-        "start",
-        "--head",
-        f"--node-ip-address={LOOPBACK}",
-        f"--port={state.gcs_port}",
-        f"--dashboard-host={LOOPBACK}",
-        f"--dashboard-port={state.dashboard_port}",
-        f"--ray-client-server-port={state.client_port}",
-        *_common_node_args(state, node, object_store_bytes),
-    ]
+    ports = [f"--port={state.gcs_port}", f"--dashboard-host={LOOPBACK}",
+             f"--dashboard-port={state.dashboard_port}",
+             f"--ray-client-server-port={state.client_port}"]  # fmt: skip
+    entry = ["ray.scripts.scripts", "start", "--head"]
+    return _node_command(state, node, object_store_bytes, entry, ports)
 
 
 def worker_command(state: ClusterState, node: NodeRecord, object_store_bytes: int) -> list[str]:
+    entry = ["tune_configs.ops.cluster", "start-worker", f"--address={state.gcs_address}"]
+    return _node_command(state, node, object_store_bytes, entry)
+
+
+def _node_command(
+    state: ClusterState,
+    node: NodeRecord,
+    object_store_bytes: int,
+    entry: list[str],
+    own: Sequence[str] = (),
+) -> list[str]:
+    """``python -m <entry>`` on loopback, the node's ``own`` arguments, then every node's."""
     return [
         state.python,
         "-m",
-        "tune_configs.ops.cluster",
-        "start-worker",
-        f"--address={state.gcs_address}",
+        *entry,
         f"--node-ip-address={LOOPBACK}",
-        *_common_node_args(state, node, object_store_bytes),
-    ]
-
-
-def _common_node_args(state: ClusterState, node: NodeRecord, object_store_bytes: int) -> list[str]:
-    return [
+        *own,
         f"--num-cpus={node.num_cpus}",
         f"--object-store-memory={object_store_bytes}",
         f"--dashboard-agent-listen-port={node.agent_port}",

@@ -113,8 +113,12 @@ COMMON: dict[str, Setting] = {
         Setting("eval_seed", "int", "first evaluation episode seed", low=0),
         Setting("episodes", "int", "evaluation episodes per static split", low=1),
         Setting("hparams", "dict", "PPO hyper-parameters (tune_configs.ppo.DEFAULT_HPARAMS)"),
-        Setting("env", "dict", "env overrides of the PPO trials by flat name, e.g. "
-                '{"reward_scale": 0.01} (metrics are never scaled)'),
+        Setting(
+            "env",
+            "dict",
+            "env overrides of the PPO trials by flat name, e.g. "
+            '{"reward_scale": 0.01} (metrics are never scaled)',
+        ),
         Setting("resources", "dict", "PPO resources (tune_configs.ppo.Resources fields)"),
         Setting("checkpoint_every", "int", "iterations between Tune checkpoints", low=0),
         Setting("seed", "int", "one training seed", low=0),

@@ -67,6 +67,7 @@ from envs.core.metrics import (
     U_FULFIL,
     U_GEN,
 )
+from envs.core.metrics import LABELS as MODEL_LABELS
 from envs.core.pool.clearing import (
     A_ASKED,
     A_BORROWED,
@@ -79,7 +80,7 @@ from envs.core.pool.clearing import (
 
 # Every overall metric: name -> human label with unit (the one list of the pool's metric names;
 # callbacks, trials, the comparison, collection and tables derive theirs from it and the subsets
-# below).
+# below). A metric the single-cell model has too means the same and carries its label.
 LABELS: dict[str, str] = {
     "completion_pct": "UE jobs completed [%]",
     "fulfillment_pct": "UE jobs fulfilled (on time and in sync) [%]",
@@ -88,18 +89,18 @@ LABELS: dict[str, str] = {
     "fairness": "fairness (Jain's index over cells)",
     "operational_cost": "operational cost",
     "cost_per_fulfilled": "cost per fulfilled job",
-    "compute_used": "compute used [units]",
+    "compute_used": MODEL_LABELS["compute_used"],
     "backhaul_units": "backhaul units moved",
     "units_lent": "units lent through the pool",
     "units_borrowed": "units borrowed through the pool",
     "credits_traded": "credits traded",
-    "ue_generated": "UE jobs generated",
-    "ue_completed": "UE jobs completed",
+    "ue_generated": MODEL_LABELS["ue_generated"],
+    "ue_completed": MODEL_LABELS["ue_completed"],
     "ue_fulfilled": "UE jobs fulfilled",
-    "left_queued": "UE jobs left queued",
-    "sync_delay": "sync delay (AoSI) [steps]",
-    "e2e_delay": "E2E delay (AoRI) [steps]",
-    "episode_return": "episode return",
+    "left_queued": MODEL_LABELS["left_queued"],
+    "sync_delay": MODEL_LABELS["sync_delay"],
+    "e2e_delay": MODEL_LABELS["e2e_delay"],
+    "episode_return": MODEL_LABELS["episode_return"],
 }
 OVERALL_KEYS: tuple[str, ...] = tuple(LABELS)
 
