@@ -61,8 +61,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tune_configs.controllers import controller_of_checkpoint
-    from tune_configs.export import describe, is_shipped, load_shipped
+    from tune_configs.export import describe
     from tune_configs.policies.checkpoint import CheckpointError
+    from tune_configs.policies.shipped import is_shipped, load_shipped
 
     extra = {}
     if args.manifest:

@@ -8,8 +8,8 @@ weights plus ``policy.json``, loadable with numpy alone).
   seed picked on tuning episodes (``python -m launch export --sweep EXP --out DIR``);
 * :func:`describe`: one line about a shipped policy.
 
-The format, its reader and writer and the numpy actor live in :mod:`tune_configs.policies.shipped`
-(re-exported here). Credit-pool checkpoints (``central``, ``per-cell``) ship the same way
+The format, its reader and writer and the numpy actor live in :mod:`tune_configs.policies.shipped`.
+Credit-pool checkpoints (``central``, ``per-cell``) ship the same way
 (:func:`export_pool_policy`,
 :func:`ship_training`).
 
@@ -32,29 +32,11 @@ from envs.core.seeds import RULE_SEARCH
 from tune_configs.policies.interface import POOL_INTERFACE, SINGLE_INTERFACE
 from tune_configs.policies.pool import CENTRAL_ACTOR
 from tune_configs.policies.shipped import (
-    DESCRIPTION,
-    FORMAT,
     SINGLE_ACTOR,
-    VERSION,
-    WEIGHTS,
-    Dense,
-    MLPActor,
     ShippedPolicy,
-    ShippedPolicyError,
     actor_of_rl_module,
-    is_shipped,
-    load_shipped,
-    shipped_controller,
-    to_env_actions,
     write_shipped,
 )
-
-__all__ = [
-    "DESCRIPTION", "FORMAT", "SINGLE_ACTOR", "VERSION", "WEIGHTS", "Dense", "MLPActor",
-    "ShippedPolicy", "ShippedPolicyError", "actor_of_rl_module", "describe", "export_checkpoint",
-    "is_shipped", "load_shipped", "ship_sweep", "shipped_controller", "to_env_actions",
-    "write_shipped",
-]  # fmt: skip
 
 
 # --- the single-cell controller ----------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from envs.core.metrics import CLI_KEYS
-from tune_configs.export import (
+from tune_configs.policies.shipped import (
     DESCRIPTION,
     SINGLE_ACTOR,
     WEIGHTS,

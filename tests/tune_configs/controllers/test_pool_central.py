@@ -34,11 +34,8 @@ from tune_configs.controllers.central import (  # noqa: E402
     load_central_controller,
     resolve_central_env_config,
 )
-from tune_configs.export import (  # noqa: E402
-    DESCRIPTION,
-    WEIGHTS,
-    export_pool_policy,
-)
+from tune_configs.export import export_pool_policy  # noqa: E402
+from tune_configs.policies.shipped import DESCRIPTION, WEIGHTS  # noqa: E402
 from tune_configs.ppo import Resources  # noqa: E402
 from tune_configs.training import train  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tune_configs.export import DESCRIPTION, FORMAT, WEIGHTS
+from tune_configs.policies.shipped import DESCRIPTION, FORMAT, WEIGHTS
 
 ROOT = Path(__file__).resolve().parents[3]
 MODELS = ROOT / "models" / "paper"

@@ -183,7 +183,7 @@ def test_switching_variants_are_held_out_and_switch() -> None:
 
 
 def _tiny_policy(path: Path) -> Path:
-    from tune_configs.export import Dense, MLPActor, write_shipped
+    from tune_configs.policies.shipped import Dense, MLPActor, write_shipped
 
     rng = np.random.default_rng(0)
     layers = (
@@ -260,7 +260,7 @@ def test_study_table_from_collected_rows_matches_place(tmp_path: Path) -> None:
 def test_shipped_adaptive_policy_loads_without_pickle_and_evaluates(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tune_configs.export import load_shipped
+    from tune_configs.policies.shipped import load_shipped
 
     def refuse(*_a: Any, **_k: Any) -> Any:
         raise AssertionError("pickle used")
@@ -305,7 +305,7 @@ def test_tuning_variants_lie_inside_the_training_ranges_and_never_are_study_vari
 
 def _residual_policy(path: Path, scale: float = 0.0) -> Path:
     """A shipped residual policy whose output is ``scale`` times a fixed network (0: the rule)."""
-    from tune_configs.export import Dense, MLPActor, write_shipped
+    from tune_configs.policies.shipped import Dense, MLPActor, write_shipped
 
     rng = np.random.default_rng(1)
     layers = (
