@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.patches import Rectangle
 from numpy.typing import NDArray
 
+from analysis import runs_report
 from analysis.adaptivity import (
     ADAPTIVE,
     ADAPTIVE_SEED,
@@ -298,6 +299,16 @@ def report_section(md: Any, episodes: pd.DataFrame, figs: Path, tabs: Path) -> N
         "regret is the shortfall against the best static split's mean episode return."
     )
     md.p(variants_markdown(table))
+    over_seeds = runs_report.adaptivity_runs_markdown(table, (ADAPTIVE, ADAPTIVE_SEED))
+    if over_seeds:
+        md.p(
+            "Over training seeds: the traffic-randomised recipe's seeds (the shipped policy and "
+            "its other training seeds), per variant, their margins to the static front (noise "
+            "units), the mean with its 95 % stratified bootstrap interval over seeds (`rliable`) "
+            "and the run-level verdict (beyond if the interval lies above 1, behind if below -1, "
+            "on if its lower end is at least -1, inconclusive otherwise; `analysis.runs`).\n\n"
+            + over_seeds
+        )
     checks = "\n".join(f"- {line}" for line in verdicts(table))
     md.p("**Acceptance checks** (shipped adaptive policy; "
          "docs/studies/adaptivity.md#acceptance-checks):\n\n" + checks)  # fmt: skip

@@ -427,6 +427,9 @@ def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path) -
             f"or `*_pool_off`. Table: {md.link(_csv(table, tabs / 'pool_policies.csv'))}."
         )
         md.p(tables.pool_policy_markdown(table))
+    from analysis import runs_report
+
+    runs_report.pool_runs_section(md, episodes, tabs)
     dirs: list[Path] = []
     if not episodes.empty and "run_kind" in episodes:
         srcs = episodes.loc[episodes["run_kind"].astype(str) == "pool-compare", "source"]

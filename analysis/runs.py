@@ -356,3 +356,58 @@ def profiles(
 
     point, ci = _estimate(library, {"ppo": matrix}, func, reps, seed)
     return np.asarray(point["ppo"]), np.asarray(ci["ppo"])
+
+
+# --- the credit pool and the adaptivity study ------------------------------------------------
+POOL_RULES = ("greedy", "noncoop")
+
+
+def pool_stats(
+    episodes: pd.DataFrame,
+    metric: str = "fulfillment_pct",
+    reps: int = REPS,
+    seed: int = BOOTSTRAP_SEED,
+) -> pd.DataFrame:
+    """Per (scenario, learned pool controller): its training runs' mean ``metric`` (one score
+    per run: the mean over its evaluation episodes, pool on), IQM and mean with intervals over
+    runs, and the probability of improvement over each rule of :data:`POOL_RULES` evaluated on
+    the same episodes (block-bootstrap pseudo-runs, as for the static splits)."""
+    if episodes.empty or "run_kind" not in episodes or metric not in episodes:
+        return pd.DataFrame()
+    pool = episodes.loc[episodes["run_kind"].astype(str).str.startswith("pool")]
+    learned = pool.loc[(pool["kind"] == "ppo") & pool["run_kind"].astype(str).str.endswith("trial")]
+    rows = []
+    for (scenario, controller), g in learned.groupby(["scenario", "run_controller"], sort=False):
+        per_run = g.groupby("point", sort=False)[metric].mean()
+        seeds = sorted(set(g["seed"]))
+        iqm, mean = interval(per_run, "iqm", reps, seed), interval(per_run, "mean", reps, seed)
+        row: dict[str, Any] = {
+            "scenario": scenario, "controller": controller, "runs": len(per_run),
+            "iqm": iqm[0], "iqm_lo": iqm[1], "iqm_hi": iqm[2],
+            "mean": mean[0], "mean_lo": mean[1], "mean_hi": mean[2],
+        }  # fmt: skip
+        for rule in POOL_RULES:
+            r = pool.loc[(pool["scenario"] == scenario) & (pool["kind"] == rule)
+                         & pool["seed"].isin(seeds)].drop_duplicates("seed")  # fmt: skip
+            base = baseline_pseudo_runs(r.sort_values("seed")[metric], seed=seed)
+            poi = probability_of_improvement(per_run, base, reps, seed)
+            row.update({f"rule_{rule}": float(r[metric].mean()) if len(r) else math.nan,
+                        f"poi_{rule}": poi[0], f"poi_{rule}_lo": poi[1],
+                        f"poi_{rule}_hi": poi[2]})  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def margin_stats(
+    table: pd.DataFrame, by: str, reps: int = REPS, seed: int = BOOTSTRAP_SEED
+) -> pd.DataFrame:
+    """Per value of ``by``: the runs' margins to the front (column ``score``, noise units), their
+    mean with its interval over runs and the front verdict (the adaptivity study, one row per
+    variant, over the training seeds of one recipe)."""
+    rows = []
+    for key, g in table.groupby(by, sort=False):
+        m = interval(g["score"], "mean", reps, seed)
+        rows.append({by: key, "runs": len(g), "margins": " ".join(f"{x:+.1f}" for x in g["score"]),
+                     "margin_mean": m[0], "margin_lo": m[1], "margin_hi": m[2],
+                     "verdict": verdict(m[1], m[2])})  # fmt: skip
+    return pd.DataFrame(rows)

@@ -245,3 +245,53 @@ def report_section(
         if fig_path is not None:
             md.img(fig_path, title)
     return stats
+
+
+def pool_runs_section(md: Any, episodes: pd.DataFrame, tabs: Path, reps: int = runs.REPS) -> None:
+    """The pool section's run-level table: each learned controller's fulfilment over its
+    training runs against the greedy rule and non-cooperation (:func:`analysis.runs.pool_stats`)."""
+    stats = runs.pool_stats(episodes, reps=reps)
+    if stats.empty:
+        return
+    stats.to_csv(tabs / "pool_run_statistics.csv", index=False)
+    lines = [
+        "| scenario | controller | runs | fulfilment IQM [95 % CI] | mean [95 % CI] | greedy | "
+        "P(better than greedy) | non-coop. | P(better than non-coop.) |",
+        "| :--- | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {r['scenario']} | {r['controller']} | {r['runs']} | {_ci(r, 'iqm', 1)} | "
+        f"{_ci(r, 'mean', 1)} | {r['rule_greedy']:.1f} | {_ci(r, 'poi_greedy')} | "
+        f"{r['rule_noncoop']:.1f} | {_ci(r, 'poi_noncoop')} |"
+        for _, r in stats.iterrows()
+    ]
+    md.p(
+        "Over training runs: each learned controller's fulfilment (%) per run (the mean over its "
+        "evaluation episodes), IQM and mean with 95 % stratified bootstrap intervals over runs, "
+        "and the probability that a run beats the rule on the same episodes (the rules, without "
+        f"training seeds, resampled in blocks of {runs.BLOCK} episodes into "
+        f"{runs.PSEUDO_RUNS} pseudo-runs; `analysis.runs`)."
+    )
+    md.p("\n".join(lines) + "\n")
+
+
+def adaptivity_runs_markdown(
+    table: pd.DataFrame, groups: tuple[str, ...], reps: int = runs.REPS
+) -> str:
+    """Per variant, the margins of one recipe's training seeds (the candidates of ``groups``)
+    with their mean, its 95 % interval over seeds and the run-level front verdict."""
+    sub = table.loc[table["group"].isin(groups)]
+    if sub["candidate"].nunique() < 2:
+        return ""
+    stats = runs.margin_stats(sub, "variant", reps=reps)
+    lines = [
+        "| variant | seeds | margins | mean margin [95 % CI] | verdict over seeds |",
+        "| :--- | ---: | :--- | ---: | :--- |",
+    ]
+    lines += [
+        f"| {r['variant']} | {r['runs']} | {r['margins']} | "
+        f"{_ci(r.rename({'margin_mean': 'm', 'margin_lo': 'm_lo', 'margin_hi': 'm_hi'}), 'm', 1)}"
+        f" | {r['verdict']} |"
+        for _, r in stats.iterrows()
+    ]
+    return "\n".join(lines) + "\n"

@@ -119,3 +119,41 @@ def test_report_section_and_recompute(tmp_path: Path, stats: tuple[pd.DataFrame,
     assert (tmp_path / "figures" / "runs_profile.png").is_file()
     again = runs_report.recompute(tmp_path / runs_report.RUN_SCORES, e, reps=REPS)
     pd.testing.assert_frame_equal(st.reset_index(drop=True), again, check_dtype=False)
+
+
+def test_pool_runs_against_the_rules() -> None:
+    rows = []
+    for s in SEEDS:
+        rows += [
+            {"run_kind": "pool-rules", "kind": rule, "policy": rule, "point": rule,
+             "scenario": "three_cell_hetero", "seed": s, "fulfillment_pct": value + 0.1 * (s % 3),
+             "run_controller": None}
+            for rule, value in (("greedy", 60.0), ("noncoop", 45.0))
+        ]  # fmt: skip
+        rows += [
+            {"run_kind": "pool-ppo-trial", "kind": "ppo", "policy": "ppo", "point": f"r{k}",
+             "scenario": "three_cell_hetero", "seed": s, "fulfillment_pct": 70.0 + k,
+             "run_controller": "central"}
+            for k in range(3)
+        ]  # fmt: skip
+    st = runs.pool_stats(pd.DataFrame(rows), reps=REPS)
+    (r,) = st.to_dict("records")
+    assert r["controller"] == "central" and r["runs"] == 3
+    assert r["mean"] == pytest.approx(71.0) and r["mean_lo"] <= 71.0 <= r["mean_hi"]
+    assert r["rule_greedy"] == pytest.approx(60.1, abs=0.05) and r["poi_greedy"] == 1.0
+    assert r["poi_noncoop"] == 1.0
+
+
+def test_adaptivity_margins_over_seeds() -> None:
+    from analysis.runs_report import adaptivity_runs_markdown
+
+    table = pd.DataFrame(
+        [{"variant": v, "group": g, "candidate": c, "score": s}
+         for v, scores in (("ues_3", (2.0, 2.5, 3.0)), ("paper_dynamic", (-0.2, 0.0, 0.4)))
+         for (g, c), s in zip((("adaptive", "shipped"), ("adaptive seed", "seed1"),
+                               ("adaptive seed", "seed2")), scores, strict=True)]
+        + [{"variant": "ues_3", "group": "queue-aware", "candidate": "qa", "score": -5.0}]
+    )  # fmt: skip
+    md = adaptivity_runs_markdown(table, ("adaptive", "adaptive seed"), reps=REPS)
+    assert "| ues_3 | 3 | +2.0 +2.5 +3.0 |" in md and "| beyond |" in md
+    assert "| paper_dynamic | 3 |" in md and "| on |" in md
