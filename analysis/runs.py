@@ -19,7 +19,8 @@ Definitions (the report states them too):
   in noise units of 1 step and 1 pp (:attr:`analysis.placement.Placement.score`: the lead over a
   front split if it dominates one by mean, minus the gap if a split dominates it, else 0).
 * **intervals**: 95 % stratified bootstrap confidence intervals over runs (percentile method,
-  :data:`REPS` replications, a fixed bootstrap seed, so they are reproducible).
+  :data:`REPS` replications, :data:`POI_REPS` for the probability of improvement, a fixed
+  bootstrap seed, so they are reproducible).
 * **front verdict over runs** from the interval ``[lo, hi]`` of the mean margin and the practical
   threshold of 1 noise unit: ``beyond`` if ``lo > 1``; ``behind`` if ``hi < -1``; ``on`` if
   ``lo >= -1`` (the behind-bound within the threshold); ``inconclusive`` otherwise (a noisy
@@ -50,6 +51,7 @@ from numpy.typing import NDArray
 from analysis.placement import Noise, StaticGrid, place
 
 REPS = 2000  # bootstrap replications
+POI_REPS = 1000  # for the probability of improvement (a rank test per replication: slower)
 BOOTSTRAP_SEED = 0
 CONFIDENCE = 0.95
 THRESHOLD = 1.0  # noise units (1 step of sync delay, 1 pp of served)
@@ -283,8 +285,9 @@ def setting_stats(
         best = baseline_pseudo_runs(_baseline_scores(episodes, first, first["best_split"],
                                                      "static"), seed=seed)  # fmt: skip
         qa = baseline_pseudo_runs(_baseline_scores(episodes, first, None, "rule"), seed=seed)
-        poi_best = probability_of_improvement(g["score"], best, reps, seed)
-        poi_qa = probability_of_improvement(g["score"], qa, reps, seed)
+        poi_reps = min(reps, POI_REPS)
+        poi_best = probability_of_improvement(g["score"], best, poi_reps, seed)
+        poi_qa = probability_of_improvement(g["score"], qa, poi_reps, seed)
         rows.append({
             **dict(zip(SETTING_KEYS, key, strict=True)), "runs": len(g),
             "seeds": " ".join(str(s) for s in g["seed"]),
@@ -390,7 +393,7 @@ def pool_stats(
             r = pool.loc[(pool["scenario"] == scenario) & (pool["kind"] == rule)
                          & pool["seed"].isin(seeds)].drop_duplicates("seed")  # fmt: skip
             base = baseline_pseudo_runs(r.sort_values("seed")[metric], seed=seed)
-            poi = probability_of_improvement(per_run, base, reps, seed)
+            poi = probability_of_improvement(per_run, base, min(reps, POI_REPS), seed)
             row.update({f"rule_{rule}": float(r[metric].mean()) if len(r) else math.nan,
                         f"poi_{rule}": poi[0], f"poi_{rule}_lo": poi[1],
                         f"poi_{rule}_hi": poi[2]})  # fmt: skip
