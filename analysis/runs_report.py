@@ -146,7 +146,7 @@ def profile_figure(matrices: dict[str, Any], path: Path) -> Path | None:
     ax.legend(ax.get_lines()[: len(prof)], list(prof), loc="lower left", fontsize="small",
               frameon=False)  # fmt: skip
     ax.set_title("Performance profile over all settings (dashed: the best static split)")
-    return save(fig, path)
+    return save(fig, path, bbox_inches="tight")
 
 
 def learning_figure(curves: pd.DataFrame, path: Path) -> Path | None:
