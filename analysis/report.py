@@ -44,7 +44,7 @@ TABLE_DIR = "tables"
 
 
 # --- the report -----------------------------------------------------------------------------
-def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
+def write_report(root: Path, z: float = 1.96, fmt: str = "csv", reps: int | None = None) -> Path:
     """Collect ``root``, draw, tabulate and write ``root/report.md``; returns its path.
 
     Raises :class:`EmptyResultsError` when ``root`` holds neither result sets nor learning curves.
@@ -111,9 +111,12 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv") -> Path:
             "[the paper's numbers](#the-papers-reported-numbers-for-reference), "
             "[what was read](#what-was-read).\n",
         ]
-    runs_report.report_section(md, root, data.episodes, data.curves, figs, tabs)
+    from analysis.runs import REPS
+
+    reps = REPS if reps is None else reps
+    runs_report.report_section(md, root, data.episodes, data.curves, figs, tabs, reps)
     _curves_section(md, data.curves, pts, figs)
-    _pool_section(md, root, data.episodes, figs, tabs)
+    _pool_section(md, root, data.episodes, figs, tabs, reps)
     adaptivity_report.report_section(md, data.episodes, figs, tabs)
     _paper_section(md, tabs)
     _inputs_section(md, data, int(all_points["superseded"].sum()))
@@ -413,7 +416,7 @@ def _curves_section(md: _Doc, curves: Any, pts: Any, figs: Path) -> None:
     )
 
 
-def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path) -> None:
+def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path, reps: int) -> None:
     """The credit pool: every evaluated pool policy, then the pool-compare runs drawn."""
     from analysis import pool_figures, tables
 
@@ -429,7 +432,7 @@ def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path) -
         md.p(tables.pool_policy_markdown(table))
     from analysis import runs_report
 
-    runs_report.pool_runs_section(md, episodes, tabs)
+    runs_report.pool_runs_section(md, episodes, tabs, reps)
     dirs: list[Path] = []
     if not episodes.empty and "run_kind" in episodes:
         srcs = episodes.loc[episodes["run_kind"].astype(str) == "pool-compare", "source"]

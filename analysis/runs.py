@@ -114,6 +114,8 @@ def run_scores(episodes: pd.DataFrame, noise: Noise | None = None) -> pd.DataFra
     if episodes.empty or "role" not in episodes:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
     trained = episodes.loc[(episodes["role"] == "trained") & episodes["delta"].notna()]
+    if "run_study" in trained:  # a study's evaluations (e.g. adaptivity variants) are not runs
+        trained = trained.loc[trained["run_study"].isna()]
     rows: list[dict[str, Any]] = []
     cache: dict[tuple[Any, float, float], Any] = {}
     for point, run in trained.groupby("point", sort=False):

@@ -98,7 +98,7 @@ def _pseudo_matrix(scores: pd.DataFrame, episodes: pd.DataFrame, names: list[str
     return np.column_stack(cols) if cols else np.empty((0, 0))
 
 
-def aggregate_figure(matrices: dict[str, Any], path: Path) -> Path | None:
+def aggregate_figure(matrices: dict[str, Any], path: Path, reps: int = runs.REPS) -> Path | None:
     """rliable's interval-estimate plot: IQM, mean and optimality gap per method."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -107,7 +107,7 @@ def aggregate_figure(matrices: dict[str, Any], path: Path) -> Path | None:
     for name, m in matrices.items():
         if m.size == 0 or not np.isfinite(m).all():
             continue
-        agg = runs.aggregate(m)
+        agg = runs.aggregate(m, reps)
         points[name] = np.array([agg[k][0] for k in ("iqm", "mean", "optimality_gap")])
         cis[name] = np.array([[agg[k][1] for k in ("iqm", "mean", "optimality_gap")],
                               [agg[k][2] for k in ("iqm", "mean", "optimality_gap")]])  # fmt: skip
@@ -121,7 +121,7 @@ def aggregate_figure(matrices: dict[str, Any], path: Path) -> Path | None:
     return save(fig, path, bbox_inches="tight", dpi=110)
 
 
-def profile_figure(matrices: dict[str, Any], path: Path) -> Path | None:
+def profile_figure(matrices: dict[str, Any], path: Path, reps: int = runs.REPS) -> Path | None:
     """rliable's performance profile: the fraction of runs scoring above tau, with bands."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -135,7 +135,7 @@ def profile_figure(matrices: dict[str, Any], path: Path) -> Path | None:
     taus = np.linspace(lo, hi, 101)
     prof, band = {}, {}
     for name, m in finite.items():
-        prof[name], band[name] = runs.profiles(m, taus)
+        prof[name], band[name] = runs.profiles(m, taus, reps)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     plot_utils.plot_performance_profiles(
         prof, taus, performance_profile_cis=band, xlabel=r"normalised score $\tau$",
@@ -239,8 +239,8 @@ def report_section(
             f"{agg['optimality_gap'][2]:.2f}] (normalised score)."
         )
     for fig_path, title in (
-        (aggregate_figure(matrices, figs / "runs_aggregate.png"), "Aggregate estimates"),
-        (profile_figure(matrices, figs / "runs_profile.png"), "Performance profile"),
+        (aggregate_figure(matrices, figs / "runs_aggregate.png", reps), "Aggregate estimates"),
+        (profile_figure(matrices, figs / "runs_profile.png", reps), "Performance profile"),
         (learning_figure(curves, figs / "runs_learning_curves.png"), "Learning curves over runs"),
     ):
         if fig_path is not None:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from launch.cli import UsageError
-from launch.common import finite_float
+from launch.common import finite_float, positive_int
 
 HELP = "collect a results directory and write DIR/report.md (figures, Table I, Pareto fronts)"
 
@@ -29,6 +29,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=finite_float,
         default=None,
         help="noise multiplier of the claims check (default 1.96)",
+    )
+    p.add_argument(
+        "--bootstrap-reps",
+        type=positive_int,
+        default=None,
+        help="bootstrap replications of the intervals over training runs (default 2000; "
+        "fewer for a quick look)",
     )
     p.add_argument(
         "--format",
@@ -49,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if not z > 0:
         raise UsageError(f"--z must be > 0, got {z}")
     t0 = time.perf_counter()
-    path = write_report(root, z=z, fmt=args.format)
+    reps = {} if args.bootstrap_reps is None else {"reps": args.bootstrap_reps}
+    path = write_report(root, z=z, fmt=args.format, **reps)
     print(f"report: {path} ({time.perf_counter() - t0:.1f} s)")
     return 0

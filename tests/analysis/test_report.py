@@ -13,6 +13,7 @@ import pytest
 from analysis import pool_figures
 from analysis.report import write_report
 from tests.analysis.test_analysis_collect import fake_rows, make_results_dir, write_set
+from tests.helpers.cli import run_launch_here
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,15 +54,15 @@ def test_report_end_to_end_on_a_tiny_static_run(tmp_path: Path) -> None:
 
 
 def test_report_usage_errors(tmp_path: Path) -> None:
-    r = launch("report", str(tmp_path / "missing"))
+    r = run_launch_here("report", str(tmp_path / "missing"))
     assert r.returncode == 2 and "not a directory" in r.stderr and "Traceback" not in r.stderr
-    r = launch("report", str(tmp_path))
+    r = run_launch_here("report", str(tmp_path))
     assert r.returncode == 2 and "no result sets" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_report_on_a_full_synthetic_sweep(tmp_path: Path) -> None:
     make_results_dir(tmp_path)
-    path = write_report(tmp_path)
+    path = write_report(tmp_path, reps=200)
     text = path.read_text()
     assert (tmp_path / "figures" / "learning_curves.png").exists()
     assert "![Learning curves](figures/learning_curves.png)" in text
@@ -105,7 +106,7 @@ def test_report_includes_a_pool_comparison(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(pool_figures, "pool_flow_figure", pool_flow_figure)
     table = "| cell | credits |\n| --- | --- |\n| 0 | 3 |"
     monkeypatch.setattr(pool_figures, "pool_table", lambda d: table)
-    text = write_report(tmp_path).read_text()
+    text = write_report(tmp_path, reps=200).read_text()
     assert calls == [tmp_path / "pool"]
     assert "### Pool comparison: pool" in text and "| 0 | 3 |" in text
     assert "](figures/pool_flow_0.png)" in text

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.cli import run_launch_here
+
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = {"w_b", "w_c", "episodes", "sync_delay", "sync_delay_std", "e2e_delay", "e2e_delay_std",
         "served_pct", "served_pct_std", "episode_return", "episode_return_std"}  # fmt: skip
@@ -60,7 +62,7 @@ def test_static_table() -> None:
     ],
 )
 def test_bad_arguments_give_usage_and_exit_2(args: list[str]) -> None:
-    r = launch(*args)
+    r = run_launch_here(*args)
     assert r.returncode == 2
     assert "usage:" in r.stderr and "Traceback" not in r.stderr
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from launch import submit
+from tests.helpers.cli import run_launch_here
 from tune_configs.ops.cluster import (
     ClusterState,
     NodeRecord,
@@ -98,7 +99,7 @@ def fake_state(directory: Path, sid: int = 0, dashboard_port: int = 8399) -> Clu
 def test_bad_arguments_exit_2(args: list[str], tmp_path: Path) -> None:
     if args[:2] == ["cluster", "up"]:
         args = [*args, "--dir", str(tmp_path / "c")]
-    r = launch(*args)
+    r = run_launch_here(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert "usage:" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "c" / "cluster.json").exists()

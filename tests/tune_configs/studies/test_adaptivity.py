@@ -16,7 +16,7 @@ import pytest
 from analysis.adaptivity import ADAPTIVE, study_table, verdicts
 from analysis.placement import BEHIND, BEYOND, ON, Noise, StaticGrid, margin, place
 from envs.core.presets import make_params
-from tests.helpers.cli import ROOT, run_launch
+from tests.helpers.cli import ROOT, run_launch, run_launch_here
 from tune_configs.policies.interface import SINGLE_INTERFACE
 from tune_configs.studies.adaptivity import VARIANTS, held_out
 
@@ -235,10 +235,11 @@ def test_study_command_writes_result_sets_and_the_report_section(tmp_path: Path)
 
 
 def test_study_refuses_unknown_variants_and_missing_policies(tmp_path: Path) -> None:
-    res = run_launch("adapt", "study", "--out", str(tmp_path), "--variants", "nope",
-                     "--adaptive", "none", "--paper-only", "none")  # fmt: skip
+    res = run_launch_here("adapt", "study", "--out", str(tmp_path), "--variants", "nope",
+                          "--adaptive", "none", "--paper-only", "none")  # fmt: skip
     assert res.returncode == 2 and "unknown variant" in res.stderr
-    res = run_launch("adapt", "study", "--out", str(tmp_path), "--adaptive", str(tmp_path / "x"))
+    res = run_launch_here("adapt", "study", "--out", str(tmp_path), "--adaptive",
+                          str(tmp_path / "x"))  # fmt: skip
     assert res.returncode == 2 and "does not exist" in res.stderr
 
 
@@ -367,7 +368,7 @@ def test_placement_selection_scores_against_each_scenarios_front(tmp_path: Path)
 
 
 def test_select_against_named_variants_needs_the_placement_criterion(tmp_path: Path) -> None:
-    res = run_launch("adapt", "select", str(tmp_path), "--variants", "ues_3")
+    res = run_launch_here("adapt", "select", str(tmp_path), "--variants", "ues_3")
     assert res.returncode == 2 and "--variants needs --criterion placement" in res.stderr
     res = run_launch("adapt", "select", str(tmp_path), "--criterion", "placement", "--variants",
                      "nope")  # fmt: skip

@@ -13,7 +13,7 @@ from analysis.adaptivity import reach_summary as summary
 from analysis.placement import BEHIND, BEYOND, ON
 from envs.core.batch import evaluate
 from envs.core.policies import static
-from tests.helpers.cli import run_launch
+from tests.helpers.cli import run_launch, run_launch_here
 from tune_configs.studies.adaptivity import VARIANTS, get_variants
 from tune_configs.studies.reach import (
     FAMILIES,
@@ -131,9 +131,9 @@ def test_reach_command(tmp_path: Path) -> None:
     assert "held-out stationary variants" in res.stdout
     md = (out / "reach.md").read_text()
     assert "| ues_3 | stationary, held out |" in md and "- horizon: beyond the front in" in md
-    bad = run_launch("adapt", "reach", "--out", str(out), "--seed", "5001")
+    bad = run_launch_here("adapt", "reach", "--out", str(out), "--seed", "5001")
     assert bad.returncode == 2 and "overlap" in bad.stderr
-    bad = run_launch("adapt", "reach", "--out", str(out), "--families", "horizon,nope")
+    bad = run_launch_here("adapt", "reach", "--out", str(out), "--families", "horizon,nope")
     assert bad.returncode == 2 and "nope" in bad.stderr
 
 
