@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers_docs import plain_lines
+from tests.helpers.docs import plain_lines
 
 
 def _root() -> Path:

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.helpers_docs import plain_lines
+from tests.helpers.docs import plain_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL = ("http://", "https://", "mailto:")
