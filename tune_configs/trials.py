@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -340,6 +341,7 @@ def _ppo_seeds_trial(cfg: dict[str, Any]) -> None:
             cfg["resources"], seed, cfg,
         )  # fmt: skip
         seed_dir = out_dir / f"seed_{seed}"
+        shutil.rmtree(seed_dir, ignore_errors=True)  # what a cut-off attempt left behind
         t0 = time.perf_counter()
         with TrainingLog(seed_dir) as log:
             result = run_training(run, seed_dir / "checkpoint", log.add)
