@@ -261,6 +261,8 @@ def read_result_set(path: str | Path, root: str | Path | None = None) -> pd.Data
             name = f"run_{key}"
             if name not in df.columns:
                 df[name] = value
+    if isinstance(meta.get("env_config"), dict):  # the run's env config, one comparable string
+        df["run_env_config"] = json.dumps(meta["env_config"], sort_keys=True, default=str)
     for key in (*_META_PLAIN, "run_seed", "run_episodes"):
         if key not in df.columns:
             df[key] = None

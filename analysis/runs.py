@@ -381,13 +381,20 @@ def pool_stats(
         return pd.DataFrame()
     pool = episodes.loc[episodes["run_kind"].astype(str).str.startswith("pool")]
     learned = pool.loc[(pool["kind"] == "ppo") & pool["run_kind"].astype(str).str.endswith("trial")]
+    if "run_env_config" not in learned:
+        learned = learned.assign(run_env_config="{}")
+    keys = ["scenario", "run_controller", "run_env_config"]
+    labels = _setting_labels(learned.drop_duplicates(keys)[keys].fillna("{}"))
     rows = []
-    for (scenario, controller), g in learned.groupby(["scenario", "run_controller"], sort=False):
+    for (scenario, controller, env), g in learned.fillna({"run_env_config": "{}"}).groupby(
+        keys, sort=False
+    ):
         per_run = g.groupby("point", sort=False)[metric].mean()
         seeds = sorted(set(g["seed"]))
         iqm, mean = interval(per_run, "iqm", reps, seed), interval(per_run, "mean", reps, seed)
         row: dict[str, Any] = {
-            "scenario": scenario, "controller": controller, "runs": len(per_run),
+            "scenario": scenario, "controller": controller,
+            "setting": labels.get((scenario, controller, env), ""), "runs": len(per_run),
             "iqm": iqm[0], "iqm_lo": iqm[1], "iqm_hi": iqm[2],
             "mean": mean[0], "mean_lo": mean[1], "mean_hi": mean[2],
         }  # fmt: skip
@@ -401,6 +408,21 @@ def pool_stats(
                         f"poi_{rule}_hi": poi[2]})  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _setting_labels(groups: pd.DataFrame) -> dict[tuple[Any, Any, str], str]:
+    """A short name per (scenario, controller, env config): the env options in which the
+    configs of one scenario and controller differ (e.g. ``scope=team``)."""
+    import json
+
+    out: dict[tuple[Any, Any, str], str] = {}
+    for (scenario, controller), g in groups.groupby(["scenario", "run_controller"], sort=False):
+        configs = {env: json.loads(env) for env in g["run_env_config"]}
+        keys = sorted({k for c in configs.values() for k in c})
+        differ = [k for k in keys if len({json.dumps(c.get(k)) for c in configs.values()}) > 1]
+        for env, c in configs.items():
+            out[(scenario, controller, env)] = ", ".join(f"{k}={c.get(k)}" for k in differ)
+    return out
 
 
 def margin_stats(

@@ -256,12 +256,13 @@ def pool_runs_section(md: Any, episodes: pd.DataFrame, tabs: Path, reps: int = r
         return
     stats.to_csv(tabs / "pool_run_statistics.csv", index=False)
     lines = [
-        "| scenario | controller | runs | fulfilment IQM [95 % CI] | mean [95 % CI] | greedy | "
-        "P(better than greedy) | non-coop. | P(better than non-coop.) |",
-        "| :--- | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| scenario | controller | setting | runs | fulfilment IQM [95 % CI] | mean [95 % CI] | "
+        "greedy | P(better than greedy) | non-coop. | P(better than non-coop.) |",
+        "| :--- | :--- | :--- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     lines += [
-        f"| {r['scenario']} | {r['controller']} | {r['runs']} | {_ci(r, 'iqm', 1)} | "
+        f"| {r['scenario']} | {r['controller']} | {r['setting']} | {r['runs']} | "
+        f"{_ci(r, 'iqm', 1)} | "
         f"{_ci(r, 'mean', 1)} | {r['rule_greedy']:.1f} | {_ci(r, 'poi_greedy')} | "
         f"{r['rule_noncoop']:.1f} | {_ci(r, 'poi_noncoop')} |"
         for _, r in stats.iterrows()
