@@ -200,7 +200,7 @@ def _tiny_policy(path: Path) -> Path:
 def test_study_command_writes_result_sets_and_the_report_section(tmp_path: Path) -> None:
     tiny = _tiny_policy(tmp_path / "tiny")
     out = tmp_path / "study"
-    res = run_launch(
+    res = run_launch_here(
         "adapt", "study", "--out", str(out), "--episodes", "3", "--grid", "0.5",
         "--variants", "paper_dynamic,ues_3", "--adaptive", str(tiny),
         "--seed-policy", f"s1={tiny}", "--paper-only", "none", "--report",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from launch.sweep import SWEEPS
-from tests.helpers.cli import launch_env, run_launch
+from tests.helpers.cli import launch_env, run_launch_here
 
 ROOT = Path(__file__).resolve().parents[3]
 TINY_PPO = [
@@ -137,7 +137,7 @@ def test_optuna_static_convergence_counts() -> None:
 
 def test_sweep_cli_usage_errors(tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return run_launch("sweep", *args, timeout=120)
+        return run_launch_here("sweep", *args)
 
     r = cli("no-such-sweep")
     assert r.returncode == 2 and "invalid choice" in r.stderr
