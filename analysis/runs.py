@@ -365,6 +365,8 @@ def profiles(
 
 # --- the credit pool and the adaptivity study ------------------------------------------------
 POOL_RULES = ("greedy", "noncoop")
+# result sets of a learned pool controller: a sweep trial's evaluation, launch eval --out
+LEARNED_KINDS = ("pool-ppo-trial", "pool-eval")
 
 
 def pool_stats(
@@ -380,7 +382,7 @@ def pool_stats(
     if episodes.empty or "run_kind" not in episodes or metric not in episodes:
         return pd.DataFrame()
     pool = episodes.loc[episodes["run_kind"].astype(str).str.startswith("pool")]
-    learned = pool.loc[(pool["kind"] == "ppo") & pool["run_kind"].astype(str).str.endswith("trial")]
+    learned = pool.loc[(pool["kind"] == "ppo") & pool["run_kind"].isin(LEARNED_KINDS)]
     if "run_env_config" not in learned:
         learned = learned.assign(run_env_config="{}")
     keys = ["scenario", "run_controller", "run_env_config"]
@@ -399,7 +401,7 @@ def pool_stats(
             "mean": mean[0], "mean_lo": mean[1], "mean_hi": mean[2],
         }  # fmt: skip
         for rule in POOL_RULES:
-            r = pool.loc[(pool["scenario"] == scenario) & (pool["kind"] == rule)
+            r = pool.loc[(pool["scenario"] == scenario) & (pool["policy"] == rule)
                          & pool["seed"].isin(seeds)].drop_duplicates("seed")  # fmt: skip
             base = baseline_pseudo_runs(r.sort_values("seed")[metric], seed=seed)
             poi = probability_of_improvement(per_run, base, min(reps, POI_REPS), seed)
