@@ -150,20 +150,24 @@ def profile_figure(matrices: dict[str, Any], path: Path, reps: int = runs.REPS) 
 
 
 def learning_figure(curves: pd.DataFrame, path: Path) -> Path | None:
-    """Per setting, the IQM over its runs of the training return with a 95 % band."""
+    """Per setting (scenario, δ, penalty), the IQM over its runs of the training return with a
+    95 % band: the paper's reward grid, pool and adaptivity runs alike, TensorBoard-free."""
     if curves.empty or CURVE_METRIC not in curves or "source" not in curves:
         return None
     import matplotlib.pyplot as plt
 
     c = curves.dropna(subset=[CURVE_METRIC, "delta", "penalty"])
-    settings = sorted(c.groupby(["penalty", "delta"]).groups, key=lambda k: (-k[0], -k[1]))
+    c = c.assign(preset=c["preset"].fillna("?") if "preset" in c else "?")
+    settings = sorted(c.groupby(["preset", "penalty", "delta"]).groups,
+                      key=lambda k: (str(k[0]), -k[1], -k[2]))  # fmt: skip
     if not settings:
         return None
+    several = len({s[0] for s in settings}) > 1
     cols = min(7, len(settings))
     nrows = math.ceil(len(settings) / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols, 2.2 * nrows + 0.6), squeeze=False)
-    for ax, (penalty, delta) in zip(axes.flat, settings, strict=False):
-        sub = c.loc[(c["penalty"] == penalty) & (c["delta"] == delta)]
+    for ax, (preset, penalty, delta) in zip(axes.flat, settings, strict=False):
+        sub = c.loc[(c["preset"] == preset) & (c["penalty"] == penalty) & (c["delta"] == delta)]
         table = sub.pivot_table(index="iteration", columns="source", values=CURVE_METRIC)
         table = table.dropna()
         steps = sub.groupby("iteration")["env_steps"].mean().reindex(table.index)
@@ -173,7 +177,9 @@ def learning_figure(curves: pd.DataFrame, path: Path) -> Path | None:
         iqm, lo, hi = _curve_iqm(x)
         ax.plot(steps / 1000, iqm, color="#1f77b4", lw=1.4)
         ax.fill_between(steps / 1000, lo, hi, color="#1f77b4", alpha=0.25, lw=0)
-        ax.set_title(f"δ {delta:g}, penalty {penalty:g} ({x.shape[0]} runs)", fontsize="small")
+        name = f"{preset}: " if several else ""
+        ax.set_title(f"{name}δ {delta:g}, penalty {penalty:g} ({x.shape[0]} runs)",
+                     fontsize="small")  # fmt: skip
         ax.tick_params(labelsize="x-small")
     for ax in list(axes.flat)[len(settings) :]:
         ax.set_visible(False)
@@ -212,7 +218,13 @@ def report_section(
     """Write the section into ``md`` (see the module docstring); returns the per-setting
     statistics (empty when no trained run has a static grid to be scored against)."""
     scores = runs.run_scores(episodes)
-    if scores.empty:
+    if scores.empty:  # no reward-grid runs: still the learning curves of any runs (pool, ...)
+        fig_path = learning_figure(curves, figs / "runs_learning_curves.png")
+        if fig_path is not None:
+            md.h(2, "Learning curves over runs")
+            md.p("Per setting, the IQM over its training runs of the training episode return "
+                 "with its 95 % stratified bootstrap band (`rliable`).")  # fmt: skip
+            md.img(fig_path, "Learning curves over runs")
         return pd.DataFrame()
     scores.to_csv(root / RUN_SCORES, index=False)
     stats = runs.setting_stats(scores, episodes, reps)

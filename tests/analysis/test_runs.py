@@ -157,3 +157,19 @@ def test_adaptivity_margins_over_seeds() -> None:
     md = adaptivity_runs_markdown(table, ("adaptive", "adaptive seed"), reps=REPS)
     assert "| ues_3 | 3 | +2.0 +2.5 +3.0 |" in md and "| beyond |" in md
     assert "| paper_dynamic | 3 |" in md and "| on |" in md
+
+
+def test_learning_curves_over_runs_without_a_reward_grid(tmp_path: Path) -> None:
+    from analysis import runs_report
+    from analysis.report import _Doc
+
+    curves = pd.DataFrame(
+        [{"source": f"run_s{s}", "preset": "three_cell_hetero", "delta": 0.9, "penalty": 0.0,
+          "iteration": i, "env_steps": 4000 * i,
+          runs_report.CURVE_METRIC: float(i + s)} for s in range(3) for i in range(1, 6)]
+    )  # fmt: skip
+    md = _Doc(tmp_path)
+    st = runs_report.report_section(md, tmp_path, pd.DataFrame(), curves, tmp_path, tmp_path,
+                                    reps=REPS)  # fmt: skip
+    assert st.empty and "## Learning curves over runs" in md.text()
+    assert (tmp_path / "runs_learning_curves.png").stat().st_size > 5_000
