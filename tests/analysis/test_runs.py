@@ -12,7 +12,7 @@ import pytest
 from analysis import runs
 
 SEEDS = list(range(20))
-REPS = 200  # bootstrap replications in these tests (the report uses runs.REPS)
+REPS = 100  # bootstrap replications in these tests (the report uses runs.REPS)
 SPLITS = {"static(0.2,0.2)": (5.0, 60.0), "static(0.4,0.4)": (10.0, 80.0),
           "static(0.8,0.8)": (20.0, 95.0)}  # fmt: skip
 # (sync delay, served %) of each training run of three settings
