@@ -69,7 +69,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv", reps: int | None
     tabs = root / TABLE_DIR
     figs.mkdir(exist_ok=True)
     tabs.mkdir(exist_ok=True)
-    md = _Doc(root)
+    md = MarkdownDoc(root)
     md.h(1, f"MetaLore results: {root.resolve().name}")
     md.p(
         f"Written by `python -m launch report {root}` on "
@@ -132,7 +132,7 @@ def _anchor(scenario: str) -> str:
     return text.replace(" ", "-")
 
 
-class _Doc:
+class MarkdownDoc:
     """A tiny Markdown builder with links relative to the report's directory."""
 
     def __init__(self, root: Path) -> None:
@@ -167,7 +167,7 @@ def _csv(df: Any, path: Path) -> Path:
 
 
 def _scenario_sections(
-    md: _Doc,
+    md: MarkdownDoc,
     pts: Any,
     episodes: Any,
     scenario: str,
@@ -391,7 +391,7 @@ def _claims_markdown(cc: Any) -> str:
     return markdown(pd.DataFrame(rows), ["l", "l", "l", "r", "r", "l", "r", "r", "l"])
 
 
-def _curves_section(md: _Doc, curves: Any, pts: Any, figs: Path) -> None:
+def _curves_section(md: MarkdownDoc, curves: Any, pts: Any, figs: Path) -> None:
     from analysis.curves import learning_curves, trial_tags
 
     md.h(2, "Learning curves")
@@ -416,7 +416,9 @@ def _curves_section(md: _Doc, curves: Any, pts: Any, figs: Path) -> None:
     )
 
 
-def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path, reps: int) -> None:
+def _pool_section(
+    md: MarkdownDoc, root: Path, episodes: Any, figs: Path, tabs: Path, reps: int
+) -> None:
     """The credit pool: every evaluated pool policy, then the pool-compare runs drawn."""
     from analysis import pool_figures, tables
 
@@ -453,7 +455,7 @@ def _pool_section(md: _Doc, root: Path, episodes: Any, figs: Path, tabs: Path, r
             md.p(f"_Could not draw {name}: {type(exc).__name__}: {exc}_")
 
 
-def _paper_section(md: _Doc, tabs: Path) -> None:
+def _paper_section(md: MarkdownDoc, tabs: Path) -> None:
     from analysis import tables
 
     md.h(2, "The paper's reported numbers (for reference)")
@@ -468,7 +470,7 @@ def _paper_section(md: _Doc, tabs: Path) -> None:
     )
 
 
-def _inputs_section(md: _Doc, data: Any, sup: int) -> None:
+def _inputs_section(md: MarkdownDoc, data: Any, sup: int) -> None:
     """What was read; ``sup``: evaluations superseded by a repeat (see ``collect.points``)."""
     import pandas as pd
 

@@ -105,10 +105,10 @@ def test_pseudo_runs_resample_blocks() -> None:
 
 def test_report_section_and_recompute(tmp_path: Path, stats: tuple[pd.DataFrame, ...]) -> None:
     from analysis import runs_report
-    from analysis.report import _Doc
+    from analysis.report import MarkdownDoc
 
     e, _, _ = stats
-    md = _Doc(tmp_path)
+    md = MarkdownDoc(tmp_path)
     (tmp_path / "figures").mkdir()
     (tmp_path / "tables").mkdir()
     st = runs_report.report_section(md, tmp_path, e, pd.DataFrame(), tmp_path / "figures",
@@ -161,14 +161,14 @@ def test_adaptivity_margins_over_seeds() -> None:
 
 def test_learning_curves_over_runs_without_a_reward_grid(tmp_path: Path) -> None:
     from analysis import runs_report
-    from analysis.report import _Doc
+    from analysis.report import MarkdownDoc
 
     curves = pd.DataFrame(
         [{"source": f"run_s{s}", "preset": "three_cell_hetero", "delta": 0.9, "penalty": 0.0,
           "iteration": i, "env_steps": 4000 * i,
           runs_report.CURVE_METRIC: float(i + s)} for s in range(3) for i in range(1, 6)]
     )  # fmt: skip
-    md = _Doc(tmp_path)
+    md = MarkdownDoc(tmp_path)
     st = runs_report.report_section(md, tmp_path, pd.DataFrame(), curves, tmp_path, tmp_path,
                                     reps=REPS)  # fmt: skip
     assert st.empty and "## Learning curves over runs" in md.text()

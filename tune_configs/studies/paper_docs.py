@@ -178,36 +178,14 @@ def write_docs(
     return md
 
 
-class _Lines:
-    """The part of the report's document API the run-level section uses, writing into ``out``."""
-
-    def __init__(self, out: Path) -> None:
-        self.out = out
-        self.parts: list[str] = []
-
-    def rel(self, path: Path) -> str:
-        return str(Path(path).resolve().relative_to(self.out))
-
-    def link(self, path: Path, text: str | None = None) -> str:
-        return f"[{text or self.rel(path)}]({self.rel(path)})"
-
-    def h(self, level: int, text: str) -> None:
-        self.parts += [f"{'#' * level} {text}", ""]
-
-    def p(self, text: str) -> None:
-        self.parts += [text.strip(), ""]
-
-    def img(self, path: Path, alt: str) -> None:
-        self.parts += [f"![{alt}]({self.rel(path)})", ""]
-
-
 def _claims_over_runs(out: Path, data: Any) -> list[str]:
     """The report's section on claims over training runs (analysis.runs_report), here."""
     from analysis import runs_report
+    from analysis.report import MarkdownDoc
 
-    doc = _Lines(out)
+    doc = MarkdownDoc(out)
     runs_report.report_section(doc, out, data.episodes, data.curves, out, out)
-    return doc.parts
+    return [doc.text(), ""] if doc.parts else []
 
 
 if __name__ == "__main__":
