@@ -243,7 +243,7 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from tune_configs.controllers import evaluate_checkpoint, get_controller
+    from tune_configs.controllers import get_controller
     from tune_configs.ops import barrier
     from tune_configs.training import TIMESTEPS, TrainingRun, run_training
 
@@ -277,29 +277,40 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
             run, out_dir / "checkpoint", on_iteration, restore=restore,
             on_start=lambda: barrier.reach("start", name),
         )  # fmt: skip
-    metrics, steps = result.metrics, int(result.metrics[TIMESTEPS])
     train_s = time.perf_counter() - t0
+    evaluation = _evaluate_run(cfg, run, result, out_dir, train_s)
+    barrier.reach("end", name)
+    tune.report(
+        {**result.metrics, **evaluation, "train_s": train_s},
+        checkpoint=tune.Checkpoint.from_directory(str(result.checkpoint)),
+    )
+
+
+def _evaluate_run(
+    cfg: Mapping[str, Any], run: Any, result: Any, out_dir: Path, train_s: float
+) -> dict[str, float]:
+    """Evaluate a finished training run into a result set (kind ``ppo-trial``) in ``out_dir``
+    with the run's record; returns its ``eval/<metric>`` values."""
+    from tune_configs.controllers import evaluate_checkpoint
+    from tune_configs.training import TIMESTEPS
+
     extra = {
         **_trial_meta(cfg),
         "train_seed": run.seed,
-        "timesteps": steps,
+        "timesteps": int(result.metrics[TIMESTEPS]),
         "timesteps_budget": run.timesteps,
         "resumed_from_steps": result.resumed_from_steps,
         "hparams": run.hparams,
         "resources": run.resources.to_dict(),
         "train_s": round(train_s, 1),
-        "final_train_metrics": metrics,
+        "final_train_metrics": result.metrics,
     }
     summary = evaluate_checkpoint(
         result.checkpoint, int(cfg["eval_episodes"]), int(cfg["eval_seed"]), out_dir,
         extra=extra, what="ppo-trial",
     )  # fmt: skip
     horizon = run.controller.env_params(run.env_config).scenario.episode_steps
-    barrier.reach("end", name)
-    tune.report(
-        {**metrics, **eval_metrics(summary, run.controller.eval_keys, horizon), "train_s": train_s},
-        checkpoint=tune.Checkpoint.from_directory(str(result.checkpoint)),
-    )
+    return eval_metrics(summary, run.controller.eval_keys, horizon)
 
 
 SEEDS_DONE = "seeds_done.json"  # the Tune checkpoint of a multi-seed trial
@@ -318,7 +329,7 @@ def _ppo_seeds_trial(cfg: dict[str, Any]) -> None:
     import torch
     from ray import tune
 
-    from tune_configs.controllers import evaluate_checkpoint, get_controller
+    from tune_configs.controllers import get_controller
     from tune_configs.ops import barrier
     from tune_configs.training import TIMESTEPS, TrainingLog, TrainingRun, run_training
 
@@ -346,22 +357,11 @@ def _ppo_seeds_trial(cfg: dict[str, Any]) -> None:
         with TrainingLog(seed_dir) as log:
             result = run_training(run, seed_dir / "checkpoint", log.add)
         train_s = time.perf_counter() - t0
-        steps = int(result.metrics[TIMESTEPS])
-        extra = {
-            **meta, "train_seed": seed, "timesteps": steps, "timesteps_budget": run.timesteps,
-            "resumed_from_steps": 0, "hparams": run.hparams, "resources": run.resources.to_dict(),
-            "train_s": round(train_s, 1), "final_train_metrics": result.metrics,
-        }  # fmt: skip
-        summary = evaluate_checkpoint(
-            result.checkpoint, int(cfg["eval_episodes"]), int(cfg["eval_seed"]), seed_dir,
-            extra=extra, what="ppo-trial",
-        )  # fmt: skip
+        evaluation = _evaluate_run(cfg, run, result, seed_dir, train_s)
         done.append(seed)
-        horizon = controller.env_params(run.env_config).scenario.episode_steps
         metrics = {
-            **eval_metrics(summary, controller.eval_keys, horizon), "train_s": train_s,
-            TIMESTEPS: float(steps * len(done)), "seeds_done": float(len(done)),
-            "last_seed": float(seed),
+            **evaluation, "train_s": train_s, "seeds_done": float(len(done)),
+            TIMESTEPS: float(result.metrics[TIMESTEPS]) * len(done), "last_seed": float(seed),
         }  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / SEEDS_DONE).write_text(json.dumps(done))
