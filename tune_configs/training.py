@@ -249,7 +249,6 @@ def run_training(
 
     phases = phases or Phases()
     algo = None
-    rows: list[dict[str, float]] = []
     with contextlib.ExitStack() as stack:
         ppo = run.controller.build_config(
             run.env_config, run.hparams, run.resources, seed=run.seed, **run.options
@@ -267,11 +266,13 @@ def run_training(
             offset = int((read_sidecar(restore) or {}).get("timesteps", 0))
         if on_start is not None:
             on_start()
+        last: dict[str, float] = {TIMESTEPS: float(offset)}  # what an interruption keeps
 
         def each(metrics: dict[str, float], _result: Mapping[str, Any]) -> None:
             if metrics[TIMESTEPS] < offset:  # a restored algorithm may restart its counter
                 metrics[TIMESTEPS] += offset
-            rows.append(metrics)
+            last.clear()
+            last.update(metrics)
             if on_iteration is not None:
                 on_iteration(metrics, algo)
 
@@ -282,7 +283,7 @@ def run_training(
             if not interruptible:
                 raise
             status = "interrupted"
-            final = rows[-1] if rows else {TIMESTEPS: float(offset)}
+            final = dict(last)
         phases.lap("train")
         ckpt = run.save(
             algo, checkpoint_dir, hparams=run.hparams, timesteps=int(final.get(TIMESTEPS, 0))
