@@ -152,3 +152,13 @@ def ray_session() -> Iterator[Any]:
     yield ray
     if started and ray.is_initialized():
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session (:mod:`tests.helpers.browser`); skipped with the
+    reason where Chromium cannot be installed."""
+    from tests.helpers.browser import launched
+
+    with launched() as b:
+        yield b

@@ -32,7 +32,6 @@ import importlib.util
 import json
 import os
 import shlex
-import shutil
 import socket
 import subprocess
 import sys
@@ -47,6 +46,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
+from tests.helpers.system import need_debian_packages
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -85,20 +86,7 @@ def cache_dir() -> Path:
 
 def install_tools() -> None:
     """podman & co. from Debian's packages, or skip with the reason."""
-    missing = [p for p in PACKAGES if shutil.which(p) is None]
-    if not missing:
-        return
-    why = f"needs {', '.join(missing)} (apt-get install {' '.join(PACKAGES)})"
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip(f"{why}; cannot install them here (not root, or no apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    r = subprocess.run(install, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True)
-        r = subprocess.run(install, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"{why}; apt-get failed: {r.stderr.strip()[-500:]}")
+    need_debian_packages(PACKAGES)
 
 
 def engine_env(cache: Path) -> dict[str, str]:
