@@ -75,8 +75,8 @@ MARGIN = 10
 PANEL_X = MAP_SIZE + 2 * MARGIN  # left edge of the text panel
 BAR_W = 110  # full length of a bar [px]
 # bar scales [jobs / units]: a bar is full at this value (the number is printed beside it)
-UPLINK_SCALE = 60.0
-QUEUE_SCALE = 30.0
+UPLINK_SCALE = 200.0
+QUEUE_SCALE = 80.0
 
 _fonts: dict[int, Any] = {}
 
