@@ -318,6 +318,19 @@ def _pool_timeline(table: pd.DataFrame, title: str) -> Any:
     return fig
 
 
+def figure_rgb(fig: Any, dpi: int = 90) -> Frame:
+    """A figure as an RGB array ``(H, W, 3)`` (the figure is closed)."""
+    from analysis.plot_style import plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    from PIL import Image
+
+    buf.seek(0)
+    return np.array(Image.open(buf).convert("RGB"), dtype=np.uint8)
+
+
 # --- video ------------------------------------------------------------------------------------
 def _label_bar(text: str, width: int) -> Frame:
     from PIL import Image, ImageDraw, ImageFont
@@ -349,16 +362,22 @@ def write_gif(frames: Sequence[Frame], path: Path, fps: float = RENDER_FPS) -> P
 
 
 def gif_bytes(frames: Sequence[Frame], fps: float = RENDER_FPS, scale: float = 1.0) -> bytes:
-    """An animated GIF of ``frames`` (looping), optionally scaled down."""
+    """An animated GIF of ``frames`` (looping), optionally scaled down. One palette for every
+    frame (built from a few frames spread over the episode, no dithering): several times faster
+    and smaller than a palette per frame."""
     from PIL import Image
 
     images = [Image.fromarray(f) for f in frames]
     if scale != 1.0:
-        size = (int(images[0].width * scale), int(images[0].height * scale))
+        size = (int(round(images[0].width * scale)), int(round(images[0].height * scale)))
         images = [im.resize(size, Image.Resampling.BILINEAR) for im in images]
+    picks = np.unique(np.linspace(0, len(images) - 1, 4).round().astype(int))
+    sample = Image.fromarray(np.vstack([np.asarray(images[i]) for i in picks]))
+    palette = sample.quantize(colors=128, method=Image.Quantize.MEDIANCUT)
+    indexed = [im.quantize(palette=palette, dither=Image.Dither.NONE) for im in images]
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
-                   duration=int(1000 / fps), loop=0, optimize=False)  # fmt: skip
+    indexed[0].save(buf, format="GIF", save_all=True, append_images=indexed[1:],
+                    duration=int(1000 / fps), loop=0)  # fmt: skip
     return buf.getvalue()
 
 

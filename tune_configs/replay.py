@@ -357,3 +357,43 @@ def _pool_episode(name: str, ps: Any, controller: Any, seed: int, frames: bool) 
                 np.ascontiguousarray(share, dtype=np.float64))  # fmt: skip
         rec.step()
     return rec.finish(ps.metrics())
+
+
+# --- TensorBoard ---------------------------------------------------------------------------------
+TB_TIMELINE, TB_EPISODE = "replay/timeline", "replay/episode"
+TB_SUFFIX = ".replay"  # the event file's suffix, beside the run's other event files
+TB_GIF_SCALE = 1.0
+
+
+def log_replay_to_tensorboard(
+    policy: str | Path, logdir: str | Path, seed: int, step: int, **overrides: Any
+) -> dict[str, Any]:
+    """Replay a trained policy on episode ``seed`` (its evaluation scenario, or ``overrides``)
+    into the TensorBoard run ``logdir``: the timeline figure as image :data:`TB_TIMELINE` and
+    the rendered episode as an animated GIF :data:`TB_EPISODE` (TensorBoard's image dashboard
+    plays it), both at global step ``step``, in their own event file (suffix
+    :data:`TB_SUFFIX`), which TensorBoard shows as part of the run. Returns what was logged."""
+    from tensorboardX import SummaryWriter
+    from tensorboardX.proto.summary_pb2 import Summary
+
+    from analysis.replay import (
+        compose_frames,
+        figure_rgb,
+        gif_bytes,
+        timeline_figure,
+        trace_table,
+    )
+
+    replay = run_replay([parse_spec(str(policy))], seed, overrides.pop("preset", None), overrides)
+    timeline = figure_rgb(timeline_figure(trace_table(replay.traces), replay.title, replay.regimes))
+    frames = compose_frames(replay.traces)
+    gif = gif_bytes(frames, scale=TB_GIF_SCALE)
+    height, width = (int(round(d * TB_GIF_SCALE)) for d in frames[0].shape[:2])
+    image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
+    with SummaryWriter(str(logdir), filename_suffix=TB_SUFFIX) as writer:
+        writer.add_image(TB_TIMELINE, timeline, global_step=step, dataformats="HWC")
+        writer.file_writer.add_summary(
+            Summary(value=[Summary.Value(tag=TB_EPISODE, image=image)]), global_step=step
+        )
+    return {"tags": [TB_TIMELINE, TB_EPISODE], "frames": len(frames), "gif_bytes": len(gif),
+            "timeline_shape": list(timeline.shape)}  # fmt: skip
