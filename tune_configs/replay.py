@@ -98,7 +98,14 @@ def parse_spec(text: str) -> ControllerSpec:
     if not path.is_dir():
         raise SpecError(f"controller {text!r} is not a directory; a controller is {SPEC_FORMS}")
     from tune_configs.controllers import POOL_CONTROLLERS, controller_of_checkpoint
+    from tune_configs.policies.checkpoint import MODULE_DIR, read_sidecar
+    from tune_configs.policies.shipped import is_shipped
 
+    if not (is_shipped(path) or read_sidecar(path) is not None or (path / MODULE_DIR).is_dir()):
+        raise SpecError(
+            f"controller {text!r} holds no policy (neither a shipped policy nor an RLlib "
+            f"checkpoint); a controller is {SPEC_FORMS}"
+        )
     try:
         controller = controller_of_checkpoint(path)
     except (ValueError, OSError) as exc:
@@ -220,8 +227,6 @@ def _cell_rule(spec: ControllerSpec, params: Any) -> Callable[[Any, Any], Any]:
             raise SpecError(f"controller {spec.text!r}: {len(spec.splits)} splits for {n_cells} cells")
         fixed = np.resize(np.asarray(spec.splits, dtype=np.float64), (n_cells, 2)).reshape(shape)
         return lambda _obs, _env: fixed
-    if spec.rule in POOL_RULES:
-        raise SpecError(f"controller {spec.text!r} acts on the credit pool only")
     rule = queue_aware() if spec.rule == "queue_aware" else heuristic(params)
     return lambda _obs, env: rule.act(env.raw_queues()).reshape(shape)
 
