@@ -158,7 +158,9 @@ def system_series(table: pd.DataFrame) -> pd.DataFrame:
     by = out.groupby("controller", sort=False)
     gen = by["ue_generated"].cumsum()
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["served_so_far_pct"] = np.where(gen > 0, 100 * by["ue_completed"].cumsum() / gen, np.nan)
+        out["served_so_far_pct"] = np.where(
+            gen > 0, 100 * by["ue_completed"].cumsum() / gen, np.nan
+        )
         out["fulfilled_so_far_pct"] = np.where(
             gen > 0, 100 * by["ue_fulfilled"].cumsum() / gen, np.nan
         )
@@ -190,8 +192,8 @@ def _regime_bands(axes: Sequence[Any], steps: NDArray[np.int64], regime: NDArray
             for ax in axes:
                 ax.axvspan(lo, hi, color=shades[int(regime[start]) % len(shades)], zorder=0)
             axes[0].text(
-                (lo + hi) / 2, 1.02, f"R{int(regime[start])}", transform=axes[0].get_xaxis_transform(),
-                ha="center", va="bottom", fontsize=7, color="#7a4a00",
+                (lo + hi) / 2, 1.02, f"R{int(regime[start])}", ha="center", va="bottom",
+                transform=axes[0].get_xaxis_transform(), fontsize=7, color="#7a4a00",
             )  # fmt: skip
             start = i
 
@@ -199,7 +201,8 @@ def _regime_bands(axes: Sequence[Any], steps: NDArray[np.int64], regime: NDArray
 def _final_text(series: pd.DataFrame, pool: bool) -> str:
     last = series.iloc[-1]
     if pool:
-        return f"fulfilled {last['fulfilled_so_far_pct']:.1f} %, served {last['served_so_far_pct']:.1f} %"
+        fulfilled, served = last["fulfilled_so_far_pct"], last["served_so_far_pct"]
+        return f"fulfilled {fulfilled:.1f} %, served {served:.1f} %"
     done = series["ue_completed"].sum()
     sync = series["sum_aosi"].sum() / done if done else math.nan
     e2e = series["sum_aori"].sum() / done if done else math.nan
@@ -306,7 +309,8 @@ def _pool_timeline(table: pd.DataFrame, title: str) -> Any:
     axes[2, 0].set_ylabel("received (+) / lent (-)\n[units]", fontsize=8)
     axes[3, 0].set_ylabel("credit balance", fontsize=8)
     axes[4, 0].set_ylabel(
-        "fulfilled so far [%]\n(a cell: done at its MEC /\ngenerated in it; handovers\nmay exceed 100)",
+        "fulfilled so far [%]\n(a cell: done at its MEC /\ngenerated in it; "
+        "handovers\nmay exceed 100)",
         fontsize=8,
     )
     handles, labels = axes[0, 0].get_legend_handles_labels()
@@ -369,7 +373,7 @@ def gif_bytes(frames: Sequence[Frame], fps: float = RENDER_FPS, scale: float = 1
 
     images = [Image.fromarray(f) for f in frames]
     if scale != 1.0:
-        size = (int(round(images[0].width * scale)), int(round(images[0].height * scale)))
+        size = (round(images[0].width * scale), round(images[0].height * scale))
         images = [im.resize(size, Image.Resampling.BILINEAR) for im in images]
     picks = np.unique(np.linspace(0, len(images) - 1, 4).round().astype(int))
     sample = Image.fromarray(np.vstack([np.asarray(images[i]) for i in picks]))

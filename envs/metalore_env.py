@@ -56,7 +56,9 @@ class SeededEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
 def check_render_mode(render_mode: str | None) -> str | None:
     """``render_mode`` if the envs support it (None, ``"rgb_array"``, ``"ansi"``)."""
     if render_mode is not None and render_mode not in RENDER_MODES:
-        raise ValueError(f"render_mode {render_mode!r} is not supported; choose one of {RENDER_MODES}")
+        raise ValueError(
+            f"render_mode {render_mode!r} is not supported; choose one of {RENDER_MODES}"
+        )
     return render_mode
 
 

@@ -261,9 +261,7 @@ def _totals(sim: Simulator) -> tuple[str, str]:
     return f"UE jobs done {done:g} / {gen:g} (served {served})", step
 
 
-def _table(
-    cv: _Canvas, x: float, y: float, cols: tuple[str, ...], rows: list[list[float]]
-) -> None:
+def _table(cv: _Canvas, x: float, y: float, cols: tuple[str, ...], rows: list[list[float]]) -> None:
     """One line per cell: its name in its colour, then the values under ``cols``."""
     width = (FRAME_WIDTH - x - 52) / len(cols)
     for j, name in enumerate(cols):
@@ -290,7 +288,7 @@ def render_cell_frame(sim: Simulator, title: str = "MetaLore") -> Frame:
     _draw_map(cv, sim)
     x = PANEL_X
     cv.text((x, MARGIN - 2), f"{title}  step {sim.t}/{sim.horizon}", 14)
-    y = MARGIN + 20
+    y: float = MARGIN + 20
     regime = _traffic_line(sim)
     if regime:
         cv.text((x, y), regime, 11, (120, 60, 0))
@@ -362,7 +360,7 @@ def render_pool_frame(ps: PoolSimulator, title: str = "MetaLore pool") -> Frame:
                 cv.text((mx + 4, my), f"{flows[i, j]:.0f}", 11, TRADE)
     x = PANEL_X
     cv.text((x, MARGIN - 2), f"{title}  step {sim.t}/{sim.horizon}", 14)
-    y = MARGIN + 20
+    y: float = MARGIN + 20
     on = "on" if ps.pool_params.cooperative else "off"
     cv.text(
         (x, y),

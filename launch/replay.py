@@ -43,7 +43,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", default="results/replay",
                    help="output directory (default results/replay)")  # fmt: skip
     p.add_argument("--video", choices=("mp4", "gif", "none"), default="mp4",
-                   help="video format (mp4 falls back to gif where it cannot be written)")  # fmt: skip
+                   help="video format (mp4 falls back to gif where it cannot be "
+                   "written)")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

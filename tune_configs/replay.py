@@ -202,19 +202,22 @@ def _cell_replay(
     params = params_from_env_config(scenario)
     traces = []
     for spec in specs:
+        act: Callable[[Any, Any], Any]
         if spec.kind == POLICY:
             policy = policies[spec.text]
             env = env_creator(policy.env_config)
-
-            def act(obs: Any, _env: Any, policy: Any = policy) -> Any:
-                return policy.act(np.asarray(obs, dtype=np.float32)[None])[0]
-
+            act = _policy_act(policy)
         else:
             env = env_creator(scenario)
             act = _cell_rule(spec, params)
         traces.append(_cell_episode(spec.text, env, act, seed, frames))
     return Replay(traces, False, str(scenario.get("preset", DEFAULT_CELL_PRESET)), seed,
                   describe, regime_text(params))  # fmt: skip
+
+
+def _policy_act(policy: Any) -> Callable[[Any, Any], Any]:
+    """A single-cell policy's deterministic action for one observation."""
+    return lambda obs, _env: policy.act(np.asarray(obs, dtype=np.float32)[None])[0]
 
 
 def _cell_rule(spec: ControllerSpec, params: Any) -> Callable[[Any, Any], Any]:
@@ -224,7 +227,9 @@ def _cell_rule(spec: ControllerSpec, params: Any) -> Callable[[Any, Any], Any]:
     shape = (2,) if n_cells == 1 else (n_cells, 2)
     if spec.kind == SPLIT:
         if len(spec.splits) not in (1, n_cells):
-            raise SpecError(f"controller {spec.text!r}: {len(spec.splits)} splits for {n_cells} cells")
+            raise SpecError(
+                f"controller {spec.text!r}: {len(spec.splits)} splits for {n_cells} cells"
+            )
         fixed = np.resize(np.asarray(spec.splits, dtype=np.float64), (n_cells, 2)).reshape(shape)
         return lambda _obs, _env: fixed
     rule = queue_aware() if spec.rule == "queue_aware" else heuristic(params)
@@ -317,8 +322,8 @@ def _pool_replay(
                     raise SpecError(
                         f"controller {spec.text!r}: {len(spec.splits)} splits for {n_cells} cells"
                     )
-                controller = StaticController(tuple(spec.splits * n_cells)[:n_cells]
-                                              if len(spec.splits) == 1 else spec.splits)  # fmt: skip
+                splits = spec.splits * n_cells if len(spec.splits) == 1 else spec.splits
+                controller = StaticController(tuple(splits))
             elif spec.rule == "greedy":
                 splits = spec.splits or base
                 if not splits:
@@ -393,7 +398,7 @@ def log_replay_to_tensorboard(
     timeline = figure_rgb(timeline_figure(trace_table(replay.traces), replay.title, replay.regimes))
     frames = compose_frames(replay.traces)
     gif = gif_bytes(frames, scale=TB_GIF_SCALE)
-    height, width = (int(round(d * TB_GIF_SCALE)) for d in frames[0].shape[:2])
+    height, width = (round(d * TB_GIF_SCALE) for d in frames[0].shape[:2])
     image = Summary.Image(height=height, width=width, colorspace=3, encoded_image_string=gif)
     with SummaryWriter(str(logdir), filename_suffix=TB_SUFFIX) as writer:
         writer.add_image(TB_TIMELINE, timeline, global_step=step, dataformats="HWC")

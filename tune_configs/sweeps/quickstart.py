@@ -50,10 +50,20 @@ RECIPE: dict[str, Any] = {"timesteps": 60_000, "hparams": {"gamma": 0.9}}
 # episode (timeline figure and animated episode, tune_configs.replay), a few seconds per run.
 # The paper study leaves it off (paper-grid: 210 runs in a fixed time budget).
 BUDGETS: dict[str, dict[str, Any]] = {
-    "small": {**RECIPE, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2),
-              "tb_replay": True},
-    "paper": {**RECIPE, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2, 3, 4),
-              "tb_replay": True},
+    "small": {
+        **RECIPE,
+        "eval_episodes": 100,
+        "episodes": 100,
+        "seeds": (0, 1, 2),
+        "tb_replay": True,
+    },
+    "paper": {
+        **RECIPE,
+        "eval_episodes": 100,
+        "episodes": 100,
+        "seeds": (0, 1, 2, 3, 4),
+        "tb_replay": True,
+    },
 }
 SETTINGS: tuple[Setting, ...] = (
     *PPO_SETTINGS,
