@@ -128,6 +128,14 @@ class _Canvas:
     def text(self, xy: tuple[float, float], text: str, size: int = 12, fill: RGB = BLACK) -> None:
         self.draw.text(xy, text, fill=fill, font=_font(size))
 
+    def heading(self, x: float, y: float, title: str, t: int, horizon: int) -> None:
+        """``title  step t/T`` in the panel, the title shortened from the left to fit."""
+        step = f"  step {t}/{horizon}"
+        room = FRAME_WIDTH - x - 6 - _font(14).getlength(step)
+        while len(title) > 4 and _font(14).getlength(title) > room:
+            title = "..." + title[4:]  # one character fewer each time
+        self.text((x, y), title + step, 14)
+
     def bar(
         self, x: float, y: float, value: float, scale: float, colour: RGB, label: str,
         centred: bool = False,
@@ -287,7 +295,7 @@ def render_cell_frame(sim: Simulator, title: str = "MetaLore") -> Frame:
     cv = _Canvas()
     _draw_map(cv, sim)
     x = PANEL_X
-    cv.text((x, MARGIN - 2), f"{title}  step {sim.t}/{sim.horizon}", 14)
+    cv.heading(x, MARGIN - 2, title, sim.t, sim.horizon)
     y: float = MARGIN + 20
     regime = _traffic_line(sim)
     if regime:
@@ -359,7 +367,7 @@ def render_pool_frame(ps: PoolSimulator, title: str = "MetaLore pool") -> Frame:
                 mx, my = (bs[i] + 2 * bs[j]) / 3.0
                 cv.text((mx + 4, my), f"{flows[i, j]:.0f}", 11, TRADE)
     x = PANEL_X
-    cv.text((x, MARGIN - 2), f"{title}  step {sim.t}/{sim.horizon}", 14)
+    cv.heading(x, MARGIN - 2, title, sim.t, sim.horizon)
     y: float = MARGIN + 20
     on = "on" if ps.pool_params.cooperative else "off"
     cv.text(
