@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +169,9 @@ def run_replay(
     :data:`DEFAULT_CELL_PRESET` / :data:`DEFAULT_POOL_PRESET`)."""
     if not specs:
         raise SpecError("name at least one controller")
+    names = [s.text for s in specs]
+    if len(set(names)) < len(names):
+        raise SpecError(f"a controller is named twice: {', '.join(names)}")
     overrides = dict(overrides or {})
     if any(s.pool for s in specs):
         return _pool_replay(specs, seed, preset, overrides, frames, say)
@@ -376,13 +379,19 @@ TB_GIF_SCALE = 1.0
 
 
 def log_replay_to_tensorboard(
-    policy: str | Path, logdir: str | Path, seed: int, step: int, **overrides: Any
+    policy: str | Path,
+    logdir: str | Path,
+    seed: int,
+    step: int,
+    label: str | None = None,
+    **overrides: Any,
 ) -> dict[str, Any]:
     """Replay a trained policy on episode ``seed`` (its evaluation scenario, or ``overrides``)
     into the TensorBoard run ``logdir``: the timeline figure as image :data:`TB_TIMELINE` and
     the rendered episode as an animated GIF :data:`TB_EPISODE` (TensorBoard's image dashboard
     plays it), both at global step ``step``, in their own event file (suffix
-    :data:`TB_SUFFIX`), which TensorBoard shows as part of the run. Returns what was logged."""
+    :data:`TB_SUFFIX`), which TensorBoard shows as part of the run. ``label`` names the policy in
+    the figure and the frames (default: its path). Returns what was logged."""
     from tensorboardX import SummaryWriter
     from tensorboardX.proto.summary_pb2 import Summary
 
@@ -394,7 +403,10 @@ def log_replay_to_tensorboard(
         trace_table,
     )
 
-    replay = run_replay([parse_spec(str(policy))], seed, overrides.pop("preset", None), overrides)
+    spec = parse_spec(str(policy))
+    if label:
+        spec = replace(spec, text=label)
+    replay = run_replay([spec], seed, overrides.pop("preset", None), overrides)
     timeline = figure_rgb(timeline_figure(trace_table(replay.traces), replay.title, replay.regimes))
     frames = compose_frames(replay.traces)
     gif = gif_bytes(frames, scale=TB_GIF_SCALE)

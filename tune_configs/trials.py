@@ -329,7 +329,8 @@ def _log_replay(checkpoint: Path, tb_dir: Path, seed: int, step: int) -> None:
     from tune_configs.replay import log_replay_to_tensorboard
 
     try:
-        log_replay_to_tensorboard(checkpoint, tb_dir, seed, step)
+        label = f"{checkpoint.parent.name} at {step:,} env steps"
+        log_replay_to_tensorboard(checkpoint, tb_dir, seed, step, label=label)
     except Exception:
         print(f"tb_replay: no replay logged to {tb_dir}:\n{traceback.format_exc()}",
               file=sys.stderr)  # fmt: skip

@@ -89,5 +89,7 @@ def test_controllers_that_cannot_act_together_are_refused() -> None:
         run_replay([parse_spec("rule:greedy:0.5,0.5")], 0, preset="paper", frames=False)
     with pytest.raises(SpecError, match="acts on one cell's queues"):
         run_replay([parse_spec(POOL), parse_spec("rule:queue_aware")], 0, frames=False)
+    with pytest.raises(SpecError, match="named twice"):
+        run_replay([parse_spec("split:0.3,0.3"), parse_spec("split:0.3,0.3")], 0, frames=False)
     with pytest.raises(SpecError, match="2 splits for 3 cells"):
         run_replay([parse_spec("split:0.3,0.3;0.4,0.4")], 0, preset="three_cell", frames=False)
