@@ -19,8 +19,8 @@ The acting (which controller, which env, stepping) is :mod:`tune_configs.replay`
 
 :func:`compose_frames` puts the controllers' frames side by side under a label bar;
 :func:`write_video` writes them as MP4 (imageio's ffmpeg plugin, ``imageio-ffmpeg``) or, where that
-is missing or fails, as an animated GIF; :func:`gif_bytes` and :func:`frame_strip` give the
-animation and a strip of frames for TensorBoard. :func:`write_replay` writes everything.
+is missing or fails, as an animated GIF; :func:`gif_bytes` and :func:`figure_rgb` give the
+animation and the figure as images for TensorBoard. :func:`write_replay` writes everything.
 """
 
 from __future__ import annotations
@@ -413,12 +413,6 @@ def write_video(
     elif fmt != "gif":
         raise ValueError(f"video format must be mp4 or gif, got {fmt!r}")
     return write_gif(frames, stem.with_suffix(".gif"), fps)
-
-
-def frame_strip(frames: Sequence[Frame], k: int = 5) -> Frame:
-    """``k`` frames evenly spaced over the episode, stacked vertically (an image strip)."""
-    idx = np.unique(np.linspace(0, len(frames) - 1, max(k, 1)).round().astype(int))
-    return np.ascontiguousarray(np.vstack([frames[i] for i in idx]))
 
 
 # --- everything -------------------------------------------------------------------------------

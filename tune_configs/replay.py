@@ -256,7 +256,8 @@ def _cell_episode(
 
 # --- the credit pool ----------------------------------------------------------------------------
 def _pool_policy(spec: ControllerSpec, asked: Mapping[str, Any]) -> tuple[Any, Any, Any]:
-    """(controller, its PoolSimulator's params, pool params, evaluation) of a pool policy."""
+    """``(controller, its PoolSimulator, evaluation)`` of a pool policy: the simulator built
+    from the policy's evaluation env config, as ``launch eval`` builds it."""
     from envs.pool.env import MetaLorePoolEnv
     from envs.pool.multiagent import MultiCellPoolEnv
     from tune_configs.controllers import CENTRAL, load_any_pool_controller
@@ -347,11 +348,12 @@ def _pool_replay(
                     "use split:..., rule:greedy or a pool policy"
                 )
         traces.append(_pool_episode(spec.text, ps, controller, seed, frames))
-    return Replay(traces, True, params_preset(asked, policies), seed, describe,
+    return Replay(traces, True, _pool_preset(asked, policies), seed, describe,
                   regime_text(params), notes)  # fmt: skip
 
 
-def params_preset(asked: Mapping[str, Any], policies: Mapping[str, Any]) -> str:
+def _pool_preset(asked: Mapping[str, Any], policies: Mapping[str, Any]) -> str:
+    """The preset name of a pool replay (for its record)."""
     if "preset" in asked:
         return str(asked["preset"])
     for _policy, _ps, evaluation in policies.values():

@@ -14,7 +14,6 @@ from analysis.replay import (
     POOL_COLUMNS,
     Recorder,
     compose_frames,
-    frame_strip,
     gif_bytes,
     timeline_figure,
     trace_table,
@@ -123,7 +122,6 @@ def test_frames_compose_side_by_side_and_encode_as_mp4_and_gif(tmp_path: Path) -
     assert gif.read_bytes()[:6] == b"GIF89a"
     assert len(iio.mimread(gif)) == 31
     assert gif_bytes(frames[:3], scale=0.5)[:6] == b"GIF89a"
-    assert frame_strip(frames, 4).shape == (4 * h, w, 3)
 
 
 def test_a_video_falls_back_to_gif_where_mp4_cannot_be_written(
