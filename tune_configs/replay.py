@@ -10,7 +10,7 @@ A controller is named one way on the command line (:func:`parse_spec`):
 * a rule: ``rule:queue_aware`` (our backlog-balancing rule, default parameters),
   ``rule:heuristic`` (the paper's heuristic split) or, on the credit pool, ``rule:greedy`` (the
   greedy share rule; its splits are a pool policy's ``base_splits`` when the policy is replayed
-  on its training scenario, else the rule's own split search on tuning seeds, about 10-20 s) or
+  on its training scenario, else the rule's own split search on tuning seeds, about 10 s) or
   ``rule:greedy:B,C;B,C;...`` (given splits).
 
 Every controller runs on the same scenario and episode seed (common random numbers: the traffic
