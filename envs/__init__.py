@@ -9,8 +9,11 @@
   credit pool, one central controller (action ``(n_cells, 3)`` = ``(w_b, w_c, s)``). The per-cell
   multi-agent view is :class:`envs.pool.multiagent.MultiCellPoolEnv`.
 
-Every preset, single- and multi-cell, is listed in :data:`envs.core.presets.PRESETS`. This package
-never imports Ray, so any RL library can use the environments.
+Every preset, single- and multi-cell, is listed in :data:`envs.core.presets.PRESETS`. Every env
+renders (``render_mode="rgb_array"`` or ``"ansi"``, :mod:`envs.render`). This package never imports
+Ray, so any RL library can use the environments; name them ``"envs:MetaLore-v0"`` where other
+processes make them (RLlib's env runners, Stable-Baselines3's subprocess vector envs): Gymnasium
+then imports this package, and so registers the ids, in each of those processes.
 """
 
 from gymnasium.envs.registration import register, registry

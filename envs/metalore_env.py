@@ -17,6 +17,7 @@ from envs.core.params import EnvParams
 from envs.core.presets import make_params
 from envs.core.sim import Simulator
 from envs.core.traffic import TR_REGIME
+from envs.render import RENDER_FPS, RENDER_MODES, cell_text, render_cell_frame
 
 # The per-cell KPIs a step's ``info`` carries, by their names in ``envs.core.metrics.KPI_NAMES``.
 _INFO_NAMES = (
@@ -50,6 +51,15 @@ class SeededEnv(gym.Env[NDArray[np.float32], NDArray[np.float32]]):
     def _start_episode(self, episode_seed: int) -> tuple[NDArray[np.float32], dict[str, Any]]:
         """Start episode ``episode_seed``: the first observation and the rest of the info."""
         raise NotImplementedError
+
+
+def check_render_mode(render_mode: str | None) -> str | None:
+    """``render_mode`` if the envs support it (None, ``"rgb_array"``, ``"ansi"``)."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(
+            f"render_mode {render_mode!r} is not supported; choose one of {RENDER_MODES}"
+        )
+    return render_mode
 
 
 def resolve_params(
@@ -134,13 +144,19 @@ class MetaLoreEnv(SeededEnv):
     draws its traffic from the ``rand_*`` ranges at reset; ``info["traffic"]`` of ``reset``
     holds the draw.
 
+    ``render_mode="rgb_array"``: ``render()`` returns the current state as a
+    ``(400, 640, 3)`` ``uint8`` frame (map of BS, sensors and UEs with their jobs in flight,
+    bars for the uplink and MEC queues, the applied ``(w_b, w_c)``, the regime; see
+    :mod:`envs.render`); ``"ansi"`` returns the same as text. Rendering never changes an episode
+    and costs nothing until ``render()`` is called.
+
     ## Version history
     * v0: initial version (model of 2026-11); traffic regimes and randomisation, the uplink
       observation, the residual action and the reward scale added as options (the defaults are
-      unchanged).
+      unchanged); rendering added (no change to the dynamics).
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+    metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": RENDER_FPS}  # noqa: RUF012
 
     def __init__(
         self,
@@ -149,8 +165,7 @@ class MetaLoreEnv(SeededEnv):
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} is not supported (no rendering)")
+        self.render_mode = check_render_mode(render_mode)
         self.params = resolve_params(preset, params, **overrides)
         self.sim = Simulator(self.params)
         self.action_space = action_space(self.params)
@@ -201,6 +216,14 @@ class MetaLoreEnv(SeededEnv):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._obs_view = self.sim.obs.reshape(self._obs_shape)  # pickling copied the view apart
+
+    def render(self) -> Any:
+        """The current state: a frame (``rgb_array``), text (``ansi``) or None (no mode)."""
+        if self.render_mode == "rgb_array":
+            return render_cell_frame(self.sim)
+        if self.render_mode == "ansi":
+            return cell_text(self.sim)
+        return None
 
     def raw_queues(self) -> NDArray[np.float64]:
         """Untransformed queue lengths ``(n_cells, 2)`` (whatever ``obs_mode`` is)."""

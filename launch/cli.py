@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "submit": "launch.submit",
     "jobs": "launch.jobs",
     "pool-compare": "launch.pool_compare",
+    "replay": "launch.replay",
     "adapt": "launch.adapt",
 }
 

@@ -15,7 +15,10 @@ every trial of every sweep:
   checkpoint to ``<trial dir>/checkpoint``, evaluate it deterministically over ``eval_episodes``
   episodes (seeds ``eval_seed``...) and write a result set (kind ``ppo-trial``, or
   ``pool-ppo-trial`` for the pool). The last report carries the evaluation as ``eval/<metric>``
-  (the controller's ``eval_keys``) and the final checkpoint.
+  (the controller's ``eval_keys``) and the final checkpoint. With ``tb_replay`` the trained
+  policy is also replayed on the first evaluation episode into the run's TensorBoard events
+  (:func:`tune_configs.replay.log_replay_to_tensorboard`: the timeline figure and the animated
+  episode, at the run's last env step).
 * ``"static"``: evaluate a block of static splits (``splits``: list of ``[w_b, w_c]``, plus the
   heuristic and queue-aware rules if ``baselines``) with the batched evaluator (kind ``static``);
   reports the block's best return and its size.
@@ -60,6 +63,7 @@ PPO_DEFAULTS: dict[str, Any] = {
     "eval_episodes": 100,
     "eval_seed": 0,
     "checkpoint_every": 10,  # iterations between Tune checkpoints (crash recovery)
+    "tb_replay": False,  # log a replay of the trained policy to its TensorBoard run
     "torch_threads": 1,
 }
 STATIC_DEFAULTS: dict[str, Any] = {
@@ -278,7 +282,7 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
             on_start=lambda: barrier.reach("start", name),
         )  # fmt: skip
     train_s = time.perf_counter() - t0
-    evaluation = _evaluate_run(cfg, run, result, out_dir, train_s)
+    evaluation = _evaluate_run(cfg, run, result, out_dir, train_s, tb_dir=out_dir)
     barrier.reach("end", name)
     tune.report(
         {**result.metrics, **evaluation, "train_s": train_s},
@@ -287,10 +291,11 @@ def _ppo_trial(cfg: dict[str, Any]) -> None:
 
 
 def _evaluate_run(
-    cfg: Mapping[str, Any], run: Any, result: Any, out_dir: Path, train_s: float
+    cfg: Mapping[str, Any], run: Any, result: Any, out_dir: Path, train_s: float, tb_dir: Path
 ) -> dict[str, float]:
     """Evaluate a finished training run into a result set (kind ``ppo-trial``) in ``out_dir``
-    with the run's record; returns its ``eval/<metric>`` values."""
+    with the run's record; returns its ``eval/<metric>`` values. With ``tb_replay`` the policy's
+    replay goes to the TensorBoard run ``tb_dir``."""
     from tune_configs.controllers import evaluate_checkpoint
     from tune_configs.training import TIMESTEPS
 
@@ -309,8 +314,26 @@ def _evaluate_run(
         result.checkpoint, int(cfg["eval_episodes"]), int(cfg["eval_seed"]), out_dir,
         extra=extra, what="ppo-trial",
     )  # fmt: skip
+    if cfg.get("tb_replay"):
+        _log_replay(result.checkpoint, tb_dir, int(cfg["eval_seed"]), extra["timesteps"])
     horizon = run.controller.env_params(run.env_config).scenario.episode_steps
     return eval_metrics(summary, run.controller.eval_keys, horizon)
+
+
+def _log_replay(checkpoint: Path, tb_dir: Path, seed: int, step: int) -> None:
+    """The replay of a trained policy in its TensorBoard run; a failure is reported on the
+    trial's stderr and leaves the trial (its training and evaluation are done) unharmed."""
+    import sys
+    import traceback
+
+    from tune_configs.replay import log_replay_to_tensorboard
+
+    try:
+        label = f"{checkpoint.parent.name} at {step:,} env steps"
+        log_replay_to_tensorboard(checkpoint, tb_dir, seed, step, label=label)
+    except Exception:
+        print(f"tb_replay: no replay logged to {tb_dir}:\n{traceback.format_exc()}",
+              file=sys.stderr)  # fmt: skip
 
 
 SEEDS_DONE = "seeds_done.json"  # the Tune checkpoint of a multi-seed trial
@@ -357,7 +380,7 @@ def _ppo_seeds_trial(cfg: dict[str, Any]) -> None:
         with TrainingLog(seed_dir) as log:
             result = run_training(run, seed_dir / "checkpoint", log.add)
         train_s = time.perf_counter() - t0
-        evaluation = _evaluate_run(cfg, run, result, seed_dir, train_s)
+        evaluation = _evaluate_run(cfg, run, result, seed_dir, train_s, tb_dir=seed_dir / "tb")
         done.append(seed)
         metrics = {
             **evaluation, "train_s": train_s, "seeds_done": float(len(done)),

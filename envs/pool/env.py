@@ -18,14 +18,15 @@ from numpy.typing import NDArray
 
 from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams
-from envs.metalore_env import SeededEnv
+from envs.metalore_env import SeededEnv, check_render_mode
 from envs.pool.control import (
     ControlOptions,
     PoolControl,
     split_control_overrides,
 )
-from envs.pool.multiagent import REWARDS, build_pool_sim
+from envs.pool.multiagent import REWARDS, build_pool_sim, render_pool
 from envs.pool.obs import REWARD_FULFILLED, REWARD_METALORE
+from envs.render import RENDER_FPS, RENDER_MODES
 
 
 class MetaLorePoolEnv(SeededEnv):
@@ -73,12 +74,16 @@ class MetaLorePoolEnv(SeededEnv):
     ``obs_mode="log1p"``), PoolParams fields (``cooperative=False``, ``endowment=1000``,
     ``price=2``, ``backhaul_delay=2``) or control options (``obs="trader"``).
 
+    ``render_mode="rgb_array"`` / ``"ansi"``: ``render()`` shows the cells, their backlogs,
+    shares, capacities and balances and the last clearing's trades as arrows between cells
+    (:mod:`envs.render`); rendering never changes an episode.
+
     ## Version history
     * v0: initial version; control options added later (their defaults keep the original
-      observation, action and reward, so the version stays).
+      observation, action and reward, so the version stays); rendering added.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
+    metadata: dict[str, Any] = {"render_modes": RENDER_MODES, "render_fps": RENDER_FPS}  # noqa: RUF012
 
     def __init__(
         self,
@@ -89,8 +94,7 @@ class MetaLorePoolEnv(SeededEnv):
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
-        if render_mode is not None:
-            raise ValueError(f"render_mode {render_mode!r} is not supported (no rendering)")
+        self.render_mode = check_render_mode(render_mode)
         if reward not in REWARDS:
             raise ValueError(f"invalid reward {reward!r}: choose one of {REWARDS}")
         control, overrides = split_control_overrides(overrides)
@@ -140,6 +144,10 @@ class MetaLorePoolEnv(SeededEnv):
 
     def _obs(self) -> NDArray[np.float32]:
         return self.control.observe()
+
+    def render(self) -> Any:
+        """The current state: a frame (``rgb_array``), text (``ansi``) or None (no mode)."""
+        return render_pool(self.ps, self.render_mode)
 
 
 if __name__ == "__main__":

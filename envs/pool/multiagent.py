@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams, resolve_pool, split_pool_overrides
 from envs.core.pool.sim import PoolSimulator
-from envs.metalore_env import resolve_params
+from envs.metalore_env import check_render_mode, resolve_params
 from envs.pool.control import ControlOptions, PoolControl, split_control_overrides
 from envs.pool.obs import (
     FEATURES,
@@ -33,10 +33,20 @@ from envs.pool.obs import (
     state_columns,
     with_global_state,
 )
+from envs.render import RENDER_FPS, RENDER_MODES, pool_text, render_pool_frame
 
 REWARDS = ("metalore", "fulfilled")
 SCOPES = ("team", "local")
 CRITICS = ("local", "central")
+
+
+def render_pool(ps: PoolSimulator, render_mode: str | None) -> Any:
+    """What ``render()`` of a pool env returns in ``render_mode`` (:mod:`envs.render`)."""
+    if render_mode == "rgb_array":
+        return render_pool_frame(ps)
+    if render_mode == "ansi":
+        return pool_text(ps)
+    return None
 
 
 def agent_ids(n_cells: int) -> list[str]:
@@ -109,12 +119,19 @@ class MultiCellPoolEnv:
     ``endowment=1000``) or control option (``obs="trader"``, ``action_mode="residual"``,
     ``reward_scale=0.1``).
 
+    ``render_mode="rgb_array"`` / ``"ansi"``: ``render()`` shows every cell as the central
+    env's does (:mod:`envs.render`).
+
     ## Version history
     * v0: initial version; control options added later (their defaults keep the original
-      observation, action and reward, so the version stays).
+      observation, action and reward, so the version stays); rendering added.
     """
 
-    metadata: dict[str, Any] = {"name": "metalore_pool_v0", "render_modes": []}  # noqa: RUF012
+    metadata: dict[str, Any] = {  # noqa: RUF012
+        "name": "metalore_pool_v0",
+        "render_modes": RENDER_MODES,
+        "render_fps": RENDER_FPS,
+    }
 
     def __init__(
         self,
@@ -124,8 +141,10 @@ class MultiCellPoolEnv:
         reward: str = "metalore",
         scope: str = "team",
         critic: str = "local",
+        render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
+        self.render_mode = check_render_mode(render_mode)
         if critic not in CRITICS:
             raise ValueError(f"invalid critic {critic!r}: choose one of {CRITICS}")
         if reward not in REWARDS:
@@ -244,6 +263,10 @@ class MultiCellPoolEnv:
     def _observe(self) -> NDArray[np.float32]:
         feats = self.control.observe()
         return with_global_state(feats, self._state_cols) if self._state_cols else feats
+
+    def render(self) -> Any:
+        """The current state: a frame (``rgb_array``), text (``ansi``) or None (no mode)."""
+        return render_pool(self.ps, self.render_mode)
 
     def episode_metrics(self) -> dict[str, Any]:
         """CIVIC metrics of the episode so far."""

@@ -54,6 +54,7 @@ PPO_SETTINGS: tuple[Setting, ...] = pick(
     "env",
     "resources",
     "checkpoint_every",
+    "tb_replay",
 )
 
 
@@ -296,6 +297,7 @@ def ppo_constants(
         "env": dict(b.get("env", {})),
         "resources": dict(b.get("resources", {})),
         "checkpoint_every": int(b.get("checkpoint_every", 10)),
+        "tb_replay": bool(b.get("tb_replay", False)),
     }
 
 

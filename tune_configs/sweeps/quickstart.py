@@ -12,7 +12,9 @@ One Tune experiment, on the embedded local Ray by default, mixing two kinds of t
 * PPO for the reward settings :data:`REWARDS` (delta 0.9 and 0.5 without penalty, delta 0.9 with
   penalty -5), three training seeds each, :data:`BUDGETS` env steps each, then a deterministic
   100-episode evaluation; ``launch report`` then judges each setting over its training runs
-  (:mod:`analysis.runs`).
+  (:mod:`analysis.runs`). Each PPO trial's TensorBoard run also gets a replay of its policy on
+  the first evaluation episode (``tb_replay``; images ``replay/timeline`` and
+  ``replay/episode``).
 
 Every trial writes a result set into its trial directory; ``launch report`` collects them. At the
 end the sweep prints the results table, the experiment directory and the TensorBoard command.
@@ -44,9 +46,24 @@ REWARDS: tuple[tuple[float, float], ...] = ((0.9, 0.0), (0.5, 0.0), (0.9, -5.0))
 # gamma 0.9 put delta 0.5 on the front in 5 of 5 runs and delta 0.9 in 5 of 5, where 40k steps
 # or gamma 0.99 left runs of delta 0.5 behind it.
 RECIPE: dict[str, Any] = {"timesteps": 60_000, "hparams": {"gamma": 0.9}}
+# Each trained policy's TensorBoard run also shows it acting: a replay of its first evaluation
+# episode (timeline figure and animated episode, tune_configs.replay), a few seconds per run.
+# The paper study leaves it off (paper-grid: 210 runs in a fixed time budget).
 BUDGETS: dict[str, dict[str, Any]] = {
-    "small": {**RECIPE, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2)},
-    "paper": {**RECIPE, "eval_episodes": 100, "episodes": 100, "seeds": (0, 1, 2, 3, 4)},
+    "small": {
+        **RECIPE,
+        "eval_episodes": 100,
+        "episodes": 100,
+        "seeds": (0, 1, 2),
+        "tb_replay": True,
+    },
+    "paper": {
+        **RECIPE,
+        "eval_episodes": 100,
+        "episodes": 100,
+        "seeds": (0, 1, 2, 3, 4),
+        "tb_replay": True,
+    },
 }
 SETTINGS: tuple[Setting, ...] = (
     *PPO_SETTINGS,

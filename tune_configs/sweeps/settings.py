@@ -121,6 +121,13 @@ COMMON: dict[str, Setting] = {
         ),
         Setting("resources", "dict", "PPO resources (tune_configs.ppo.Resources fields)"),
         Setting("checkpoint_every", "int", "iterations between Tune checkpoints", low=0),
+        Setting(
+            "tb_replay",
+            "bool",
+            "log a replay of each trained policy (timeline figure and animated episode, "
+            "tune_configs.replay) to its TensorBoard run at the final evaluation (a few seconds "
+            "per training run)",
+        ),
         Setting("seed", "int", "one training seed", low=0),
         Setting("seeds", "ints", "training seeds", low=0),
         Setting(

@@ -272,6 +272,63 @@ def test_ppo_trial_has_eval_metrics_result_set_and_tensorboard(
     for key in ("served_pct", "sync_delay", "e2e_delay", "left_queued", "mean_w_b", "sync_reward"):
         assert f"ray/tune/env_runners/metalore/{key}" in tags, key
     assert "ray/tune/eval/served_pct" in tags
+    # tb_replay (on in quickstart): the policy acting, in the same TensorBoard run
+    from tune_configs.replay import TB_EPISODE, TB_SUFFIX, TB_TIMELINE
+
+    (replay_events,) = trial.glob(f"events.out.tfevents.*{TB_SUFFIX}")
+    acc = EventAccumulator(str(replay_events), size_guidance={"images": 0})
+    acc.Reload()
+    assert sorted(acc.Tags()["images"]) == sorted([TB_EPISODE, TB_TIMELINE])
+    (episode,) = acc.Images(TB_EPISODE)
+    assert episode.encoded_image_string[:6] == b"GIF89a" and episode.step == meta["timesteps"]
+    (timeline,) = acc.Images(TB_TIMELINE)
+    assert timeline.encoded_image_string[:4] == b"\x89PNG" and timeline.height > 500
+
+
+@pytest.mark.ray
+def test_tensorboard_page_shows_the_replay_of_a_ppo_trial(
+    interrupted_then_resumed: dict[str, Any], browser: Any, tmp_path: Path
+) -> None:
+    """TensorBoard (on loopback) serves the trial's replay images and Chromium displays them."""
+    import socket
+    import urllib.request
+
+    exp = interrupted_then_resumed["exp"]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tb = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(exp), "--host", "127.0.0.1",
+         "--port", str(port)],
+        env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=2).read()
+                break
+            except OSError:
+                assert tb.poll() is None, tb.communicate()[1][-2000:]
+                assert time.monotonic() < deadline, "TensorBoard did not start"
+                time.sleep(0.5)
+        page = browser.open(
+            f"http://127.0.0.1:{port}/?darkMode=false#images", wait_for_text="replay/episode"
+        )
+        browser.wait_for_text(page, "replay/timeline")
+        images = page.locator("img[src*='individualImage']")  # Playwright pierces shadow DOM
+        images.nth(1).wait_for(state="visible")
+        loaded = "els => els.map(i => i.complete ? [i.naturalWidth, i.naturalHeight] : [0, 0])"
+        deadline = time.monotonic() + 60
+        sizes = images.evaluate_all(loaded)
+        while not all(w > 0 for w, _ in sizes) and time.monotonic() < deadline:
+            time.sleep(0.5)  # the images decode after they show
+            sizes = images.evaluate_all(loaded)
+        browser.screenshot(page, tmp_path / "tensorboard_replay.png")
+    finally:
+        tb.terminate()
+        tb.wait(timeout=30)
+    assert len(sizes) == 2 and all(w > 300 and h > 200 for w, h in sizes), sizes
 
 
 @pytest.mark.ray
