@@ -470,6 +470,17 @@ def _paper_section(md: MarkdownDoc, tabs: Path) -> None:
     )
 
 
+def _resumed_sources(episodes: Any) -> list[tuple[str, int]]:
+    """``(source, env steps restored)`` of result sets whose training resumed from a checkpoint."""
+    import pandas as pd
+
+    if "run_resumed_from_steps" not in episodes:
+        return []
+    steps = pd.to_numeric(episodes["run_resumed_from_steps"], errors="coerce").fillna(0)
+    hit = episodes.loc[steps > 0, ["source"]].assign(steps=steps[steps > 0])
+    return [(str(src), int(g["steps"].max())) for src, g in hit.groupby("source", sort=True)]
+
+
 def _inputs_section(md: MarkdownDoc, data: Any, sup: int) -> None:
     """What was read; ``sup``: evaluations superseded by a repeat (see ``collect.points``)."""
     import pandas as pd
@@ -510,6 +521,16 @@ def _inputs_section(md: MarkdownDoc, data: Any, sup: int) -> None:
                 }
             )
         md.p(markdown(pd.DataFrame(rows), ["l", "l", "l", "r", "r", "r", "l", "l"]))
+        resumed = _resumed_sources(e)
+        if resumed:
+            md.p(
+                f"{len(resumed)} result set(s) come from training resumed from a mid-run "
+                "checkpoint after a crash (column `run_resumed_from_steps` of results.csv: the "
+                "env steps restored). Their training was not one uninterrupted run, so their "
+                "numbers can differ from those of the same run without the crash: "
+                + ", ".join(f"{src} ({steps:,} steps)" for src, steps in resumed)
+                + "."
+            )
     if sup:
         md.p(
             f"{sup} static or baseline evaluation(s) repeated in several result sets were "

@@ -1,4 +1,4 @@
-"""``python -m launch cluster up|status|down``: a local multi-node Ray cluster on loopback.
+"""``python -m launch cluster up|status|down|restart``: a local multi-node Ray cluster on loopback.
 
 For laptops and tests: a head node and N worker nodes on this machine, every one on 127.0.0.1
 (see :mod:`tune_configs.ops.cluster`, which does the work, for why not 127.0.0.2, 127.0.0.3, ...),
@@ -9,6 +9,7 @@ one CPU each by default, token authentication on, dashboard on http://127.0.0.1:
     eval "$(python -m launch cluster status --env)"    # export the client settings
     python -m launch submit static-grid --budget small # run a sweep on it as a Ray job
     python -m launch cluster down --node worker-1 --force   # crash one worker (fault drills)
+    python -m launch cluster restart --node worker-1        # ... and bring it back
     python -m launch cluster down                      # stop every process of this cluster
 
 State lives in ``--dir`` (default ``$METALORE_CLUSTER_DIR`` or ``~/.metalore/cluster``):
@@ -37,6 +38,7 @@ from tune_configs.ops.cluster import (
     ClusterState,
     default_cluster_dir,
     load_state,
+    restart_worker,
     start_cluster,
     status_report,
     stop_cluster,
@@ -44,7 +46,7 @@ from tune_configs.ops.cluster import (
 )
 from tune_configs.ops.processes import ProcessError
 
-HELP = "local multi-node Ray cluster on 127.0.0.1: up, status, down (token auth on)"
+HELP = "local multi-node Ray cluster on 127.0.0.1: up, status, down, restart (token auth on)"
 
 MAX_WORKERS = 16
 
@@ -75,7 +77,7 @@ def _grace(text: str) -> float:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="action", metavar="{up,status,down}")
+    sub = p.add_subparsers(dest="action", metavar="{up,status,down,restart}")
     sub.required = True
 
     def with_dir(q: argparse.ArgumentParser) -> None:
@@ -144,6 +146,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     with_dir(down)
 
+    again = sub.add_parser(
+        "restart", help="start a stopped (or crashed) worker node again, e.g. after a drill"
+    )
+    again.add_argument("--node", metavar="NAME", required=True, help="the worker (e.g. worker-1)")
+    with_dir(again)
+
 
 def run(args: argparse.Namespace) -> int:
     directory = Path(args.dir).expanduser().resolve() if args.dir else default_cluster_dir()
@@ -152,6 +160,8 @@ def run(args: argparse.Namespace) -> int:
             return _up(args, directory)
         if args.action == "status":
             return _status(args, directory)
+        if args.action == "restart":
+            return _restart(args, directory)
         return _down(args, directory)
     except (ClusterError, ProcessError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -246,4 +256,15 @@ def _down(args: argparse.Namespace, directory: Path) -> int:
         return 0
     count = stop_cluster(state, grace)
     print(f"cluster in {directory} stopped: {count} process(es)")
+    return 0
+
+
+def _restart(args: argparse.Namespace, directory: Path) -> int:
+    state = load_state(directory)
+    if state is None:
+        raise ClusterError(f"no cluster recorded in {directory}: start one with `cluster up`")
+    try:
+        restart_worker(state, args.node, say=_say)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     return 0

@@ -115,3 +115,17 @@ def test_report_includes_a_pool_comparison(tmp_path: Path, monkeypatch: pytest.M
     results = pd.read_csv(tmp_path / "results.csv")
     pool_rows = results.loc[results["source"] == "pool"]
     assert set(pool_rows["role"]) == {"pool"} and set(pool_rows["policy"]) == {"noncoop", "greedy"}
+
+
+def test_report_flags_result_sets_of_training_resumed_from_a_checkpoint(tmp_path: Path) -> None:
+    static = fake_rows("static(0.3,0.3)", "static", 0.3, 0.3, 2, 9, 21, 75)
+    write_set(tmp_path / "static", "static", static)
+    trained = fake_rows("ppo", "ppo", None, None, 2, 8, 20, 80)
+    write_set(tmp_path / "calm", "ppo-trial", trained, resumed_from_steps=0)
+    write_set(tmp_path / "crashed", "ppo-trial", trained, resumed_from_steps=40_000)
+    text = write_report(tmp_path, reps=50).read_text()
+    assert "1 result set(s) come from training resumed from a mid-run checkpoint" in text
+    assert "crashed (40,000 steps)" in text and "calm (" not in text
+    rows = pd.read_csv(tmp_path / "results.csv")
+    flags = rows.groupby("source")["run_resumed_from_steps"].max()
+    assert flags["crashed"] == 40_000 and flags["calm"] == 0

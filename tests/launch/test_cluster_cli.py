@@ -148,6 +148,27 @@ def test_down_node_checks_name(tmp_path: Path) -> None:
         assert r.returncode == 2 and message in r.stderr, r.stderr
 
 
+def test_restart_node_checks_name_and_cluster(tmp_path: Path) -> None:
+    r = launch("cluster", "restart", "--node", "worker-1", "--dir", str(tmp_path))
+    assert r.returncode == 1 and "no cluster recorded" in r.stderr, r.stderr
+    fake_state(tmp_path).save()
+    for node, message in (("head", "the head is started by `up`"), ("worker-9", "no node")):
+        r = launch("cluster", "restart", "--node", node, "--dir", str(tmp_path))
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+    r = launch("cluster", "restart", "--dir", str(tmp_path))
+    assert r.returncode == 2 and "--node" in r.stderr
+
+
+def test_state_written_before_object_store_was_recorded_loads(tmp_path: Path) -> None:
+    state = fake_state(tmp_path)
+    data = state.to_dict()
+    del data["object_store_mb"]
+    assert ClusterState.from_dict(data).object_store_mb == 500  # the default of `up`
+    del data["storage"]
+    with pytest.raises(ValueError, match="storage"):
+        ClusterState.from_dict(data)
+
+
 # ------------------------------------------------------------------------------------------
 # State, token, node environment
 

@@ -102,6 +102,7 @@ class ClusterState:
     storage: str  # default result storage shared by the nodes
     python: str
     nodes: list[NodeRecord]
+    object_store_mb: int = 500  # per node (a restarted worker gets the same)
 
     @property
     def gcs_address(self) -> str:
@@ -138,10 +139,15 @@ class ClusterState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ClusterState:
         fields = {f.name for f in dataclasses.fields(cls)}
-        missing = fields - set(data)
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+        missing = required - set(data)
         if missing:
             raise ValueError(f"cluster state lacks {sorted(missing)}")
-        values = {k: data[k] for k in fields}
+        values = {k: data[k] for k in fields if k in data}
         values["nodes"] = [NodeRecord(**n) for n in data["nodes"]]
         return cls(**values)
 
@@ -388,6 +394,7 @@ def start_cluster(spec: ClusterSpec, say: Callable[[str], None] = print) -> Clus
         storage=str(storage),
         python=sys.executable,
         nodes=[],
+        object_store_mb=spec.object_store_mb,
     )
     env = state.node_env()
     state.use_auth()
@@ -406,25 +413,9 @@ def start_cluster(spec: ClusterSpec, say: Callable[[str], None] = print) -> Clus
         for node in nodes[1:]:
             say(f"starting {node.name} ...")
             state.nodes.append(node)
-            for attempt in (1, 2):
-                proc = _launch(worker_command(state, node, store), node, env, directory)
-                state.save()
-                try:
-                    _wait_started(node, proc)
-                    break
-                except ClusterError as exc:
-                    if attempt == 2:
-                        raise
-                    say(f"  {exc}; retrying")
-                    stop_nodes(state, [node], grace=2.0)
+            _start_worker(state, node, env, say)
             say(f"  {node.name} up after {time.monotonic() - t0:.0f} s")
-        expected = len(nodes)
-        say(f"waiting for {expected} node(s) to register ...")
-        deadline = time.monotonic() + REGISTER_TIMEOUT_S
-        while alive_ray_nodes(state) < expected:
-            if time.monotonic() > deadline:
-                raise ClusterError(f"only {alive_ray_nodes(state)} of {expected} nodes registered")
-            time.sleep(1)
+        _wait_registered(state, len(nodes), say)
     except BaseException as exc:  # whatever failed, leave no process behind
         reason = str(exc) or type(exc).__name__
         say(f"cluster up failed ({reason}); stopping what was started")
@@ -433,6 +424,55 @@ def start_cluster(spec: ClusterSpec, say: Callable[[str], None] = print) -> Clus
         raise
     say(f"cluster up: {len(nodes)} node(s) in {time.monotonic() - t0:.0f} s")
     return state
+
+
+def _start_worker(
+    state: ClusterState, node: NodeRecord, env: dict[str, str], say: Callable[[str], None]
+) -> None:
+    """``ray start`` of one worker node, tried twice: Ray gives a new raylet 30 s to register,
+    which parallel starts on a busy laptop can exceed."""
+    store = state.object_store_mb * 1_000_000
+    for attempt in (1, 2):
+        proc = _launch(worker_command(state, node, store), node, env, Path(state.directory))
+        state.save()
+        try:
+            _wait_started(node, proc)
+            return
+        except ClusterError as exc:
+            if attempt == 2:
+                raise
+            say(f"  {exc}; retrying")
+            stop_nodes(state, [node], grace=2.0)
+
+
+def _wait_registered(state: ClusterState, expected: int, say: Callable[[str], None]) -> None:
+    say(f"waiting for {expected} node(s) to register ...")
+    deadline = time.monotonic() + REGISTER_TIMEOUT_S
+    while alive_ray_nodes(state) < expected:
+        if time.monotonic() > deadline:
+            raise ClusterError(f"only {alive_ray_nodes(state)} of {expected} nodes registered")
+        time.sleep(1)
+
+
+def restart_worker(state: ClusterState, name: str, say: Callable[[str], None] = print) -> None:
+    """Start a stopped worker node again (after ``down --node`` or a crash), with its name, CPUs
+    and object store; its processes get this process's environment, as at ``up``. ValueError
+    for the head, an unknown name or a node whose processes still run."""
+    try:
+        node = state.node(name)
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from None
+    if node.role == "head":
+        raise ValueError("restart starts a worker node again; the head is started by `up`")
+    if node_processes(node):
+        raise ValueError(f"{name} is running: stop it first (`down --node {name}`)")
+    t0 = time.monotonic()
+    say(f"starting {name} again ...")
+    state.use_auth()
+    node.stopped = False
+    _start_worker(state, node, state.node_env(), say)
+    _wait_registered(state, sum(not n.stopped for n in state.nodes), say)
+    say(f"  {name} up after {time.monotonic() - t0:.0f} s")
 
 
 def _node(name: str, role: str, cpus: int, directory: Path, agent_port: int) -> NodeRecord:
