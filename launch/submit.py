@@ -154,6 +154,11 @@ def default_job_id(sweep: str) -> str:
 def run(args: argparse.Namespace) -> int:
     validate(args)
     address, auth = resolve_client(args.address, args.token_file, args.cluster_dir)
+    from launch.sweep import check_sweep_settings
+
+    # every trial config resolved here (this imports Ray: after resolve_client set the auth)
+    overrides = dict(key_value(item) for item in args.overrides)
+    check_sweep_settings(args.sweep, overrides, args.budget or "small")
     storage = args.storage
     if storage is None:
         storage = local_storage_for(address, args.cluster_dir)

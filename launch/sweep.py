@@ -82,12 +82,20 @@ def load_sweep(name: str) -> Any:
     return sweep_module(name)
 
 
-def check_sweep_settings(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The validated ``--set`` overrides of sweep ``name`` (UsageError naming a bad key)."""
-    from tune_configs.sweeps.common import check_settings
+def check_sweep_settings(
+    name: str, overrides: dict[str, Any], budget: str | None = None
+) -> dict[str, Any]:
+    """The validated ``--set`` overrides of sweep ``name`` (UsageError naming a bad key). With a
+    ``budget``, every trial config is also resolved as its trial would resolve it
+    (:func:`tune_configs.sweeps.common.preflight`), so a bad value fails here, not in a trial."""
+    from tune_configs.sweeps.common import check_settings, preflight
 
     try:
-        return check_settings(load_sweep(name), overrides)
+        module = load_sweep(name)
+        checked = check_settings(module, overrides)
+        if budget is not None:
+            preflight(module, budget, checked)
+        return checked
     except ValueError as exc:
         raise UsageError(str(exc)) from None
 
@@ -110,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     module = load_sweep(args.sweep)
     if args.list_settings:
         return _list_settings(module)
-    overrides = check_sweep_settings(args.sweep, dict(args.overrides))
+    overrides = check_sweep_settings(args.sweep, dict(args.overrides), args.budget)
     name = args.name or f"{module.NAME}-{args.budget}"
     exp = experiment_dir(args.storage, name)
     if args.resume and not exp.is_dir():

@@ -70,6 +70,26 @@ def check_settings(module: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
     return check_overrides(module.NAME, module.SETTINGS, overrides)
 
 
+def preflight(module: Any, budget: str, overrides: Mapping[str, Any]) -> int:
+    """Resolve every trial config of a sweep as its trial would (:func:`tune_configs.trials.
+    check_trial`), before Ray starts: ``ValueError`` saying what is wrong. Each value of a
+    ``grid_search`` is checked once (with the first value of every other grid). Returns the
+    number of configs checked."""
+    from tune_configs.trials import check_trial
+
+    try:
+        space = module.param_space(budget, **overrides)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"invalid settings ({type(exc).__name__}: {exc})") from None
+    grids = {k: v["grid_search"] for k, v in space.items()
+             if isinstance(v, dict) and "grid_search" in v}  # fmt: skip
+    base = {k: (grids[k][0] if grids.get(k) else v) for k, v in space.items()}
+    configs = [base] + [{**base, k: value} for k, values in grids.items() for value in values[1:]]
+    for config in configs:
+        check_trial(config)
+    return len(configs)
+
+
 def experiment_dir(storage: str | Path, name: str) -> Path:
     return Path(storage).expanduser().resolve() / name
 
