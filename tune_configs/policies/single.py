@@ -2,8 +2,9 @@
 
 No Ray cluster is started. A checkpoint's RLModule is restored with ``RLModule.from_checkpoint``
 from ``<checkpoint>/learner_group/learner/rl_module/default_policy``; the env config it was
-trained on comes from the checkpoint's sidecar (:mod:`tune_configs.policies.checkpoint`; foreign
-checkpoints fall back to the algorithm config pickled in the checkpoint). A shipped policy
+trained on comes from the checkpoint's sidecar (:mod:`tune_configs.policies.checkpoint`; a
+checkpoint without one, not saved by the platform, is refused: it would have to be unpickled).
+A shipped policy
 directory (:mod:`tune_configs.policies.shipped`: ``policy.safetensors`` + ``policy.json``) loads
 without torch, Ray or pickle.
 
@@ -48,8 +49,7 @@ from tune_configs.policies.checkpoint import (
     DEFAULT_MODULE,
     MODULE_DIR,
     CheckpointError,
-    algorithm_env_config,
-    read_sidecar,
+    require_sidecar,
 )
 from tune_configs.policies.interface import (
     SINGLE_INTERFACE,
@@ -88,7 +88,7 @@ def read_checkpoint_info(checkpoint: str | Path) -> dict[str, Any]:
             f"{ckpt} is not an RLlib PPO checkpoint: {MODULE_SUBDIR} is missing "
             "(pass the directory written by `launch train`, e.g. OUT/checkpoint)"
         )
-    return read_sidecar(ckpt) or algorithm_env_config(ckpt)
+    return require_sidecar(ckpt)
 
 
 @dataclass
