@@ -546,10 +546,15 @@ def collect(
     )
     out = Collected(base, episodes, curves, list(sets), skipped)
     if write:
-        out.files["results"] = _write(episodes, base / RESULTS_NAME, fmt)
-        if not curves.empty:
-            out.files["curves"] = _write(curves, base / CURVES_NAME, fmt)
+        write_tables(out, fmt)
     return out
+
+
+def write_tables(c: Collected, fmt: str = "csv") -> None:
+    """Write ``results`` (and ``curves`` if any) of a collection into its root (``c.files``)."""
+    c.files["results"] = _write(c.episodes, c.root / RESULTS_NAME, fmt)
+    if not c.curves.empty:
+        c.files["curves"] = _write(c.curves, c.root / CURVES_NAME, fmt)
 
 
 # --- one row per evaluated policy -----------------------------------------------------------

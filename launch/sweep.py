@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -29,6 +30,8 @@ from launch.cli import UsageError
 from launch.common import add_set_argument, positive_int
 from tune_configs.sweeps import SWEEPS, sweep_module
 
+# an experiment directory directly under --storage (no path separators, no "..")
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 HELP = f"run a Tune sweep ({', '.join(SWEEPS)})"
 
 
@@ -90,14 +93,18 @@ def check_sweep_settings(
     (:func:`tune_configs.sweeps.common.preflight`), so a bad value fails here, not in a trial."""
     from tune_configs.sweeps.common import check_settings, preflight
 
+    module = load_sweep(name)
     try:
-        module = load_sweep(name)
         checked = check_settings(module, overrides)
-        if budget is not None:
-            preflight(module, budget, checked)
-        return checked
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if budget is not None:
+        try:
+            preflight(module, budget, checked)
+        except ValueError as exc:
+            given = f" with --set {', '.join(checked)}" if checked else ""
+            raise UsageError(f"sweep {name}, budget {budget}{given}: {exc}") from None
+    return checked
 
 
 def _list_settings(module: Any) -> int:
@@ -119,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     if args.list_settings:
         return _list_settings(module)
     overrides = check_sweep_settings(args.sweep, dict(args.overrides), args.budget)
+    if args.name is not None and not EXPERIMENT_NAME.match(args.name):
+        raise UsageError(
+            f"--name {args.name!r}: use letters, digits, '.', '_', '-' (max 100), no path"
+        )
     name = args.name or f"{module.NAME}-{args.budget}"
     exp = experiment_dir(args.storage, name)
     if args.resume and not exp.is_dir():

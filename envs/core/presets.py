@@ -173,7 +173,15 @@ def make_params(preset: str | EnvParams = "paper", **overrides: Any) -> EnvParam
     positions = scen.get("bs_positions", base.scenario.bs_positions)
     n_cells = len(positions) if isinstance(positions, (list, tuple)) else 1
     scen = {k: _normalise(k, v, n_cells) for k, v in scen.items()}
-    scenario: ScenarioParams = replace(base.scenario, **scen) if scen else base.scenario
+    try:
+        scenario: ScenarioParams = replace(base.scenario, **scen) if scen else base.scenario
+    except ValueError as exc:
+        if n_cells == base.scenario.n_cells:
+            raise
+        raise ValueError(
+            f"{exc} (bs_positions gives {n_cells} cells: give bandwidth_hz, mec_capacity and "
+            "n_sensors one entry per cell, or one value for all)"
+        ) from None
     reward: RewardParams = replace(base.reward, **rew) if rew else base.reward
     env = {k: _normalise(k, v, n_cells) for k, v in env.items()}
     return replace(base, scenario=scenario, reward=reward, **env)

@@ -191,7 +191,12 @@ def get_controller(name: str) -> Controller:
         entry = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"controller {name!r}: cannot import it ({exc})") from None
-    controller = entry() if callable(entry) and not isinstance(entry, Controller) else entry
+    try:
+        controller = entry() if callable(entry) and not isinstance(entry, Controller) else entry
+    except Exception as exc:  # a factory that fails, or something that is not a factory
+        raise ValueError(
+            f"controller {name!r}: calling it failed ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(controller, Controller):
         raise ValueError(f"controller {name!r} is a {type(controller).__name__}, not a Controller")
     if controller.name != name:
