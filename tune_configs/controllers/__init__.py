@@ -240,7 +240,7 @@ def load_any_pool_controller(path: str | Path) -> Any:
         raise ValueError(f"policy {str(path)!r} is not a directory")
     if is_shipped(p):  # numpy only: no Ray, no torch
         if shipped_controller(p) not in POOL_CONTROLLERS:
-            raise ValueError(f"{p} holds a {shipped_controller(p)} policy, not a pool policy")
+            raise ValueError(f"{p}: controller {shipped_controller(p)!r} is not a pool controller")
         return load_exported_controller(p)
     from tune_configs.controllers.central import load_central_controller
     from tune_configs.controllers.per_cell import load_pool_controller

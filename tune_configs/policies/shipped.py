@@ -248,7 +248,11 @@ def shipped_controller(path: str | Path) -> str | None:
         desc = json.loads((Path(path).expanduser() / DESCRIPTION).read_bytes().decode("utf-8"))
     except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
         raise ShippedPolicyError(f"{path}: unreadable {DESCRIPTION} ({exc})") from exc
-    return str(desc.get("controller", "single")) if isinstance(desc, dict) else None
+    try:
+        check_description(desc)
+    except ShippedPolicyError as exc:
+        raise ShippedPolicyError(f"{Path(path).expanduser()}/{exc}") from None
+    return str(desc["controller"])
 
 
 @dataclass

@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from envs.core.metrics import SUMMARY_KEYS
 from envs.core.params import EnvParams
-from envs.metalore_env import action_space
+from envs.metalore_env import action_space, obs_shape
 from tune_configs import env as rllib_env
 from tune_configs.env import params_from_env_config, vector_env
 from tune_configs.policies.checkpoint import (
@@ -204,8 +204,19 @@ def _load_shipped(path: str | Path, env_overrides: Mapping[str, Any]) -> Trained
     except ShippedPolicyError as exc:
         raise CheckpointError(str(exc)) from exc
     if SINGLE_ACTOR not in shipped.actors:
-        raise CheckpointError(f"{shipped.path} holds a {shipped.controller} policy, not single")
+        raise CheckpointError(
+            f"{shipped.path}: controller {shipped.controller!r} without actors.{SINGLE_ACTOR}: "
+            "not a single-cell policy"
+        )
     evaluation = evaluation_of(shipped.env_config, env_overrides)
+    params = params_from_env_config(evaluation.env_config)
+    actor = shipped.actors[SINGLE_ACTOR]
+    n_obs, n_act = int(np.prod(obs_shape(params))), int(np.prod(action_space(params).shape))
+    if (actor.in_features, actor.action_dim) != (n_obs, n_act):
+        raise CheckpointError(
+            f"{shipped.path}: actors.{SINGLE_ACTOR} maps {actor.in_features} observation "
+            f"features to {actor.action_dim} actions; its scenario has {n_obs} and {n_act}"
+        )
     return TrainedPolicy(
         checkpoint=shipped.path,
         module=None,
