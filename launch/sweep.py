@@ -120,7 +120,7 @@ def _list_settings(module: Any) -> int:
 def run(args: argparse.Namespace) -> int:
     from tune_configs.ops import sweeplock
     from tune_configs.ops.runtime import init_ray, quiet_ray_logs, stop_ray
-    from tune_configs.sweeps.common import experiment_dir, print_table, results_table
+    from tune_configs.sweeps.common import disk_full, experiment_dir, print_table, results_table
 
     module = load_sweep(args.sweep)
     if args.list_settings:
@@ -142,12 +142,21 @@ def run(args: argparse.Namespace) -> int:
                        object_store_memory=None if args.address else 300_000_000)  # fmt: skip
     quiet_ray_logs()
     t0 = time.perf_counter()
+    resume = (f"python -m launch sweep {args.sweep} --budget {args.budget} --storage "
+              f"{args.storage} --name {name} --resume")  # fmt: skip
     try:
         tuner = module.build_tuner(
             budget=args.budget, storage=args.storage, name=name, resume=args.resume,
             max_concurrent_trials=args.max_concurrent, **overrides,
         )  # fmt: skip
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except Exception:
+            full = disk_full(exp)
+            if full is None:
+                raise
+            print(f"error: {full}\nfree space there, then continue: {resume}", file=sys.stderr)
+            return 1
         expected = module.total_trials(args.budget, **overrides)
         unfinished = max(expected - results.num_terminated - results.num_errors, 0)
         rows = results_table(results)
@@ -163,9 +172,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{with_results} trials with results, {len(errors)} failed, in {elapsed:.1f} min")
     print(f"results: {exp}")
     print(f"tensorboard --logdir {exp}")
+    full = disk_full(exp) if errors or unfinished else None
+    if full is not None:
+        print(f"error: {full}\nfree space there, then continue: {resume}", file=sys.stderr)
+        return 1
     if unfinished:
-        print(f"{unfinished} trials unfinished: resume with "
-              f"python -m launch sweep {args.sweep} --budget {args.budget} --storage "
-              f"{args.storage} --name {name} --resume", file=sys.stderr)  # fmt: skip
+        print(f"{unfinished} trials unfinished: resume with {resume}", file=sys.stderr)
         return 130
     return 1 if errors else 0

@@ -22,6 +22,7 @@ continues an interrupted experiment without redoing finished trials (errored one
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -88,6 +89,37 @@ def preflight(module: Any, budget: str, overrides: Mapping[str, Any]) -> int:
     for config in configs:
         check_trial(config)
     return len(configs)
+
+
+# an OSError's text when a device is full (ENOSPC), as Python and pyarrow word it
+DISK_FULL_WORDS = ("No space left on device", "[Errno 28]", "errno 28")
+LOW_SPACE_BYTES = 256 * 1024
+
+
+def disk_full(exp: str | Path) -> str | None:
+    """Why the experiment ``exp`` stopped if its disk is full, naming the path, else None.
+
+    Looks at the trials' ``error.txt`` for an ``ENOSPC`` error (the path that could not be
+    written), then at the free space of the file system holding ``exp``.
+    """
+    d = Path(exp)
+    for err in sorted(d.glob("*/error.txt")):
+        try:
+            text = err.read_text(errors="replace")
+        except OSError:
+            continue
+        lines = [ln.strip() for ln in text.splitlines() if any(w in ln for w in DISK_FULL_WORDS)]
+        if lines:
+            return f"no space left on the device holding {d}: {lines[-1]}"
+    probe = d if d.exists() else d.parent
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    if free < LOW_SPACE_BYTES:
+        return f"no space left on the device holding {d} ({free:,} bytes free)"
+    return None
 
 
 def experiment_dir(storage: str | Path, name: str) -> Path:
