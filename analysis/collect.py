@@ -2,8 +2,9 @@
 
 Every producer of the platform (``launch static --out``, ``launch eval --out``, PPO Tune trials,
 ...) writes a RESULT SET: a directory with ``run.json`` (metadata), ``episodes.csv`` (one row per
-policy and episode) and ``summary.json``. :func:`collect` walks a directory recursively, reads
-every result set, joins the run metadata onto each episode row and returns
+policy and episode) and ``summary.json``, written last as its commit marker. :func:`collect` walks
+a directory recursively, reads every committed result set (the others are skipped and named in
+``skipped``), joins the run metadata onto each episode row and returns
 
 * ``episodes``: one row per (policy, episode seed) with the identity of the evaluated policy
   (``point``, ``source``, ``policy``, ``kind``, ``role``, ``w_b``, ``w_c``, ``split``), the reward
@@ -45,7 +46,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.resultset import EPISODES_FILE, RUN_FILE
+from analysis.resultset import EPISODES_FILE, RUN_FILE, commit_problem
 from envs.core.metrics import LABELS, SUMMARY_KEYS
 from envs.core.pool.civic import LABELS as CIVIC_LABELS
 from envs.core.pool.civic import OVERALL_KEYS as CIVIC_KEYS
@@ -218,7 +219,8 @@ def read_result_set(path: str | Path, root: str | Path | None = None) -> pd.Data
     """Episode rows of one result set with its run metadata joined on (see module docstring).
 
     Raises ``ValueError`` (with the path) when ``run.json`` or ``episodes.csv`` is missing or
-    malformed.
+    malformed, or when the set is not committed (:func:`analysis.resultset.commit_problem`: no
+    ``summary.json``, or one that does not match the episodes).
     """
     d = Path(path)
     base = Path(root) if root is not None else d
@@ -235,6 +237,9 @@ def read_result_set(path: str | Path, root: str | Path | None = None) -> pd.Data
         fh.seek(max(fh.seek(0, os.SEEK_END) - 1, 0))
         if fh.read(1) not in (b"\n", b""):
             raise ValueError(f"{ep_path}: half-written (its last row is cut off)")
+    problem = commit_problem(d)
+    if problem is not None:
+        raise ValueError(problem)
     try:
         df = pd.read_csv(ep_path)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -541,10 +546,15 @@ def collect(
     )
     out = Collected(base, episodes, curves, list(sets), skipped)
     if write:
-        out.files["results"] = _write(episodes, base / RESULTS_NAME, fmt)
-        if not curves.empty:
-            out.files["curves"] = _write(curves, base / CURVES_NAME, fmt)
+        write_tables(out, fmt)
     return out
+
+
+def write_tables(c: Collected, fmt: str = "csv") -> None:
+    """Write ``results`` (and ``curves`` if any) of a collection into its root (``c.files``)."""
+    c.files["results"] = _write(c.episodes, c.root / RESULTS_NAME, fmt)
+    if not c.curves.empty:
+        c.files["curves"] = _write(c.curves, c.root / CURVES_NAME, fmt)
 
 
 # --- one row per evaluated policy -----------------------------------------------------------

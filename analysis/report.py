@@ -50,10 +50,10 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv", reps: int | None
     Raises :class:`EmptyResultsError` when ``root`` holds neither result sets nor learning curves.
     """
     from analysis import adaptivity_report, runs_report
-    from analysis.collect import collect, points
+    from analysis.collect import collect, points, write_tables
 
     _say(f"collecting {root} ...")
-    data = collect(root, write=True, fmt=fmt)
+    data = collect(root, write=False, fmt=fmt)
     for path, why in data.skipped:  # e.g. a result set half-written by a killed trial
         _say(f"warning: skipped {path}: {why}")
     if data.episodes.empty and data.curves.empty:
@@ -62,6 +62,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv", reps: int | None
             f"no result sets (run.json + episodes.csv) and no learning curves under {root}; "
             f"produce some with `python -m launch static --grid 0.1 --out {root}/static`{why}"
         )
+    write_tables(data, fmt)  # only once there is something to report
     all_points = points(data.episodes)
     pts = all_points.loc[~all_points["superseded"]] if not all_points.empty else all_points
     _say(f"  {len(data.sets)} result sets, {len(pts)} policies, {len(data.curves)} curve rows")

@@ -51,7 +51,7 @@ from typing import Any
 
 from envs.core.seeds import STUDY_EVALUATION, STUDY_TUNING
 from launch.cli import UsageError
-from launch.common import finite_float, nonneg_int, positive_int, print_json
+from launch.common import check_out_dir, episode_count, finite_float, nonneg_int, print_json
 
 HELP = "adaptivity study: policies on traffic variants against each variant's static front"
 
@@ -73,7 +73,7 @@ ALL_VARIANTS = "variants to run (default all; see `launch adapt variants`)"
 
 def _runs(p: argparse.ArgumentParser, seed: int, seed_help: str, variants_help: str) -> None:
     """The options every evaluating action has: episodes, first episode seed, variants."""
-    p.add_argument("--episodes", type=positive_int, default=100, help="episodes (default 100)")
+    p.add_argument("--episodes", type=episode_count, default=100, help="episodes (default 100)")
     p.add_argument("--seed", type=nonneg_int, default=seed, help=f"{seed_help} (default {seed})")
     p.add_argument("--variants", default=None, metavar="A,B,...", help=variants_help)
 
@@ -195,6 +195,7 @@ def _select(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
+    check_out_dir(args.out)
     from tune_configs.studies.adaptivity import (
         ADAPTIVE,
         ADAPTIVE_SEED,
@@ -244,6 +245,7 @@ def _study(args: argparse.Namespace) -> int:
 
 
 def _reach(args: argparse.Namespace) -> int:
+    check_out_dir(args.out)
     from analysis.adaptivity import reach_summary
     from tune_configs.studies.adaptivity import DEFAULT_ADAPTIVE, get_variants, reference_from
     from tune_configs.studies.reach import FAMILIES, ReachSettings, run_reach, write_reach

@@ -28,7 +28,7 @@ import resource
 import time
 from typing import Any
 
-from launch.common import positive_int, print_json
+from launch.common import episode_count, positive_int, print_json
 
 HELP = "measure simulator speed (single env, batched, static grid) and memory"
 
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=2_000_000,
         help="steps of the memory run (10000000 for the 10-million-step check)",
     )
-    p.add_argument("--grid-episodes", type=positive_int, default=100,
+    p.add_argument("--grid-episodes", type=episode_count, default=100,
                    help="episodes of the static-grid figures (default 100: the paper's grid)"
                    )  # fmt: skip
     p.add_argument("--rllib", action="store_true", help="also measure RLlib sampling (slow)")

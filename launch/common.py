@@ -6,19 +6,25 @@ import argparse
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from envs.core.params import EnvParams
 from envs.core.presets import PRESETS, make_params
 
+MAX_INT = 2**53  # the largest whole number a command takes (seeds, counts; exact in JSON)
+MAX_EPISODES = 1_000_000  # episodes per policy of one evaluation
 
-def _int_at_least(text: str, lowest: int) -> int:
+
+def _int_at_least(text: str, lowest: int, highest: int = MAX_INT) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < lowest:
         raise argparse.ArgumentTypeError(f"must be >= {lowest}, got {value}")
+    if value > highest:
+        raise argparse.ArgumentTypeError(f"must be <= {highest:,}, got {value}")
     return value
 
 
@@ -28,6 +34,18 @@ def positive_int(text: str) -> int:
 
 def nonneg_int(text: str) -> int:
     return _int_at_least(text, 0)
+
+
+def episode_count(text: str) -> int:
+    """A number of episodes: 1 to :data:`MAX_EPISODES`."""
+    return _int_at_least(text, 1, MAX_EPISODES)
+
+
+def positive_float(text: str) -> float:
+    value = finite_float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
 
 
 def finite_float(text: str) -> float:
@@ -71,7 +89,7 @@ def add_set_argument(p: Any, help: str) -> None:
 
 def add_episode_arguments(p: argparse.ArgumentParser, what: str = "episodes per policy") -> None:
     """``--episodes N`` (default 100) and ``--seed S``: the episode seeds ``S .. S+N-1``."""
-    p.add_argument("--episodes", type=positive_int, default=100, help=f"{what} (default 100)")
+    p.add_argument("--episodes", type=episode_count, default=100, help=f"{what} (default 100)")
     p.add_argument("--seed", type=nonneg_int, default=0, help="episode seeds seed..seed+N-1")
 
 
@@ -101,6 +119,21 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def scenario_from_args(args: argparse.Namespace) -> EnvParams:
     return make_params(args.preset, **overrides_from_args(args))
+
+
+def check_out_dir(path: str | None, flag: str = "--out") -> None:
+    """``UsageError`` unless ``path`` (an output directory, None: not given) is a directory or
+    can be created as one: checked before any work, so a bad path wastes nothing."""
+    from launch.cli import UsageError
+
+    if path is None:
+        return
+    p = Path(path).expanduser()
+    for q in (p, *p.parents):
+        if q.exists():
+            if not q.is_dir():
+                raise UsageError(f"{flag} {path}: {q} exists and is not a directory")
+            return
 
 
 def print_json(obj: Any) -> None:

@@ -30,6 +30,7 @@ from launch.common import (
     add_episode_arguments,
     add_reward_arguments,
     add_set_argument,
+    check_out_dir,
     fmt_pm,
     overrides_from_args,
     print_json,
@@ -73,6 +74,7 @@ def print_summary(s: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_out_dir(args.out)
     from tune_configs.controllers import evaluate_checkpoint
     from tune_configs.policies.checkpoint import CheckpointError
 

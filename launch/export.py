@@ -34,7 +34,7 @@ import json
 from pathlib import Path
 
 from launch.cli import UsageError
-from launch.common import positive_int
+from launch.common import episode_count, finite_float
 
 HELP = "ship a trained checkpoint as safetensors weights + policy.json (no pickle needed)"
 
@@ -48,9 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="choose among the checkpoints of these pool training runs")  # fmt: skip
     p.add_argument("--scenario", default=None,
                    help="--pool-runs: the multi-cell preset to choose on (required)")  # fmt: skip
-    p.add_argument("--endowment", type=float, default=1000.0,
+    p.add_argument("--endowment", type=finite_float, default=1000.0,
                    help="--pool-runs: credits per cell (default 1000)")  # fmt: skip
-    p.add_argument("--tuning-episodes", type=positive_int, default=100,
+    p.add_argument("--tuning-episodes", type=episode_count, default=100,
                    help="--sweep, --pool-runs: tuning episodes per candidate (default 100)"
                    )  # fmt: skip
     p.add_argument("--out", required=True, metavar="DIR", help="directory to write the policy to")

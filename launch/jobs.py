@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from launch.common import nonneg_int, positive_float
 from tune_configs.ops.cluster import ClusterError, first_line
 from tune_configs.ops.jobs_client import call, job_client, resolve_client
 
@@ -61,7 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="{list,logs,stop}")
     sub.required = True
     ls = sub.add_parser("list", help="jobs of the cluster, newest first")
-    ls.add_argument("--limit", type=int, default=20, help="rows to show (default 20, 0: all)")
+    ls.add_argument(
+        "--limit", type=nonneg_int, default=20, help="rows to show (default 20, 0: all)"
+    )
     add_client_arguments(ls)
     logs = sub.add_parser("logs", help="a job's driver output")
     logs.add_argument("job_id", metavar="ID", help="submission id (or job id)")
@@ -69,7 +72,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_client_arguments(logs)
     stop = sub.add_parser("stop", help="stop a job and wait until it has stopped")
     stop.add_argument("job_id", metavar="ID", help="submission id (or job id)")
-    stop.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
+    stop.add_argument(
+        "--timeout", type=positive_float, default=60.0, help="seconds to wait (default 60)"
+    )
     add_client_arguments(stop)
 
 

@@ -22,9 +22,10 @@ from launch.cli import UsageError
 from launch.common import (
     add_episode_arguments,
     add_set_argument,
+    check_out_dir,
+    episode_count,
     finite_float,
     nonneg_int,
-    positive_int,
     print_json,
     split_pair,
 )
@@ -73,7 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--rule", type=_rule_arg, metavar="LOW,HIGH,OFFER_MAX[,GAIN,MAX]",
                    help="greedy rule thresholds (default 0.2,0.5,0.3,1,1)")  # fmt: skip
     b.add_argument("--grid", type=finite_float, default=0.1, help="split grid step (0.1)")
-    b.add_argument("--tune-episodes", type=positive_int, default=10,
+    b.add_argument("--tune-episodes", type=episode_count, default=10,
                    help="episodes per candidate split in the search (10)")  # fmt: skip
     b.add_argument("--tune-seed", type=nonneg_int,
                    help="first tuning seed (default 1000000, disjoint from the evaluation "
@@ -98,6 +99,7 @@ def _progress(desc: str, quiet: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_out_dir(args.out)
     from analysis.pool_compare import SplitSearch, run_comparison
     from envs.core.pool.clearing import PoolParams
     from envs.core.pool.rules import TUNE_SEED_OFFSET, GreedyRule

@@ -22,6 +22,7 @@ from launch.cli import UsageError
 from launch.common import (
     add_episode_arguments,
     add_scenario_arguments,
+    check_out_dir,
     finite_float,
     fmt_pm,
     print_json,
@@ -52,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_out_dir(args.out)
     from analysis.resultset import run_metadata, write_result_set
     from envs.core.batch import evaluate
     from envs.core.policies import heuristic, queue_aware, static, static_grid

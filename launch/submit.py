@@ -1,15 +1,19 @@
 """``python -m launch submit SWEEP``: run a sweep on a Ray cluster as a Ray job (Jobs SDK).
 
 The job's entry point is ``python -m launch sweep SWEEP --address auto [--budget B] [--storage
-PATH] [--name EXP] [--resume]``: the project must be installed on the cluster (the container image
-does it; a local cluster from ``python -m launch cluster up`` puts this checkout on PYTHONPATH).
-No ``--working-dir`` is uploaded (it breaks on a one-machine multi-node cluster). Examples::
+PATH] [--name EXP] [--resume]``. The cluster runs the project installed on it (the container
+image; a local cluster from ``python -m launch cluster up`` puts this checkout on PYTHONPATH), or,
+with ``--working-dir DIR``, the code of a local checkout shipped with the job (Ray's
+``working_dir`` runtime env: DIR is zipped without what its ``.gitignore`` excludes, e.g.
+``.venv/`` and ``results/``, unpacked on every node and put first on the job's PYTHONPATH; the
+cluster's Python environment must still provide the dependencies). Examples::
 
     python -m launch cluster up --workers 1
     python -m launch submit static-grid --budget small            # streams the logs, ~1-3 min
     python -m launch submit paper-grid --no-wait                  # prints the job id only
     python -m launch submit static-grid --address http://127.0.0.1:8265 \\
         --token-file ~/.ray/prod_token --storage s3://bucket/metalore --name grid-v1
+    python -m launch submit static-grid --working-dir .           # run this checkout's code
 
 ``--storage`` is where Tune writes the experiment, read by the driver and every node: an absolute
 path the nodes share (NFS, or any path on a one-machine cluster) or a URI (s3://, gs://). For the
@@ -96,7 +100,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="CPUs reserved for the driver (default 0: all CPUs go to trials)",
     )
+    p.add_argument(
+        "--working-dir",
+        metavar="DIR",
+        default=None,
+        help="ship this checkout's code with the job (Ray working_dir; .gitignore'd files "
+        "stay behind) instead of running the code installed on the cluster",
+    )
     add_client_arguments(p)
+
+
+def working_dir(path: str | None) -> str | None:
+    """The absolute checkout directory ``--working-dir`` names (UsageError unless it holds the
+    ``launch`` package, i.e. is a checkout of this project)."""
+    if path is None:
+        return None
+    d = Path(path).expanduser().resolve()
+    if not (d / "launch" / "__init__.py").is_file() or not (d / "pyproject.toml").is_file():
+        raise UsageError(f"--working-dir {path}: not a checkout of this project (no launch/)")
+    return str(d)
 
 
 def validate(args: argparse.Namespace) -> None:
@@ -127,6 +149,7 @@ def validate(args: argparse.Namespace) -> None:
         raise UsageError("--max-concurrent must be >= 1")
     if not 0 <= args.entrypoint_cpus <= 64:
         raise UsageError("--entrypoint-cpus must be in [0, 64]")
+    working_dir(args.working_dir)
 
 
 def entrypoint(args: argparse.Namespace, storage: str | None) -> str:
@@ -154,6 +177,11 @@ def default_job_id(sweep: str) -> str:
 def run(args: argparse.Namespace) -> int:
     validate(args)
     address, auth = resolve_client(args.address, args.token_file, args.cluster_dir)
+    from launch.sweep import check_sweep_settings
+
+    # every trial config resolved here (this imports Ray: after resolve_client set the auth)
+    overrides = dict(key_value(item) for item in args.overrides)
+    check_sweep_settings(args.sweep, overrides, args.budget or "small")
     storage = args.storage
     if storage is None:
         storage = local_storage_for(address, args.cluster_dir)
@@ -167,10 +195,12 @@ def run(args: argparse.Namespace) -> int:
         "budget": args.budget or "",
         "name": args.name or "",
         "storage": storage or "",
+        "working_dir": working_dir(args.working_dir) or "",
     }
     try:
         client = job_client(address)
-        submitted = _submit(client, command, job_id, metadata, args.entrypoint_cpus)
+        submitted = _submit(client, command, job_id, metadata, args.entrypoint_cpus,
+                            working_dir(args.working_dir))  # fmt: skip
     except ClusterError as exc:
         print(f"error: {exc} ({auth})", file=sys.stderr)
         return 1
@@ -190,7 +220,16 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _submit(client: Any, command: str, job_id: str, metadata: dict[str, str], cpus: float) -> str:
+def _submit(
+    client: Any,
+    command: str,
+    job_id: str,
+    metadata: dict[str, str],
+    cpus: float,
+    code: str | None = None,
+) -> str:
+    runtime_env = {"working_dir": code} if code else None
+
     def go() -> str:
         return str(
             client.submit_job(
@@ -198,6 +237,7 @@ def _submit(client: Any, command: str, job_id: str, metadata: dict[str, str], cp
                 submission_id=job_id,
                 metadata=metadata,
                 entrypoint_num_cpus=cpus,
+                runtime_env=runtime_env,
             )
         )
 

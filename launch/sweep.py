@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from typing import Any
@@ -29,6 +30,8 @@ from launch.cli import UsageError
 from launch.common import add_set_argument, positive_int
 from tune_configs.sweeps import SWEEPS, sweep_module
 
+# an experiment directory directly under --storage (no path separators, no "..")
+EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 HELP = f"run a Tune sweep ({', '.join(SWEEPS)})"
 
 
@@ -82,14 +85,26 @@ def load_sweep(name: str) -> Any:
     return sweep_module(name)
 
 
-def check_sweep_settings(name: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """The validated ``--set`` overrides of sweep ``name`` (UsageError naming a bad key)."""
-    from tune_configs.sweeps.common import check_settings
+def check_sweep_settings(
+    name: str, overrides: dict[str, Any], budget: str | None = None
+) -> dict[str, Any]:
+    """The validated ``--set`` overrides of sweep ``name`` (UsageError naming a bad key). With a
+    ``budget``, every trial config is also resolved as its trial would resolve it
+    (:func:`tune_configs.sweeps.common.preflight`), so a bad value fails here, not in a trial."""
+    from tune_configs.sweeps.common import check_settings, preflight
 
+    module = load_sweep(name)
     try:
-        return check_settings(load_sweep(name), overrides)
+        checked = check_settings(module, overrides)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if budget is not None:
+        try:
+            preflight(module, budget, checked)
+        except ValueError as exc:
+            given = f" with --set {', '.join(checked)}" if checked else ""
+            raise UsageError(f"sweep {name}, budget {budget}{given}: {exc}") from None
+    return checked
 
 
 def _list_settings(module: Any) -> int:
@@ -105,12 +120,16 @@ def _list_settings(module: Any) -> int:
 def run(args: argparse.Namespace) -> int:
     from tune_configs.ops import sweeplock
     from tune_configs.ops.runtime import init_ray, quiet_ray_logs, stop_ray
-    from tune_configs.sweeps.common import experiment_dir, print_table, results_table
+    from tune_configs.sweeps.common import disk_full, experiment_dir, print_table, results_table
 
     module = load_sweep(args.sweep)
     if args.list_settings:
         return _list_settings(module)
-    overrides = check_sweep_settings(args.sweep, dict(args.overrides))
+    overrides = check_sweep_settings(args.sweep, dict(args.overrides), args.budget)
+    if args.name is not None and not EXPERIMENT_NAME.match(args.name):
+        raise UsageError(
+            f"--name {args.name!r}: use letters, digits, '.', '_', '-' (max 100), no path"
+        )
     name = args.name or f"{module.NAME}-{args.budget}"
     exp = experiment_dir(args.storage, name)
     if args.resume and not exp.is_dir():
@@ -123,12 +142,21 @@ def run(args: argparse.Namespace) -> int:
                        object_store_memory=None if args.address else 300_000_000)  # fmt: skip
     quiet_ray_logs()
     t0 = time.perf_counter()
+    resume = (f"python -m launch sweep {args.sweep} --budget {args.budget} --storage "
+              f"{args.storage} --name {name} --resume")  # fmt: skip
     try:
         tuner = module.build_tuner(
             budget=args.budget, storage=args.storage, name=name, resume=args.resume,
             max_concurrent_trials=args.max_concurrent, **overrides,
         )  # fmt: skip
-        results = tuner.fit()
+        try:
+            results = tuner.fit()
+        except Exception:
+            full = disk_full(exp)
+            if full is None:
+                raise
+            print(f"error: {full}\nfree space there, then continue: {resume}", file=sys.stderr)
+            return 1
         expected = module.total_trials(args.budget, **overrides)
         unfinished = max(expected - results.num_terminated - results.num_errors, 0)
         rows = results_table(results)
@@ -144,9 +172,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{with_results} trials with results, {len(errors)} failed, in {elapsed:.1f} min")
     print(f"results: {exp}")
     print(f"tensorboard --logdir {exp}")
+    full = disk_full(exp) if errors or unfinished else None
+    if full is not None:
+        print(f"error: {full}\nfree space there, then continue: {resume}", file=sys.stderr)
+        return 1
     if unfinished:
-        print(f"{unfinished} trials unfinished: resume with "
-              f"python -m launch sweep {args.sweep} --budget {args.budget} --storage "
-              f"{args.storage} --name {name} --resume", file=sys.stderr)  # fmt: skip
+        print(f"{unfinished} trials unfinished: resume with {resume}", file=sys.stderr)
         return 130
     return 1 if errors else 0

@@ -152,7 +152,7 @@ def ship_sweep(
     recording the selection (every candidate's tuning return and its evaluation in the sweep).
     Writes ``out_root/index.json`` and returns its rows (one per setting and seed).
     """
-    from analysis.resultset import RUN_FILE, SUMMARY_FILE
+    from analysis.resultset import RUN_FILE, SUMMARY_FILE, commit_problem
     from tune_configs.policies.single import evaluate_policy, load_policy
 
     say = log or print
@@ -164,6 +164,10 @@ def ship_sweep(
         if run.get("kind") != "ppo-trial" or run.get("controller", "single") != "single":
             continue
         if not ckpt.is_dir():
+            continue
+        problem = commit_problem(run_file.parent)
+        if problem is not None:
+            say(f"skipped {run_file.parent}: {problem}")
             continue
         summary = json.loads((run_file.parent / SUMMARY_FILE).read_text())[0]
         key = (str(run["preset"]), float(run["delta"]), float(run["penalty"]))

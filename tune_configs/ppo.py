@@ -23,8 +23,9 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from tune_configs.env import params_from_env_config, register
@@ -49,6 +50,40 @@ DEFAULT_HPARAMS: dict[str, Any] = {
     "log_std_clip_param": 20.0,  # log std clamped to [-c, c] (RLlib's default 20)
 }
 DEFAULT_ENV_CONFIG: dict[str, Any] = {"preset": "paper", "obs_mode": "log1p"}
+ACTIVATIONS = ("tanh", "relu", "linear", "swish", "silu", "elu")
+MAX_LAYERS, MAX_WIDTH = 8, 4096  # of fcnet_hiddens
+MAX_BATCH = 10_000_000
+
+
+def _number(v: Any, integer: bool) -> bool:
+    ok = isinstance(v, int) if integer else isinstance(v, (int, float))
+    return ok and not isinstance(v, bool) and math.isfinite(v)
+
+
+# name -> (check, allowed values in words)
+_HPARAM_CHECKS: dict[str, tuple[Any, str]] = {
+    "lr": (lambda v: _number(v, False) and 0 < v <= 1, "a number in (0, 1]"),
+    "gamma": (lambda v: _number(v, False) and 0 <= v <= 1, "a number in [0, 1]"),
+    "lambda_": (lambda v: _number(v, False) and 0 <= v <= 1, "a number in [0, 1]"),
+    "clip_param": (lambda v: _number(v, False) and v > 0, "a number > 0"),
+    "vf_clip_param": (lambda v: _number(v, False) and v > 0, "a number > 0"),
+    "vf_loss_coeff": (lambda v: _number(v, False) and v >= 0, "a number >= 0"),
+    "entropy_coeff": (lambda v: _number(v, False) and v >= 0, "a number >= 0"),
+    "kl_coeff": (lambda v: _number(v, False) and v >= 0, "a number >= 0"),
+    "train_batch_size": (lambda v: _number(v, True) and 1 <= v <= MAX_BATCH,
+                         f"an integer in [1, {MAX_BATCH}]"),
+    "minibatch_size": (lambda v: _number(v, True) and 1 <= v <= MAX_BATCH,
+                       f"an integer in [1, {MAX_BATCH}]"),
+    "num_epochs": (lambda v: _number(v, True) and 1 <= v <= 1000, "an integer in [1, 1000]"),
+    "fcnet_hiddens": (
+        lambda v: isinstance(v, (list, tuple)) and 1 <= len(v) <= MAX_LAYERS
+        and all(_number(w, True) and 1 <= w <= MAX_WIDTH for w in v),
+        f"a list of 1 to {MAX_LAYERS} layer widths in [1, {MAX_WIDTH}]",
+    ),
+    "fcnet_activation": (lambda v: v in ACTIVATIONS, f"one of {ACTIVATIONS}"),
+    "free_log_std": (lambda v: isinstance(v, bool), "true or false"),
+    "log_std_clip_param": (lambda v: _number(v, False) and v > 0, "a number > 0"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,6 +97,12 @@ class Resources:
     vector_env: bool = True  # native vector env (one numba call per step) instead of SyncVectorEnv
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            ok = isinstance(v, bool) if f.type in ("bool", bool) else _number(v, True)
+            if not ok or (not isinstance(v, bool) and not 0 <= v <= 1024):
+                what = "true or false" if f.type in ("bool", bool) else "an integer in [0, 1024]"
+                raise ValueError(f"invalid resources {f.name}={v!r}: must be {what}")
         if self.num_env_runners < 0:
             raise ValueError(f"num_env_runners must be >= 0, got {self.num_env_runners}")
         if self.num_envs_per_env_runner < 1:
@@ -80,12 +121,32 @@ class Resources:
         return asdict(self)
 
 
+def resources_from(values: Mapping[str, Any]) -> Resources:
+    """:class:`Resources` from a plain dict (``ValueError`` naming an unknown or bad field)."""
+    if not isinstance(values, Mapping):
+        raise ValueError(f"resources must be a JSON object, got {values!r}")
+    known = {f.name for f in fields(Resources)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown resources {unknown}; known: {', '.join(sorted(known))}")
+    return Resources(**values)
+
+
 def resolve_hparams(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_HPARAMS` with ``overrides``; unknown names raise ``ValueError``."""
     hp = dict(DEFAULT_HPARAMS)
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ValueError(f"hparams must be a JSON object, got {overrides!r}")
     for key, value in dict(overrides or {}).items():
         if key not in hp:
             raise ValueError(f"unknown PPO hyper-parameter {key!r}; known: {', '.join(sorted(hp))}")
+        check, allowed = _HPARAM_CHECKS[key]
+        try:
+            ok = bool(check(value))
+        except TypeError:  # e.g. an unhashable value for a choice
+            ok = False
+        if not ok:
+            raise ValueError(f"invalid PPO hyper-parameter {key}={value!r}: must be {allowed}")
         hp[key] = value
     if hp["minibatch_size"] > hp["train_batch_size"]:
         raise ValueError(

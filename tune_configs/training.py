@@ -194,14 +194,14 @@ class TrainingRun:
     ) -> TrainingRun:
         """The ``controller``'s (:class:`tune_configs.controllers.Controller`) env config and
         hyper-parameters (the batch fitted to the budget)."""
-        from tune_configs.ppo import Resources
+        from tune_configs.ppo import resources_from
 
         ctl = controller
         return cls(
             controller=ctl,
             env_config=ctl.resolve_env_config(env_config),
             hparams=fit_batch_to_budget(ctl.resolve_hparams(hparams), timesteps),
-            resources=Resources(**resources),
+            resources=resources_from(resources),
             seed=int(seed),
             timesteps=int(timesteps),
             options={k: options[k] for k in ctl.options if k in options},

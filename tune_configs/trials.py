@@ -150,6 +150,36 @@ def trial_name(trial: Any) -> str:
     return trial_dirname(trial)
 
 
+def check_trial(config: Mapping[str, Any]) -> None:
+    """Resolve a trial config as the trial would (controller, env config and scenario,
+    hyper-parameters, resources), without running anything: ``ValueError`` saying what is
+    wrong. Sweeps call it for every trial before Ray starts (:func:`tune_configs.sweeps.common.
+    preflight`)."""
+    try:
+        cfg = trial_config(config)
+        if cfg["kind"] == "ppo":
+            from tune_configs.controllers import get_controller
+            from tune_configs.training import TrainingRun
+
+            controller = get_controller(str(cfg["controller"]))
+            run = TrainingRun.resolve(
+                controller, env_config_of(cfg), cfg["hparams"], int(cfg["timesteps"]),
+                cfg["resources"], trial_seeds(cfg)[0], cfg,
+            )  # fmt: skip
+            controller.env_params(run.env_config)
+        elif cfg["kind"] == "pool-rules":
+            from envs.pool.multiagent import MultiCellPoolEnv
+            from tune_configs.policies.pool import pool_env_kwargs
+
+            MultiCellPoolEnv(**pool_env_kwargs(env_config_of(cfg)))
+        else:
+            from tune_configs.env import params_from_env_config
+
+            params_from_env_config(env_config_of(cfg))
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"invalid trial config ({type(exc).__name__}: {exc})") from None
+
+
 def trial_resources(config: Mapping[str, Any]) -> Any:
     """Placement group of a trial: one CPU, plus the remote env runners of a PPO trial."""
     from ray.tune import PlacementGroupFactory
@@ -157,9 +187,9 @@ def trial_resources(config: Mapping[str, Any]) -> Any:
     cfg = trial_config(config)
     if cfg["kind"] != "ppo":
         return PlacementGroupFactory([{"CPU": 1.0}])
-    from tune_configs.ppo import Resources
+    from tune_configs.ppo import resources_from
 
-    res = Resources(**cfg["resources"])
+    res = resources_from(cfg["resources"])
     bundles = [{"CPU": 1.0 + res.num_learners}]
     bundles += [{"CPU": res.num_cpus_per_env_runner}] * res.num_env_runners
     return PlacementGroupFactory(bundles)

@@ -57,6 +57,13 @@ RAND_RANGES: dict[str, tuple[float, float, bool, str]] = {
 }
 
 
+# Upper bounds of the sizes (a scenario beyond them would exhaust memory or never end; the
+# largest preset uses a small fraction of each).
+MAX_CELLS = 64
+MAX_DEVICES = 10_000  # UEs, and sensors per cell
+MAX_EPISODE_STEPS = 1_000_000
+
+
 @dataclass(frozen=True)
 class ScenarioParams:
     """The physical scenario: cells, radio, devices, traffic, mobility and horizon."""
@@ -124,24 +131,27 @@ class ScenarioParams:
             _finite(self.area_m) and self.area_m > 0, "area_m", "a finite number > 0", self.area_m
         )
         _check(
-            len(self.bs_positions) >= 1,
+            isinstance(self.bs_positions, tuple) and 1 <= len(self.bs_positions) <= MAX_CELLS,
             "bs_positions",
-            "at least one (x, y) site",
+            f"1 to {MAX_CELLS} (x, y) sites",
             self.bs_positions,
         )
         for i, p in enumerate(self.bs_positions):
-            ok = len(p) == 2 and all(_finite(v) and 0 <= v <= self.area_m for v in p)
+            ok = isinstance(p, tuple) and len(p) == 2
+            ok = ok and all(_finite(v) and 0 <= v <= self.area_m for v in p)
             _check(ok, f"bs_positions[{i}]", f"an (x, y) pair inside [0, {self.area_m}]", p)
         n = self.n_cells
         for name in ("bandwidth_hz", "mec_capacity", "n_sensors"):
             value = getattr(self, name)
-            _check(len(value) == n, name, f"a tuple with one entry per cell ({n})", value)
+            _check(isinstance(value, tuple) and len(value) == n, name,
+                   f"a tuple with one entry per cell ({n})", value)  # fmt: skip
         for i, b in enumerate(self.bandwidth_hz):
             _check(_finite(b) and b > 0, f"bandwidth_hz[{i}]", "a finite number > 0 [Hz]", b)
         for i, c in enumerate(self.mec_capacity):
             _check(_finite(c) and c > 0, f"mec_capacity[{i}]", "a finite number > 0 [units]", c)
         for i, s in enumerate(self.n_sensors):
-            _check(isinstance(s, int) and s >= 1, f"n_sensors[{i}]", "an integer >= 1", s)
+            _check(_whole(s) and 1 <= s <= MAX_DEVICES, f"n_sensors[{i}]",
+                   f"an integer in [1, {MAX_DEVICES}]", s)  # fmt: skip
         positive = (
             "carrier_mhz", "bs_height_m", "device_height_m", "noise", "ue_speed", "min_distance_m",
             "ue_data_mean", "ue_compute_mean", "sensor_data_mean", "sensor_compute_mean",
@@ -160,14 +170,10 @@ class ScenarioParams:
             _finite(self.ue_job_prob) and 0.0 <= self.ue_job_prob <= 1.0,
             "ue_job_prob", "a probability in [0, 1]", self.ue_job_prob,
         )  # fmt: skip
-        for name in ("n_ues", "sensor_interval", "episode_steps"):
+        for name, most in (("n_ues", MAX_DEVICES), ("sensor_interval", MAX_EPISODE_STEPS),
+                           ("episode_steps", MAX_EPISODE_STEPS)):  # fmt: skip
             v = getattr(self, name)
-            _check(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-                name,
-                "an integer >= 1",
-                v,
-            )
+            _check(_whole(v) and 1 <= v <= most, name, f"an integer in [1, {most}]", v)
         for name in ("sensor_min_bs_dist", "sensor_max_bs_dist", "sensor_min_spacing"):
             v = getattr(self, name)
             _check(_finite(v) and v >= 0, name, "a finite number >= 0 [m]", v)

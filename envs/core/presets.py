@@ -122,12 +122,20 @@ def _normalise(name: str, value: Any, n_cells: int) -> Any:
             value = tuple(value)
         else:
             value = (value,) * n_cells
-        if name == "n_sensors":
-            value = tuple(int(v) if float(v).is_integer() else v for v in value)
+        if name == "n_sensors":  # whole floats (2.0) become ints; anything else is validated
+            value = tuple(int(v) if _number(v) and float(v).is_integer() else v for v in value)
         else:
-            value = tuple(float(v) if isinstance(v, int) else v for v in value)
+            value = tuple(float(v) if _number(v) and isinstance(v, int) else v for v in value)
         return value
     if name == "bs_positions":
+        pairs = isinstance(value, (list, tuple)) and all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and all(_number(c) for c in p)
+            for p in value
+        )
+        if not pairs:
+            raise ValueError(
+                f"invalid parameter bs_positions={value!r}: must be a list of [x, y] sites [m]"
+            )
         return tuple(tuple(float(c) for c in p) for p in value)
     if name == "residual_rule" and isinstance(value, (list, tuple)):
         return tuple(float(v) if _number(v) else v for v in value)
@@ -162,9 +170,18 @@ def make_params(preset: str | EnvParams = "paper", **overrides: Any) -> EnvParam
             hint = difflib.get_close_matches(name, known, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ValueError(f"unknown parameter {name!r}{extra}; known: {', '.join(known)}")
-    n_cells = len(scen.get("bs_positions", base.scenario.bs_positions))
+    positions = scen.get("bs_positions", base.scenario.bs_positions)
+    n_cells = len(positions) if isinstance(positions, (list, tuple)) else 1
     scen = {k: _normalise(k, v, n_cells) for k, v in scen.items()}
-    scenario: ScenarioParams = replace(base.scenario, **scen) if scen else base.scenario
+    try:
+        scenario: ScenarioParams = replace(base.scenario, **scen) if scen else base.scenario
+    except ValueError as exc:
+        if n_cells == base.scenario.n_cells:
+            raise
+        raise ValueError(
+            f"{exc} (bs_positions gives {n_cells} cells: give bandwidth_hz, mec_capacity and "
+            "n_sensors one entry per cell, or one value for all)"
+        ) from None
     reward: RewardParams = replace(base.reward, **rew) if rew else base.reward
     env = {k: _normalise(k, v, n_cells) for k, v in env.items()}
     return replace(base, scenario=scenario, reward=reward, **env)

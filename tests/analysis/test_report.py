@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from analysis import pool_figures
 from analysis.report import write_report
+from analysis.resultset import write_result_set
 from tests.analysis.test_analysis_collect import fake_rows, make_results_dir, write_set
 from tests.helpers.cli import run_launch_here
 
@@ -86,16 +86,12 @@ def test_report_includes_a_pool_comparison(tmp_path: Path, monkeypatch: pytest.M
     )
     # launch pool-compare's layout: run.json (kind pool-compare), one episode row per variant
     pool = tmp_path / "pool"
-    pool.mkdir()
-    (pool / "run.json").write_text(json.dumps({"kind": "pool-compare", "preset": "three_cell"}))
-    pd.DataFrame(
-        {
-            "policy": ["noncoop", "greedy"] * 2,
-            "kind": ["noncoop", "coop"] * 2,
-            "seed": [0, 0, 1, 1],
-            "completion_pct": [80.0, 84.0, 81.0, 85.0],
-        }
-    ).to_csv(pool / "episodes.csv", index=False)
+    rows = [
+        {"policy": pol, "kind": kind, "seed": seed, "completion_pct": pct}
+        for seed, pcts in ((0, (80.0, 84.0)), (1, (81.0, 85.0)))
+        for (pol, kind), pct in zip((("noncoop", "noncoop"), ("greedy", "coop")), pcts, strict=True)
+    ]
+    write_result_set(pool, {"kind": "pool-compare", "preset": "three_cell"}, rows)
     calls: list[Path] = []
 
     def pool_flow_figure(result_dir: Path, out_png: Path) -> Path:

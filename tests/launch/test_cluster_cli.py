@@ -91,6 +91,7 @@ def fake_state(directory: Path, sid: int = 0, dashboard_port: int = 8399) -> Clu
         ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--max-concurrent", "0"],
         ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--name", "a b"],
         ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--budget", "huge"],
+        ["submit", "static-grid", "--address", "http://127.0.0.1:1", "--working-dir", "/tmp"],
         ["jobs"],
         ["jobs", "stop"],
         ["jobs", "list", "--address", "ftp://127.0.0.1:8265"],
@@ -235,6 +236,21 @@ def test_node_commands_stay_on_loopback(tmp_path: Path) -> None:
     assert "--dashboard-agent-listen-port=52999" in head
     assert "--dashboard-agent-listen-port=52998" in worker
     assert "stop" not in head + worker
+
+
+def test_each_node_has_its_own_temp_dir(tmp_path: Path) -> None:
+    """A job's working_dir is unpacked below each node's temp dir: shared, the worker node's
+    runtime-env agent would unpack it again under the head's running driver."""
+    from tune_configs.ops.cluster import node_temp_dir
+
+    state = fake_state(tmp_path)
+    head, worker = state.nodes
+    dirs = {node_temp_dir(state, head), node_temp_dir(state, worker)}
+    assert node_temp_dir(state, head) == state.temp_dir and len(dirs) == 2
+    assert Path(node_temp_dir(state, worker)).parent == Path(state.temp_dir)  # removed by `down`
+    assert f"--temp-dir={state.temp_dir}" in head_command(state, head, 100_000_000)
+    worker_args = worker_command(state, worker, 100_000_000)
+    assert f"--temp-dir={node_temp_dir(state, worker)}" in worker_args
 
 
 @pytest.mark.parametrize(

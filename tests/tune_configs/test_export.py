@@ -153,7 +153,7 @@ def test_broken_shipped_dirs_are_usage_errors(
     assert "unreadable" in capsys.readouterr().err
     (shipped / DESCRIPTION).write_text(json.dumps({"format": "other", "controller": "single"}))
     assert main(["eval", str(shipped), "--episodes", "1"]) == 2
-    assert "not a metalore-policy" in capsys.readouterr().err
+    assert "format: must be 'metalore-policy'" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     capsys.readouterr()
 

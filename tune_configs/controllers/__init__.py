@@ -191,7 +191,12 @@ def get_controller(name: str) -> Controller:
         entry = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         raise ValueError(f"controller {name!r}: cannot import it ({exc})") from None
-    controller = entry() if callable(entry) and not isinstance(entry, Controller) else entry
+    try:
+        controller = entry() if callable(entry) and not isinstance(entry, Controller) else entry
+    except Exception as exc:  # a factory that fails, or something that is not a factory
+        raise ValueError(
+            f"controller {name!r}: calling it failed ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(controller, Controller):
         raise ValueError(f"controller {name!r} is a {type(controller).__name__}, not a Controller")
     if controller.name != name:
@@ -235,7 +240,7 @@ def load_any_pool_controller(path: str | Path) -> Any:
         raise ValueError(f"policy {str(path)!r} is not a directory")
     if is_shipped(p):  # numpy only: no Ray, no torch
         if shipped_controller(p) not in POOL_CONTROLLERS:
-            raise ValueError(f"{p} holds a {shipped_controller(p)} policy, not a pool policy")
+            raise ValueError(f"{p}: controller {shipped_controller(p)!r} is not a pool controller")
         return load_exported_controller(p)
     from tune_configs.controllers.central import load_central_controller
     from tune_configs.controllers.per_cell import load_pool_controller

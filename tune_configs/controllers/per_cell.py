@@ -47,7 +47,7 @@ from envs.pool.base_splits import resolve_base_splits
 from envs.pool.multiagent import MultiCellPoolEnv, agent_ids
 from tune_configs.callbacks import WINDOW, PoolMetrics
 from tune_configs.env import register_creator
-from tune_configs.policies.checkpoint import MODULE_DIR, read_sidecar
+from tune_configs.policies.checkpoint import MODULE_DIR, require_sidecar
 from tune_configs.policies.pool import (
     SHARED_MODULE,
     PoolPolicyController,
@@ -180,7 +180,7 @@ def load_pool_controller(checkpoint: str | Path) -> PoolPolicyController:
     ckpt = Path(checkpoint).expanduser().resolve()
     if not ckpt.is_dir():
         raise ValueError(f"checkpoint {str(checkpoint)!r} is not a directory")
-    info = read_sidecar(ckpt) or _info_from_algorithm_pickle(ckpt)
+    info = require_sidecar(ckpt)
     mids = list(info.get("modules") or [])
     if not mids:
         raise ValueError(f"{ckpt}: no module ids in its sidecar")
@@ -195,21 +195,3 @@ def load_pool_controller(checkpoint: str | Path) -> PoolPolicyController:
         module.eval()
         modules[mid] = rlmodule_forward(module)
     return PoolPolicyController(ckpt, modules, info)
-
-
-def _info_from_algorithm_pickle(ckpt: Path) -> dict[str, Any]:
-    """Env config and module ids from the algorithm config pickled in an RLlib checkpoint."""
-    import pickle
-
-    try:
-        with (ckpt / "class_and_ctor_args.pkl").open("rb") as fh:
-            state = pickle.load(fh)
-        config = state["ctor_args_and_kwargs"][0][0]
-        env_config = dict(config["env_config"])
-        mids = sorted(p.name for p in (ckpt / MODULE_DIR).iterdir() if p.is_dir())
-    except Exception as exc:  # any unpickling problem means "not a usable checkpoint"
-        raise ValueError(
-            f"{ckpt}: not a pool PPO checkpoint ({type(exc).__name__}: {exc})"
-        ) from exc
-    policies = "shared" if mids == [SHARED_MODULE] else "separate"
-    return {"env_config": env_config, "modules": mids, "policies": policies}

@@ -245,10 +245,27 @@ def _node_command(
         # Workers of all nodes share one address: let the OS pick their ports.
         "--min-worker-port=0",
         "--max-worker-port=0",
-        f"--temp-dir={state.temp_dir}",
+        f"--temp-dir={node_temp_dir(state, node)}",
         f"--node-name={node.name}",
         "--disable-usage-stats",
     ]
+
+
+def node_temp_dir(state: ClusterState, node: NodeRecord) -> str:
+    """Ray's ``--temp-dir`` of one node: the cluster's for the head, a sub-directory of it named
+    after the node for each worker.
+
+    Nodes must not share a temp dir: each node's runtime-env agent unpacks a job's
+    ``working_dir`` into ``<temp dir>/session_*/runtime_resources/`` and, the first time it sees
+    the package, removes what is there and unpacks it again (``overwrite=True``). With one shared
+    temp dir the worker node's agent did that under the running job driver (whose working
+    directory it is) when the driver connected, and the driver died on its next file access
+    (``ray job submit --working-dir .`` on a fresh cluster: "Intel oneMKL FATAL ERROR: Cannot
+    load .../libtorch_cpu.so"). Ray 2.60 honours ``--temp-dir`` per node.
+    """
+    if node.role == "head":
+        return state.temp_dir
+    return str(Path(state.temp_dir) / node.name)
 
 
 def start_loopback_worker(ray_start_args: list[str]) -> int:

@@ -85,8 +85,10 @@ def node_env(
     """Environment of every process of a local cluster's node (all nodes must agree on auth).
 
     The project root goes on ``PYTHONPATH`` and ``python``'s directory on ``PATH``, so job entry
-    points (``python -m launch sweep ...``) and Ray workers import this checkout without
-    ``--working-dir`` (which breaks on a one-machine cluster). Everything else of ``base``
+    points (``python -m launch sweep ...``) and Ray workers import this checkout; a job submitted
+    with ``--working-dir`` runs its shipped code instead (first on its PYTHONPATH; each node
+    unpacks it below its own temp dir, :func:`tune_configs.ops.cluster.node_temp_dir`).
+    Everything else of ``base``
     (default: this process's environment) is inherited, e.g. ``METALORE_TRIAL_BARRIER``.
     """
     env = dict(os.environ if base is None else base)

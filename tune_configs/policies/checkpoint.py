@@ -13,7 +13,8 @@ files plus :data:`SIDECAR`, a JSON object with
 
 Checkpoints saved before there was one sidecar carry ``metalore_pool_policy.json`` (per-cell) or
 ``metalore_pool_central.json`` (central); :func:`read_sidecar` reads them as well and fills in the
-controller. Nothing here imports Ray or torch.
+controller. A checkpoint without any sidecar is refused (:func:`require_sidecar`): it was not saved
+by the platform, and RLlib checkpoints are pickles. Nothing here imports Ray or torch.
 """
 
 from __future__ import annotations
@@ -63,21 +64,22 @@ def read_sidecar(checkpoint_dir: str | Path) -> dict[str, Any] | None:
     return None
 
 
-def algorithm_env_config(checkpoint_dir: str | Path) -> dict[str, Any]:
-    """Env config and action normalisation from the algorithm config RLlib pickled into a
-    checkpoint: the fallback for checkpoints the platform did not save (no sidecar)."""
-    import pickle
+def require_sidecar(checkpoint_dir: str | Path) -> dict[str, Any]:
+    """The sidecar of a checkpoint (:func:`read_sidecar`), or :class:`CheckpointError` for a
+    checkpoint without one.
 
-    ckpt = Path(checkpoint_dir)
-    try:
-        with (ckpt / "class_and_ctor_args.pkl").open("rb") as fh:
-            state = pickle.load(fh)
-        config = state["ctor_args_and_kwargs"][0][0]
-        return {
-            "env_config": dict(config["env_config"]),
-            "normalize_actions": bool(config.get("normalize_actions", True)),
-        }
-    except Exception as exc:  # any unpickling problem means "not a usable checkpoint"
+    A checkpoint without the sidecar was not saved by this platform. RLlib checkpoints hold
+    pickles (``class_and_ctor_args.pkl``, the module state), and unpickling runs code, so the
+    platform never reads one it did not write (no fallback to the pickled algorithm config):
+    ``docs/trusted-inputs.md``. Policies from elsewhere come as shipped directories
+    (``policy.safetensors`` + ``policy.json``), which load without pickle.
+    """
+    info = read_sidecar(checkpoint_dir)
+    if info is None:
         raise CheckpointError(
-            f"{ckpt}: cannot read the algorithm config ({type(exc).__name__}: {exc})"
-        ) from exc
+            f"{checkpoint_dir}: no {SIDECAR}, so not a checkpoint saved by this platform; "
+            "RLlib checkpoints are pickles and only the platform's own are loaded "
+            "(docs/trusted-inputs.md). Ship a policy from elsewhere as policy.safetensors + "
+            "policy.json (python -m launch export, run where it was trained)"
+        )
+    return info

@@ -29,7 +29,7 @@ from envs.core.pool.sim import PoolSimulator
 from envs.pool.control import CONTROL_FIELDS, ControlOptions, PoolControl
 from envs.pool.obs import REWARD_FULFILLED, REWARD_METALORE
 from tune_configs.env import RLLIB_KEYS
-from tune_configs.policies.shipped import load_shipped
+from tune_configs.policies.shipped import ShippedPolicyError, load_shipped
 
 SHARED_MODULE = "shared"
 POOL_CONTROLLERS = ("central", "per-cell")
@@ -187,12 +187,23 @@ def load_exported_controller(directory: str | Path) -> Any:
     policy = load_shipped(directory)
     desc = policy.description
     if policy.controller not in POOL_CONTROLLERS:
-        raise ValueError(f"{directory} holds a {policy.controller} policy, not a pool policy")
+        raise ValueError(
+            f"{directory}: controller {policy.controller!r} is not a pool controller "
+            f"({', '.join(POOL_CONTROLLERS)})"
+        )
     info = {
         **{k: v for k, v in desc.items() if k != "actors"},
         "env_config": policy.env_config,
         "normalize_actions": bool(desc.get("action", {}).get("normalize", False)),
     }
     if policy.controller == "central":
-        return CentralPolicyController(policy.path, policy.actors[CENTRAL_ACTOR], info)
+        actor = policy.actors.get(CENTRAL_ACTOR)
+        n_cells = desc.get("n_cells")
+        if actor is None or not isinstance(n_cells, int) or actor.action_dim != 3 * n_cells:
+            raise ShippedPolicyError(
+                f"{policy.path}: a central policy needs actors.{CENTRAL_ACTOR} with 3 actions "
+                f"per cell and n_cells (got n_cells {n_cells!r}, action_dim "
+                f"{actor.action_dim if actor else None})"
+            )
+        return CentralPolicyController(policy.path, actor, info)
     return PoolPolicyController(policy.path, dict(policy.actors), info)

@@ -243,11 +243,16 @@ def shipped_controller(path: str | Path) -> str | None:
     """The controller name of a shipped policy directory (None if it is not one)."""
     if not is_shipped(path):
         return None
+    _read_limited(Path(path).expanduser() / DESCRIPTION, MAX_DESCRIPTION_BYTES)
     try:
-        desc = json.loads((Path(path).expanduser() / DESCRIPTION).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        desc = json.loads((Path(path).expanduser() / DESCRIPTION).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
         raise ShippedPolicyError(f"{path}: unreadable {DESCRIPTION} ({exc})") from exc
-    return str(desc.get("controller", "single")) if isinstance(desc, dict) else None
+    try:
+        check_description(desc)
+    except ShippedPolicyError as exc:
+        raise ShippedPolicyError(f"{Path(path).expanduser()}/{exc}") from None
+    return str(desc["controller"])
 
 
 @dataclass
@@ -291,38 +296,187 @@ def to_env_actions(mean: NDArray[Any], action: Mapping[str, Any]) -> NDArray[np.
     return flat.reshape(len(a), *shape)
 
 
+# Limits of a shipped policy directory read from elsewhere (the largest shipped policy, a
+# three-cell central controller, is about 50 kB of JSON and 60 kB of weights).
+MAX_DESCRIPTION_BYTES = 4 * 2**20
+MAX_WEIGHTS_BYTES = 64 * 2**20
+MAX_ACTORS = 64
+MAX_LAYERS = 16
+MAX_WIDTH = 4096  # features of any layer
+MAX_ACTION_DIM = 1024
+DISTRIBUTIONS = ("diag_gaussian", "diag_gaussian_mean")
+POLICY_MODES = ("shared", "separate", "central")
+
+
+def _bad(field: str, problem: str) -> ShippedPolicyError:
+    return ShippedPolicyError(f"{DESCRIPTION}: {field}: {problem}")
+
+
+def _whole(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _finite_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+
+def _check_actor(name: str, spec: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """The tensors (name, shape) an actor's description promises; errors name the field."""
+    where = f"actors.{name}"
+    if not isinstance(spec, dict):
+        raise _bad(where, "must be an object")
+    for key, hi in (("in_features", MAX_WIDTH), ("action_dim", MAX_ACTION_DIM)):
+        if not _whole(spec.get(key), 1, hi):
+            raise _bad(f"{where}.{key}", f"must be an integer in [1, {hi}], got {spec.get(key)!r}")
+    if spec.get("distribution") not in DISTRIBUTIONS:
+        raise _bad(f"{where}.distribution", f"must be one of {DISTRIBUTIONS}")
+    layers = spec.get("layers")
+    if not isinstance(layers, list) or not 1 <= len(layers) <= MAX_LAYERS:
+        raise _bad(f"{where}.layers", f"must be a list of 1 to {MAX_LAYERS} layers")
+    tensors: list[tuple[str, tuple[int, ...]]] = []
+    width = spec["in_features"]
+    for i, lyr in enumerate(layers):
+        at = f"{where}.layers[{i}]"
+        if not isinstance(lyr, dict):
+            raise _bad(at, "must be an object")
+        for key in ("in", "out"):
+            if not _whole(lyr.get(key), 1, MAX_WIDTH):
+                raise _bad(f"{at}.{key}", f"must be an integer in [1, {MAX_WIDTH}]")
+        if lyr["in"] != width:
+            raise _bad(f"{at}.in", f"is {lyr['in']}, the layer before gives {width}")
+        if not isinstance(lyr.get("activation"), str) or lyr["activation"] not in _ACTIVATIONS:
+            raise _bad(f"{at}.activation", f"must be one of {sorted(_ACTIVATIONS)}")
+        width = lyr["out"]
+        tensors += [(f"{name}/layer{i}.weight", (lyr["out"], lyr["in"])),
+                    (f"{name}/layer{i}.bias", (lyr["out"],))]  # fmt: skip
+    outputs = spec["action_dim"] * (2 if spec["distribution"] == "diag_gaussian" else 1)
+    if width != outputs:
+        raise _bad(f"{where}.layers[{len(layers) - 1}].out",
+                   f"is {width}; {spec['distribution']} with action_dim {spec['action_dim']} "
+                   f"needs {outputs}")  # fmt: skip
+    return tensors
+
+
+def check_description(desc: Any) -> dict[str, tuple[int, ...]]:
+    """Check a ``policy.json`` body from elsewhere; returns the tensors (name -> shape) it
+    promises. ``ShippedPolicyError`` names the first bad field."""
+    if not isinstance(desc, dict):
+        raise ShippedPolicyError(f"{DESCRIPTION}: must be a JSON object")
+    if desc.get("format") != FORMAT:
+        raise _bad("format", f"must be {FORMAT!r}, got {desc.get('format')!r}")
+    if not _whole(desc.get("version"), 1, VERSION):
+        raise _bad("version", f"must be an integer in [1, {VERSION}], got {desc.get('version')!r}")
+    if not isinstance(desc.get("controller"), str) or not desc["controller"]:
+        raise _bad("controller", "must be a non-empty string")
+    actors = desc.get("actors")
+    if not isinstance(actors, dict) or not 1 <= len(actors) <= MAX_ACTORS:
+        raise _bad("actors", f"must be an object of 1 to {MAX_ACTORS} actors")
+    tensors: dict[str, tuple[int, ...]] = {}
+    for name, spec in actors.items():
+        if not name or "/" in name:
+            raise _bad("actors", f"actor name {name!r} must be non-empty, without '/'")
+        tensors.update(_check_actor(name, spec))
+    action = desc.get("action")
+    if not isinstance(action, dict):
+        raise _bad("action", "must be an object")
+    if "normalize" in action and not isinstance(action["normalize"], bool):
+        raise _bad("action.normalize", "must be true or false")
+    for key in ("low", "high"):
+        v = action.get(key, 0.0)
+        ok = _finite_number(v) or (
+            isinstance(v, list) and 0 < len(v) <= MAX_ACTION_DIM and all(map(_finite_number, v))
+        )
+        if not ok:
+            raise _bad(f"action.{key}", "must be a finite number or a list of them")
+    shape = action.get("shape")
+    if shape is not None and not (
+        isinstance(shape, list) and 1 <= len(shape) <= 4
+        and all(_whole(n, 1, MAX_ACTION_DIM) for n in shape)
+    ):  # fmt: skip
+        raise _bad("action.shape", f"must be a list of 1 to 4 sizes in [1, {MAX_ACTION_DIM}]")
+    configs = ("env_config",) if desc["version"] == 1 else ("interface", "trained_on")
+    for key in configs:
+        if not isinstance(desc.get(key), dict):
+            raise _bad(key, "must be an object (the policy's env config)")
+    checks: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+        ("manifest", lambda v: isinstance(v, dict)),
+        ("n_cells", lambda v: _whole(v, 1, 64)),
+        ("policies", lambda v: v in POLICY_MODES),
+    )
+    for key, valid in checks:
+        if key in desc and not valid(desc[key]):
+            raise _bad(key, f"has a bad value {desc[key]!r}")
+    return tensors
+
+
+def _read_limited(path: Path, limit: int) -> None:
+    size = path.stat().st_size
+    if size > limit:
+        raise ShippedPolicyError(
+            f"{path}: {size:,} bytes, more than the limit of {limit:,} for {path.name}"
+        )
+
+
 def load_shipped(path: str | Path) -> ShippedPolicy:
-    """Read a shipped policy with numpy only (``ShippedPolicyError`` if broken)."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
+    """Read a shipped policy with numpy only (``ShippedPolicyError`` if broken).
+
+    A directory from elsewhere is checked before anything uses it: each file within its size
+    limit (:data:`MAX_DESCRIPTION_BYTES`, :data:`MAX_WEIGHTS_BYTES`), the description's fields
+    (:func:`check_description`), and every tensor present with the promised shape, float32 and
+    finite, and no other tensor. Errors name the file and the field or tensor.
+    """
+    from safetensors import SafetensorError, safe_open
 
     d = Path(path).expanduser().resolve()
     if not (d / DESCRIPTION).is_file() or not (d / WEIGHTS).is_file():
         raise ShippedPolicyError(f"{d} is not a shipped policy: {DESCRIPTION} or {WEIGHTS} missing")
+    _read_limited(d / DESCRIPTION, MAX_DESCRIPTION_BYTES)
+    _read_limited(d / WEIGHTS, MAX_WEIGHTS_BYTES)
     try:
-        desc = json.loads((d / DESCRIPTION).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        desc = json.loads((d / DESCRIPTION).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, RecursionError, json.JSONDecodeError) as exc:
         raise ShippedPolicyError(f"{d / DESCRIPTION}: unreadable ({exc})") from exc
-    if not isinstance(desc, dict) or desc.get("format") != FORMAT:
-        raise ShippedPolicyError(f"{d / DESCRIPTION}: not a {FORMAT} description")
-    if int(desc.get("version", 0)) > VERSION:
-        raise ShippedPolicyError(f"{d}: format version {desc['version']} is newer than {VERSION}")
     try:
-        tensors = load_file(str(d / WEIGHTS))
+        shapes = check_description(desc)
+    except ShippedPolicyError as exc:
+        raise ShippedPolicyError(f"{d}/{exc}") from None
+    tensors: dict[str, NDArray[np.float32]] = {}
+    try:
+        with safe_open(str(d / WEIGHTS), framework="numpy") as fh:
+            names = set(fh.keys())
+            extra, missing = sorted(names - set(shapes)), sorted(set(shapes) - names)
+            if extra or missing:
+                raise ShippedPolicyError(
+                    f"{d / WEIGHTS}: tensors do not match {DESCRIPTION} "
+                    f"(missing {missing[:4]}, unexpected {extra[:4]})"
+                )
+            for name, shape in shapes.items():
+                part = fh.get_slice(name)
+                dtype, got = part.get_dtype(), tuple(part.get_shape())
+                if dtype != "F32":
+                    raise ShippedPolicyError(f"{d / WEIGHTS}: tensor {name}: dtype {dtype}, "
+                                             "must be F32 (float32)")  # fmt: skip
+                if got != shape:
+                    raise ShippedPolicyError(f"{d / WEIGHTS}: tensor {name}: shape {list(got)}, "
+                                             f"{DESCRIPTION} says {list(shape)}")  # fmt: skip
+                value = np.asarray(fh.get_tensor(name), dtype=np.float32)
+                bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+                if bad:
+                    raise ShippedPolicyError(
+                        f"{d / WEIGHTS}: tensor {name}: {bad} NaN or infinite values"
+                    )
+                tensors[name] = value
     except (OSError, SafetensorError) as exc:
         raise ShippedPolicyError(f"{d / WEIGHTS}: unreadable ({exc})") from exc
     actors: dict[str, MLPActor] = {}
-    try:
-        for name, spec in desc["actors"].items():
-            layers = tuple(
-                Dense(
-                    tensors[f"{name}/layer{i}.weight"].astype(np.float32),
-                    tensors[f"{name}/layer{i}.bias"].astype(np.float32),
-                    str(lyr["activation"]),
-                )
-                for i, lyr in enumerate(spec["layers"])
+    for name, spec in desc["actors"].items():
+        layers = tuple(
+            Dense(
+                tensors[f"{name}/layer{i}.weight"],
+                tensors[f"{name}/layer{i}.bias"],
+                str(lyr["activation"]),
             )
-            actors[name] = MLPActor(layers, int(spec["action_dim"]), str(spec["distribution"]))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ShippedPolicyError(f"{d}: weights do not match the description ({exc})") from exc
+            for i, lyr in enumerate(spec["layers"])
+        )
+        actors[name] = MLPActor(layers, int(spec["action_dim"]), str(spec["distribution"]))
     return ShippedPolicy(d, desc, actors)

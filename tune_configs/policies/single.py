@@ -2,8 +2,9 @@
 
 No Ray cluster is started. A checkpoint's RLModule is restored with ``RLModule.from_checkpoint``
 from ``<checkpoint>/learner_group/learner/rl_module/default_policy``; the env config it was
-trained on comes from the checkpoint's sidecar (:mod:`tune_configs.policies.checkpoint`; foreign
-checkpoints fall back to the algorithm config pickled in the checkpoint). A shipped policy
+trained on comes from the checkpoint's sidecar (:mod:`tune_configs.policies.checkpoint`; a
+checkpoint without one, not saved by the platform, is refused: it would have to be unpickled).
+A shipped policy
 directory (:mod:`tune_configs.policies.shipped`: ``policy.safetensors`` + ``policy.json``) loads
 without torch, Ray or pickle.
 
@@ -41,15 +42,14 @@ from numpy.typing import NDArray
 
 from envs.core.metrics import SUMMARY_KEYS
 from envs.core.params import EnvParams
-from envs.metalore_env import action_space
+from envs.metalore_env import action_space, obs_shape
 from tune_configs import env as rllib_env
 from tune_configs.env import params_from_env_config, vector_env
 from tune_configs.policies.checkpoint import (
     DEFAULT_MODULE,
     MODULE_DIR,
     CheckpointError,
-    algorithm_env_config,
-    read_sidecar,
+    require_sidecar,
 )
 from tune_configs.policies.interface import (
     SINGLE_INTERFACE,
@@ -88,7 +88,7 @@ def read_checkpoint_info(checkpoint: str | Path) -> dict[str, Any]:
             f"{ckpt} is not an RLlib PPO checkpoint: {MODULE_SUBDIR} is missing "
             "(pass the directory written by `launch train`, e.g. OUT/checkpoint)"
         )
-    return read_sidecar(ckpt) or algorithm_env_config(ckpt)
+    return require_sidecar(ckpt)
 
 
 @dataclass
@@ -204,8 +204,19 @@ def _load_shipped(path: str | Path, env_overrides: Mapping[str, Any]) -> Trained
     except ShippedPolicyError as exc:
         raise CheckpointError(str(exc)) from exc
     if SINGLE_ACTOR not in shipped.actors:
-        raise CheckpointError(f"{shipped.path} holds a {shipped.controller} policy, not single")
+        raise CheckpointError(
+            f"{shipped.path}: controller {shipped.controller!r} without actors.{SINGLE_ACTOR}: "
+            "not a single-cell policy"
+        )
     evaluation = evaluation_of(shipped.env_config, env_overrides)
+    params = params_from_env_config(evaluation.env_config)
+    actor = shipped.actors[SINGLE_ACTOR]
+    n_obs, n_act = int(np.prod(obs_shape(params))), int(np.prod(action_space(params).shape))
+    if (actor.in_features, actor.action_dim) != (n_obs, n_act):
+        raise CheckpointError(
+            f"{shipped.path}: actors.{SINGLE_ACTOR} maps {actor.in_features} observation "
+            f"features to {actor.action_dim} actions; its scenario has {n_obs} and {n_act}"
+        )
     return TrainedPolicy(
         checkpoint=shipped.path,
         module=None,

@@ -22,6 +22,7 @@ continues an interrupted experiment without redoing finished trials (errored one
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -69,6 +70,57 @@ def check_settings(module: Any, overrides: Mapping[str, Any]) -> dict[str, Any]:
     from tune_configs.sweeps.settings import check_overrides
 
     return check_overrides(module.NAME, module.SETTINGS, overrides)
+
+
+def preflight(module: Any, budget: str, overrides: Mapping[str, Any]) -> int:
+    """Resolve every trial config of a sweep as its trial would (:func:`tune_configs.trials.
+    check_trial`), before Ray starts: ``ValueError`` saying what is wrong. Each value of a
+    ``grid_search`` is checked once (with the first value of every other grid). Returns the
+    number of configs checked."""
+    from tune_configs.trials import check_trial
+
+    try:
+        space = module.param_space(budget, **overrides)
+    except (TypeError, KeyError, AttributeError) as exc:
+        raise ValueError(f"invalid settings ({type(exc).__name__}: {exc})") from None
+    grids = {k: v["grid_search"] for k, v in space.items()
+             if isinstance(v, dict) and "grid_search" in v}  # fmt: skip
+    base = {k: (grids[k][0] if grids.get(k) else v) for k, v in space.items()}
+    configs = [base] + [{**base, k: value} for k, values in grids.items() for value in values[1:]]
+    for config in configs:
+        check_trial(config)
+    return len(configs)
+
+
+# an OSError's text when a device is full (ENOSPC), as Python and pyarrow word it
+DISK_FULL_WORDS = ("No space left on device", "[Errno 28]", "errno 28")
+LOW_SPACE_BYTES = 256 * 1024
+
+
+def disk_full(exp: str | Path) -> str | None:
+    """Why the experiment ``exp`` stopped if its disk is full, naming the path, else None.
+
+    Looks at the trials' ``error.txt`` for an ``ENOSPC`` error (the path that could not be
+    written), then at the free space of the file system holding ``exp``.
+    """
+    d = Path(exp)
+    for err in sorted(d.glob("*/error.txt")):
+        try:
+            text = err.read_text(errors="replace")
+        except OSError:
+            continue
+        lines = [ln.strip() for ln in text.splitlines() if any(w in ln for w in DISK_FULL_WORDS)]
+        if lines:
+            return f"no space left on the device holding {d}: {lines[-1]}"
+    probe = d if d.exists() else d.parent
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return None
+    free = st.f_bavail * st.f_frsize
+    if free < LOW_SPACE_BYTES:
+        return f"no space left on the device holding {d} ({free:,} bytes free)"
+    return None
 
 
 def experiment_dir(storage: str | Path, name: str) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 from envs.core.presets import PRESETS
 
 KINDS = ("int", "float", "str", "bool", "ints", "floats", "strs", "pairs", "dict")
+MAX_LIST = 10_000  # entries of a list setting (seeds, deltas, ...)
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,10 @@ class Setting:
             if not isinstance(value, dict):
                 raise ValueError(f"--set {self.name}={value!r}: must be a JSON object")
             return value
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ValueError(f"--set {self.name}={value!r}: must be a non-empty list")
+        if not isinstance(value, (list, tuple)) or not 1 <= len(value) <= MAX_LIST:
+            raise ValueError(
+                f"--set {self.name}={value!r}: must be a non-empty list of at most {MAX_LIST}"
+            )
         if self.kind == "strs":
             return [self._string(v) for v in value]
         if self.kind == "pairs":
