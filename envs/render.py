@@ -269,6 +269,15 @@ def _totals(sim: Simulator) -> tuple[str, str]:
     return f"UE jobs done {done:g} / {gen:g} (served {served})", step
 
 
+def _finish(cv: _Canvas, sim: Simulator, x: float) -> Frame:
+    """The footer (episode totals, last step, legend) and the finished frame."""
+    total, last = _totals(sim)
+    cv.text((x, FRAME_HEIGHT - 62), total, 11)
+    cv.text((x, FRAME_HEIGHT - 46), last, 11)
+    _legend(cv, FRAME_HEIGHT - 22)
+    return cv.frame()
+
+
 def _table(cv: _Canvas, x: float, y: float, cols: tuple[str, ...], rows: list[list[float]]) -> None:
     """One line per cell: its name in its colour, then the values under ``cols``."""
     width = (FRAME_WIDTH - x - 52) / len(cols)
@@ -326,11 +335,7 @@ def render_cell_frame(sim: Simulator, title: str = "MetaLore") -> Frame:
                 cv.bar(x, y, float(value), scale, colour_bar, label)
                 y += step
             y += 4
-    total, last = _totals(sim)
-    cv.text((x, FRAME_HEIGHT - 62), total, 11)
-    cv.text((x, FRAME_HEIGHT - 46), last, 11)
-    _legend(cv, FRAME_HEIGHT - 22)
-    return cv.frame()
+    return _finish(cv, sim, x)
 
 
 def pool_flows(ps: PoolSimulator) -> NDArray[np.float64]:
@@ -412,11 +417,7 @@ def render_pool_frame(ps: PoolSimulator, title: str = "MetaLore pool") -> Frame:
             cv.bar(x, y, value, scale, col, label, centred)
             y += step
         y += 6
-    total, last_line = _totals(sim)
-    cv.text((x, FRAME_HEIGHT - 62), total, 11)
-    cv.text((x, FRAME_HEIGHT - 46), last_line, 11)
-    _legend(cv, FRAME_HEIGHT - 22)
-    return cv.frame()
+    return _finish(cv, sim, x)
 
 
 # --- text ------------------------------------------------------------------------------------

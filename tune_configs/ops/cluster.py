@@ -471,16 +471,23 @@ def _wait_registered(state: ClusterState, expected: int, say: Callable[[str], No
         time.sleep(1)
 
 
-def restart_worker(state: ClusterState, name: str, say: Callable[[str], None] = print) -> None:
-    """Start a stopped worker node again (after ``down --node`` or a crash), with its name, CPUs
-    and object store; its processes get this process's environment, as at ``up``. ValueError
-    for the head, an unknown name or a node whose processes still run."""
+def worker_node(state: ClusterState, name: str, if_head: str) -> NodeRecord:
+    """The worker node called ``name``; ValueError for an unknown name, ``if_head`` for the head."""
     try:
         node = state.node(name)
     except KeyError as exc:
         raise ValueError(str(exc.args[0])) from None
     if node.role == "head":
-        raise ValueError("restart starts a worker node again; the head is started by `up`")
+        raise ValueError(if_head)
+    return node
+
+
+def restart_worker(state: ClusterState, name: str, say: Callable[[str], None] = print) -> None:
+    """Start a stopped worker node again (after ``down --node`` or a crash), with its name, CPUs
+    and object store; its processes get this process's environment, as at ``up``. ValueError
+    for the head, an unknown name or a node whose processes still run."""
+    head = "restart starts a worker node again; the head is started by `up`"
+    node = worker_node(state, name, head)
     if node_processes(node):
         raise ValueError(f"{name} is running: stop it first (`down --node {name}`)")
     t0 = time.monotonic()
@@ -611,12 +618,7 @@ def status_report(state: ClusterState) -> dict[str, Any]:
 def stop_worker(state: ClusterState, name: str, grace: float) -> int | None:
     """Stop one worker node and record it as stopped; None if it was stopped already.
     ValueError for the head or an unknown name."""
-    try:
-        node = state.node(name)
-    except KeyError as exc:
-        raise ValueError(str(exc.args[0])) from None
-    if node.role == "head":
-        raise ValueError("--node stops a worker node; stop the head with plain `down`")
+    node = worker_node(state, name, "--node stops a worker node; stop the head with plain `down`")
     if node.stopped:
         return None
     count = stop_nodes(state, [node], grace)
