@@ -209,8 +209,8 @@ def results_table(results: Any) -> list[dict[str, Any]]:
 
     rows = []
     for res in results:
-        if res.metrics is None:
-            continue
+        if res.metrics is None or not isinstance(res.config, Mapping):
+            continue  # a trial that never started (a sweep interrupted with Ctrl-C)
         try:
             cfg = trial_config(res.config)
         except ValueError:

@@ -103,3 +103,18 @@ def test_known_bad_values_are_named(tmp_path: Path, key: str, raw: str, says: st
     message = _error("paper-grid", key, parsed(raw))
     assert message is not None and says in message, message
     _check_refused(tmp_path, "paper-grid", key, raw, message)
+
+
+def test_results_table_skips_trials_that_never_started() -> None:
+    """After Ctrl-C, Tune's results hold trials without a config: the summary skips them."""
+    from types import SimpleNamespace
+
+    from tune_configs.sweeps.common import results_table
+
+    done = SimpleNamespace(
+        metrics={"eval/served_pct": 90.0}, error=None, path="/x/static_1",
+        config={"kind": "split", "w_b": 0.3, "w_c": 0.4, "preset": "paper"},
+    )  # fmt: skip
+    never = SimpleNamespace(metrics={}, error=None, path="/x/ppo_2", config=None)
+    rows = results_table([done, never])
+    assert [r["trial"] for r in rows] == ["static_1"] and rows[0]["eval/served_pct"] == 90.0
