@@ -164,6 +164,143 @@ def hypervolume_curve(
     return curve, (float(ref[0]), float(ref[1]))
 
 
+# --- searched fronts against a grid, at equal numbers of trials ------------------------------
+def _fronts_and_refs(
+    grid: np.ndarray, margin: float
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Reference points (2-D plane, 3 objectives) from the grid's fronts, and its hypervolumes."""
+    from analysis.pareto import hypervolume, non_dominated, reference_point
+
+    g = grid[np.all(np.isfinite(grid), axis=1)]
+    g2 = g[:, [1, 0]]
+    ref2 = reference_point(g2[non_dominated(g2, MAX_2D)], MAX_2D, margin)
+    ref3 = reference_point(g[non_dominated(g, MAX_3D)], MAX_3D, margin)
+    return ref2, ref3, hypervolume(g2, ref2, MAX_2D), hypervolume(g, ref3, MAX_3D)
+
+
+MAX_3D = (True, False, False)  # (served %, sync delay, E2E delay)
+MAX_2D = (False, True)  # (sync delay, served %)
+
+
+def _ratio_stats(values: list[float]) -> dict[str, Any]:
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    out: dict[str, Any] = {"n": int(v.size), "values": [float(x) for x in v]}
+    if v.size == 0:
+        return out
+    out.update(mean=float(v.mean()), min=float(v.min()), max=float(v.max()))
+    if v.size > 1:
+        half = float(stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / np.sqrt(v.size))
+        out.update(ci95=[float(v.mean() - half), float(v.mean() + half)])
+    return out
+
+
+def searched_vs_grid(
+    runs: dict[int, np.ndarray],
+    grid: np.ndarray,
+    counts: Sequence[int],
+    margin: float = 0.1,
+    subsets: int = 2000,
+    rng_seed: int = 0,
+) -> dict[str, Any]:
+    """Hypervolume of searched fronts relative to a grid's, trial by trial.
+
+    ``runs``: sampler seed -> (served %, sync delay, E2E delay) of its complete trials in proposal
+    order; ``grid``: the same for every grid trial. Reference points: the nadir of the grid's
+    front pushed out by ``margin`` of its range, in the (sync delay, served %) plane ("2d") and
+    in the three objectives ("3d"). For each n of ``counts``: the searched hypervolume after n
+    trials divided by the whole grid's, per seed, with mean, min, max and a 95 % t-interval over
+    seeds; and the grid's own ratio with n of its trials (mean and 2.5-97.5 % quantiles over
+    ``subsets`` random subsets). ``match``: per seed, the first n whose ratio reaches 1.
+    """
+    from analysis.pareto import hypervolume
+
+    grid = np.asarray(grid, dtype=float).reshape(-1, 3)
+    ref2, ref3, hv2, hv3 = _fronts_and_refs(grid, margin)
+    curves: dict[str, dict[int, list[float]]] = {"2d": {}, "3d": {}}
+    for seed, pts in sorted(runs.items()):
+        pts = np.asarray(pts, dtype=float).reshape(-1, 3)
+        curves["2d"][seed] = [hypervolume(pts[:n, [1, 0]], ref2, MAX_2D) / hv2
+                              for n in range(1, len(pts) + 1)]  # fmt: skip
+        curves["3d"][seed] = [hypervolume(pts[:n], ref3, MAX_3D) / hv3
+                              for n in range(1, len(pts) + 1)]  # fmt: skip
+    rng = np.random.default_rng(rng_seed)
+    out: dict[str, Any] = {
+        "grid_trials": int(len(grid)),
+        "seeds": sorted(int(k) for k in runs),
+        "trials_per_seed": {int(k): int(len(v)) for k, v in runs.items()},
+        "reference": {"2d": [float(x) for x in ref2], "3d": [float(x) for x in ref3]},
+        "grid_hypervolume": {"2d": hv2, "3d": hv3},
+        "curves": {d: {int(k): v for k, v in c.items()} for d, c in curves.items()},
+        "at": {},
+        "match": {},
+    }
+    for dim, c in curves.items():
+        out["match"][dim] = {int(k): next((i + 1 for i, r in enumerate(v) if r >= 1.0), None)
+                             for k, v in c.items()}  # fmt: skip
+    for n in counts:
+        row: dict[str, Any] = {}
+        for dim, c in curves.items():
+            row[f"search_{dim}"] = _ratio_stats([v[n - 1] for v in c.values() if len(v) >= n])
+            if n <= len(grid):
+                draws = []
+                for _ in range(subsets if n < len(grid) else 1):
+                    sub = grid[rng.choice(len(grid), size=n, replace=False)]
+                    draws.append(hypervolume(sub[:, [1, 0]], ref2, MAX_2D) / hv2 if dim == "2d"
+                                 else hypervolume(sub, ref3, MAX_3D) / hv3)  # fmt: skip
+                d = np.asarray(draws)
+                row[f"grid_{dim}"] = {"mean": float(d.mean()),
+                                      "q025": float(np.quantile(d, 0.025)),
+                                      "q975": float(np.quantile(d, 0.975))}  # fmt: skip
+        out["at"][int(n)] = row
+    return out
+
+
+def plot_searched_vs_grid(result: dict[str, Any], path: Path) -> Path | None:
+    """The hypervolume-vs-trials curves of :func:`searched_vs_grid` results (``result["reward"]``
+    and/or ``result["static"]``), one panel each; None if there is nothing to draw."""
+    parts = [k for k in ("reward", "static") if k in result]
+    if not parts:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(parts), figsize=(5.2 * len(parts), 3.8), squeeze=False)
+    titles = {"reward": "PPO reward search vs the 21-setting grid",
+              "static": "static-split search vs the 121-split grid"}  # fmt: skip
+    for ax, part in zip(axes[0], parts, strict=True):
+        r = result[part]
+        for dim, style in (("2d", "-"), ("3d", "--")):
+            curves = [np.asarray(v) for v in r["curves"][dim].values()]
+            if not curves:
+                continue
+            n = min(len(c) for c in curves)
+            arr = np.vstack([c[:n] for c in curves])
+            x = np.arange(1, n + 1)
+            label = "sync vs served" if dim == "2d" else "3 objectives"
+            ax.plot(x, arr.mean(axis=0), style, color="C0" if dim == "2d" else "C1",
+                    label=f"search, {label} (mean of {len(curves)} seeds)")  # fmt: skip
+            ax.fill_between(x, arr.min(axis=0), arr.max(axis=0), alpha=0.2,
+                            color="C0" if dim == "2d" else "C1")  # fmt: skip
+            gx = [int(k) for k, v in r["at"].items() if f"grid_{dim}" in v]
+            gy = [r["at"][k][f"grid_{dim}"]["mean"] for k in r["at"] if f"grid_{dim}" in r["at"][k]]
+            ax.plot(gx, gy, "s" if dim == "2d" else "D", color="C0" if dim == "2d" else "C1",
+                    mfc="none", label=f"grid, {label}: random subsets (mean)")  # fmt: skip
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_xlabel("trials")
+        ax.set_ylabel(f"hypervolume / whole grid's ({r['grid_trials']} trials)")
+        ax.set_title(titles[part], fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 1:

@@ -38,6 +38,8 @@ COMMANDS: dict[str, str] = {
     "jobs": "launch.jobs",
     "pool-compare": "launch.pool_compare",
     "adapt": "launch.adapt",
+    "front-study": "launch.front_study",
+    "dashboard": "launch.dashboard",
 }
 
 

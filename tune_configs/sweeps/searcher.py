@@ -20,10 +20,12 @@ Imports Ray: only :func:`tune_configs.sweeps.common.optuna_searcher` imports thi
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import optuna
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
@@ -55,7 +57,9 @@ class StudySearch(OptunaSearch):  # type: ignore[misc]
         self._exp_dir = spec.exp_dir
         study = self._ot_study
         if not study.metric_names:
-            study.set_metric_names(list(metric))
+            with warnings.catch_warnings():  # experimental in Optuna 5, shown by the dashboard
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names(list(metric))
         for point in spec.points:
             study.enqueue_trial(dict(point), skip_if_exists=True)
 
