@@ -321,3 +321,151 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# --- from a searched trial to a policy ---------------------------------------------------------
+def trial_commands(ref: StudyRef, row: Any) -> dict[str, str]:
+    """The commands that retrain (PPO) or re-evaluate (a static split) and ship a study trial.
+
+    PPO (``optuna-reward``): ``launch train`` with the trial's reward and the sweep's constants,
+    and ``launch export`` of the Tune trial's final checkpoint. Static split (``optuna-static``):
+    ``launch static --split`` on the sweep's episodes (the split itself is the policy).
+    """
+    c = ref.constants
+    tag = f"{ref.study}-t{int(row['number'])}"
+    if "param_w_b" in row and row.get("param_w_b") is not None and not _isnan(row["param_w_b"]):
+        cmd = (
+            f"python -m launch static --split {row['param_w_b']:.4f},{row['param_w_c']:.4f} "
+            f"--preset {c.get('preset', 'paper')} --delta {c.get('delta', 0.9):g} "
+            f"--penalty {c.get('penalty', 0.0):g} --episodes {c.get('episodes', 100)} "
+            f"--seed {c.get('eval_seed', 0)} --out results/splits/{tag}"
+        )
+        return {"retrain": cmd, "ship": cmd}
+    parts = [
+        "python -m launch train", f"--preset {c.get('preset', 'paper')}",
+        f"--delta {float(row['param_delta']):.4g}", f"--penalty {float(row['param_penalty']):.4g}",
+        f"--timesteps {c.get('timesteps', 200_000)}", f"--seed {c.get('seed', 0)}",
+    ]  # fmt: skip
+    if c.get("obs_mode"):
+        parts.append(f"--obs-mode {c['obs_mode']}")
+    parts += [f"--hp {k}={json.dumps(v)}" for k, v in dict(c.get("hparams") or {}).items()]
+    parts.append(f"--eval-episodes {c.get('eval_episodes', 100)} --out results/retrain/{tag}")
+    trial_dir = row.get("tune_trial_dir")
+    ship = (
+        f"python -m launch export {trial_dir}/checkpoint --out models/{tag}"
+        if isinstance(trial_dir, str) and trial_dir
+        else ""
+    )
+    return {"retrain": " ".join(parts), "ship": ship}
+
+
+def _isnan(v: Any) -> bool:
+    try:
+        return bool(np.isnan(float(v)))
+    except (TypeError, ValueError):
+        return False
+
+
+def studies_section(md: Any, root: Path, figs: Path, tabs: Path) -> None:
+    """The report's "Optuna studies" section: every study named under ``root`` with its trials
+    by state, the experiments feeding it, its Pareto trials with the commands that retrain and
+    ship each one, and the hypervolume-vs-trials curve (figure ``figs/optuna_hypervolume.png``).
+    Nothing is written when ``root`` names no study."""
+    refs = find_studies(root)
+    if not refs:
+        return
+    md.h(2, "Optuna studies")
+    md.p(
+        "Each Optuna sweep keeps its study in a database (`optuna_study.json` in its experiment "
+        "names it); several experiments may feed one study. Watch one live with "
+        f"`python -m launch dashboard {root}` (optuna-dashboard on 127.0.0.1)."
+    )
+    curves: list[tuple[str, pd.DataFrame]] = []
+    for ref in refs:
+        try:
+            study = load_study(ref)
+        except Exception as exc:  # a database that is gone or unreachable: say so, go on
+            md.p(f"_Study {ref.study} in {ref.storage}: could not be read ({exc})._")
+            continue
+        table = trials_table(ref, study)
+        states = table["state"].value_counts().to_dict() if len(table) else {}
+        md.h(3, f"Study {ref.study} ({ref.sweep})")
+        exps = table["experiment"].dropna().value_counts().to_dict() if len(table) else {}
+        md.p(
+            f"Storage `{ref.storage}`; {len(table)} trials ("
+            + ", ".join(f"{n} {s.lower()}" for s, n in sorted(states.items()))
+            + "); fed by "
+            + (", ".join(f"{e} ({n})" for e, n in sorted(exps.items())) or "no experiment")
+            + "."
+        )
+        tag = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in ref.study)
+        path = tabs / f"optuna_trials_{tag}.csv"
+        table.to_csv(path, index=False)
+        front = pareto_rows(ref, table).sort_values("number")
+        if front.empty:
+            md.p("_No complete trial yet._")
+            continue
+        params = [c for c in front.columns if c.startswith("param_")]
+        lines = [
+            "| trial | " + " | ".join(c[len("param_"):] for c in params)
+            + " | served % | sync | E2E | Tune trial | retrain | ship |",
+            "|" + "---|" * (len(params) + 7),
+        ]  # fmt: skip
+        for _, row in front.iterrows():
+            cmds = trial_commands(ref, row)
+            tdir = row.get("tune_trial_dir")
+            lines.append(
+                f"| {int(row['number'])} | "
+                + " | ".join(f"{float(row[c]):.3f}" for c in params)
+                + f" | {row.get('served_pct', np.nan):.2f} | {row.get('sync_delay', np.nan):.2f}"
+                f" | {row.get('e2e_delay', np.nan):.2f} | "
+                + (f"`{Path(tdir).name}`" if isinstance(tdir, str) else "")
+                + f" | `{cmds['retrain']}` | "
+                + (f"`{cmds['ship']}`" if cmds["ship"] and cmds["ship"] != cmds["retrain"] else
+                   "(the split is the policy)")
+                + " |"
+            )  # fmt: skip
+        md.p(
+            f"Pareto trials ({len(front)} of {states.get('COMPLETE', 0)} complete; all three "
+            f"objectives; every trial in {md.link(path)}):"
+        )
+        md.p("\n".join(lines))
+        curve, refpt = hypervolume_curve(table)
+        if len(curve):
+            curves.append((ref.study, curve))
+            md.p(
+                f"Hypervolume after {len(curve)} complete trials in the plane sync delay vs "
+                f"served: {curve['hypervolume'].iloc[-1]:.1f} (reference point: sync "
+                f"{refpt[0]:.2f} steps, served {refpt[1]:.2f} %, the nadir of the study's "
+                "complete trials pushed out by 10 % of their range)."
+            )
+    if curves:
+        out = figs / "optuna_hypervolume.png"
+        _plot_curves(curves, out)
+        md.img(out, "Hypervolume of each study's first n complete trials")
+        md.p(
+            "Hypervolume vs trials: each study's complete trials in the order Optuna proposed "
+            "them, in the plane sync delay (down) vs served % (up), relative to the study's final "
+            "hypervolume (each study against its own reference point)."
+        )
+
+
+def _plot_curves(curves: list[tuple[str, pd.DataFrame]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.8))
+    for name, curve in curves:
+        final = float(curve["hypervolume"].iloc[-1]) or 1.0
+        ax.plot(curve["trials"], curve["hypervolume"] / final, label=name)
+    ax.set_xlabel("complete trials")
+    ax.set_ylabel("hypervolume / the study's final")
+    ax.set_ylim(0, 1.05)
+    if len(curves) <= 12:
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
