@@ -88,9 +88,14 @@ def find_studies(root: Path) -> list[StudyRef]:
         if key in by_key:
             old = by_key[key]
             ref = StudyRef(
-                old.storage, old.study, old.sweep, old.objectives, old.directions,
-                old.experiments + ref.experiments, {**ref.constants, **old.constants},
-            )  # fmt: skip
+                old.storage,
+                old.study,
+                old.sweep,
+                old.objectives,
+                old.directions,
+                old.experiments + ref.experiments,
+                {**ref.constants, **old.constants},
+            )
         by_key[key] = ref
     return list(by_key.values())
 
@@ -221,15 +226,17 @@ def searched_vs_grid(
     curves: dict[str, dict[int, list[float]]] = {"2d": {}, "3d": {}}
     for seed, pts in sorted(runs.items()):
         pts = np.asarray(pts, dtype=float).reshape(-1, 3)
-        curves["2d"][seed] = [hypervolume(pts[:n, [1, 0]], ref2, MAX_2D) / hv2
-                              for n in range(1, len(pts) + 1)]  # fmt: skip
-        curves["3d"][seed] = [hypervolume(pts[:n], ref3, MAX_3D) / hv3
-                              for n in range(1, len(pts) + 1)]  # fmt: skip
+        curves["2d"][seed] = [
+            hypervolume(pts[:n, [1, 0]], ref2, MAX_2D) / hv2 for n in range(1, len(pts) + 1)
+        ]
+        curves["3d"][seed] = [
+            hypervolume(pts[:n], ref3, MAX_3D) / hv3 for n in range(1, len(pts) + 1)
+        ]
     rng = np.random.default_rng(rng_seed)
     out: dict[str, Any] = {
-        "grid_trials": int(len(grid)),
+        "grid_trials": len(grid),
         "seeds": sorted(int(k) for k in runs),
-        "trials_per_seed": {int(k): int(len(v)) for k, v in runs.items()},
+        "trials_per_seed": {int(k): len(v) for k, v in runs.items()},
         "reference": {"2d": [float(x) for x in ref2], "3d": [float(x) for x in ref3]},
         "grid_hypervolume": {"2d": hv2, "3d": hv3},
         "curves": {d: {int(k): v for k, v in c.items()} for d, c in curves.items()},
@@ -237,8 +244,9 @@ def searched_vs_grid(
         "match": {},
     }
     for dim, c in curves.items():
-        out["match"][dim] = {int(k): next((i + 1 for i, r in enumerate(v) if r >= 1.0), None)
-                             for k, v in c.items()}  # fmt: skip
+        out["match"][dim] = {
+            int(k): next((i + 1 for i, r in enumerate(v) if r >= 1.0), None) for k, v in c.items()
+        }
     for n in counts:
         row: dict[str, Any] = {}
         for dim, c in curves.items():
@@ -247,12 +255,17 @@ def searched_vs_grid(
                 draws = []
                 for _ in range(subsets if n < len(grid) else 1):
                     sub = grid[rng.choice(len(grid), size=n, replace=False)]
-                    draws.append(hypervolume(sub[:, [1, 0]], ref2, MAX_2D) / hv2 if dim == "2d"
-                                 else hypervolume(sub, ref3, MAX_3D) / hv3)  # fmt: skip
+                    draws.append(
+                        hypervolume(sub[:, [1, 0]], ref2, MAX_2D) / hv2
+                        if dim == "2d"
+                        else hypervolume(sub, ref3, MAX_3D) / hv3
+                    )
                 d = np.asarray(draws)
-                row[f"grid_{dim}"] = {"mean": float(d.mean()),
-                                      "q025": float(np.quantile(d, 0.025)),
-                                      "q975": float(np.quantile(d, 0.975))}  # fmt: skip
+                row[f"grid_{dim}"] = {
+                    "mean": float(d.mean()),
+                    "q025": float(np.quantile(d, 0.025)),
+                    "q975": float(np.quantile(d, 0.975)),
+                }
         out["at"][int(n)] = row
     return out
 
@@ -269,8 +282,10 @@ def plot_searched_vs_grid(result: dict[str, Any], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(parts), figsize=(5.2 * len(parts), 3.8), squeeze=False)
-    titles = {"reward": "PPO reward search vs the 21-setting grid",
-              "static": "static-split search vs the 121-split grid"}  # fmt: skip
+    titles = {
+        "reward": "PPO reward search vs the 21-setting grid",
+        "static": "static-split search vs the 121-split grid",
+    }
     for ax, part in zip(axes[0], parts, strict=True):
         r = result[part]
         for dim, style in (("2d", "-"), ("3d", "--")):
@@ -281,14 +296,26 @@ def plot_searched_vs_grid(result: dict[str, Any], path: Path) -> Path | None:
             arr = np.vstack([c[:n] for c in curves])
             x = np.arange(1, n + 1)
             label = "sync vs served" if dim == "2d" else "3 objectives"
-            ax.plot(x, arr.mean(axis=0), style, color="C0" if dim == "2d" else "C1",
-                    label=f"search, {label} (mean of {len(curves)} seeds)")  # fmt: skip
-            ax.fill_between(x, arr.min(axis=0), arr.max(axis=0), alpha=0.2,
-                            color="C0" if dim == "2d" else "C1")  # fmt: skip
+            ax.plot(
+                x,
+                arr.mean(axis=0),
+                style,
+                color="C0" if dim == "2d" else "C1",
+                label=f"search, {label} (mean of {len(curves)} seeds)",
+            )
+            ax.fill_between(
+                x, arr.min(axis=0), arr.max(axis=0), alpha=0.2, color="C0" if dim == "2d" else "C1"
+            )
             gx = [int(k) for k, v in r["at"].items() if f"grid_{dim}" in v]
             gy = [r["at"][k][f"grid_{dim}"]["mean"] for k in r["at"] if f"grid_{dim}" in r["at"][k]]
-            ax.plot(gx, gy, "s" if dim == "2d" else "D", color="C0" if dim == "2d" else "C1",
-                    mfc="none", label=f"grid, {label}: random subsets (mean)")  # fmt: skip
+            ax.plot(
+                gx,
+                gy,
+                "s" if dim == "2d" else "D",
+                color="C0" if dim == "2d" else "C1",
+                mfc="none",
+                label=f"grid, {label}: random subsets (mean)",
+            )
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xlabel("trials")
         ax.set_ylabel(f"hypervolume / whole grid's ({r['grid_trials']} trials)")
@@ -314,8 +341,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         table = trials_table(ref)
         states = table["state"].value_counts().to_dict() if len(table) else {}
         front = pareto_rows(ref, table)
-        print(f"study {ref.study} ({ref.sweep}) in {ref.storage}: {len(table)} trials {states}, "
-              f"{len(front)} on the Pareto front; experiments: {', '.join(ref.experiments)}")  # fmt: skip
+        print(
+            f"study {ref.study} ({ref.sweep}) in {ref.storage}: {len(table)} trials {states}, "
+            f"{len(front)} on the Pareto front; experiments: {', '.join(ref.experiments)}"
+        )
     return 0
 
 
@@ -342,10 +371,13 @@ def trial_commands(ref: StudyRef, row: Any) -> dict[str, str]:
         )
         return {"retrain": cmd, "ship": cmd}
     parts = [
-        "python -m launch train", f"--preset {c.get('preset', 'paper')}",
-        f"--delta {float(row['param_delta']):.4g}", f"--penalty {float(row['param_penalty']):.4g}",
-        f"--timesteps {c.get('timesteps', 200_000)}", f"--seed {c.get('seed', 0)}",
-    ]  # fmt: skip
+        "python -m launch train",
+        f"--preset {c.get('preset', 'paper')}",
+        f"--delta {float(row['param_delta']):.4g}",
+        f"--penalty {float(row['param_penalty']):.4g}",
+        f"--timesteps {c.get('timesteps', 200_000)}",
+        f"--seed {c.get('seed', 0)}",
+    ]
     if c.get("obs_mode"):
         parts.append(f"--obs-mode {c['obs_mode']}")
     parts += [f"--hp {k}={json.dumps(v)}" for k, v in dict(c.get("hparams") or {}).items()]
@@ -407,10 +439,11 @@ def studies_section(md: Any, root: Path, figs: Path, tabs: Path) -> None:
             continue
         params = [c for c in front.columns if c.startswith("param_")]
         lines = [
-            "| trial | " + " | ".join(c[len("param_"):] for c in params)
+            "| trial | "
+            + " | ".join(c[len("param_") :] for c in params)
             + " | served % | sync | E2E | Tune trial | retrain | ship |",
             "|" + "---|" * (len(params) + 7),
-        ]  # fmt: skip
+        ]
         for _, row in front.iterrows():
             cmds = trial_commands(ref, row)
             tdir = row.get("tune_trial_dir")
@@ -421,10 +454,13 @@ def studies_section(md: Any, root: Path, figs: Path, tabs: Path) -> None:
                 f" | {row.get('e2e_delay', np.nan):.2f} | "
                 + (f"`{Path(tdir).name}`" if isinstance(tdir, str) else "")
                 + f" | `{cmds['retrain']}` | "
-                + (f"`{cmds['ship']}`" if cmds["ship"] and cmds["ship"] != cmds["retrain"] else
-                   "(the split is the policy)")
+                + (
+                    f"`{cmds['ship']}`"
+                    if cmds["ship"] and cmds["ship"] != cmds["retrain"]
+                    else "(the split is the policy)"
+                )
                 + " |"
-            )  # fmt: skip
+            )
         md.p(
             f"Pareto trials ({len(front)} of {states.get('COMPLETE', 0)} complete; all three "
             f"objectives; every trial in {md.link(path)}):"

@@ -17,6 +17,7 @@ takes a free port. Ctrl-C stops it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from pathlib import Path
 
 from launch.cli import UsageError
@@ -28,8 +29,12 @@ LOOPBACK = "127.0.0.1"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", help="an Optuna sweep's experiment (or a folder above)")
-    p.add_argument("--storage", default=None, metavar="URL",
-                   help="SQLAlchemy URL of the study database (default: found in DIR)")  # fmt: skip
+    p.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="SQLAlchemy URL of the study database (default: found in DIR)",
+    )
     p.add_argument("--port", type=nonneg_int, default=0, help="port (default 0: a free one)")
     p.add_argument(
         "--host",
@@ -56,8 +61,7 @@ def find_storage(root: Path) -> tuple[str, list[str]]:
         raise UsageError(f"no Optuna study under {root} (no {STUDY_FILE}); give --storage URL")
     if len(storages) > 1:
         raise UsageError(
-            f"several study databases under {root}; pick one with --storage: "
-            + ", ".join(storages)
+            f"several study databases under {root}; pick one with --storage: " + ", ".join(storages)
         )
     return storages[0], sorted(r.study for r in refs)
 
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if not root.is_dir() and args.storage is None:
         raise UsageError(f"not a directory: {root}")
     if args.storage:
-        storage, studies = str(args.storage), []
+        storage, studies = str(args.storage), list[str]()
     else:
         storage, studies = find_storage(root)
     import optuna
@@ -80,10 +84,9 @@ def run(args: argparse.Namespace) -> int:
     port = int(args.port) or free_port(args.host if args.host != "0.0.0.0" else LOOPBACK)
     shown = LOOPBACK if args.host == "0.0.0.0" else args.host
     what = f" (studies: {', '.join(studies)})" if studies else ""
-    print(f"optuna-dashboard: http://{shown}:{port}  storage {public_url(storage)}{what}",
-          flush=True)  # fmt: skip
-    try:
+    print(
+        f"optuna-dashboard: http://{shown}:{port}  storage {public_url(storage)}{what}", flush=True
+    )
+    with contextlib.suppress(KeyboardInterrupt):
         optuna_dashboard.run_server(make_storage(storage), host=args.host, port=port)
-    except KeyboardInterrupt:
-        pass
     return 0

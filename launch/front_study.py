@@ -41,20 +41,47 @@ def _ints(text: str) -> list[int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="study directory")
-    p.add_argument("--seeds", type=_ints, default=[0, 1, 2, 3, 4], metavar="K,...",
-                   help="sampler seeds of the searches (default 0,1,2,3,4)")  # fmt: skip
-    p.add_argument("--trials", type=positive_int, default=63,
-                   help="trials per search (default 63)")  # fmt: skip
-    p.add_argument("--timesteps", type=positive_int, default=60_000,
-                   help="env steps per PPO trial (default 60000)")  # fmt: skip
-    p.add_argument("--grid-seeds", type=_ints, default=[0, 1, 2], metavar="S,...",
-                   help="training seeds of the reward grid (default 0,1,2: 63 trials)")  # fmt: skip
-    p.add_argument("--counts", type=_ints, default=[10, 20, 40, 63], metavar="N,...",
-                   help="trial counts to compare at (default 10,20,40,63)")  # fmt: skip
-    p.add_argument("--parts", default="static,grid,search", metavar="P,...",
-                   help="parts to run: static, grid, search (default all, in that order)")
-    p.add_argument("--max-concurrent", type=positive_int, default=2, metavar="N",
-                   help="trials at once (default 2)")  # fmt: skip
+    p.add_argument(
+        "--seeds",
+        type=_ints,
+        default=[0, 1, 2, 3, 4],
+        metavar="K,...",
+        help="sampler seeds of the searches (default 0,1,2,3,4)",
+    )
+    p.add_argument("--trials", type=positive_int, default=63, help="trials per search (default 63)")
+    p.add_argument(
+        "--timesteps",
+        type=positive_int,
+        default=60_000,
+        help="env steps per PPO trial (default 60000)",
+    )
+    p.add_argument(
+        "--grid-seeds",
+        type=_ints,
+        default=[0, 1, 2],
+        metavar="S,...",
+        help="training seeds of the reward grid (default 0,1,2: 63 trials)",
+    )
+    p.add_argument(
+        "--counts",
+        type=_ints,
+        default=[10, 20, 40, 63],
+        metavar="N,...",
+        help="trial counts to compare at (default 10,20,40,63)",
+    )
+    p.add_argument(
+        "--parts",
+        default="static,grid,search",
+        metavar="P,...",
+        help="parts to run: static, grid, search (default all, in that order)",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="trials at once (default 2)",
+    )
     p.add_argument("--analyze-only", action="store_true", help="only (re)write the analysis")
 
 
@@ -70,8 +97,15 @@ def run(args: argparse.Namespace) -> int:
     if args.analyze_only and not Path(args.out).is_dir():
         raise UsageError(f"--analyze-only: no study directory {args.out}")
     if not args.analyze_only:
-        study.run(args.out, args.seeds, args.trials, args.timesteps, args.grid_seeds, parts,
-                  args.max_concurrent)  # fmt: skip
+        study.run(
+            args.out,
+            args.seeds,
+            args.trials,
+            args.timesteps,
+            args.grid_seeds,
+            parts,
+            args.max_concurrent,
+        )
     result = study.analyze(args.out, args.counts)
     for part in ("static", "reward"):
         if part not in result:
@@ -79,10 +113,12 @@ def run(args: argparse.Namespace) -> int:
         for n, row in result[part]["at"].items():
             s2, s3 = row["search_2d"], row["search_3d"]
             g2 = row.get("grid_2d", {}).get("mean")
-            print(f"{part:6s} n={int(n):3d}: search/grid hypervolume 2-D "
-                  f"{s2.get('mean', float('nan')):.3f} [{s2.get('min', float('nan')):.3f}, "
-                  f"{s2.get('max', float('nan')):.3f}] over {s2['n']} seeds, 3-D "
-                  f"{s3.get('mean', float('nan')):.3f}; grid with n trials 2-D "
-                  f"{'n/a' if g2 is None else format(g2, '.3f')}")  # fmt: skip
+            print(
+                f"{part:6s} n={int(n):3d}: search/grid hypervolume 2-D "
+                f"{s2.get('mean', float('nan')):.3f} [{s2.get('min', float('nan')):.3f}, "
+                f"{s2.get('max', float('nan')):.3f}] over {s2['n']} seeds, 3-D "
+                f"{s3.get('mean', float('nan')):.3f}; grid with n trials 2-D "
+                f"{'n/a' if g2 is None else format(g2, '.3f')}"
+            )
     print(f"written: {args.out}/{study.RESULT_FILE}, {args.out}/{study.FIGURE_FILE}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -23,12 +24,18 @@ from analysis.report import MarkdownDoc
 
 OBJ = ["eval/served_pct", "eval/sync_delay", "eval/e2e_delay"]
 DIRS = ["maximize", "minimize", "minimize"]
-REWARD = {"delta": optuna.distributions.FloatDistribution(0.1, 1.0),
-          "penalty": optuna.distributions.FloatDistribution(-5.0, 0.0)}  # fmt: skip
+REWARD = {
+    "delta": optuna.distributions.FloatDistribution(0.1, 1.0),
+    "penalty": optuna.distributions.FloatDistribution(-5.0, 0.0),
+}
 
 
-def make_study(exp: Path, trials: list[tuple[dict[str, float], list[float]]], study: str = "s",
-               storage: str | None = None) -> str:  # fmt: skip
+def make_study(
+    exp: Path,
+    trials: list[tuple[dict[str, float], list[float]]],
+    study: str = "s",
+    storage: str | None = None,
+) -> str:
     """A stored study as an optuna-reward sweep leaves it (trials told in order), plus its file."""
     exp.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{exp / 'optuna.db'}"
@@ -40,22 +47,37 @@ def make_study(exp: Path, trials: list[tuple[dict[str, float], list[float]]], st
         t.set_user_attr("tune_trial_id", f"id{i}")
         t.set_user_attr("tune_trial_dir", str(exp / f"ppo_{i}_id{i}"))
         s.tell(t, values)
-    (exp / STUDY_FILE).write_text(json.dumps({
-        "storage": "optuna.db" if storage is None else storage, "study": study,
-        "sweep": "optuna-reward", "objectives": OBJ, "directions": DIRS,
-        "constants": {"preset": "paper", "timesteps": 60000, "seed": 0, "obs_mode": "log1p",
-                      "eval_episodes": 100},
-    }))  # fmt: skip
+    (exp / STUDY_FILE).write_text(
+        json.dumps(
+            {
+                "storage": "optuna.db" if storage is None else storage,
+                "study": study,
+                "sweep": "optuna-reward",
+                "objectives": OBJ,
+                "directions": DIRS,
+                "constants": {
+                    "preset": "paper",
+                    "timesteps": 60000,
+                    "seed": 0,
+                    "obs_mode": "log1p",
+                    "eval_episodes": 100,
+                },
+            }
+        )
+    )
     return url
 
 
 def test_trials_pareto_and_links(tmp_path: Path) -> None:
     exp = tmp_path / "e"
-    make_study(exp, [
-        ({"delta": 0.9}, [90.0, 10.0, 5.0]),
-        ({"delta": 0.5}, [95.0, 20.0, 4.0]),
-        ({"delta": 0.3}, [89.0, 11.0, 6.0]),  # dominated by trial 0 in all three
-    ])  # fmt: skip
+    make_study(
+        exp,
+        [
+            ({"delta": 0.9}, [90.0, 10.0, 5.0]),
+            ({"delta": 0.5}, [95.0, 20.0, 4.0]),
+            ({"delta": 0.3}, [89.0, 11.0, 6.0]),  # dominated by trial 0 in all three
+        ],
+    )
     (ref,) = find_studies(tmp_path)
     table = trials_table(ref)
     assert list(table["state"]) == ["COMPLETE"] * 3
@@ -72,9 +94,20 @@ def test_trials_pareto_and_links(tmp_path: Path) -> None:
 def test_static_split_trial_command() -> None:
     from analysis.optuna_studies import StudyRef
 
-    ref = StudyRef("sqlite:///x.db", "st", "optuna-static", tuple(OBJ), tuple(DIRS),
-                   constants={"preset": "paper", "delta": 0.9, "penalty": 0.0, "episodes": 100,
-                              "eval_seed": 0})  # fmt: skip
+    ref = StudyRef(
+        "sqlite:///x.db",
+        "st",
+        "optuna-static",
+        tuple(OBJ),
+        tuple(DIRS),
+        constants={
+            "preset": "paper",
+            "delta": 0.9,
+            "penalty": 0.0,
+            "episodes": 100,
+            "eval_seed": 0,
+        },
+    )
     cmds = trial_commands(ref, {"number": 4, "param_w_b": 0.31, "param_w_c": 0.42})
     assert cmds["retrain"] == (
         "python -m launch static --split 0.3100,0.4200 --preset paper --delta 0.9 --penalty 0 "
@@ -86,8 +119,14 @@ def test_hypervolume_curve_known_answer(tmp_path: Path) -> None:
     """In (sync down, served up) with reference (sync 10, served 0): a point (4, 50) dominates
     6 x 50 = 300; adding (2, 20) adds 2 x 20 = 40; a dominated (5, 40) adds nothing."""
     exp = tmp_path / "e"
-    make_study(exp, [({"delta": 0.9}, [50.0, 4.0, 1.0]), ({"delta": 0.5}, [40.0, 5.0, 1.0]),
-                     ({"delta": 0.3}, [20.0, 2.0, 1.0])])  # fmt: skip
+    make_study(
+        exp,
+        [
+            ({"delta": 0.9}, [50.0, 4.0, 1.0]),
+            ({"delta": 0.5}, [40.0, 5.0, 1.0]),
+            ({"delta": 0.3}, [20.0, 2.0, 1.0]),
+        ],
+    )
     (ref,) = find_studies(tmp_path)
     curve, refpt = hypervolume_curve(trials_table(ref), ref_point=(10.0, 0.0))
     assert refpt == (10.0, 0.0)
@@ -111,7 +150,7 @@ def test_searched_vs_grid_known_answers() -> None:
     assert out["match"]["2d"][0] == 30 or out["match"]["2d"][0] <= 30
     for seed in (0, 1):
         c = out["curves"]["2d"][seed]
-        assert all(b >= a - 1e-12 for a, b in zip(c, c[1:], strict=False))  # never decreases
+        assert all(b >= a - 1e-12 for a, b in itertools.pairwise(c))  # never decreases
     # a count beyond a seed's trials is left out of that count's statistics
     short = searched_vs_grid({0: grid[:5], 1: grid}, grid, counts=(10,), subsets=10)
     assert short["at"][10]["search_2d"]["n"] == 1

@@ -357,9 +357,7 @@ def kill_optuna_driver_and_resume(
             return finished(exp, first.trial) and state.get("status") == "TERMINATED"
 
         wait_until(first_recorded, 600, "the first trial to finish and be saved", check=alive)
-        held = next(
-            a for a in b.wait("*@start#0", count=2, timeout=600, check=alive) if a != first
-        )
+        held = next(a for a in b.wait("*@start#0", count=2, timeout=600, check=alive) if a != first)
         before = complete_trials(exp)
         study_before = study_trials(url, study)
         kill_group(sweep)

@@ -70,26 +70,51 @@ def postgres_server() -> Iterator[str]:
         os.chown(root, uid, -1)
     port = free_port()
     r = subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", USER, "--auth=trust",
-         "-E", "UTF8", "--locale=C"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            *prefix,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     with open(log, "wb") as out:
         server = subprocess.Popen(
-            [*prefix, str(bindir / "postgres"), "-D", str(data), "-h", "127.0.0.1",
-             "-p", str(port), "-k", str(root)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            [
+                *prefix,
+                str(bindir / "postgres"),
+                "-D",
+                str(data),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-k",
+                str(root),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
     pid_file = data / "postmaster.pid"
     try:
         deadline = time.monotonic() + 120
         while True:
             ready = subprocess.run(
                 [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", USER],
-                capture_output=True, text=True,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+            )
             if ready.returncode == 0:
                 break
             assert server.poll() is None, log.read_text(errors="replace")
@@ -97,8 +122,10 @@ def postgres_server() -> Iterator[str]:
             time.sleep(0.2)
         r = subprocess.run(
             [str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", USER, USER],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         yield f"postgresql+psycopg://{USER}@127.0.0.1:{port}/{USER}"
     finally:

@@ -24,17 +24,26 @@ from tune_configs.sweeps.common import OBJECTIVE_MODES, OBJECTIVES
 from tune_configs.sweeps.study import make_storage, study_spec, write_study_file
 
 # (delta, penalty) -> (served %, sync delay, E2E delay); the last is dominated by the first
-TRIALS = {(0.9, 0.0): (95.0, 14.0, 4.0), (0.5, -1.0): (99.0, 30.0, 1.0),
-          (0.3, -5.0): (90.0, 8.0, 9.0), (0.7, -2.0): (94.0, 15.0, 5.0)}  # fmt: skip
-SPACE = {"delta": optuna.distributions.FloatDistribution(0.1, 1.0),
-         "penalty": optuna.distributions.FloatDistribution(-5.0, 0.0)}  # fmt: skip
+TRIALS = {
+    (0.9, 0.0): (95.0, 14.0, 4.0),
+    (0.5, -1.0): (99.0, 30.0, 1.0),
+    (0.3, -5.0): (90.0, 8.0, 9.0),
+    (0.7, -2.0): (94.0, 15.0, 5.0),
+}
+SPACE = {
+    "delta": optuna.distributions.FloatDistribution(0.1, 1.0),
+    "penalty": optuna.distributions.FloatDistribution(-5.0, 0.0),
+}
 
 
 def stored_study(exp: Path, name: str) -> None:
     spec = study_spec({}, exp, name, startup=4)
     write_study_file(spec, "optuna-reward", OBJECTIVES, OBJECTIVE_MODES, {"preset": "paper"})
-    study = optuna.create_study(storage=make_storage(spec.url), study_name=name,
-                                directions=["maximize", "minimize", "minimize"])  # fmt: skip
+    study = optuna.create_study(
+        storage=make_storage(spec.url),
+        study_name=name,
+        directions=["maximize", "minimize", "minimize"],
+    )
     study.set_metric_names(list(OBJECTIVES))
     for (delta, penalty), values in TRIALS.items():
         study.enqueue_trial({"delta": delta, "penalty": penalty})
@@ -49,9 +58,13 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     exp = tmp_path / "results" / "searched"
     stored_study(exp, "searched")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "launch", "dashboard", str(tmp_path / "results")], cwd=ROOT,
-        env=launch_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [sys.executable, "-m", "launch", "dashboard", str(tmp_path / "results")],
+        cwd=ROOT,
+        env=launch_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -74,7 +87,7 @@ def wait_listening(url: str, proc: subprocess.Popen[str], timeout: float = 120) 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            with urllib.request.urlopen(f"{url}/api/studies", timeout=5) as r:  # noqa: S310
+            with urllib.request.urlopen(f"{url}/api/studies", timeout=5) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -94,7 +107,11 @@ def test_dashboard_shows_the_study_its_trials_and_the_pareto_front(
     listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True)
     if listening.returncode == 0:
         port = url.rsplit(":", 1)[1]
-        binds = [ln.split()[3] for ln in listening.stdout.splitlines() if ln.split()[3].endswith(f":{port}")]  # noqa: E501  # fmt: skip
+        binds = [
+            ln.split()[3]
+            for ln in listening.stdout.splitlines()
+            if ln.split()[3].endswith(f":{port}")
+        ]
         assert binds == [f"127.0.0.1:{port}"], binds
     page = browser.open(f"{url}/dashboard/", wait_for_text="searched")
     assert "Direction: MAXIMIZE, MINIMIZE, MINIMIZE" in page.inner_text("body")

@@ -46,23 +46,42 @@ FIGURE_FILE = "front_study.png"
 
 
 def experiments(
-    seeds: Sequence[int], trials: int, timesteps: int, grid_seeds: Sequence[int],
+    seeds: Sequence[int],
+    trials: int,
+    timesteps: int,
+    grid_seeds: Sequence[int],
     parts: Sequence[str] = PARTS,
-) -> list[tuple[str, str, dict[str, Any]]]:  # fmt: skip
+) -> list[tuple[str, str, dict[str, Any]]]:
     """(experiment name, sweep, ``--set`` overrides) of every part, in the order they run."""
     out: list[tuple[str, str, dict[str, Any]]] = []
     ppo = {"timesteps": int(timesteps), "eval_episodes": 100}
     if "static" in parts:
-        out += [(f"static-search-s{k}", "optuna-static", {"samples": int(trials), "seed": int(k)})
-                for k in seeds]  # fmt: skip
+        out += [
+            (f"static-search-s{k}", "optuna-static", {"samples": int(trials), "seed": int(k)})
+            for k in seeds
+        ]
     if "grid" in parts:
-        out.append(("reward-grid", "paper-grid", {
-            **ppo, "seeds": [int(s) for s in grid_seeds], "seeds_per_trial": len(grid_seeds),
-            "with_static": False,
-        }))  # fmt: skip
+        out.append(
+            (
+                "reward-grid",
+                "paper-grid",
+                {
+                    **ppo,
+                    "seeds": [int(s) for s in grid_seeds],
+                    "seeds_per_trial": len(grid_seeds),
+                    "with_static": False,
+                },
+            )
+        )
     if "search" in parts:
-        out += [(f"reward-search-s{k}", "optuna-reward",
-                 {**ppo, "samples": int(trials), "sampler_seed": int(k)}) for k in seeds]  # fmt: skip
+        out += [
+            (
+                f"reward-search-s{k}",
+                "optuna-reward",
+                {**ppo, "samples": int(trials), "sampler_seed": int(k)},
+            )
+            for k in seeds
+        ]
     return out
 
 
@@ -104,9 +123,15 @@ def run(
             resume = has_content(exp)
             t0 = time.perf_counter()
             print(f"{name}: {sweep} {overrides}{' (resumed)' if resume else ''}", flush=True)
-            tuner = module.build_tuner(budget="small", storage=root, name=name, resume=resume,
-                                       max_concurrent_trials=max_concurrent, progress=True,
-                                       **overrides)  # fmt: skip
+            tuner = module.build_tuner(
+                budget="small",
+                storage=root,
+                name=name,
+                resume=resume,
+                max_concurrent_trials=max_concurrent,
+                progress=True,
+                **overrides,
+            )
             results = tuner.fit()
             if hasattr(module, "report"):
                 module.report(results, exp)
@@ -152,15 +177,21 @@ def _static_grid_points(exp: Path) -> np.ndarray:
 
     study = json.loads((exp / "optuna_study.json").read_text())
     c = study["constants"]
-    params = params_from_env_config({"preset": c["preset"], "delta": c["delta"],
-                                     "penalty": c["penalty"]})  # fmt: skip
+    params = params_from_env_config(
+        {"preset": c["preset"], "delta": c["delta"], "penalty": c["penalty"]}
+    )
     grid = evaluate(params, static_grid(0.1), int(c["episodes"]), int(c["eval_seed"]))
     sums = grid.summaries(preset=c["preset"])
     return np.array(
-        [[np.nan if s.get(k) is None else float(s[k]) for k in ("served_pct", "sync_delay",
-                                                                   "e2e_delay")] for s in sums],
+        [
+            [
+                np.nan if s.get(k) is None else float(s[k])
+                for k in ("served_pct", "sync_delay", "e2e_delay")
+            ]
+            for s in sums
+        ],
         dtype=float,
-    )  # fmt: skip
+    )
 
 
 def analyze(out: str | Path, counts: Sequence[int] = COUNTS) -> dict[str, Any]:
@@ -168,13 +199,17 @@ def analyze(out: str | Path, counts: Sequence[int] = COUNTS) -> dict[str, Any]:
     ``OUT/front_study.json`` and ``OUT/front_study.png`` and returns the numbers."""
     root = Path(out).resolve()
     result: dict[str, Any] = {"dir": str(root), "counts": list(counts)}
-    static_runs = {int(p.name.rsplit("-s", 1)[1]): _search_points(p)
-                   for p in sorted(root.glob("static-search-s*"))}  # fmt: skip
+    static_runs = {
+        int(p.name.rsplit("-s", 1)[1]): _search_points(p)
+        for p in sorted(root.glob("static-search-s*"))
+    }
     if static_runs:
         grid = _static_grid_points(next(iter(sorted(root.glob("static-search-s*")))))
         result["static"] = searched_vs_grid(static_runs, grid, counts)
-    reward_runs = {int(p.name.rsplit("-s", 1)[1]): _search_points(p)
-                   for p in sorted(root.glob("reward-search-s*"))}  # fmt: skip
+    reward_runs = {
+        int(p.name.rsplit("-s", 1)[1]): _search_points(p)
+        for p in sorted(root.glob("reward-search-s*"))
+    }
     if (root / "reward-grid").is_dir():
         grid = _grid_points(root / "reward-grid")
         if reward_runs and len(grid):

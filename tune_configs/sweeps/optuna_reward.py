@@ -48,7 +48,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "paper": {"timesteps": 200_000, "eval_episodes": 100, "samples": 40, "startup": 10},
 }
 SETTINGS: tuple[Setting, ...] = (
-    *PPO_SETTINGS, *STUDY_SETTINGS, *pick("seed", "samples", "sampler_seed", "start_from_grid"),
+    *PPO_SETTINGS,
+    *STUDY_SETTINGS,
+    *pick("seed", "samples", "sampler_seed", "start_from_grid"),
 )
 # Start from the paper's point A so the first trial is a known reference.
 POINTS_TO_EVALUATE: list[dict[str, float]] = [{"delta": 0.9, "penalty": 0.0}]
@@ -115,6 +117,8 @@ def report(results: Any, exp_dir: str | Path, **overrides: Any) -> dict[str, Any
         done = int((table["state"] == "COMPLETE").sum()) if len(table) else 0
         pareto = pareto_rows(ref, table)
         out.update(study=ref.study, complete=done, pareto=len(pareto))
-        print(f"optuna study {ref.study}: {done} complete trials ({len(table)} in all), "
-              f"{len(pareto)} on its Pareto front; static front of the scenario: {front}")  # fmt: skip
+        print(
+            f"optuna study {ref.study}: {done} complete trials ({len(table)} in all), "
+            f"{len(pareto)} on its Pareto front; static front of the scenario: {front}"
+        )
     return out

@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 RESULT_SET_FILE = "summary.json"  # written last of a result set (analysis.resultset)
 
 
-class StudySearch(OptunaSearch):  # type: ignore[misc]
+class StudySearch(OptunaSearch):
     """``OptunaSearch`` on the stored study of ``spec`` (see the module docstring)."""
 
     def __init__(
@@ -55,13 +55,20 @@ class StudySearch(OptunaSearch):  # type: ignore[misc]
         )
         self._experiment = spec.experiment
         self._exp_dir = spec.exp_dir
-        study = self._ot_study
+        study = self.study
         if not study.metric_names:
             with warnings.catch_warnings():  # experimental in Optuna 5, shown by the dashboard
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(list(metric))
         for point in spec.points:
             study.enqueue_trial(dict(point), skip_if_exists=True)
+
+    @property
+    def study(self) -> optuna.Study:
+        """The stored Optuna study this searcher proposes from and tells to."""
+        study = self._ot_study
+        assert study is not None, "the study is set up in __init__ (the space is given)"
+        return study
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         params: dict[str, Any] | None = super().suggest(trial_id)
@@ -103,14 +110,15 @@ class StudySearch(OptunaSearch):  # type: ignore[misc]
         known = {t.number for t in self._ot_trials.values()}
         orphans = [
             t
-            for t in self._ot_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if t.user_attrs.get("experiment_dir") == self._exp_dir and t.number not in known
         ]
         for t in orphans:
-            self._ot_study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            self.study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
         if orphans:
             logger.warning(
                 "marked %d Optuna trial(s) FAIL, proposed but lost with the killed driver: %s",
-                len(orphans), [t.number for t in orphans],
-            )  # fmt: skip
+                len(orphans),
+                [t.number for t in orphans],
+            )
         return [t.number for t in orphans]

@@ -25,10 +25,11 @@ from tests.helpers.cli import ROOT, launch_env
 pytestmark = pytest.mark.ray
 
 TINY_PPO: dict[str, Any] = {
-    "timesteps": 800, "eval_episodes": 3,
+    "timesteps": 800,
+    "eval_episodes": 3,
     "hparams": {"train_batch_size": 400, "minibatch_size": 100, "num_epochs": 1},
     "resources": {"num_envs_per_env_runner": 4},
-}  # fmt: skip
+}
 PROBE = """
 import json, sys, optuna
 s = optuna.load_study(study_name=sys.argv[2], storage=sys.argv[1])
@@ -39,8 +40,9 @@ print(json.dumps([{"state": t.state.name, "values": t.values, "params": t.params
 
 def load_in_new_process(url: str, study: str) -> list[dict[str, Any]]:
     """The study's trials as another process sees them (a fresh ``optuna.load_study``)."""
-    r = subprocess.run([sys.executable, "-c", PROBE, url, study], capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", PROBE, url, study], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     return list(json.loads(r.stdout))
 
@@ -51,8 +53,9 @@ def test_study_stored_in_the_experiment_and_linked_to_tune_trials(
     from analysis.optuna_studies import find_studies, trials_table
     from tune_configs.sweeps import optuna_static
 
-    tuner = optuna_static.build_tuner(budget="small", storage=tmp_path, name="st", samples=4,
-                                      episodes=3, progress=False)  # fmt: skip
+    tuner = optuna_static.build_tuner(
+        budget="small", storage=tmp_path, name="st", samples=4, episodes=3, progress=False
+    )
     results = tuner.fit()
     assert len(results) == 4 and not results.errors
     exp = tmp_path / "st"
@@ -79,12 +82,41 @@ def test_two_drivers_feed_one_study(ray_session: Any, tmp_path: Path) -> None:
     address = str(ray_session.get_runtime_context().gcs_address)
     procs = []
     for name, seed in (("one", 1), ("two", 2)):  # two drivers at once, one storage and study
-        args = [sys.executable, "-m", "launch", "sweep", "optuna-static", "--storage",
-                str(tmp_path), "--name", name, "--address", address, "--max-concurrent", "1",
-                "--set", "samples=3", "--set", "episodes=3", "--set", f"seed={seed}",
-                "--set", f"optuna_storage={url}", "--set", "study=shared"]  # fmt: skip
-        procs.append(subprocess.Popen(args, cwd=ROOT, env=launch_env(), text=True,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE))  # fmt: skip
+        args = [
+            sys.executable,
+            "-m",
+            "launch",
+            "sweep",
+            "optuna-static",
+            "--storage",
+            str(tmp_path),
+            "--name",
+            name,
+            "--address",
+            address,
+            "--max-concurrent",
+            "1",
+            "--set",
+            "samples=3",
+            "--set",
+            "episodes=3",
+            "--set",
+            f"seed={seed}",
+            "--set",
+            f"optuna_storage={url}",
+            "--set",
+            "study=shared",
+        ]
+        procs.append(
+            subprocess.Popen(
+                args,
+                cwd=ROOT,
+                env=launch_env(),
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        )
     for p in procs:
         out, err = p.communicate(timeout=600)
         assert p.returncode == 0, out[-2000:] + err[-3000:]
@@ -110,8 +142,15 @@ def test_two_drivers_feed_one_study(ray_session: Any, tmp_path: Path) -> None:
 def test_nsga2_runs_through_the_same_path(ray_session: Any, tmp_path: Path) -> None:
     from tune_configs.sweeps import optuna_static
 
-    tuner = optuna_static.build_tuner(budget="small", storage=tmp_path, name="ns", samples=5,
-                                      episodes=3, sampler="nsga2", progress=False)  # fmt: skip
+    tuner = optuna_static.build_tuner(
+        budget="small",
+        storage=tmp_path,
+        name="ns",
+        samples=5,
+        episodes=3,
+        sampler="nsga2",
+        progress=False,
+    )
     results = tuner.fit()
     assert len(results) == 5 and not results.errors
     trials = load_in_new_process(f"sqlite:///{tmp_path / 'ns' / 'optuna.db'}", "ns")
@@ -128,8 +167,9 @@ def test_optuna_reward_report_places_the_searched_policies(
     from analysis.placement import claims_check
     from tune_configs.sweeps import optuna_reward
 
-    tuner = optuna_reward.build_tuner(budget="small", storage=tmp_path, name="rw", samples=2,
-                                      progress=False, **TINY_PPO)  # fmt: skip
+    tuner = optuna_reward.build_tuner(
+        budget="small", storage=tmp_path, name="rw", samples=2, progress=False, **TINY_PPO
+    )
     results = tuner.fit()
     assert len(results) == 2 and not results.errors
     exp = tmp_path / "rw"

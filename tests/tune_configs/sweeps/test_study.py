@@ -33,9 +33,16 @@ def test_default_study_is_sqlite_in_the_experiment_named_after_it(tmp_path: Path
     assert spec.study == "exp" and spec.sampler == "tpe" and spec.sampler_seed == 0
     assert spec.default_storage
     other = study_spec(
-        {"optuna_storage": "postgresql+psycopg://u:secret@127.0.0.1:5432/db", "study": "shared",
-         "sampler": "nsga2", "sampler_seed": 3}, tmp_path / "exp", "exp", startup=4,
-    )  # fmt: skip
+        {
+            "optuna_storage": "postgresql+psycopg://u:secret@127.0.0.1:5432/db",
+            "study": "shared",
+            "sampler": "nsga2",
+            "sampler_seed": 3,
+        },
+        tmp_path / "exp",
+        "exp",
+        startup=4,
+    )
     assert other.study == "shared" and other.sampler == "nsga2" and other.sampler_seed == 3
     assert not other.default_storage
     # optuna-static seeds its sampler with `seed`
@@ -44,15 +51,22 @@ def test_default_study_is_sqlite_in_the_experiment_named_after_it(tmp_path: Path
 
 def test_spec_rejects_unknown_sampler_and_empty_study(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="sampler"):
-        StudySpec(url=default_url(tmp_path), study="s", experiment="s", exp_dir=str(tmp_path),
-                  sampler="random")  # fmt: skip
+        StudySpec(
+            url=default_url(tmp_path),
+            study="s",
+            experiment="s",
+            exp_dir=str(tmp_path),
+            sampler="random",
+        )
     with pytest.raises(ValueError, match="study"):
         StudySpec(url=default_url(tmp_path), study="", experiment="s", exp_dir=str(tmp_path))
 
 
 def test_study_settings_are_typed_in_both_optuna_sweeps() -> None:
     for module in (optuna_reward, optuna_static):
-        ok = check_settings(module, {"sampler": "nsga2", "study": "s", "optuna_storage": "sqlite:///x.db"})  # fmt: skip
+        ok = check_settings(
+            module, {"sampler": "nsga2", "study": "s", "optuna_storage": "sqlite:///x.db"}
+        )
         assert ok["sampler"] == "nsga2"
         with pytest.raises(ValueError, match="sampler"):
             check_settings(module, {"sampler": "random"})
@@ -92,8 +106,13 @@ def test_public_url_hides_the_password() -> None:
 def test_study_file_names_storage_without_password_and_the_report_finds_it(tmp_path: Path) -> None:
     exp = tmp_path / "results" / "one"
     spec = study_spec({}, exp, "one", startup=4)
-    write_study_file(spec, "optuna-reward", OBJECTIVES, OBJECTIVE_MODES,
-                     {"preset": "paper", "timesteps": 60000, "driver_command": "python -m x"})  # fmt: skip
+    write_study_file(
+        spec,
+        "optuna-reward",
+        OBJECTIVES,
+        OBJECTIVE_MODES,
+        {"preset": "paper", "timesteps": 60000, "driver_command": "python -m x"},
+    )
     data = json.loads((exp / STUDY_FILE).read_text())
     assert data["storage"] == "optuna.db"  # beside the file: the experiment can be moved
     assert data["directions"] == ["maximize", "minimize", "minimize"]
@@ -118,8 +137,9 @@ def test_study_file_names_storage_without_password_and_the_report_finds_it(tmp_p
 
 def test_sqlite_storage_is_created_and_shared_by_name(tmp_path: Path) -> None:
     url = default_url(tmp_path / "new" / "exp")
-    s1 = optuna.create_study(storage=make_storage(url), study_name="s",
-                             directions=["maximize", "minimize", "minimize"])  # fmt: skip
+    s1 = optuna.create_study(
+        storage=make_storage(url), study_name="s", directions=["maximize", "minimize", "minimize"]
+    )
     s1.enqueue_trial({"x": 0.5}, skip_if_exists=True)
     s2 = optuna.load_study(study_name="s", storage=make_storage(url))
     s2.enqueue_trial({"x": 0.5}, skip_if_exists=True)  # a second driver: not enqueued again
