@@ -108,15 +108,19 @@ def run(
 
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    todo = experiments(seeds, trials, timesteps, grid_seeds, parts)
+    todo = []
+    for name, sweep, overrides in experiments(seeds, trials, timesteps, grid_seeds, parts):
+        if _finished(root / name):
+            print(f"{name}: done before, kept", flush=True)
+        else:
+            todo.append((name, sweep, overrides))
+    if not todo:
+        return
     started = init_ray(None, num_cpus=2, object_store_memory=300_000_000)
     quiet_ray_logs()
     try:
         for name, sweep, overrides in todo:
             exp = root / name
-            if _finished(exp):
-                print(f"{name}: done before, kept", flush=True)
-                continue
             module = sweep_module(sweep)
             overrides = check_settings(module, overrides)
             sweeplock.acquire(exp)

@@ -2,8 +2,13 @@
 
 Run::
 
-    python -m launch sweep optuna-static --budget small   # 60 evaluations, about 2-4 minutes
+    python -m launch sweep optuna-static --budget small   # 60 evaluations, about 1-2 minutes
     python -m launch sweep optuna-static --budget paper   # 200 evaluations
+
+(63 evaluations took 0.6-1.7 min of Tune time on a 2-core machine at load 6-11, 2026-12-06,
+plus Ray's start.) The study is stored like every Optuna sweep's (:mod:`.study`:
+``<experiment>/optuna.db`` or ``--set optuna_storage=URL``, ``--set study=NAME``,
+``--set sampler=tpe|nsga2``); ``seed`` seeds the sampler.
 
 Each trial evaluates one static split over 100 episodes (seeds 0..99, the same episodes as the
 exhaustive grid) and reports served % (up), sync delay (down) and E2E delay (down); Optuna's
