@@ -31,7 +31,7 @@ def test_the_parts_are_ordinary_sweeps_with_checked_settings() -> None:
         # every part's trial budget: 63 evaluations / PPO trials (the grid: 21 settings x 3 seeds,
         # the seeds of one setting in one Tune trial)
         assert n == (21 if sweep == "paper-grid" else 63), name
-    grid = dict((name, o) for name, _, o in todo)["reward-grid"]
+    grid = {name: o for name, _, o in todo}["reward-grid"]
     assert grid["seeds"] == [0, 1, 2] and grid["timesteps"] == 60_000
     assert grid["eval_episodes"] == 100 and grid["with_static"] is False
     only = searched_front.experiments((3,), 10, 1000, (0,), parts=("search",))
