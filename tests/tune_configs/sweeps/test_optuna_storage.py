@@ -6,7 +6,8 @@
   URL and study name) feed one study: both experiments' trials in it, none twice, and the
   report reads them all;
 * NSGA-II runs through the same path;
-* optuna-reward writes its scenario's static front: the report places the searched policies.
+* optuna-reward (started from the paper's grid points) writes its scenario's static front: the
+  report places the searched policies.
 The killed driver is a fault drill (tests/tune_configs/ops/test_fault_drills.py).
 """
 
@@ -168,10 +169,14 @@ def test_optuna_reward_report_places_the_searched_policies(
     from tune_configs.sweeps import optuna_reward
 
     tuner = optuna_reward.build_tuner(
-        budget="small", storage=tmp_path, name="rw", samples=2, progress=False, **TINY_PPO
-    )
+        budget="small", storage=tmp_path, name="rw", samples=2, progress=False,
+        start_from_grid=True, **TINY_PPO,
+    )  # fmt: skip
     results = tuner.fit()
     assert len(results) == 2 and not results.errors
+    # started from the paper's grid: its first two settings, enqueued in order
+    rewards = {(r.config["delta"], r.config["penalty"]) for r in results}
+    assert rewards == {(0.9, 0.0), (0.8, 0.0)}
     exp = tmp_path / "rw"
     out = optuna_reward.report(results, exp)
     assert out["complete"] == 2 and (exp / "static_front" / "summary.json").is_file()
