@@ -22,9 +22,9 @@ batched evaluator, a few seconds) into ``<experiment>/static_front``, so ``launc
 every searched policy against the static front (claims check, hypervolume) and lists the study's
 Pareto trials with the commands that retrain and ship them.
 
-Measured (2026-12-06, a 2-core machine shared with other work, load 1-2): 4 trials of 60k env
-steps, two at a time, took 40 s for the whole command (about 9 s per trial); under load 9-11 a
-60k-step trial took about 12-15 s.
+Measured (2026-12-06, a 2-core machine shared with other work): ``--budget small`` took 170 s
+for the whole command at load 12-15 (the issue measured 63 s on a quieter machine), and
+``launch report`` on it 48 s; 4 trials of 60k env steps, two at a time, took 40 s at load 1-2.
 """
 
 from __future__ import annotations
