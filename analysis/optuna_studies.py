@@ -292,19 +292,25 @@ def plot_searched_vs_grid(result: dict[str, Any], path: Path) -> Path | None:
             curves = [np.asarray(v) for v in r["curves"][dim].values()]
             if not curves:
                 continue
-            n = min(len(c) for c in curves)
-            arr = np.vstack([c[:n] for c in curves])
+            n = max(len(c) for c in curves)
+            arr = np.full((len(curves), n), np.nan)  # seeds stopped early: fewer values
+            for i, c in enumerate(curves):
+                arr[i, : len(c)] = c
             x = np.arange(1, n + 1)
             label = "sync vs served" if dim == "2d" else "3 objectives"
             ax.plot(
                 x,
-                arr.mean(axis=0),
+                np.nanmean(arr, axis=0),
                 style,
                 color="C0" if dim == "2d" else "C1",
-                label=f"search, {label} (mean of {len(curves)} seeds)",
+                label=f"search, {label} (mean and range over {len(curves)} seeds)",
             )
             ax.fill_between(
-                x, arr.min(axis=0), arr.max(axis=0), alpha=0.2, color="C0" if dim == "2d" else "C1"
+                x,
+                np.nanmin(arr, axis=0),
+                np.nanmax(arr, axis=0),
+                alpha=0.2,
+                color="C0" if dim == "2d" else "C1",
             )
             gx = [int(k) for k, v in r["at"].items() if f"grid_{dim}" in v]
             gy = [r["at"][k][f"grid_{dim}"]["mean"] for k in r["at"] if f"grid_{dim}" in r["at"][k]]

@@ -109,7 +109,8 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv", reps: int | None
             "[learning curves](#learning-curves), "
             "[multi-cell credit pool](#multi-cell-credit-pool), "
             "[the paper's numbers](#the-papers-reported-numbers-for-reference), "
-            "[what was read](#what-was-read).\n",
+            + ("[Optuna studies](#optuna-studies), " if optuna_studies.find_studies(root) else "")
+            + "[what was read](#what-was-read).\n",
         ]
     from analysis.runs import REPS
 
