@@ -18,6 +18,9 @@ trial retried up to :data:`tune_configs.trials.MAX_FAILURES` times from its last
 ``verbose=0`` plus the compact :class:`tune_configs.sweeps.progress.ProgressPrinter`.
 ``resume=True``
 continues an interrupted experiment without redoing finished trials (errored ones are retried).
+:func:`optuna_tuner` does the same for an Optuna sweep on its stored study
+(:mod:`tune_configs.sweeps.study`), and :func:`write_static_front` gives a PPO sweep's experiment
+the static front of its scenario.
 """
 
 from __future__ import annotations
