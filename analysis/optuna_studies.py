@@ -369,8 +369,9 @@ def trial_commands(ref: StudyRef, row: Any) -> dict[str, str]:
     c = ref.constants
     tag = f"{ref.study}-t{int(row['number'])}"
     if "param_w_b" in row and row.get("param_w_b") is not None and not _isnan(row["param_w_b"]):
+        w_b, w_c = float(row["param_w_b"]), float(row["param_w_c"])
         cmd = (
-            f"python -m launch static --split {row['param_w_b']:.4f},{row['param_w_c']:.4f} "
+            f"python -m launch static --split {w_b!r},{w_c!r} "
             f"--preset {c.get('preset', 'paper')} --delta {c.get('delta', 0.9):g} "
             f"--penalty {c.get('penalty', 0.0):g} --episodes {c.get('episodes', 100)} "
             f"--seed {c.get('eval_seed', 0)} --out results/splits/{tag}"
@@ -379,8 +380,8 @@ def trial_commands(ref: StudyRef, row: Any) -> dict[str, str]:
     parts = [
         "python -m launch train",
         f"--preset {c.get('preset', 'paper')}",
-        f"--delta {float(row['param_delta']):.4g}",
-        f"--penalty {float(row['param_penalty']):.4g}",
+        f"--delta {float(row['param_delta'])!r}",
+        f"--penalty {float(row['param_penalty'])!r}",
         f"--timesteps {c.get('timesteps', 200_000)}",
         f"--seed {c.get('seed', 0)}",
     ]

@@ -110,7 +110,7 @@ def test_static_split_trial_command() -> None:
     )
     cmds = trial_commands(ref, {"number": 4, "param_w_b": 0.31, "param_w_c": 0.42})
     assert cmds["retrain"] == (
-        "python -m launch static --split 0.3100,0.4200 --preset paper --delta 0.9 --penalty 0 "
+        "python -m launch static --split 0.31,0.42 --preset paper --delta 0.9 --penalty 0 "
         "--episodes 100 --seed 0 --out results/splits/st-t4"
     )
 
