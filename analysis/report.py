@@ -49,7 +49,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv", reps: int | None
 
     Raises :class:`EmptyResultsError` when ``root`` holds neither result sets nor learning curves.
     """
-    from analysis import adaptivity_report, runs_report
+    from analysis import adaptivity_report, optuna_studies, runs_report
     from analysis.collect import collect, points, write_tables
 
     _say(f"collecting {root} ...")
@@ -110,7 +110,8 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv", reps: int | None
             "[learning curves](#learning-curves), "
             "[multi-cell credit pool](#multi-cell-credit-pool), "
             "[the paper's numbers](#the-papers-reported-numbers-for-reference), "
-            "[what was read](#what-was-read).\n",
+            + ("[Optuna studies](#optuna-studies), " if optuna_studies.find_studies(root) else "")
+            + "[what was read](#what-was-read).\n",
         ]
     from analysis.runs import REPS
 
@@ -119,6 +120,7 @@ def write_report(root: Path, z: float = 1.96, fmt: str = "csv", reps: int | None
     _curves_section(md, data.curves, pts, figs)
     _pool_section(md, root, data.episodes, figs, tabs, reps)
     adaptivity_report.report_section(md, data.episodes, figs, tabs)
+    optuna_studies.studies_section(md, root, figs, tabs)
     _paper_section(md, tabs)
     _inputs_section(md, data, int(all_points["superseded"].sum()))
     out = root / REPORT_NAME

@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "pool-compare": "launch.pool_compare",
     "replay": "launch.replay",
     "adapt": "launch.adapt",
+    "front-study": "launch.front_study",
+    "dashboard": "launch.dashboard",
 }
 
 

@@ -14,7 +14,10 @@ quickstart, paper-grid, static-grid, optuna-reward, optuna-static, pool. Results
 files, TensorBoard events and a result set (run.json, episodes.csv, summary.json) that
 ``launch report`` collects. Progress: one line per started/finished trial and a status line every
 minute. Ctrl-C stops gracefully; rerun with ``--resume`` to continue without redoing finished
-trials. Without ``--address`` an embedded single-node Ray runs on 127.0.0.1 only.
+trials. Without ``--address`` an embedded single-node Ray runs on 127.0.0.1 only. The Optuna
+sweeps keep their study in a database (``EXP/optuna.db``, or ``--set optuna_storage=URL`` and
+``--set study=NAME`` to share one study between drivers; :mod:`tune_configs.sweeps.study`); a
+resumed sweep continues the same study; ``python -m launch dashboard EXP`` shows it.
 """
 
 from __future__ import annotations
@@ -172,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"\n{with_results} trials with results, {len(errors)} failed, in {elapsed:.1f} min")
     print(f"results: {exp}")
     print(f"tensorboard --logdir {exp}")
+    if (exp / "optuna_study.json").is_file():
+        print(f"python -m launch dashboard {exp}   # the Optuna study")
     full = disk_full(exp) if errors or unfinished else None
     if full is not None:
         print(f"error: {full}\nfree space there, then continue: {resume}", file=sys.stderr)

@@ -367,11 +367,12 @@ def test_compose_stack_runs_as_one_pod(engine: Engine, tmp_path: Path) -> None:
     token_file.write_text(token)
     token_file.chmod(0o600)
     os.chown(token_file, CONTAINER_UID, CONTAINER_UID)
-    dashboard_port, tensorboard_port = free_port(), free_port()
+    dashboard_port, tensorboard_port, optuna_port = free_port(), free_port(), free_port()
     env = {
         **engine.env,
         "DASHBOARD_PORT": str(dashboard_port),
         "TENSORBOARD_PORT": str(tensorboard_port),
+        "OPTUNA_DASHBOARD_PORT": str(optuna_port),
         "RAY_AUTH_TOKEN_FILE": str(token_file),
         "METALORE_RESULTS": str(results),
     }
@@ -391,7 +392,7 @@ def test_compose_stack_runs_as_one_pod(engine: Engine, tmp_path: Path) -> None:
         r = compose("up", "-d", "--no-build", "ray-head")
         assert r.returncode == 0, r.stdout + r.stderr
         wait_healthy(engine, head, timeout=300)
-        r = compose("up", "-d", "--no-build", "ray-worker", "tensorboard")
+        r = compose("up", "-d", "--no-build", "ray-worker", "tensorboard", "optuna-dashboard")
         assert r.returncode == 0, r.stdout + r.stderr
 
         def alive_nodes() -> list[dict[str, Any]]:
@@ -405,11 +406,12 @@ def test_compose_stack_runs_as_one_pod(engine: Engine, tmp_path: Path) -> None:
         assert {n["node_ip"] for n in nodes} == {"127.0.0.1"}
         times["stack up"] = time.monotonic() - start
 
-        # One pod holds the three containers.
+        # One pod holds the four containers.
         inspect = json.loads(engine.podman("pod", "inspect", pod))
         inspect = inspect[0] if isinstance(inspect, list) else inspect
         names = {c["Name"] for c in inspect["Containers"]}
-        assert names == {head, worker, f"{project}_tensorboard_1"}, names
+        optuna_dashboard = f"{project}_optuna-dashboard_1"
+        assert names == {head, worker, f"{project}_tensorboard_1", optuna_dashboard}, names
         # Token auth on: no token, no access.
         assert get(f"{dashboard}/api/v0/nodes")[0] == 401
         assert get(f"{dashboard}/api/v0/nodes", "0" * 64)[0] == 403  # wrong token
@@ -420,9 +422,17 @@ def test_compose_stack_runs_as_one_pod(engine: Engine, tmp_path: Path) -> None:
         )
         # (the image's other EXPOSEd ports have no binding: null)
         published = {(b["HostIp"], b["HostPort"]) for port in bindings.values() for b in port or []}
-        assert published == {("127.0.0.1", str(p)) for p in (dashboard_port, tensorboard_port)}
+        ports = (dashboard_port, tensorboard_port, optuna_port)
+        assert published == {("127.0.0.1", str(p)) for p in ports}
+        # The Optuna dashboard answers on its published port (the cluster's study database).
+        studies = wait_until(
+            "the Optuna dashboard to answer",
+            lambda: get(f"http://127.0.0.1:{optuna_port}/api/studies")[0] == 200,
+            timeout=300,
+        )
+        assert studies
         wide = {p for ip, p in listeners(engine, head) if not is_loopback(ip)}
-        assert wide <= {8265, 6006}, wide
+        assert wide <= {8265, 6006, 8080}, wide
 
         start = time.monotonic()
         r = compose("run", "--rm", "-T", "sweep", timeout=1800)

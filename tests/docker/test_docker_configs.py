@@ -309,7 +309,7 @@ def as_argv(command: Any) -> list[str]:
 
 def test_compose_services_and_image() -> None:
     services = compose()["services"]
-    assert {"ray-head", "ray-worker", "tensorboard", "sweep"} <= set(services)
+    assert {"ray-head", "ray-worker", "tensorboard", "optuna-dashboard", "sweep"} <= set(services)
     for name, svc in services.items():
         assert svc["image"] == f"metalore:{project_version()}", name
         build = svc["build"]
@@ -323,9 +323,30 @@ def test_compose_publishes_on_loopback_only() -> None:
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
     published = {p.split(":")[-1] for s in services.values() for p in s.get("ports", [])}
-    assert published == {"8265", "6006"}  # the GCS port stays inside the namespace
-    moved = compose({"DASHBOARD_PORT": "18265", "TENSORBOARD_PORT": "16006"})["services"]
-    assert moved["ray-head"]["ports"] == ["127.0.0.1:18265:8265", "127.0.0.1:16006:6006"]
+    assert published == {"8265", "6006", "8080"}  # the GCS port stays inside the namespace
+    moved = compose(
+        {"DASHBOARD_PORT": "18265", "TENSORBOARD_PORT": "16006", "OPTUNA_DASHBOARD_PORT": "18080"}
+    )["services"]
+    assert moved["ray-head"]["ports"] == [
+        "127.0.0.1:18265:8265", "127.0.0.1:16006:6006", "127.0.0.1:18080:8080",
+    ]  # fmt: skip
+
+
+def test_compose_optuna_dashboard_beside_tensorboard() -> None:
+    """The Optuna dashboard serves the cluster's shared study database on the port ray-head
+    publishes on the host's 127.0.0.1 (8080); it listens on every address of the shared
+    namespace only, like TensorBoard."""
+    services = compose()["services"]
+    svc = services["optuna-dashboard"]
+    argv = as_argv(svc["command"])
+    check_launch_command(argv)
+    assert argv[3:5] == ["dashboard", "/results"]
+    assert argv[argv.index("--storage") + 1] == "sqlite:////results/optuna.db"
+    assert argv[argv.index("--host") + 1] == "0.0.0.0" and argv[argv.index("--port") + 1] == "8080"
+    assert svc["network_mode"] == "service:ray-head" and "ports" not in svc
+    assert "127.0.0.1:8080:8080" in services["ray-head"]["ports"]
+    mounts = [str(v).split(":") for v in svc["volumes"]]
+    assert mounts == [["results", "/results"]]  # read-write: the dashboard writes notes
 
 
 def test_compose_is_one_network_namespace_with_ray_on_loopback() -> None:
@@ -440,12 +461,13 @@ def test_podman_compose_makes_one_pod_with_loopback_ports(tmp_path: Path) -> Non
     # one pod that shares nothing itself: ray-head's network is shared by network_mode
     assert pods == ["pod create --name=pod_mltest --infra=false --share="]
     runs = created(lines)
-    assert list(runs) == ["ray-head", "ray-worker", "tensorboard", "sweep"]
+    assert list(runs) == ["ray-head", "ray-worker", "tensorboard", "optuna-dashboard", "sweep"]
     ports = {s: re.findall(r"(?:^| )-p (\S+)", line) for s, line in runs.items()}
     assert ports == {
-        "ray-head": ["127.0.0.1:18265:8265", "127.0.0.1:6006:6006"],
+        "ray-head": ["127.0.0.1:18265:8265", "127.0.0.1:6006:6006", "127.0.0.1:8080:8080"],
         "ray-worker": [],
         "tensorboard": [],
+        "optuna-dashboard": [],
         "sweep": [],
     }
     for service, line in runs.items():

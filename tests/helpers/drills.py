@@ -291,3 +291,101 @@ def unrelated_ray() -> Iterator[UnrelatedRay]:
         left = terminate(other.processes(), grace=5)
         assert left == [], f"unrelated Ray processes survived: {[p.pid for p in left]}"
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# An Optuna sweep's driver killed mid-study, then resumed
+
+
+# Four optuna-static evaluations (3 episodes each), one at a time.
+OPTUNA_SMALL = ["optuna-static", "--budget", "small", "--set", "samples=4", "--set", "episodes=3",
+                "--max-concurrent", "1"]  # fmt: skip
+
+
+def study_trials(url: str, study: str) -> list[dict[str, Any]]:
+    """The study's trials, read back from its database: number, state, params, values, attrs."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    s = optuna.load_study(study_name=study, storage=url)
+    return [
+        {"number": t.number, "state": t.state.name, "params": t.params, "values": t.values,
+         "attrs": dict(t.user_attrs)}
+        for t in s.get_trials(deepcopy=False)
+    ]  # fmt: skip
+
+
+@dataclass
+class KilledStudy:
+    """What :func:`kill_optuna_driver_and_resume` saw before the kill and after the resume."""
+
+    exp: Path
+    url: str
+    study: str
+    first: str  # the trial that finished before the kill
+    held: str  # the trial held at its start when the driver was killed
+    before: dict[str, dict[str, bytes]]  # complete_trials before the kill
+    study_before: list[dict[str, Any]]
+    resumed: subprocess.CompletedProcess[str]
+    barrier: Any
+
+
+def kill_optuna_driver_and_resume(
+    tmp_path: Path, url: str | None = None, study: str = "opt", env: dict[str, str] | None = None
+) -> KilledStudy:
+    """``launch sweep optuna-static`` (4 evaluations, one at a time) on the study at ``url``
+    (default: the experiment's SQLite file): the first trial finishes and Tune's saved state
+    records it, the second is held at its start, then the driver and its Ray are killed
+    (SIGKILL) and the sweep is resumed with ``--resume`` and the barrier open."""
+    from tune_configs.ops.barrier import Barrier
+
+    b = Barrier(tmp_path / "barrier")  # closed
+    storage, log = tmp_path / "results", tmp_path / "sweep.log"
+    exp = storage / "opt"
+    url = url or f"sqlite:///{exp / 'optuna.db'}"
+    sets = ["--set", f"optuna_storage={url}", "--set", f"study={study}"]
+    args = ["sweep", *OPTUNA_SMALL, *sets, "--storage", str(storage), "--name", "opt"]
+    full_env = {**(env or os.environ), **b.env()}
+    sweep = start_launch(*args, env=full_env, log=log)
+    try:
+        alive = alive_or_fail(sweep, log)
+        (first,) = b.wait("*@start#0", timeout=600, check=alive)
+        b.release(first)
+
+        def first_recorded() -> bool:
+            state = experiment_trials(exp).get(first.trial, {})
+            return finished(exp, first.trial) and state.get("status") == "TERMINATED"
+
+        wait_until(first_recorded, 600, "the first trial to finish and be saved", check=alive)
+        held = next(a for a in b.wait("*@start#0", count=2, timeout=600, check=alive) if a != first)
+        before = complete_trials(exp)
+        study_before = study_trials(url, study)
+        kill_group(sweep)
+    finally:
+        b.open()
+        kill_group(sweep)
+    resumed = launch(*args, "--resume", env=full_env)
+    return KilledStudy(exp, url, study, first.trial, held.trial, before, study_before, resumed, b)
+
+
+def check_study_after_resume(k: KilledStudy, n_trials: int = 4) -> list[dict[str, Any]]:
+    """The study after :func:`kill_optuna_driver_and_resume`: exactly ``n_trials`` complete trials,
+    none left running, each linked to its own Tune trial of the experiment (the finished ones
+    unchanged, nothing evaluated twice); the experiment's result sets as
+    :func:`check_nothing_lost` wants them. Returns the study's trials."""
+    assert k.resumed.returncode == 0, k.resumed.stdout[-3000:] + k.resumed.stderr[-3000:]
+    after = check_nothing_lost(k.exp, n_trials, k.before)
+    trials = study_trials(k.url, k.study)
+    complete = [t for t in trials if t["state"] == "COMPLETE"]
+    assert len(complete) == n_trials, [(t["number"], t["state"]) for t in trials]
+    assert not [t for t in trials if t["state"] in ("RUNNING", "WAITING")], trials
+    dirs = [Path(t["attrs"]["tune_trial_dir"]).name for t in complete]
+    assert sorted(dirs) == sorted(after), (dirs, sorted(after))  # one study trial per Tune trial
+    params = [tuple(sorted(t["params"].items())) for t in complete]
+    assert len(set(params)) == n_trials, params  # no finished trial proposed again
+    (done_before,) = [t for t in k.study_before if t["state"] == "COMPLETE"]
+    (same,) = [t for t in complete if t["number"] == done_before["number"]]
+    assert same == done_before  # the finished trial kept as it was
+    assert Path(same["attrs"]["tune_trial_dir"]).name == k.first
+    assert len(k.barrier.arrivals(f"{k.first}@start#*")) == 1  # never run again
+    return trials

@@ -3,7 +3,9 @@
 What belongs here: the sweep modules (each exposes ``NAME``, ``DESCRIPTION``, ``SETTINGS``,
 ``BUDGETS``, its search space, stop condition and metrics as names, importable without running
 anything), what they share (:mod:`.common`: budgets, Tuner construction, resume, summaries), the
-typed ``--set`` settings (:mod:`.settings`) and the compact progress printer (:mod:`.progress`).
+typed ``--set`` settings (:mod:`.settings`), the compact progress printer (:mod:`.progress`) and
+the Optuna sweeps' stored study (:mod:`.study`: database storage, study name, samplers;
+:mod:`.searcher`: Tune's ``OptunaSearch`` on it, each Optuna trial linked to its Tune trial).
 :data:`SWEEPS` is the one list of sweep names: ``launch sweep``, ``launch submit``, their help and
 the docs all read it. A new sweep is a module here plus one entry in :data:`SWEEPS`.
 """

@@ -18,6 +18,9 @@ trial retried up to :data:`tune_configs.trials.MAX_FAILURES` times from its last
 ``verbose=0`` plus the compact :class:`tune_configs.sweeps.progress.ProgressPrinter`.
 ``resume=True``
 continues an interrupted experiment without redoing finished trials (errored ones are retried).
+:func:`optuna_tuner` does the same for an Optuna sweep on its stored study
+(:mod:`tune_configs.sweeps.study`), and :func:`write_static_front` gives a PPO sweep's experiment
+the static front of its scenario.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ PPO_SETTINGS: tuple[Setting, ...] = pick(
     "checkpoint_every",
     "tb_replay",
 )
+
+# the settings of every Optuna sweep's study (tune_configs.sweeps.study)
+STUDY_SETTINGS: tuple[Setting, ...] = pick("optuna_storage", "study", "sampler")
 
 
 def check_budget(budget: str) -> str:
@@ -135,6 +141,7 @@ def make_tuner(
     resume: bool,
     stop: Mapping[str, Any] | None = None,
     search_alg: Any = None,
+    make_search_alg: Callable[[], Any] | None = None,
     num_samples: int = 1,
     max_concurrent_trials: int | None = None,
     total_trials: int | None = None,
@@ -142,7 +149,11 @@ def make_tuner(
     progress: bool = True,
     reuse_actors: bool = False,
 ) -> Any:
-    """A new ``tune.Tuner`` (or the restored one when ``resume``) with the common run config."""
+    """A new ``tune.Tuner`` (or the restored one when ``resume``) with the common run config.
+
+    ``make_search_alg``: builds the search algorithm of a new experiment once its directory is
+    known to be empty (an Optuna sweep's study file and database go into it).
+    """
     from ray import tune
 
     from analysis.resultset import command_line
@@ -167,6 +178,8 @@ def make_tuner(
             f"experiment directory {exp} exists already: pass --resume to continue it or "
             "--name for a new experiment"
         )
+    if make_search_alg is not None:
+        search_alg = make_search_alg()
     callbacks: list[Any] = []
     if progress:
         from tune_configs.sweeps.progress import ProgressPrinter
@@ -297,25 +310,57 @@ def optuna_samples(budgets: Mapping[str, Mapping[str, Any]], budget: str, **over
     return int(overrides.get("samples", budgets[check_budget(budget)]["samples"]))
 
 
-def optuna_searcher(
-    search_space: Mapping[str, Any],
-    startup: int,
-    seed: int = 0,
-    points_to_evaluate: Sequence[Mapping[str, Any]] | None = None,
-) -> Any:
-    """OptunaSearch, multi-objective over :data:`OBJECTIVES`, with a seeded TPE sampler."""
+def optuna_searcher(search_space: Mapping[str, Any], spec: Any) -> Any:
+    """Tune's OptunaSearch, multi-objective over :data:`OBJECTIVES`, on the stored study of
+    ``spec`` (:class:`tune_configs.sweeps.study.StudySpec`: storage, study name, seeded sampler,
+    points enqueued first), each Optuna trial linked to its Tune trial
+    (:class:`tune_configs.sweeps.searcher.StudySearch`)."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
+
+    from tune_configs.sweeps.searcher import StudySearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=int(startup))
-    return OptunaSearch(
-        space=dict(search_space),
-        metric=list(OBJECTIVES),
-        mode=list(OBJECTIVE_MODES),
-        sampler=sampler,
-        points_to_evaluate=[dict(p) for p in points_to_evaluate] if points_to_evaluate else None,
-    )
+    return StudySearch(search_space, spec, OBJECTIVES, OBJECTIVE_MODES)
+
+
+def optuna_tuner(
+    module: Any,
+    *,
+    budget: str,
+    storage: str | Path,
+    name: str | None,
+    resume: bool,
+    max_concurrent_trials: int | None,
+    progress: bool,
+    space: Mapping[str, Any],
+    stop: Mapping[str, Any] | None,
+    points: Sequence[Mapping[str, float]] = (),
+    seed_key: str = "sampler_seed",
+    reuse_actors: bool = False,
+    **overrides: Any,
+) -> Any:
+    """The Tuner of an Optuna sweep ``module`` on its stored study (Ray must be initialised).
+
+    A new experiment records its study (:func:`tune_configs.sweeps.study.write_study_file`) and
+    creates or joins it; ``resume`` restores Tune's searcher, which reconnects to the same study.
+    """
+    from tune_configs.sweeps.study import study_spec, write_study_file
+
+    name = name or f"{module.NAME}-{budget}"
+    n = optuna_samples(module.BUDGETS, budget, **overrides)
+    startup = int(module.BUDGETS[check_budget(budget)]["startup"])
+    spec = study_spec(overrides, experiment_dir(storage, name), name, startup, points,
+                      seed_key=seed_key)  # fmt: skip
+
+    def make_search_alg() -> Any:
+        write_study_file(spec, module.NAME, OBJECTIVES, OBJECTIVE_MODES, space)
+        return optuna_searcher(module.SEARCH_SPACE, spec)
+
+    return make_tuner(
+        param_space=space, storage=storage, name=name, resume=resume, stop=stop,
+        make_search_alg=make_search_alg, num_samples=n, max_concurrent_trials=max_concurrent_trials,
+        total_trials=n, progress=progress, reuse_actors=reuse_actors,
+    )  # fmt: skip
 
 
 # --- what the reward sweeps share (paper-grid, quickstart, optuna-reward) and the static grid --
@@ -385,3 +430,42 @@ def reward_jobs(
         for d, p in rewards for c in chunks
     ]  # fmt: skip
     return jobs
+
+
+STATIC_FRONT_DIR = "static_front"
+
+
+def write_static_front(
+    exp_dir: str | Path, constants: Mapping[str, Any], delta: float = 0.9, penalty: float = 0.0
+) -> Path:
+    """The static grid (0.1 step, 121 splits) and the rule-based baselines of a PPO sweep's
+    scenario, evaluated with the batched evaluator on the sweep's evaluation episodes
+    (``eval_episodes`` from ``eval_seed``), as a result set in ``<exp_dir>/static_front``: the
+    front ``launch report`` places the sweep's policies against. Delays and served % do not
+    depend on the reward; the returns are those of ``(delta, penalty)``. Kept if it exists."""
+    import time
+
+    from analysis.resultset import run_metadata, write_result_set
+    from envs.core.batch import evaluate
+    from envs.core.policies import heuristic, queue_aware, static_grid
+    from tune_configs.env import params_from_env_config
+    from tune_configs.trials import env_config_of
+
+    out = Path(exp_dir) / STATIC_FRONT_DIR
+    if (out / "summary.json").is_file():
+        return out
+    cfg = {"preset": "paper", **dict(constants), "delta": delta, "penalty": penalty}
+    env_config = env_config_of(cfg)
+    env_config.pop("obs_mode", None)
+    params = params_from_env_config(env_config)
+    episodes, seed = int(cfg.get("eval_episodes", 100)), int(cfg.get("eval_seed", 0))
+    t0 = time.perf_counter()
+    result = evaluate(params, [*static_grid(GRID_STEP), heuristic(params), queue_aware()],
+                      episodes, seed)  # fmt: skip
+    meta = run_metadata(
+        "static", params, preset=str(env_config["preset"]), seed=seed, episodes=episodes,
+        elapsed_s=round(time.perf_counter() - t0, 3), env_config=env_config,
+        grid_step=GRID_STEP, role_in_sweep="static front of an Optuna sweep",
+    )  # fmt: skip
+    write_result_set(out, meta, result.episode_rows(preset=str(env_config["preset"])))
+    return out

@@ -2,8 +2,13 @@
 
 Run::
 
-    python -m launch sweep optuna-static --budget small   # 60 evaluations, about 2-4 minutes
+    python -m launch sweep optuna-static --budget small   # 60 evaluations, about 1-2 minutes
     python -m launch sweep optuna-static --budget paper   # 200 evaluations
+
+(63 evaluations took 0.6-1.7 min of Tune time on a 2-core machine at load 6-11, 2026-12-06,
+plus Ray's start.) The study is stored like every Optuna sweep's (:mod:`.study`:
+``<experiment>/optuna.db`` or ``--set optuna_storage=URL``, ``--set study=NAME``,
+``--set sampler=tpe|nsga2``); ``seed`` seeds the sampler.
 
 Each trial evaluates one static split over 100 episodes (seeds 0..99, the same episodes as the
 exhaustive grid) and reports served % (up), sync delay (down) and E2E delay (down); Optuna's
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,10 +43,10 @@ from optuna.distributions import FloatDistribution
 from tune_configs.sweeps.common import (
     OBJECTIVE_MODES,
     OBJECTIVES,
+    STUDY_SETTINGS,
     check_budget,
-    make_tuner,
     optuna_samples,
-    optuna_searcher,
+    optuna_tuner,
 )
 from tune_configs.sweeps.settings import Setting, pick
 
@@ -56,8 +62,9 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "small": {"episodes": 100, "samples": 60, "startup": 10},
     "paper": {"episodes": 100, "samples": 200, "startup": 10},
 }
-SETTINGS: tuple[Setting, ...] = pick(
-    "preset", "delta", "penalty", "episodes", "eval_seed", "samples", "seed"
+SETTINGS: tuple[Setting, ...] = (
+    *pick("preset", "delta", "penalty", "episodes", "eval_seed", "samples", "seed"),
+    *STUDY_SETTINGS,
 )
 GRID_STEP = 0.1
 CONVERGENCE_FILE = "optuna_static_convergence.json"
@@ -94,12 +101,6 @@ SPACE: dict[str, Any] = {**param_space("paper"), **SEARCH_SPACE}
 STOP = stop("paper")
 
 
-def make_searcher(budget: str, seed: int = 0) -> Any:
-    """OptunaSearch with a seeded multi-objective TPE sampler over :data:`SEARCH_SPACE`."""
-    startup = int(BUDGETS[check_budget(budget)]["startup"])
-    return optuna_searcher(SEARCH_SPACE, startup, seed)
-
-
 def build_tuner(
     budget: str = "small",
     storage: str | Path = "./results",
@@ -107,18 +108,15 @@ def build_tuner(
     resume: bool = False,
     max_concurrent_trials: int | None = 2,
     progress: bool = True,
-    samples: int | None = None,
-    seed: int = 0,
     **overrides: Any,
 ) -> Any:
-    """The Tuner of this sweep (Ray must be initialised)."""
-    n = int(samples or BUDGETS[check_budget(budget)]["samples"])
-    return make_tuner(
-        param_space=param_space(budget, **overrides), storage=storage,
-        name=name or f"{NAME}-{budget}", resume=resume, stop=stop(budget),
-        search_alg=None if resume else make_searcher(budget, seed), num_samples=n,
-        max_concurrent_trials=max_concurrent_trials, total_trials=n, progress=progress,
-        reuse_actors=True,
+    """The Tuner of this sweep on its stored Optuna study (Ray must be initialised); ``seed``
+    seeds the sampler."""
+    return optuna_tuner(
+        sys.modules[__name__], budget=budget, storage=storage, name=name, resume=resume,
+        max_concurrent_trials=max_concurrent_trials, progress=progress,
+        space=param_space(budget, **overrides), stop=stop(budget), seed_key="seed",
+        reuse_actors=True, **overrides,
     )  # fmt: skip
 
 

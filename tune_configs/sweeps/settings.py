@@ -149,6 +149,21 @@ COMMON: dict[str, Setting] = {
         Setting("grid_step", "float", "static grid step", low=0.01, high=1.0),
         Setting("samples", "int", "Optuna trials", low=1),
         Setting("blocks", "int", "static grid blocks (one trial each)", low=1),
+        # the Optuna sweeps' study (tune_configs.sweeps.study)
+        Setting(
+            "optuna_storage",
+            "str",
+            "SQLAlchemy URL of the Optuna study's database (default: sqlite in the experiment, "
+            "DIR/optuna.db; e.g. postgresql+psycopg://user@127.0.0.1:5432/optuna)",
+        ),
+        Setting("study", "str", "Optuna study name (default: the experiment name)"),
+        Setting("sampler", "str", "Optuna multi-objective sampler", choices=("tpe", "nsga2")),
+        Setting("sampler_seed", "int", "seed of the Optuna sampler", low=0),
+        Setting(
+            "start_from_grid",
+            "bool",
+            "enqueue the paper's 21 reward settings (7 deltas x 3 penalties) first",
+        ),
     )
 }
 

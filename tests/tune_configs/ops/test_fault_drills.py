@@ -10,6 +10,10 @@ Every drill is driven by trial barriers (:mod:`tune_configs.ops.barrier`), never
   naming the other, which finishes untouched (and so is a later ``--resume`` while it runs);
 * a half-written result set (a trial killed while writing it) next to complete ones: ``launch
   report`` skips it with a warning naming it and keeps everything else;
+* an Optuna sweep's driver killed (SIGKILL, with its Ray) while one trial has finished and the
+  next waits at its start: ``--resume`` continues the same stored study, keeps the finished
+  trial (its result set byte for byte, its Optuna trial as it was), re-runs or replaces the
+  unfinished one and ends with exactly the budgeted number of complete trials;
 * with an unrelated Ray running on the machine (a user's ``ray start --head``), ``launch sweep``
   and the test suite's Ray fixture (which would find it through the ``ray_current_cluster`` file
   in Ray's temp folder) and ``launch train`` (through ``RAY_ADDRESS`` too) each run on their own
@@ -31,9 +35,11 @@ from tests.helpers.drills import (
     ROOT,
     alive_or_fail,
     check_nothing_lost,
+    check_study_after_resume,
     complete_trials,
     experiment_trials,
     kill_group,
+    kill_optuna_driver_and_resume,
     launch,
     result_lines,
     start_launch,
@@ -137,6 +143,15 @@ def test_second_sweep_on_the_same_experiment_is_refused(tmp_path: Path) -> None:
             kill_group(p)
     assert rc == 0, tail(logs[1 - refused])
     check_nothing_lost(exp, 2, before={})
+
+
+def test_killed_optuna_driver_resumes_its_stored_study(tmp_path: Path) -> None:
+    killed = kill_optuna_driver_and_resume(tmp_path)
+    trials = check_study_after_resume(killed, n_trials=4)
+    assert (killed.exp / "optuna.db").is_file()
+    # the held trial was either re-run under its own Optuna trial or, if the killed driver had
+    # not saved it yet, replaced (its Optuna trial marked FAIL): never left running
+    assert {t["state"] for t in trials} <= {"COMPLETE", "FAIL"}
 
 
 def test_report_skips_a_half_written_result_set(tmp_path: Path) -> None:
