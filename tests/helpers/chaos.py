@@ -423,8 +423,10 @@ def soak(
     work = Path(tempfile.mkdtemp(prefix="mlr-soak-", dir="/tmp"))
     try:
         _soak_on_cluster(study, kills, seed, out, work, result, say, timeout)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    except BaseException:
+        say(f"soak failed: its experiments (calm, chaos) are kept in {work}/cluster/storage")
+        raise
+    shutil.rmtree(work, ignore_errors=True)
     (out / "soak.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n")
     say(summary(result))
     return result
