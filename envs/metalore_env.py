@@ -17,7 +17,7 @@ from envs.core.params import EnvParams
 from envs.core.presets import make_params
 from envs.core.sim import Simulator
 from envs.core.traffic import TR_REGIME
-from envs.render import RENDER_FPS, RENDER_MODES, cell_text, render_cell_frame
+from envs.render import RENDER_FPS, RENDER_MODES, cell_text, render_as, render_cell_frame
 
 # The per-cell KPIs a step's ``info`` carries, by their names in ``envs.core.metrics.KPI_NAMES``.
 _INFO_NAMES = (
@@ -219,11 +219,7 @@ class MetaLoreEnv(SeededEnv):
 
     def render(self) -> Any:
         """The current state: a frame (``rgb_array``), text (``ansi``) or None (no mode)."""
-        if self.render_mode == "rgb_array":
-            return render_cell_frame(self.sim)
-        if self.render_mode == "ansi":
-            return cell_text(self.sim)
-        return None
+        return render_as(self.render_mode, self.sim, render_cell_frame, cell_text)
 
     def raw_queues(self) -> NDArray[np.float64]:
         """Untransformed queue lengths ``(n_cells, 2)`` (whatever ``obs_mode`` is)."""

@@ -25,6 +25,7 @@ video encoders want them) whatever the scenario.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,6 +54,19 @@ if TYPE_CHECKING:
 FRAME_WIDTH, FRAME_HEIGHT = 640, 400
 RENDER_MODES = ["rgb_array", "ansi"]
 RENDER_FPS = 10
+
+
+def render_as(
+    mode: str | None, state: Any, frame: Callable[[Any], Any], text: Callable[[Any], str]
+) -> Any:
+    """What an env's ``render()`` returns in ``mode``: ``frame(state)`` for ``rgb_array``,
+    ``text(state)`` for ``ansi``, None without a mode."""
+    if mode == "rgb_array":
+        return frame(state)
+    if mode == "ansi":
+        return text(state)
+    return None
+
 
 Frame = NDArray[np.uint8]
 RGB = tuple[int, int, int]

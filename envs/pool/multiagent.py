@@ -33,7 +33,7 @@ from envs.pool.obs import (
     state_columns,
     with_global_state,
 )
-from envs.render import RENDER_FPS, RENDER_MODES, pool_text, render_pool_frame
+from envs.render import RENDER_FPS, RENDER_MODES, pool_text, render_as, render_pool_frame
 
 REWARDS = ("metalore", "fulfilled")
 SCOPES = ("team", "local")
@@ -42,11 +42,7 @@ CRITICS = ("local", "central")
 
 def render_pool(ps: PoolSimulator, render_mode: str | None) -> Any:
     """What ``render()`` of a pool env returns in ``render_mode`` (:mod:`envs.render`)."""
-    if render_mode == "rgb_array":
-        return render_pool_frame(ps)
-    if render_mode == "ansi":
-        return pool_text(ps)
-    return None
+    return render_as(render_mode, ps, render_pool_frame, pool_text)
 
 
 def agent_ids(n_cells: int) -> list[str]:

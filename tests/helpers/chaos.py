@@ -56,21 +56,25 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.helpers.drills import ROOT, experiment_trials, launch, tail
+from tests.helpers.drills import (
+    ROOT,
+    client_env,
+    experiment_trials,
+    launch,
+    local_cluster,
+    tail,
+)
 from tune_configs.ops.barrier import Arrival, Barrier
 from tune_configs.ops.cluster import (
     ClusterState,
-    cluster_processes,
-    free_port,
     load_state,
     node_processes,
 )
-from tune_configs.ops.processes import terminate
 from tune_configs.trials import MAX_FAILURES
 
 KINDS = ("driver", "worker", "trial")
@@ -128,33 +132,6 @@ class SoakResult:
 
 # ------------------------------------------------------------------------------------------
 # The cluster
-
-
-@contextlib.contextmanager
-def soak_cluster(directory: Path, barrier: Barrier) -> Iterator[ClusterState]:
-    """Head + 1 worker (1 CPU each) whose trials see ``barrier``; always stopped at the end."""
-    env = {**os.environ, **barrier.env()}
-    up = launch(
-        "cluster", "up", "--workers", "1", "--num-cpus", "1", "--object-store-mb", "200",
-        "--port", str(free_port()), "--dashboard-port", str(free_port()), "--dir", str(directory),
-        env=env,
-    )  # fmt: skip
-    state = load_state(directory)
-    try:
-        if up.returncode != 0 or state is None:
-            raise RuntimeError(f"cluster up failed:\n{up.stdout}\n{up.stderr}")
-        yield state
-    finally:
-        barrier.open()
-        launch("cluster", "down", "--dir", str(directory), "--grace", "5")
-        if state is not None:  # never leave a process behind
-            left = [p for procs in cluster_processes(state).values() for p in procs]
-            terminate(left, grace=0)
-
-
-def client_env(state: ClusterState) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    return {**env, **state.client_env()}
 
 
 # ------------------------------------------------------------------------------------------
@@ -438,7 +415,8 @@ def _soak_on_cluster(
 ) -> None:  # fmt: skip
     barrier = Barrier(work / "barrier")
     barrier.open()
-    with soak_cluster(work / "cluster", barrier) as state:
+    env = {**os.environ, **barrier.env()}  # the nodes' trials see the barrier
+    with local_cluster(work / "cluster", env, before_down=barrier.open) as state:
         storage = Path(state.storage)
         env = client_env(state)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tune_configs.ops.cluster import free_port
+from tune_configs.ops.cluster import ClusterState, cluster_processes, free_port, load_state
 from tune_configs.ops.processes import create_time, ray_executables, session_processes, terminate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,6 +221,57 @@ def _what_was_read(report: Path) -> list[str]:
     section = text.split("## What was read", 1)[1].split("\n## ", 1)[0]
     rows = [ln for ln in section.splitlines() if ln.startswith("| ") and "---" not in ln]
     return [ln.split("|")[1].strip() for ln in rows[1:]]
+
+
+# ------------------------------------------------------------------------------------------
+# A local 2-node cluster (head + 1 worker, 1 CPU each)
+
+
+@contextlib.contextmanager
+def local_cluster(
+    directory: Path,
+    env: dict[str, str] | None = None,
+    before_down: Callable[[], None] | None = None,
+) -> Iterator[ClusterState]:
+    """``launch cluster up --workers 1`` on free loopback ports (``env``: the nodes' environment,
+    e.g. with a trial barrier); always ``cluster down`` at the end (``before_down`` first), then
+    fails if any of its processes survived (they are killed) or its Ray temp dir is left."""
+    up = launch(
+        "cluster", "up", "--workers", "1", "--num-cpus", "1", "--object-store-mb", "200",
+        "--port", str(free_port()), "--dashboard-port", str(free_port()), "--dir", str(directory),
+        env=env,
+    )  # fmt: skip
+    state = load_state(directory)
+    try:
+        assert up.returncode == 0 and state is not None, up.stdout + up.stderr
+        yield state
+    finally:
+        if before_down is not None:
+            before_down()
+        down = launch("cluster", "down", "--dir", str(directory), "--grace", "5")
+        assert down.returncode == 0, down.stdout + down.stderr
+        if state is not None:
+            left = [p for procs in cluster_processes(state).values() for p in procs]
+            survivors = [describe(p) for p in left]
+            terminate(left, grace=0)  # never leave processes behind, even if `down` misbehaved
+            assert not survivors, f"processes left after `cluster down`: {survivors}\n{down.stdout}"
+            assert not Path(state.temp_dir).exists()
+
+
+def describe(proc: Any) -> str:
+    try:
+        return (
+            f"pid {proc.pid} ppid {proc.ppid()} sid {os.getsid(proc.pid)} {proc.status()} "
+            f"created {time.ctime(proc.create_time())}: {' '.join(proc.cmdline())[:120]}"
+        )
+    except Exception as exc:  # gone meanwhile
+        return f"pid {proc.pid}: {exc!r}"
+
+
+def client_env(state: ClusterState, **extra: str) -> dict[str, str]:
+    """This process's environment with the cluster's client settings (address, auth)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
+    return {**env, **state.client_env(), **extra}
 
 
 # ------------------------------------------------------------------------------------------

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.drills import ROOT, complete_trials, launch
-from tune_configs.ops.cluster import ClusterState, cluster_processes, free_port, load_state
+from tests.helpers.drills import ROOT, client_env, complete_trials, launch, local_cluster
+from tune_configs.ops.cluster import ClusterState
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
@@ -30,38 +30,13 @@ SMALL = ["static-grid", "--budget", "small", "--set", "episodes=10"]
 
 @pytest.fixture
 def fresh_cluster(tmp_path: Path) -> Iterator[ClusterState]:
-    directory = tmp_path / "cluster"
-    up = launch(
-        "cluster",
-        "up",
-        "--workers",
-        "1",
-        "--object-store-mb",
-        "200",
-        "--port",
-        str(free_port()),
-        "--dashboard-port",
-        str(free_port()),
-        "--dir",
-        str(directory),
-    )
-    state = load_state(directory)
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        assert state is not None
+    with local_cluster(tmp_path / "cluster") as state:
         yield state
-    finally:
-        down = launch("cluster", "down", "--dir", str(directory), "--grace", "5")
-        assert down.returncode == 0, down.stdout + down.stderr
-        if state is not None:
-            assert not any(cluster_processes(state).values())
 
 
 def _client_env(state: ClusterState) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env.update(state.client_env())
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    return env
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    return client_env(state, PATH=path)
 
 
 def test_ray_job_submit_with_working_dir_on_a_fresh_cluster(

@@ -23,21 +23,21 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.helpers.drills import (
     alive_or_fail,
     check_nothing_lost,
+    client_env,
     complete_trials,
     experiment_trials,
     finished,
     kill_group,
     launch,
+    local_cluster,
     start_launch,
     wait_until,
 )
@@ -45,24 +45,15 @@ from tune_configs.ops.barrier import Arrival, Barrier
 from tune_configs.ops.cluster import (
     ClusterState,
     cluster_processes,
-    free_port,
-    load_state,
     node_processes,
 )
-from tune_configs.ops.processes import is_loopback, listening_sockets, terminate
+from tune_configs.ops.processes import is_loopback, listening_sockets
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 # 4 static-grid trials (blocks of whole w_b rows), 10 episodes per split: a few seconds each.
 FOUR_TRIALS = ["--set", "blocks=4", "--set", "episodes=10"]
 N_TRIALS = 4
-
-
-def client_env(state: ClusterState, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env.update(state.client_env())
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -74,28 +65,9 @@ def barrier(tmp_path_factory: pytest.TempPathFactory) -> Barrier:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory, barrier: Barrier) -> Iterator[ClusterState]:
-    directory = tmp_path_factory.mktemp("cluster")
-    up = launch(
-        "cluster", "up", "--workers", "1", "--num-cpus", "1", "--object-store-mb", "200",
-        "--port", str(free_port()), "--dashboard-port", str(free_port()), "--dir", str(directory),
-        env={**os.environ, **barrier.env()},  # the nodes' trials see the barrier
-    )  # fmt: skip
-    state = load_state(directory)
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        assert state is not None
+    env = {**os.environ, **barrier.env()}  # the nodes' trials see the barrier
+    with local_cluster(tmp_path_factory.mktemp("cluster"), env, before_down=barrier.open) as state:
         yield state
-    finally:
-        barrier.open()
-        down = launch("cluster", "down", "--dir", str(directory), "--grace", "5")
-        assert down.returncode == 0, down.stdout + down.stderr
-        if state is not None:
-            left = {name: procs for name, procs in cluster_processes(state).items() if procs}
-            details = {name: [describe(p) for p in procs] for name, procs in left.items()}
-            if left:  # never leave processes behind, even if `down` misbehaved
-                terminate([p for procs in left.values() for p in procs], grace=0)
-            assert not left, f"processes left after `cluster down`: {details}\n{down.stdout}"
-            assert not Path(state.temp_dir).exists()
 
 
 @pytest.fixture
@@ -106,16 +78,6 @@ def held(barrier: Barrier) -> Iterator[Barrier]:
         yield barrier
     finally:
         barrier.open()
-
-
-def describe(proc: Any) -> str:
-    try:
-        return (
-            f"pid {proc.pid} ppid {proc.ppid()} sid {os.getsid(proc.pid)} {proc.status()} "
-            f"created {time.ctime(proc.create_time())}: {' '.join(proc.cmdline())[:120]}"
-        )
-    except Exception as exc:  # gone meanwhile
-        return f"pid {proc.pid}: {exc!r}"
 
 
 def node_of(state: ClusterState, arrival: Arrival) -> str:
