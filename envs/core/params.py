@@ -139,7 +139,12 @@ class ScenarioParams:
         for i, p in enumerate(self.bs_positions):
             ok = isinstance(p, tuple) and len(p) == 2
             ok = ok and all(_finite(v) and 0 <= v <= self.area_m for v in p)
-            _check(ok, f"bs_positions[{i}]", f"an (x, y) pair inside [0, {self.area_m}]", p)
+            _check(
+                ok,
+                f"bs_positions[{i}]",
+                f"an (x, y) pair inside [0, area_m] = [0, {self.area_m}]",
+                p,
+            )
         n = self.n_cells
         for name in ("bandwidth_hz", "mec_capacity", "n_sensors"):
             value = getattr(self, name)
