@@ -223,9 +223,10 @@ class ScenarioParams:
         lengths = {len(v) for v in regimes.values() if v}
         for name, values in regimes.items():
             if values:
+                given = ", ".join(f"{k} {len(v)}" for k, v in regimes.items() if v)
                 _check(len(values) >= 2 and len(lengths) == 1, name,
                        "a tuple of at least 2 entries, as long as the other non-empty "
-                       f"regime_* tuples (lengths {sorted(lengths)})", values)  # fmt: skip
+                       f"regime_* tuples (lengths: {given})", values)  # fmt: skip
         h = self.regime_hold_steps
         _check(_finite(h) and h >= 1.0, "regime_hold_steps", "a finite number >= 1 [steps]", h)
         _check(isinstance(self.traffic_randomize, bool), "traffic_randomize", "true or false",
