@@ -22,6 +22,7 @@ report and the dashboard read. The searcher itself (Ray) is
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,6 +94,9 @@ def study_spec(
     )
 
 
+SCHEMA_ATTEMPTS = 4  # tries to open a database whose schema another driver may be creating
+
+
 def make_storage(url: str) -> Any:
     """Optuna's ``RDBStorage`` for a SQLAlchemy URL (SQLite waits for locks, others ping)."""
     import optuna
@@ -102,7 +106,18 @@ def make_storage(url: str) -> Any:
         kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     else:
         kwargs = {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (IntegrityError, OperationalError):
+            # Two drivers started at once on a new database both create its schema; the one that
+            # loses finds it made on its next attempt.
+            if attempt == SCHEMA_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def make_sampler(name: str, seed: int, startup: int) -> Any:

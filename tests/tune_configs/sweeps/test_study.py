@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
@@ -144,3 +145,35 @@ def test_sqlite_storage_is_created_and_shared_by_name(tmp_path: Path) -> None:
     s2 = optuna.load_study(study_name="s", storage=make_storage(url))
     s2.enqueue_trial({"x": 0.5}, skip_if_exists=True)  # a second driver: not enqueued again
     assert len(s2.get_trials(deepcopy=False)) == 1
+
+
+def test_a_driver_that_loses_the_schema_race_opens_the_storage_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two drivers at once on a new database: the one whose schema stamp collides retries; a
+    storage that keeps failing still raises."""
+    from sqlalchemy.exc import IntegrityError
+
+    from tune_configs.sweeps import study
+
+    real = optuna.storages.RDBStorage
+    calls: list[int] = []
+
+    def collides(times: int) -> Any:
+        def open_storage(url: str, **kwargs: Any) -> Any:
+            calls.append(1)
+            if len(calls) <= times:
+                raise IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE"))
+            return real(url, **kwargs)
+
+        return open_storage
+
+    monkeypatch.setattr(study.time, "sleep", lambda _s: None)
+    url = f"sqlite:///{tmp_path / 'race.db'}"
+    monkeypatch.setattr(optuna.storages, "RDBStorage", collides(1))
+    assert isinstance(study.make_storage(url), real) and len(calls) == 2
+    calls.clear()
+    monkeypatch.setattr(optuna.storages, "RDBStorage", collides(study.SCHEMA_ATTEMPTS))
+    with pytest.raises(IntegrityError):
+        study.make_storage(url)
+    assert len(calls) == study.SCHEMA_ATTEMPTS
