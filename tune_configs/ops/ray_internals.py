@@ -23,6 +23,10 @@ Everything else in the project uses Ray's public API. What is private, and why i
   learners uses Ray for exactly one thing: ``EnvRunnerGroup`` puts its config and, every
   iteration, the weights into the object store for remote env runners it does not have. Starting
   and stopping a Ray node for that costs about 4 s of a 12 s ``launch train`` (2-core machine).
+* Tune's saved grid search state (``BasicVariantGenerator``: its ``_iterators`` with their
+  ``uuid_prefix`` and ``counter``, ``_live_trials``, ``max_concurrent``; trial ids numbered
+  ``uuid_prefix + counter``): :func:`grid_handed_out` and :func:`grid_brought_forward`, with
+  which :mod:`tune_configs.ops.tune_state` mends a state cut by a killed driver.
 
 :func:`problems` lists what no longer matches in the installed Ray; ``tests/test_ray_internals.py``
 fails with that list when an upgrade of Ray changes any of these names, and
@@ -101,6 +105,7 @@ def problems() -> list[str]:
     except ImportError:
         found.append("ray.train._internal.storage.StorageContext is gone")
     found.extend(_without_ray_problems())
+    found.extend(_tune_state_problems())
     return found
 
 
@@ -252,3 +257,57 @@ def trial_storage_dir() -> Path | None:
     if fs is not None and type(fs).__name__ == "LocalFileSystem":
         return Path(storage.trial_fs_path)
     return None
+
+
+# Tune's saved grid search state (what tune_configs.ops.tune_state mends before a resume).
+_GRID_TRIAL_ID = 'self.uuid_prefix + ("%05d" % self.counter)'
+
+
+def grid_handed_out(state: Any) -> list[str] | None:
+    """Trial ids a saved ``BasicVariantGenerator`` state (Tune's grid and random search of one
+    experiment) has handed out, in order; ``None`` for any other state."""
+    iterators = state.get("_iterators") if isinstance(state, dict) else None
+    if not isinstance(iterators, list) or len(iterators) != 1:
+        return None
+    prefix = getattr(iterators[0], "uuid_prefix", None)
+    counter = getattr(iterators[0], "counter", None)
+    if not isinstance(prefix, str) or not isinstance(counter, int):
+        return None
+    return [f"{prefix}{n:05d}" for n in range(counter)]
+
+
+def grid_brought_forward(state: Any, ids: list[str], accept: Any, live: set[str]) -> Any | None:
+    """A ``BasicVariantGenerator`` restored from ``state`` and brought forward, by handing out
+    trials as Tune would, until it has handed out exactly ``ids``; ``accept(trial)`` checks each
+    trial it hands out. ``live``: the trials it then counts as running (Tune tells it when each
+    ends). ``None`` when ``state`` cannot get there."""
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    given = grid_handed_out(state)
+    if given is None or not set(given) <= set(ids):
+        return None
+    missing = sorted(set(ids) - set(given))  # zero-padded numbers: the order they were handed out
+    generator = BasicVariantGenerator()
+    generator.set_state(dict(state))  # type: ignore[no-untyped-call]
+    limit, generator.max_concurrent = generator.max_concurrent, 0
+    for expected in missing:
+        trial = generator.next_trial()  # type: ignore[no-untyped-call]
+        if trial is None or trial.trial_id != expected or not accept(trial):
+            return None
+    generator.max_concurrent = limit
+    generator._live_trials = set(live)
+    return generator
+
+
+def _tune_state_problems() -> list[str]:
+    try:
+        from ray.tune.search.basic_variant import BasicVariantGenerator, _TrialIterator
+    except ImportError as exc:
+        return [f"cannot import Tune's grid search algorithm: {exc}"]
+    found = []
+    if _GRID_TRIAL_ID not in _source(_TrialIterator.create_trial):
+        found.append("Tune's grid trial ids are not uuid_prefix + counter any more")
+    src = _source(BasicVariantGenerator.next_trial)
+    if "self._live_trials" not in src or "self.max_concurrent" not in src:
+        found.append("BasicVariantGenerator no longer counts _live_trials against max_concurrent")
+    return found

@@ -159,6 +159,7 @@ def make_tuner(
     from analysis.resultset import command_line
     from tune_configs.ops.runtime import use_tune_env
     from tune_configs.ops.sweeplock import has_content
+    from tune_configs.ops.tune_state import mend as mend_saved_state
     from tune_configs.trials import MAX_FAILURES, trainable, trial_dirname, trial_name
 
     use_tune_env()  # legacy output (honours verbose=0); eval/* only in a trial's last report
@@ -167,6 +168,10 @@ def make_tuner(
     exp = experiment_dir(storage, name)
     trainable_fn = trainable()
     if resume:
+        # A driver killed while Tune copied its state leaves it cut or mixed: mended, or refused
+        # by name (tune_state.StateProblem), before Tune reads it.
+        for note in mend_saved_state(exp):
+            print(f"resume: {note}", flush=True)
         if not tune.Tuner.can_restore(str(exp)):
             raise ValueError(f"nothing to resume in {exp} (no Tune experiment state there)")
         return tune.Tuner.restore(
