@@ -20,7 +20,9 @@ same trial ids: duplicates), and a newer one has handed out trials Tune never sa
 :func:`mend` runs before every ``--resume`` and makes the newest set whole and consistent:
 
 1. the newest ``experiment_state`` that loads is the truth; a cut one is set aside with every
-   file of its session (into ``cut-state/``, never deleted), and the previous save is used;
+   file of its session (into ``cut-state/``, never deleted), and the previous save is used.
+   With none left (or none saved yet), Tune's resume would start the sweep from the beginning
+   in the same directory: allowed only while no trial has finished, refused otherwise;
 2. the grid search state must have handed out exactly the trials of that experiment state (the
    trial ids ``<prefix>_00000 ...`` Tune numbers them with). If the newest one is cut or does
    not match, the newest saved search state that has handed out a subset of them is brought
@@ -93,7 +95,9 @@ def load_experiment_state(path: Path) -> dict[str, Any]:
     from ray.tune.utils.serialization import TuneFunctionDecoder
 
     try:
-        state = json.loads(path.read_text(), cls=TuneFunctionDecoder)
+        # Tune's own state, read as Tune's resume reads it (objects it could not write as JSON
+        # are embedded pickles: trusted as the rest of the experiment directory)
+        state = json.loads(path.read_text(), cls=TuneFunctionDecoder, allow_cloudpickle=True)
         trials = [json.loads(t) for t, _meta in state["trial_data"]]
         return {"trials": trials, "path": path}
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
@@ -117,7 +121,7 @@ def mend(exp: Path) -> list[str]:
     notes: list[str] = []
     current = _newest_experiment_state(exp, notes)
     if current is None:
-        return notes
+        return _without_experiment_state(exp, notes)
     notes += _mend_callbacks(exp)
     if saved(exp, VARIANTS):
         notes += _mend_variants(exp, current)
@@ -148,6 +152,28 @@ def _newest_experiment_state(exp: Path, notes: list[str]) -> dict[str, Any] | No
         current["session"] = session_of(newest, EXPERIMENT)
         return current
     return None
+
+
+def _without_experiment_state(exp: Path, notes: list[str]) -> list[str]:
+    """No experiment state to resume from (none saved yet, or every one cut): Tune's resume
+    would start the sweep from the beginning, which is right only if no trial has finished."""
+    from analysis.resultset import SUMMARY_FILE
+
+    if not (exp / "tuner.pkl").is_file():
+        return notes  # not a Tune experiment: the caller says there is nothing to resume
+    finished = sorted(p.parent.name for p in exp.glob(f"*/{SUMMARY_FILE}"))
+    if finished:
+        raise StateProblem(
+            f"no Tune experiment state in {exp} to resume from, but {len(finished)} trial(s) "
+            f"finished ({', '.join(finished[:3])}{', ...' if len(finished) > 3 else ''}): "
+            f"starting the sweep again there would run them twice. Start under a new --name "
+            f"(finished result sets of this experiment stay readable by launch report)."
+        )
+    return [
+        *notes,
+        "no Tune experiment state saved yet (the driver was stopped before its first save) and "
+        "no trial finished: the sweep starts from the beginning",
+    ]
 
 
 def _mend_callbacks(exp: Path) -> list[str]:

@@ -14,6 +14,8 @@ Every drill is driven by trial barriers (:mod:`tune_configs.ops.barrier`), never
   next waits at its start: ``--resume`` continues the same stored study, keeps the finished
   trial (its result set byte for byte, its Optuna trial as it was), re-runs or replaces the
   unfinished one and ends with exactly the budgeted number of complete trials;
+* a driver killed while Tune copied its state, leaving the grid search state cut short: the
+  next ``--resume`` mends it (:mod:`tune_configs.ops.tune_state`) and runs every trial once;
 * with an unrelated Ray running on the machine (a user's ``ray start --head``), ``launch sweep``
   and the test suite's Ray fixture (which would find it through the ``ray_current_cluster`` file
   in Ray's temp folder) and ``launch train`` (through ``RAY_ADDRESS`` too) each run on their own
@@ -142,6 +144,37 @@ def test_second_sweep_on_the_same_experiment_is_refused(tmp_path: Path) -> None:
         for p in both:
             kill_group(p)
     assert rc == 0, tail(logs[1 - refused])
+    check_nothing_lost(exp, 2, before={})
+
+
+def test_resume_mends_a_search_state_cut_by_a_killed_driver(tmp_path: Path) -> None:
+    """What the full-budget chaos soak hit: the driver killed while Tune copied its state into
+    the experiment directory, the grid search state cut short. The next ``--resume`` brings an
+    earlier session's search state forward to the trials Tune saved and runs each trial once."""
+    b = Barrier(tmp_path / "barrier")  # closed: trials are held at their start
+    storage, exp = tmp_path / "results", tmp_path / "results" / "cut"
+    args = ["sweep", *STATIC_SMALL, "--storage", str(storage), "--name", "cut"]
+
+    def sessions() -> list[Path]:
+        return sorted(exp.glob("basic-variant-state-*.json"))
+
+    for n, extra in enumerate(([], ["--resume"])):  # the first driver, then a resumed one
+        log = tmp_path / f"driver{n}.log"
+        sweep = start_launch(*args, *extra, env=barrier_env(b), log=log)
+        try:
+            alive = alive_or_fail(sweep, log)
+            b.wait(f"*@start#{n}", timeout=600, check=alive)
+            wait_until(lambda n=n: len(sessions()) == n + 1 and len(experiment_trials(exp)) == 2,
+                       300, f"driver {n}'s saved state", check=alive)  # fmt: skip
+        finally:
+            kill_group(sweep)
+    newest = sessions()[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # the copy cut by the kill
+    b.open()
+    r = launch(*args, "--resume", env=barrier_env(b))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"resume: {newest.name} is cut short" in r.stdout, r.stdout[-3000:]
+    assert (exp / "cut-state" / newest.name).is_file()
     check_nothing_lost(exp, 2, before={})
 
 

@@ -60,8 +60,9 @@ class Run:
         if experiment:
             for t in self.trials:
                 t.invalidate_json_state()
+            # runner_data holds objects JSON cannot (Tune embeds them pickled), as a real save
             state = {"trial_data": [list(t.get_json_state()) for t in self.trials],
-                     "runner_data": {}, "stats": {}}  # fmt: skip
+                     "runner_data": {"_stopper": _trainable}, "stats": {}}  # fmt: skip
             path = self.exp / tune_state.EXPERIMENT.format(session)
             path.write_text(json.dumps(state, cls=TuneFunctionEncoder))
         if search:
@@ -191,6 +192,26 @@ def test_a_cut_experiment_state_falls_back_to_the_previous_save(tmp_path: Path) 
     moved = sorted(p.name for p in (run.exp / CUT_DIR).iterdir())
     assert moved == [tune_state.VARIANTS.format("S2"), tune_state.EXPERIMENT.format("S2")]
     assert grid_handed_out(variants(run.exp, "S1")) == run.ids()[:1]
+
+
+@pytest.mark.parametrize("finished", [False, True])
+def test_no_experiment_state_left_starts_over_only_if_no_trial_finished(
+    tmp_path: Path, finished: bool
+) -> None:
+    run = Run(tmp_path / "exp")
+    (run.exp / "tuner.pkl").write_bytes(b"tuner")
+    trial = run.hand_out()
+    run.save("S1")
+    cut(run.exp / tune_state.EXPERIMENT.format("S1"))
+    if finished:
+        (run.exp / trial.trial_id).mkdir()
+        (run.exp / trial.trial_id / "summary.json").write_text("[]")
+        with pytest.raises(StateProblem, match=rf"1 trial\(s\) finished \({trial.trial_id}\)"):
+            mend(run.exp)
+    else:
+        cut_note, start_note = mend(run.exp)
+        assert "no earlier saved state" in cut_note
+        assert "the sweep starts from the beginning" in start_note
 
 
 def test_cut_callback_states_are_set_aside(tmp_path: Path) -> None:
