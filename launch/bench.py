@@ -14,6 +14,12 @@ Measures, after a warm-up that compiles the numba kernels:
   simulator does not leak), and the process's peak RSS;
 * with ``--rllib``: RLlib sampling throughput (needs Ray; see tune_configs).
 
+``--pool`` measures the credit pool instead (:mod:`tune_configs.studies.scaling`): the pool env
+and PPO training of the shared per-cell policy in cell-steps per second for each scenario
+(throughput per cell-step against the 3-cell figure), then training with 0, 1, 2 env runners on
+the largest scenario, and a projection to bigger machines from the measured rates (a few minutes
+on 2 cores; ``docs/studies/city-scale.md``).
+
 Targets (2-core machine): single >= 50,000 steps/s; vector env >= 5x SyncVectorEnv; batched >=
 1,000,000 env-steps/s; paper grid <= 5 s; memory flat over 10 million steps (``--memory-steps
 10000000``, about 4 minutes). ``--rllib`` adds about a minute.
@@ -49,6 +55,55 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="episodes of the static-grid figures (default 100: the paper's grid)"
                    )  # fmt: skip
     p.add_argument("--rllib", action="store_true", help="also measure RLlib sampling (slow)")
+    g = p.add_argument_group("the credit pool (--pool)")
+    g.add_argument("--pool", action="store_true",
+                   help="measure the pool env and per-cell PPO training against the number of "
+                        "cells and of env runners instead")  # fmt: skip
+    g.add_argument("--scenarios", type=_scenario_list, default=None,
+                   help="comma-separated pool scenarios (default: " + ", ".join(POOL_DEFAULT)
+                        + ")")  # fmt: skip
+    g.add_argument(
+        "--env-runners",
+        type=_runner_list,
+        default=(0, 1, 2),
+        help="env runner counts to train with on the largest scenario (default 0,1,2)",
+    )
+    g.add_argument(
+        "--iterations",
+        type=positive_int,
+        default=3,
+        help="timed PPO iterations per figure after one warm-up (default 3)",
+    )
+    g.add_argument(
+        "--address",
+        default=None,
+        help="run the env runners on this Ray cluster (default: embedded local Ray)",
+    )
+
+
+POOL_DEFAULT = ("three_cell_hetero", "seven_cell_hetero", "city_19", "city_49")
+
+
+def _scenario_list(text: str) -> tuple[str, ...]:
+    from envs.core.pool.scenarios import SCENARIOS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in SCENARIOS]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown pool scenario(s) {unknown or text!r}; known: {', '.join(sorted(SCENARIOS))}"
+        )
+    return names
+
+
+def _runner_list(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(sorted({int(n) for n in text.split(",")}))
+    except ValueError:
+        counts = ()
+    if not counts or counts[0] < 0 or counts[-1] > 64:
+        raise argparse.ArgumentTypeError(f"{text!r}: comma-separated integers in [0, 64] expected")
+    return counts
 
 
 def _rss_mb() -> float:
@@ -137,6 +192,8 @@ def _best_median(values: list[float]) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.pool:
+        return run_pool(args)
     single_env(2_000)  # compile and warm up
     vector_env(2_000, native=True)
     batched(True, min(args.grid_episodes, 10))
@@ -206,4 +263,63 @@ def run(args: argparse.Namespace) -> int:
                   f"{row['sample_steps_per_s_median']:>9,.0f}   train "
                   f"{row['train_steps_per_s'] or 0:>9,.0f}")  # fmt: skip
     print(f"peak RSS: {out['peak_rss_mb']} MB")
+    return 0
+
+
+# Machines the projection is printed for: (name, env runners), one core each plus the learner's.
+PROJECTED = (("one 16-core node", 15), ("4 nodes of 16 cores", 63))
+
+
+def run_pool(args: argparse.Namespace) -> int:
+    import sys
+
+    from envs.core.pool.scenarios import SCENARIOS
+    from tune_configs.studies.scaling import projection, run_bench
+
+    scenarios = args.scenarios or tuple(n for n in POOL_DEFAULT if n in SCENARIOS)
+    largest = scenarios[-1]
+
+    def say(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    out = run_bench(scenarios, args.env_runners, largest, iterations=args.iterations,
+                    address=args.address, say=say)  # fmt: skip
+    base = out["training"][0]
+    by_runners = {r["env_runners"]: r for r in out["env_runners"]}
+    proj: list[dict[str, Any]] = []
+    if 1 in by_runners and 0 in by_runners:
+        one, zero = by_runners[1], by_runners[0]
+        r = one["batch_env_steps"] * one["cells"] / max(one["sample_s"], 1e-9)
+        c = zero["learn_s_per_cell_step"]
+        proj = [{"machine": name, "env_runners": n, "per_runner_cell_steps_per_s": r,
+                 "learn_s_per_cell_step": c, "cell_steps_per_s": projection(r, c, n)}
+                for name, n in PROJECTED]  # fmt: skip
+    out["projection"] = proj
+    out["machine"] = {"cpus": os.cpu_count(), "load": os.getloadavg()}
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+    print("pool env as PPO sees it (greedy actions)   cells   env steps/s  cell-steps/s")
+    for row in out["simulator"]:
+        print(f"  {row['scenario']:<40} {row['cells']:>5} {row['env_steps_per_s']:>13,.0f} "
+              f"{row['cell_steps_per_s']:>13,.0f}")  # fmt: skip
+    print(
+        "PPO, shared per-cell policy, in the driver  cells  cell-steps/s (median)  vs "
+        f"{base['scenario']}  sample s  learn s per iteration"
+    )
+    for row in out["training"]:
+        ratio = row["cell_steps_per_s_median"] / max(base["cell_steps_per_s_median"], 1e-9)
+        print(f"  {row['scenario']:<40} {row['cells']:>5} {row['cell_steps_per_s_median']:>13,.0f}"
+              f"  {ratio:>17.2f}  {row['sample_s']:>8.2f}  {row['learn_s']:>7.2f}")  # fmt: skip
+    print(f"PPO on {largest}, env runners: env steps/s, cell-steps/s (median), s per iteration")
+    for row in out["env_runners"]:
+        n, rate = row["env_runners"], row["cell_steps_per_s_median"]
+        print(f"  {n:>2} runner(s) {row['env_steps_per_s_median']:>12,.1f} {rate:>13,.0f} "
+              f"{row['iteration_s_median']:>8.2f}")  # fmt: skip
+    for p in proj:
+        print(f"projection, {p['machine']} ({p['env_runners']} runners): "
+              f"{p['cell_steps_per_s']:,.0f} cell-steps/s (one runner samples "
+              f"{p['per_runner_cell_steps_per_s']:,.0f}/s, the learner takes "
+              f"{p['learn_s_per_cell_step'] * 1e6:.1f} us per cell-step)")  # fmt: skip
     return 0

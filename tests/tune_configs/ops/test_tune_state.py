@@ -18,6 +18,7 @@ from tune_configs.ops import tune_state
 from tune_configs.ops.ray_internals import grid_handed_out
 from tune_configs.ops.tune_state import CUT_DIR, StateProblem, mend
 
+pytestmark = pytest.mark.ray  # imports Tune (no Ray started)
 ray_tune = pytest.importorskip("ray.tune")
 
 

@@ -1,0 +1,212 @@
+"""Scaling of the credit pool: simulator and PPO training throughput against the number of cells
+and the number of env runners (``python -m launch bench --pool``; results in
+``docs/studies/city-scale.md``).
+
+Three measurements, each printed as it is taken:
+
+* :func:`simulator_rate`: the pool env alone as training sees it (the per-cell view,
+  :class:`envs.pool.multiagent.MultiCellPoolEnv`, with the recipe's observation and clearing,
+  every cell acting as the greedy rule), in env steps and cell-steps per second;
+* :func:`training_rate`: PPO iterations of the ``per-cell`` controller (one policy shared by every
+  cell) with the recipe of the pool-learning study (trader observation with its neighbourhood
+  features, residual actions on the greedy rule, the pool clearing every step), in cell-steps
+  per second, split into sampling and learning time (RLlib's own timers);
+* the same for ``0, 1, 2 ...`` env runners (local processes of an embedded Ray, or the nodes of
+  a running cluster with ``address``).
+
+:func:`projection` turns the measured per-runner sampling rate and the learner's cost per step
+into the expected throughput of a bigger machine or cluster (the model is in its docstring).
+No test asserts any of these figures: the machines are shared and timings vary 2-5x.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+# The per-cell recipe of docs/studies/pool-learning.md (what beats the greedy rule on 3 cells).
+PER_CELL_RECIPE: dict[str, Any] = {
+    "obs": "trader",
+    "action_mode": "residual",
+    "base_splits": "greedy",
+    "reward": "fulfilled",
+    "reward_scale": 0.01,
+    "obs_mode": "log1p",
+}
+RECIPE_HPARAMS: dict[str, Any] = {"log_std_clip_param": 1.0}
+Say = Callable[[str], None]
+
+
+def _cpu_and_wall(fn: Callable[[], int]) -> tuple[int, float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    n = fn()
+    return n, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def simulator_rate(scenario: str, steps: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Env steps and cell-steps per second of the per-cell pool env on ``scenario`` as PPO
+    trains on it (:data:`PER_CELL_RECIPE`: trader observation, residual actions), every cell
+    acting with a zero correction, i.e. as the greedy rule; after a warm-up episode."""
+    import numpy as np
+
+    from envs.pool.multiagent import MultiCellPoolEnv
+    from tune_configs.controllers.per_cell import resolve_pool_env_config
+
+    env = MultiCellPoolEnv(**resolve_pool_env_config({"preset": scenario, **PER_CELL_RECIPE}))
+    actions = {a: np.zeros(env.action_spaces[a].shape, np.float32) for a in env.possible_agents}
+
+    def play(n: int) -> int:
+        done = 0
+        env.reset(seed=seed)
+        while done < n:
+            if not env.agents:
+                env.reset()
+            env.step(actions)
+            done += 1
+        return done
+
+    play(200)  # compile, warm up
+    n, wall, cpu = _cpu_and_wall(lambda: play(steps))
+    cells = env.n_cells
+    return {
+        "scenario": scenario,
+        "cells": cells,
+        "env_steps_per_s": n / wall,
+        "cell_steps_per_s": n * cells / wall,
+        "cell_steps_per_cpu_s": n * cells / max(cpu, 1e-9),
+    }
+
+
+def training_rate(
+    scenario: str,
+    env_runners: int = 0,
+    iterations: int = 3,
+    batch_env_steps: int | None = None,
+    address: str | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    say: Say | None = None,
+) -> dict[str, Any]:
+    """PPO training throughput of the shared per-cell policy on ``scenario``.
+
+    Each iteration samples ``batch_env_steps`` env steps (default: 6000 cell-steps' worth, at
+    least 100 env steps) and learns on them (one epoch, minibatches of 1024 cell-steps). Returns
+    cell-steps per second of whole iterations (best and median of ``iterations`` after one
+    warm-up), the sampling and learning seconds per iteration (RLlib's timers) and per
+    cell-step. ``env_runners=0`` samples in this process without starting Ray, as ``launch
+    train`` does; otherwise an embedded Ray (or the cluster at ``address``) runs the runners.
+    """
+    import torch
+
+    from envs.pool.multiagent import MultiCellPoolEnv
+    from tune_configs.controllers import get_controller
+    from tune_configs.ops.ray_internals import without_ray
+    from tune_configs.ops.runtime import init_ray, stop_ray
+    from tune_configs.training import TrainingRun
+
+    say = say or (lambda msg: None)
+    torch.set_num_threads(1)
+    env_config = {"preset": scenario, **(recipe if recipe is not None else PER_CELL_RECIPE)}
+    cells = MultiCellPoolEnv(scenario).n_cells
+    batch = batch_env_steps or max(100, 6000 // cells)
+    minibatch = max(1, min(batch, 1024 // cells))
+    hparams = {**RECIPE_HPARAMS, "train_batch_size": batch, "minibatch_size": minibatch,
+               "num_epochs": 1}  # fmt: skip
+    controller = get_controller("per-cell")
+    run = TrainingRun.resolve(
+        controller, env_config, hparams, 10**9, {"num_env_runners": env_runners}, 0,
+        {"policies": "shared"},
+    )  # fmt: skip
+    ppo = controller.build_config(
+        run.env_config, run.hparams, run.resources, seed=0, policies="shared"
+    )
+    started = None
+    rows: list[tuple[float, int, float, float]] = []
+    try:
+        if env_runners == 0:
+            ctx: Any = without_ray(ppo)
+        else:
+            started = init_ray(address, num_cpus=None if address else os.cpu_count())
+            import contextlib
+
+            ctx = contextlib.nullcontext()
+        with ctx:
+            algo = ppo.build_algo()
+            try:
+                algo.train()  # warm-up: compile, first forward passes
+                for _ in range(max(iterations, 1)):
+                    t0 = time.perf_counter()
+                    result = algo.train()
+                    wall = time.perf_counter() - t0
+                    steps = int(result["env_runners"]["num_env_steps_sampled"])
+                    timers = result.get("timers", {})
+                    rows.append((wall, steps, float(timers.get("env_runner_sampling_timer", 0.0)),
+                                 float(timers.get("learner_update_timer", 0.0))))  # fmt: skip
+                    say(f"  {scenario} ({cells} cells), {env_runners} env runner(s): "
+                        f"{steps} env steps in {wall:.2f} s")  # fmt: skip
+            finally:
+                algo.stop()
+    finally:
+        if started is not None:
+            stop_ray(started)
+    rates = sorted(s * cells / w for w, s, _, _ in rows)
+    walls = sorted(w for w, _, _, _ in rows)
+    steps = rows[-1][1]
+    sample_s, learn_s = rows[-1][2], rows[-1][3]  # RLlib's smoothed timers after the last one
+    return {
+        "scenario": scenario,
+        "cells": cells,
+        "env_runners": env_runners,
+        "batch_env_steps": steps,
+        "iteration_s_median": walls[len(walls) // 2],
+        "cell_steps_per_s": rates[-1],
+        "cell_steps_per_s_median": rates[len(rates) // 2],
+        "env_steps_per_s_median": rates[len(rates) // 2] / cells,
+        "sample_s": sample_s,
+        "learn_s": learn_s,
+        "learn_s_per_cell_step": learn_s / max(steps * cells, 1),
+    }
+
+
+def projection(
+    per_runner_cell_steps_per_s: float,
+    learn_s_per_cell_step: float,
+    runners: int,
+) -> float:
+    """Cell-steps per second of synchronous PPO with ``runners`` env runners sampling in
+    parallel, then one learner updating: an iteration of ``B`` cell-steps takes
+    ``B / (runners * r) + B * c`` seconds (``r``: one runner's sampling rate, ``c``: the
+    learner's seconds per cell-step), so the rate is ``1 / (1 / (runners * r) + c)``. It ignores
+    weight broadcast and the transfer of samples (small at these network sizes: RLlib's
+    ``synch_weights`` timer is in milliseconds) and assumes one core per runner plus one for the
+    learner."""
+    if runners < 1 or per_runner_cell_steps_per_s <= 0:
+        raise ValueError("runners >= 1 and a positive sampling rate are needed")
+    return 1.0 / (1.0 / (runners * per_runner_cell_steps_per_s) + learn_s_per_cell_step)
+
+
+def run_bench(
+    scenarios: Sequence[str],
+    env_runners: Sequence[int],
+    runner_scenario: str,
+    iterations: int = 3,
+    sim_steps: int = 2000,
+    address: str | None = None,
+    say: Say | None = None,
+) -> dict[str, Any]:
+    """Everything ``launch bench --pool`` prints (module docstring)."""
+    say = say or (lambda msg: None)
+    say("pool simulator (greedy actions) ...")
+    sims = [simulator_rate(s, sim_steps) for s in scenarios]
+    say("PPO training, shared per-cell policy, in the driver ...")
+    trains = [training_rate(s, 0, iterations, say=say) for s in scenarios]
+    say(f"PPO training on {runner_scenario} with 0..{max(env_runners)} env runners ...")
+    in_driver = {t["scenario"]: t for t in trains}
+    runners = [
+        in_driver[runner_scenario]
+        if n == 0 and runner_scenario in in_driver
+        else training_rate(runner_scenario, n, iterations, address=address, say=say)
+        for n in env_runners
+    ]
+    return {"simulator": sims, "training": trains, "env_runners": runners}
