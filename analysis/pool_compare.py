@@ -4,7 +4,8 @@
 on episode seeds ``seed .. seed+episodes-1`` (common random numbers):
 
 * ``noncoop``: the pool off; each cell keeps its best static split, found by coordinate search
-  on a grid over tuning seeds disjoint from the evaluation seeds (:class:`SplitSearch`);
+  on a grid over tuning seeds disjoint from the evaluation seeds (:class:`SplitSearch`; on more
+  than seven cells by hill climbing over classes of cells, ``docs/model/city.md``);
 * ``greedy``: the pool on; the greedy cooperative rule (``envs.core.pool.rules.GreedyRule``)
   sets the share actions, the splits are searched the same way with the rule active;
 * ``greedy_same_split``: the pool on, the rule, but the non-cooperative splits (isolates what the
@@ -67,6 +68,7 @@ class SplitSearch:
     episodes: int
     tune_seed: int
     objective: str
+    strategy: str = "auto"  # envs.core.pool.rules.STRATEGIES: cells up to 7 cells, classes beyond
 
 
 def _finite(v: Any) -> float | None:
@@ -202,7 +204,7 @@ def run_comparison(
         say("searching the static splits of the rules ...")
     rules, splits = rule_baselines(
         params, pool, search.episodes, search.tune_seed, search.grid, search.objective, rule,
-        noncoop_splits, greedy_splits, progress=search_progress,
+        noncoop_splits, greedy_splits, progress=search_progress, strategy=search.strategy,
     )  # fmt: skip
     variants: list[tuple[str, Any, PoolParams]] = [
         *rules,

@@ -8,7 +8,8 @@ Examples::
 
 What runs and what ``--out DIR`` writes: :mod:`analysis.pool_compare`. ``--json`` prints
 ``{"meta", "summary", "comparison"}``. Runtime on three cells: about 30 s of split search plus
-about 1 s per 100 episodes and variant.
+about 1 s per 100 episodes and variant; on the cities (``--scenario city_49 --episodes 100``)
+about 30 s in all with a load of about 1 on 2 cores (``docs/model/city.md#rules-on-the-cities``).
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def _rule_arg(text: str) -> tuple[float, ...]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="three_cell_hetero",
                    help="multi-cell preset: three_cell, three_cell_hetero, surge, seven_cell, "
-                   "seven_cell_hetero (default three_cell_hetero)")  # fmt: skip
+                   "seven_cell_hetero, city_19, city_49 (default three_cell_hetero); a city "
+                   "takes --set city_rings=3 etc. (docs/model/city.md)")  # fmt: skip
     add_episode_arguments(p, "evaluation episodes")
     p.add_argument("--checkpoint", metavar="CKPT",
                    help="trained pool policy: a per-cell or central checkpoint (launch train, "
@@ -79,6 +81,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--tune-seed", type=nonneg_int,
                    help="first tuning seed (default 1000000, disjoint from the evaluation "
                    "seeds)")  # fmt: skip
+    b.add_argument("--search", default="auto", choices=("auto", "cells", "classes"),
+                   help="split search: coordinate search over cells, or hill climbing over "
+                   "classes of cells (equal capacity and sensors); auto: cells up to 7 cells, "
+                   "classes beyond (docs/model/city.md)")  # fmt: skip
     b.add_argument("--objective", default="fulfillment_pct",
                    choices=("fulfillment_pct", "completion_pct", "episode_return"),
                    help="what the split search maximises")  # fmt: skip
@@ -138,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
     result = run_comparison(
         params, pool, rule, args.episodes, args.seed,
-        SplitSearch(args.grid, args.tune_episodes, tune_seed, args.objective), args.scenario,
+        SplitSearch(args.grid, args.tune_episodes, tune_seed, args.objective, args.search),
+        args.scenario,
         args.splits, args.greedy_splits, policy,
         say=lambda msg: print(msg, file=sys.stderr, flush=True),
         progress=lambda name: _progress(name, args.json),

@@ -7,8 +7,9 @@ same :func:`step_kernel`, so their results agree step by step.
 State arrays (all owned by the caller, mutated in place):
 
 * ``cells`` ``(C, 4)``: BS x, BS y, bandwidth [Hz], MEC capacity available this step [units];
-* ``geo`` ``(U, 8)``: UE x, y, waypoint x, y [m], and the rectangle x0, y0, width, height its
-  positions and waypoints are drawn in; ``ue_cell`` ``(U,)``: serving cell;
+* ``geo`` ``(U, 10)``: UE x, y, waypoint x, y [m], the rectangle x0, y0, width, height its
+  positions and waypoints are drawn in, and the rectangle's drift vx, vy [m/step] (a moving
+  hotspot's; zero otherwise); ``ue_cell`` ``(U,)``: serving cell;
 * ``sens`` ``(S, 4)``: sensor x, y, spectral efficiency to its BS, generation step of its latest
   update completed at its MEC (-1: none); sensors are grouped by cell, cell ``c`` owning
   ``s_start[c]:s_start[c+1]`` (``s_cell`` gives the cell of each sensor);
@@ -101,7 +102,8 @@ P_SWITCH = 19  # probability per step of leaving the regime, 1 / regime_hold_ste
 P_ACT_MODE = 20  # 0 direct, 1 residual on the queue-aware rule
 P_RES_SCALE = 21  # residual: scale of the correction
 P_RULE = 22  # residual: the rule's (w_b, lo, hi, k) at P_RULE .. P_RULE + 3
-N_PRM = 26
+P_SURGE_R2 = 26  # regional surge: squared distance from the surge cell's BS [m^2] (0: that cell)
+N_PRM = 27
 N_DELTA_POW = 512  # prm[N_PRM + k] = delta**k for k < N_DELTA_POW (a lookup for the reward)
 P_REG_TAB = N_PRM + N_DELTA_POW  # prm[P_REG_TAB + 3 r + j]: regime r's (p_job, n_ues, interval)
 
@@ -140,6 +142,7 @@ def param_vector(p: EnvParams) -> np.ndarray:
     prm[P_SURGE_STEP] = s.surge_step
     prm[P_SURGE_CELL] = s.surge_cell
     prm[P_SURGE_PROB] = s.surge_job_prob
+    prm[P_SURGE_R2] = s.surge_radius_m**2
     prm[P_OBS_MODE] = OBS_MODE_CODES[p.obs_mode]
     prm[P_OBS_SCALE] = p.obs_scale
     prm[P_ACT_MODE] = ACTION_MODE_CODES[p.action_mode]
@@ -149,9 +152,11 @@ def param_vector(p: EnvParams) -> np.ndarray:
 
 
 def new_geo(p: EnvParams) -> np.ndarray:
-    """``(U, 8)`` with each UE's region (x0, y0, width, height) in columns 4-7, positions zero."""
-    geo = np.zeros((p.scenario.n_ues, 8))
-    geo[:, 4:] = np.asarray(p.scenario.ue_regions(), dtype=np.float64).reshape(-1, 4)
+    """``(U, 10)`` with each UE's region (x0, y0, width, height) in columns 4-7 and its drift
+    (vx, vy) in columns 8-9, positions zero."""
+    geo = np.zeros((p.scenario.n_ues, 10))
+    geo[:, 4:8] = np.asarray(p.scenario.ue_regions(), dtype=np.float64).reshape(-1, 4)
+    geo[:, 8:10] = np.asarray(p.scenario.ue_drift(), dtype=np.float64).reshape(-1, 2)
     return geo
 
 
@@ -309,8 +314,15 @@ def step_kernel(  # type: ignore[no-untyped-def]
     # 2. job generation: active UEs in id order (Bernoulli, data, compute), then sensors
     p_job = trf[TR_P_JOB]
     surge_cell = int(prm[P_SURGE_CELL]) if 0 <= prm[P_SURGE_STEP] <= t else -1
+    surge_r2 = prm[P_SURGE_R2]
     for u in range(n_act_u):
-        p_u = prm[P_SURGE_PROB] if ue_cell[u] == surge_cell else p_job
+        c = ue_cell[u]
+        surging = c == surge_cell
+        if surge_r2 > 0.0 and surge_cell >= 0 and not surging:  # regional surge
+            dx = cells[c, 0] - cells[surge_cell, 0]
+            dy = cells[c, 1] - cells[surge_cell, 1]
+            surging = dx * dx + dy * dy <= surge_r2
+        p_u = prm[P_SURGE_PROB] if surging else p_job
         if rnd[row, 3 * u] < p_u:
             i = tail_slot(dq, dq_m, u)
             dq[u, i, 0] = t
@@ -418,7 +430,25 @@ def step_kernel(  # type: ignore[no-untyped-def]
             pop(bq, bq_m, q)
         kpi[c, K_CU_USED] = used
 
-    # 8. UEs move (random waypoint): straight towards the waypoint, land and redraw when close
+    # 8. UEs move. A moving hotspot's region drifts first (reflecting off the area's edges) and
+    # carries its UEs' positions and waypoints along; then random waypoint: straight towards the
+    # waypoint, land and redraw (inside the region) when close
+    area = prm[P_AREA]
+    for u in range(n_u):
+        if geo[u, 8] == 0.0 and geo[u, 9] == 0.0:
+            continue
+        for j in range(2):
+            lo = geo[u, 4 + j]
+            x0 = lo + geo[u, 8 + j]
+            if x0 < 0.0:
+                x0 = -x0
+                geo[u, 8 + j] = -geo[u, 8 + j]
+            elif x0 + geo[u, 6 + j] > area:
+                x0 = 2.0 * (area - geo[u, 6 + j]) - x0
+                geo[u, 8 + j] = -geo[u, 8 + j]
+            geo[u, 4 + j] = x0
+            geo[u, j] += x0 - lo
+            geo[u, 2 + j] += x0 - lo
     speed = prm[P_SPEED]
     for u in range(n_u):
         dx = geo[u, 2] - geo[u, 0]

@@ -103,6 +103,17 @@ class ScenarioParams:
     surge_step: int = -1  # from this step on the surge cell's UEs send more jobs (-1: never)
     surge_cell: int = 0  # cell of the surge
     surge_job_prob: float = 1.0  # UE job probability in the surge cell during the surge
+    surge_radius_m: float = 0.0  # regional surge: every cell whose BS is this close to the surge
+    # cell's BS surges too [m] (0: the surge cell only)
+    # --- moving hotspots (docs/model/city.md#moving-hotspots; empty tuple: none) -------------
+    # Hotspot k holds hotspot_ues UEs (ids k*hotspot_ues .. (k+1)*hotspot_ues - 1) whose positions
+    # and waypoints stay in a square of half side ue_hotspot_radius_m that starts centred on the BS
+    # of hotspot_cells[k] and drifts hotspot_speed m per step along hotspot_heading_deg[k],
+    # reflecting off the area's edges. Excludes the static hotspot (ue_hotspot_cell).
+    hotspot_cells: tuple[int, ...] = ()  # start cell of each moving hotspot
+    hotspot_heading_deg: tuple[float, ...] = ()  # direction of each hotspot [deg, 0 = +x, 90 = +y]
+    hotspot_ues: int = 0  # UEs per moving hotspot
+    hotspot_speed: float = 0.0  # drift of every hotspot [m/step]
     # --- horizon -----------------------------------------------------------------------------
     episode_steps: int = 100  # truncation horizon [steps]
     # --- traffic regimes (docs/model/traffic.md#regimes-within-an-episode; empty tuples: off) ----
@@ -200,6 +211,9 @@ class ScenarioParams:
                "-1 (no surge) or a step index >= 0", self.surge_step)  # fmt: skip
         _check(isinstance(self.surge_cell, int) and 0 <= self.surge_cell < n, "surge_cell",
                f"a cell index in [0, {n - 1}]", self.surge_cell)  # fmt: skip
+        _check(_finite(self.surge_radius_m) and self.surge_radius_m >= 0, "surge_radius_m",
+               "a finite number >= 0 [m]", self.surge_radius_m)  # fmt: skip
+        self._check_moving_hotspots()
         _check(self.job_sizes in JOB_SIZES, "job_sizes", f"one of {JOB_SIZES}", self.job_sizes)
         for name in ("ue_data_mean", "ue_compute_mean", "sensor_data_mean", "sensor_compute_mean"):
             v = getattr(self, name)
@@ -208,6 +222,44 @@ class ScenarioParams:
             _check(v <= 1e4, name, "<= 10000 (Poisson tables are built up to mean + 40 sd)", v)
 
         self._check_traffic_variation()
+
+    def _check_moving_hotspots(self) -> None:
+        n, cells, heads = self.n_cells, self.hotspot_cells, self.hotspot_heading_deg
+        _check(isinstance(cells, tuple) and len(cells) <= self.n_ues, "hotspot_cells",
+               "a tuple with one start cell per moving hotspot", cells)  # fmt: skip
+        for i, c in enumerate(cells):
+            _check(_whole(c) and 0 <= c < n, f"hotspot_cells[{i}]", f"a cell index in [0, {n - 1}]",
+                   c)  # fmt: skip
+        _check(isinstance(heads, tuple) and len(heads) == len(cells), "hotspot_heading_deg",
+               f"a tuple with one heading per moving hotspot ({len(cells)}, as hotspot_cells)",
+               heads)  # fmt: skip
+        for i, h in enumerate(heads):
+            _check(_finite(h), f"hotspot_heading_deg[{i}]", "a finite number [deg]", h)
+        k = self.hotspot_ues
+        _check(
+            _whole(k) and k >= 0 and len(cells) * k <= self.n_ues,
+            "hotspot_ues",
+            f"an integer >= 0 with len(hotspot_cells) x hotspot_ues <= n_ues={self.n_ues}",
+            k,
+        )
+        v = self.hotspot_speed
+        _check(_finite(v) and v >= 0, "hotspot_speed", "a finite number >= 0 [m/step]", v)
+        if not cells:
+            return
+        _check(k >= 1, "hotspot_ues", "an integer >= 1 when hotspot_cells is set", k)
+        _check(self.ue_hotspot_cell == -1, "ue_hotspot_cell",
+               "-1 when moving hotspots (hotspot_cells) are set: the two exclude each other",
+               self.ue_hotspot_cell)  # fmt: skip
+        r, a = self.ue_hotspot_radius_m, self.area_m
+        for i, c in enumerate(cells):
+            bx, by = self.bs_positions[c]
+            _check(r <= bx <= a - r and r <= by <= a - r, f"hotspot_cells[{i}]",
+                   f"a cell whose BS lies at least ue_hotspot_radius_m={r} from the area's edges "
+                   f"(a moving hotspot's square starts around it; BS {c} is at ({bx}, {by}))",
+                   c)  # fmt: skip
+        _check(v <= a - 2 * r, "hotspot_speed",
+               f"<= area_m - 2 ue_hotspot_radius_m = {a - 2 * r} [m/step] (the room a hotspot's "
+               "square moves in)", v)  # fmt: skip
 
     def _check_traffic_variation(self) -> None:
         regimes = {name: getattr(self, name) for name in REGIME_FIELDS}
@@ -297,9 +349,31 @@ class ScenarioParams:
             out.append(out[-1] + s)
         return tuple(out)
 
+    @property
+    def n_hotspot_ues(self) -> int:
+        """UEs held by the moving hotspots (the lowest ids)."""
+        return len(self.hotspot_cells) * self.hotspot_ues
+
+    def ue_drift(self) -> tuple[tuple[float, float], ...]:
+        """Per UE, the drift (vx, vy) of its region [m/step]: its moving hotspot's, else 0."""
+        out = []
+        for h in self.hotspot_heading_deg:
+            rad = math.radians(h)
+            v = (self.hotspot_speed * math.cos(rad), self.hotspot_speed * math.sin(rad))
+            out += [v] * self.hotspot_ues
+        return tuple(out) + ((0.0, 0.0),) * (self.n_ues - len(out))
+
     def ue_regions(self) -> tuple[tuple[float, float, float, float], ...]:
-        """Per UE, the rectangle (x0, y0, width, height) of its positions and waypoints."""
+        """Per UE, the rectangle (x0, y0, width, height) of its positions and waypoints (for a
+        moving hotspot's UEs: at the start of the episode)."""
         whole = (0.0, 0.0, self.area_m, self.area_m)
+        if self.hotspot_cells:
+            r = self.ue_hotspot_radius_m
+            moving = []
+            for c in self.hotspot_cells:
+                bx, by = self.bs_positions[c]
+                moving += [(bx - r, by - r, 2 * r, 2 * r)] * self.hotspot_ues
+            return tuple(moving) + (whole,) * (self.n_ues - len(moving))
         if self.ue_hotspot_cell < 0:
             return (whole,) * self.n_ues
         bx, by = self.bs_positions[self.ue_hotspot_cell]
@@ -428,4 +502,6 @@ REWARD_FIELDS = frozenset(f.name for f in fields(RewardParams))
 ENV_FIELDS = frozenset(f.name for f in fields(EnvParams)) - {"scenario", "reward"}
 PER_CELL_FIELDS = ("bandwidth_hz", "mec_capacity", "n_sensors")
 # flat tuple fields of ScenarioParams (lists in plain dicts)
-TUPLE_FIELDS = PER_CELL_FIELDS + REGIME_FIELDS + tuple(RAND_RANGES)
+TUPLE_FIELDS = (
+    PER_CELL_FIELDS + REGIME_FIELDS + tuple(RAND_RANGES) + ("hotspot_cells", "hotspot_heading_deg")
+)

@@ -38,6 +38,7 @@ from envs.core.params import (
     RewardParams,
     ScenarioParams,
 )
+from envs.core.pool.city import CITY_FIELDS, CITY_PRESETS, city_layout
 from envs.core.pool.scenarios import multicell_presets
 
 _PAPER = EnvParams()
@@ -95,6 +96,8 @@ PRESETS: dict[str, EnvParams] = {
 }
 # the multi-cell credit-pool scenarios (three_cell_hetero, surge, seven_cell, seven_cell_hetero)
 PRESETS.update(multicell_presets(PRESETS["three_cell"]))
+# the cities (city_19, city_49), built by their layout generator (docs/model/city.md)
+PRESETS.update({name: layout.params(_PAPER) for name, layout in CITY_PRESETS.items()})
 
 
 def register_preset(name: str, params: EnvParams) -> None:
@@ -137,6 +140,11 @@ def _normalise(name: str, value: Any, n_cells: int) -> Any:
                 f"invalid parameter bs_positions={value!r}: must be a list of [x, y] sites [m]"
             )
         return tuple(tuple(float(c) for c in p) for p in value)
+    if name in ("hotspot_cells", "hotspot_heading_deg"):  # one entry per moving hotspot
+        value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
+        if name == "hotspot_cells":
+            return tuple(int(v) if _number(v) and float(v).is_integer() else v for v in value)
+        return tuple(float(v) if _number(v) and isinstance(v, int) else v for v in value)
     if name == "residual_rule" and isinstance(value, (list, tuple)):
         return tuple(float(v) if _number(v) else v for v in value)
     return value
@@ -149,6 +157,16 @@ def _number(v: Any) -> bool:
 def make_params(preset: str | EnvParams = "paper", **overrides: Any) -> EnvParams:
     """The preset's :class:`EnvParams` with flat overrides; unknown names raise ``ValueError``."""
     base: EnvParams
+    city = {k: v for k, v in overrides.items() if k in CITY_FIELDS}
+    if city:
+        if not isinstance(preset, str) or preset not in CITY_PRESETS:
+            named = preset if isinstance(preset, str) else "this"
+            raise ValueError(
+                f"{', '.join(sorted(city))}: city_* parameters build a city preset "
+                f"({', '.join(CITY_PRESETS)}), not {named!r}"
+            )
+        overrides = {k: v for k, v in overrides.items() if k not in CITY_FIELDS}
+        preset = city_layout(CITY_PRESETS[preset], **city).params(_PAPER)
     if isinstance(preset, EnvParams):
         base = preset
     else:
@@ -166,7 +184,7 @@ def make_params(preset: str | EnvParams = "paper", **overrides: Any) -> EnvParam
         elif name in ENV_FIELDS:
             env[name] = value
         else:
-            known = sorted(SCENARIO_FIELDS | REWARD_FIELDS | ENV_FIELDS)
+            known = sorted(SCENARIO_FIELDS | REWARD_FIELDS | ENV_FIELDS | CITY_FIELDS)
             hint = difflib.get_close_matches(name, known, n=1)
             extra = f" (did you mean {hint[0]!r}?)" if hint else ""
             raise ValueError(f"unknown parameter {name!r}{extra}; known: {', '.join(known)}")

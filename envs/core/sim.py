@@ -102,6 +102,9 @@ class Simulator:
         self.t = 0
         self.seed: int | None = None
         self._ready = False
+        self._queues_allocated = False
+        self.dq_m: NDArray[np.int64]
+        self.bq_m: NDArray[np.int64]
 
     # ------------------------------------------------------------------------------------------
     def reset(self, seed: int) -> None:
@@ -118,8 +121,16 @@ class Simulator:
         if s.traffic_randomize:
             self.cdf = size_tables(size_means(self.traffic), s.job_sizes)
         self.ue_cell = np.zeros(self.n_ues, np.int64)
-        self.dq, self.dq_m = queues.alloc(self.n_ues + self.n_sensors, INITIAL_DEVICE_QUEUE, 3)
-        self.bq, self.bq_m = queues.alloc(2 * self.n_cells, initial_bs_queue(self.params), 4)
+        if self._queues_allocated:
+            # empty queues in the buffers of the last episode (their contents are never read
+            # beyond the queue lengths, and capacity never changes the dynamics): a big city's
+            # buffers that grew in a congested episode are not allocated again every episode
+            self.dq_m[:] = 0
+            self.bq_m[:] = 0
+        else:
+            self.dq, self.dq_m = queues.alloc(self.n_ues + self.n_sensors, INITIAL_DEVICE_QUEUE, 3)
+            self.bq, self.bq_m = queues.alloc(2 * self.n_cells, initial_bs_queue(self.params), 4)
+            self._queues_allocated = True
         self.kpi[:] = 0.0
         self.obs[:] = 0.0
         self.acc[:] = 0.0

@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs.core import make_params
+from envs.core import Simulator, make_params
 from envs.core.batch import evaluate
 from envs.core.policies import heuristic, queue_aware, static
 from envs.metalore_env import MetaLoreEnv
@@ -174,3 +174,21 @@ def test_params_round_trip_through_plain_dicts() -> None:
     assert type(p).from_dict(d) == p
     env = gym.make(envs.ENV_ID, params=d)
     assert env.unwrapped.params == p
+
+
+def test_reset_after_a_congested_episode_replays_a_fresh_one() -> None:
+    # the simulator keeps its grown queue buffers across resets; that changes nothing
+    params = make_params("three_cell", episode_steps=30)
+    used = Simulator(params)
+    used.reset(1)
+    for _ in range(30):
+        used.step(np.zeros((3, 2)))  # nothing is sent or computed: the buffers grow
+    grown = used.bq.shape[1]
+    fresh = Simulator(params)
+    for sim in (used, fresh):
+        sim.reset(2)
+        for _ in range(30):
+            sim.step(np.full((3, 2), 0.45))
+    assert used.bq.shape[1] == grown > fresh.bq.shape[1]
+    assert np.array_equal(used.acc, fresh.acc) and np.array_equal(used.ue_acc, fresh.ue_acc)
+    assert np.array_equal(used.kpi, fresh.kpi)

@@ -121,3 +121,17 @@ def test_gain_and_compare() -> None:
     rows = compare(summaries, n_cells=1)
     assert rows[0]["greedy_gain_pct"] == pytest.approx(25.0)
     assert rows[1]["scope"] == "cell0" and rows[1]["greedy_gain_pct"] == pytest.approx(200.0)
+
+
+def test_pool_compare_on_a_city_built_with_set(capsys: pytest.CaptureFixture[str]) -> None:
+    # a city of 7 cells built from city_19's generator, searched by classes; a bad city value is a
+    # usage error naming the field
+    proc = run_cli("--scenario", "city_19", *TINY, "--set", "city_rings=1", "--set",
+                   "city_hotspots=2", "--search", "classes", "--json")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    meta = doc["meta"]
+    assert meta["n_cells"] == 7 and meta["search"]["strategy"] == "classes"
+    assert len({tuple(s) for s in meta["splits"]["greedy"]}) <= 3  # one split per class
+    assert main(["pool-compare", "--scenario", "city_19", *TINY, "--set", "city_rings=-1"]) == 2
+    assert "city_rings=-1" in capsys.readouterr().err

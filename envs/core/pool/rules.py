@@ -5,6 +5,10 @@
   every grid split while the others keep theirs (``rounds`` passes). "Best" maximises an episode
   metric (default: overall fulfillment) averaged over TUNING seeds that differ from the
   evaluation seeds (``tune_seed``), so the baseline is not fitted to the episodes it is judged on.
+  On more than :data:`CELL_SEARCH_MAX_CELLS` cells (the cities) the second stage works on
+  *classes* of cells instead (cells with equal MEC capacity and sensor count share a split) and
+  climbs: a class moves to the best of its eight grid neighbours until none is better
+  (``strategy="classes"``; ``docs/model/city.md#searching-the-splits-of-a-city``).
 * :class:`GreedyRule`: our cooperative rule. It keeps a cell's split and sets only the share
   action, from the cell's own backlog in units of its own capacity,
   ``load = (q_ue m_ue + q_s m_s) / C`` (``m`` the mean compute per UE job / sensor update of the
@@ -47,6 +51,8 @@ from envs.core.sim import Simulator
 
 Progress = Callable[[int, int], None]
 OBJECTIVES = ("fulfillment_pct", "completion_pct", "episode_return")
+STRATEGIES = ("auto", "cells", "classes")
+CELL_SEARCH_MAX_CELLS = 7  # "auto": coordinate search over cells up to this many cells
 TUNE_SEED_OFFSET = RULE_SEARCH  # the split searches' tuning seeds (envs.core.seeds)
 
 
@@ -253,16 +259,23 @@ def best_static_splits(
     progress: Progress | None = None,
     pool: PoolParams | None = None,
     rule: GreedyRule | None = None,
+    strategy: str = "auto",
 ) -> tuple[tuple[tuple[float, float], ...], float]:
     """Best static split per cell and its mean objective on the tuning seeds.
 
     Without ``rule`` the cells run without the pool (the non-cooperative baseline). With ``rule``
     and a cooperative ``pool`` the splits are searched with the greedy share rule active, i.e. the
-    best splits of the greedy cooperative controller. Cost:
-    ``(1 + rounds x n_cells) x (1/grid + 1)^2 x episodes`` episodes.
+    best splits of the greedy cooperative controller. ``strategy``: ``"cells"`` (coordinate
+    search over cells), ``"classes"`` (hill climbing over classes of cells, see
+    :func:`cell_classes`), ``"auto"`` (cells up to :data:`CELL_SEARCH_MAX_CELLS` cells, classes
+    beyond). Cost in episodes, with ``K = (1/grid + 1)^2`` grid splits: cells
+    ``(1 + rounds x n_cells) x K x episodes``; classes ``K x episodes`` plus at most 8 per climbing
+    move and class.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"invalid objective {objective!r}: choose one of {OBJECTIVES}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"invalid strategy {strategy!r}: choose one of {STRATEGIES}")
     if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 0:
         raise ValueError(f"invalid rounds={rounds!r}: must be an integer >= 0")
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
@@ -291,6 +304,11 @@ def best_static_splits(
         tick()
         if val > best_val + 1e-12:
             best_val, splits = val, cand
+    if strategy == "classes" or (strategy == "auto" and n_c > CELL_SEARCH_MAX_CELLS):
+        splits, best_val = _climb_classes(
+            params, score, splits, best_val, n, rounds, len(pairs), progress
+        )
+        return tuple((float(b), float(c)) for b, c in splits), best_val
     for _ in range(rounds):
         for c in range(n_c):
             for pair in pairs:
@@ -302,6 +320,59 @@ def best_static_splits(
                 if val > best_val + 1e-12:
                     best_val, splits = val, cand
     return tuple((float(b), float(c)) for b, c in splits), best_val
+
+
+def cell_classes(params: EnvParams) -> list[list[int]]:
+    """Cells grouped by (MEC capacity, sensor count), in order of first appearance."""
+    s = params.scenario
+    groups: dict[tuple[float, int], list[int]] = {}
+    for c, key in enumerate(zip(s.mec_capacity, s.n_sensors, strict=True)):
+        groups.setdefault(key, []).append(c)
+    return list(groups.values())
+
+
+def _climb_classes(
+    params: EnvParams,
+    score: Callable[[NDArray[np.float64]], float],
+    splits: NDArray[np.float64],
+    best_val: float,
+    n: int,
+    rounds: int,
+    done: int,
+    progress: Progress | None,
+) -> tuple[NDArray[np.float64], float]:
+    """Hill climbing over classes of cells on the grid of ``n`` steps per axis, from ``splits``
+    (common to all cells): each class in turn moves to its best grid neighbour (8 around it)
+    while that improves the score; ``rounds`` passes over the classes."""
+    classes = cell_classes(params)
+    seen: dict[bytes, float] = {np.round(splits * n).astype(np.int64).tobytes(): best_val}
+    steps = [(db, dc) for db in (-1, 0, 1) for dc in (-1, 0, 1) if (db, dc) != (0, 0)]
+    total = done + 8 * len(classes) * max(rounds, 1) * n  # an upper bound, closed at the end
+    for _ in range(rounds):
+        for cls in classes:
+            while True:
+                cur = np.round(splits[cls[0]] * n).astype(np.int64)
+                best_move = None
+                for db, dc in steps:
+                    b, c = int(cur[0]) + db, int(cur[1]) + dc
+                    if not (0 <= b <= n and 0 <= c <= n):
+                        continue
+                    cand = splits.copy()
+                    cand[cls] = (round(b / n, 12), round(c / n, 12))
+                    key = np.round(cand * n).astype(np.int64).tobytes()
+                    if key not in seen:
+                        seen[key] = score(cand)
+                        done += 1
+                        if progress is not None:
+                            progress(done, max(total, done + 1))
+                    if seen[key] > best_val + 1e-12:
+                        best_val, best_move = seen[key], cand
+                if best_move is None:
+                    break
+                splits = best_move
+    if progress is not None:
+        progress(done, done)
+    return splits, best_val
 
 
 Splits = tuple[tuple[float, float], ...]
@@ -318,6 +389,7 @@ def rule_baselines(
     noncoop_splits: Splits | None = None,
     greedy_splits: Splits | None = None,
     progress: Callable[[str], Progress | None] | None = None,
+    strategy: str = "auto",
 ) -> tuple[list[tuple[str, Controller, PoolParams]], dict[str, Splits]]:
     """The pool's rule baselines, each with the pool parameters it runs under.
 
@@ -332,12 +404,13 @@ def rule_baselines(
     bar = progress or (lambda _label: None)
     if noncoop_splits is None:
         noncoop_splits, _ = best_static_splits(
-            params, episodes, tune_seed, grid, objective, progress=bar("noncoop splits")
-        )
+            params, episodes, tune_seed, grid, objective, progress=bar("noncoop splits"),
+            strategy=strategy,
+        )  # fmt: skip
     if greedy_splits is None:
         greedy_splits, _ = best_static_splits(
             params, episodes, tune_seed, grid, objective, progress=bar("greedy splits"),
-            pool=pool, rule=rule,
+            pool=pool, rule=rule, strategy=strategy,
         )  # fmt: skip
     variants: list[tuple[str, Controller, PoolParams]] = [
         ("noncoop", StaticController(noncoop_splits, label="noncoop"), off),

@@ -97,5 +97,6 @@ def multicell_presets(three_cell: EnvParams) -> dict[str, EnvParams]:
 
 # every multi-cell scenario, the core's three_cell first
 SCENARIOS: tuple[str, ...] = (
-    "three_cell", "three_cell_hetero", "surge", "seven_cell", "seven_cell_hetero",
+    "three_cell", "three_cell_hetero", "surge", "seven_cell", "seven_cell_hetero", "city_19",
+    "city_49",
 )  # fmt: skip
