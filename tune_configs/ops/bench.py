@@ -36,7 +36,9 @@ DEFAULT_LAYOUTS: tuple[Layout, ...] = (
 )  # fmt: skip
 
 
-def _sample(algo: Any, steps: int) -> int:
+def sample_env_steps(algo: Any, steps: int) -> int:
+    """Sample at least ``steps`` env steps with ``algo``'s env runners (no learning); the
+    number sampled."""
     from ray.rllib.execution.rollout_ops import synchronous_parallel_sample
 
     episodes = synchronous_parallel_sample(
@@ -108,11 +110,11 @@ def rllib_sampling_throughput(
                 continue
             algo = build_ppo_config(env_config, resources=res, seed=0).build_algo()
             try:
-                _sample(algo, max(sample_steps // 4, 200))  # warm-up (module, envs, numba)
+                sample_env_steps(algo, max(sample_steps // 4, 200))  # warm-up (module, envs, numba)
                 rates = []
                 for _ in range(max(rounds, 1)):
                     t0 = time.perf_counter()
-                    n = _sample(algo, sample_steps)
+                    n = sample_env_steps(algo, sample_steps)
                     rates.append(n / (time.perf_counter() - t0))
                 rates.sort()
                 row["sample_steps_per_s"] = round(rates[-1], 1)

@@ -90,17 +90,23 @@ def training_rate(
 ) -> dict[str, Any]:
     """PPO training throughput of the shared per-cell policy on ``scenario``.
 
-    Each iteration samples ``batch_env_steps`` env steps (default: 6000 cell-steps' worth, at
-    least 100 env steps) and learns on them (one epoch, minibatches of 1024 cell-steps). Returns
+    Each iteration samples ``batch_env_steps`` env steps (default 1000: ten 100-step episodes)
+    and learns on them, one epoch in four minibatches, at every number of cells: the same PPO
+    settings, so the cost per cell-step is compared at equal work per agent. (With a batch of
+    equal *cell*-steps instead, a 49-cell iteration holds two env steps for every 3-cell
+    one's 32 and RLlib's per-episode work in the learner, not the learning, dominates: 195
+    against 15 us per cell-step in the first measurement.) Returns
     cell-steps per second of whole iterations (best and median of ``iterations`` after one
-    warm-up), the sampling and learning seconds per iteration (RLlib's timers) and per
-    cell-step. ``env_runners=0`` samples in this process without starting Ray, as ``launch
+    warm-up), the seconds per iteration of sampling (the same number of env steps sampled alone
+    after each iteration) and of the rest, the learner's (medians), and the learner's seconds
+    per cell-step. ``env_runners=0`` samples in this process without starting Ray, as ``launch
     train`` does; otherwise an embedded Ray (or the cluster at ``address``) runs the runners.
     """
     import torch
 
     from envs.pool.multiagent import MultiCellPoolEnv
     from tune_configs.controllers import get_controller
+    from tune_configs.ops.bench import sample_env_steps
     from tune_configs.ops.ray_internals import without_ray
     from tune_configs.ops.runtime import init_ray, stop_ray
     from tune_configs.training import TrainingRun
@@ -109,8 +115,8 @@ def training_rate(
     torch.set_num_threads(1)
     env_config = {"preset": scenario, **(recipe if recipe is not None else PER_CELL_RECIPE)}
     cells = MultiCellPoolEnv(scenario).n_cells
-    batch = batch_env_steps or max(100, 6000 // cells)
-    minibatch = max(1, min(batch, 1024 // cells))
+    batch = batch_env_steps or 1000
+    minibatch = max(1, batch // 4)
     hparams = {**RECIPE_HPARAMS, "train_batch_size": batch, "minibatch_size": minibatch,
                "num_epochs": 1}  # fmt: skip
     controller = get_controller("per-cell")
@@ -134,17 +140,23 @@ def training_rate(
         with ctx:
             algo = ppo.build_algo()
             try:
-                algo.train()  # warm-up: compile, first forward passes
+                # warm-up (compile, first forward passes); it also tells the env steps RLlib
+                # samples per iteration (the batch rounded up to whole rollout fragments; later
+                # results count the standalone sampling below too)
+                steps = int(algo.train()["env_runners"]["num_env_steps_sampled"])
                 for _ in range(max(iterations, 1)):
                     t0 = time.perf_counter()
-                    result = algo.train()
+                    algo.train()
                     wall = time.perf_counter() - t0
-                    steps = int(result["env_runners"]["num_env_steps_sampled"])
-                    timers = result.get("timers", {})
-                    rows.append((wall, steps, float(timers.get("env_runner_sampling_timer", 0.0)),
-                                 float(timers.get("learner_update_timer", 0.0))))  # fmt: skip
+                    # the same number of env steps sampled alone: the rest of an iteration is
+                    # the learner's (RLlib's own timers are smoothed over the warm-up)
+                    t0 = time.perf_counter()
+                    sampled = sample_env_steps(algo, steps)
+                    sample_s = (time.perf_counter() - t0) * steps / max(sampled, 1)
+                    rows.append((wall, steps, sample_s, max(wall - sample_s, 0.0)))
                     say(f"  {scenario} ({cells} cells), {env_runners} env runner(s): "
-                        f"{steps} env steps in {wall:.2f} s")  # fmt: skip
+                        f"{steps} env steps in {wall:.2f} s, sampling them alone "
+                        f"{sample_s:.2f} s")  # fmt: skip
             finally:
                 algo.stop()
     finally:
@@ -153,7 +165,8 @@ def training_rate(
     rates = sorted(s * cells / w for w, s, _, _ in rows)
     walls = sorted(w for w, _, _, _ in rows)
     steps = rows[-1][1]
-    sample_s, learn_s = rows[-1][2], rows[-1][3]  # RLlib's smoothed timers after the last one
+    sample_s = sorted(r[2] for r in rows)[len(rows) // 2]
+    learn_s = sorted(r[3] for r in rows)[len(rows) // 2]
     return {
         "scenario": scenario,
         "cells": cells,
