@@ -55,6 +55,6 @@ def test_bench_pool_measures_each_scenario_in_the_driver() -> None:
     (train,) = out["training"]
     assert sim["cells"] == train["cells"] == 3
     assert sim["cell_steps_per_s"] == pytest.approx(3 * sim["env_steps_per_s"])
-    assert train["cell_steps_per_s_median"] > 0 and train["learn_s"] > 0
+    assert train["cell_steps_per_s_median"] > 0 and train["learn_s"] >= 0  # a difference of timings
     assert out["env_runners"] == [train]  # 0 runners on the largest scenario: the same run
     assert out["projection"] == []  # needs a 1-runner figure
