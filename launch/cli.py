@@ -37,6 +37,7 @@ COMMANDS: dict[str, str] = {
     "submit": "launch.submit",
     "jobs": "launch.jobs",
     "pool-compare": "launch.pool_compare",
+    "pool-load": "launch.pool_load",
     "replay": "launch.replay",
     "adapt": "launch.adapt",
     "front-study": "launch.front_study",

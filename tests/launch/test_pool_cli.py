@@ -135,3 +135,21 @@ def test_pool_compare_on_a_city_built_with_set(capsys: pytest.CaptureFixture[str
     assert len({tuple(s) for s in meta["splits"]["greedy"]}) <= 3  # one split per class
     assert main(["pool-compare", "--scenario", "city_19", *TINY, "--set", "city_rings=-1"]) == 2
     assert "city_rings=-1" in capsys.readouterr().err
+
+
+def test_pool_load_reports_demand_against_capacity_per_class() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(
+        [sys.executable, "-m", "launch", "pool-load", "--scenario", "city_19", "--episodes", "2",
+         "--json"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    load = json.loads(r.stdout)
+    assert [c["capacity"] for c in load["classes"]] == [70.0, 100.0, 130.0]
+    assert sum(c["cells"] for c in load["classes"]) == 19
+    assert load["capacity_total"] == 1870.0
+    bad = subprocess.run(
+        [sys.executable, "-m", "launch", "pool-load", "--scenario", "paper"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "unknown multi-cell scenario 'paper'" in bad.stderr

@@ -10,15 +10,13 @@ units per cell and episode by which demand exceeds capacity, summed over the ove
 (what a cell would have to borrow to keep up; compare it with the endowment). With a surge it
 also gives the demand of the surge region before and after it.
 
-Run ``python -m envs.core.pool.load city_19 [episodes] [first seed]`` (default 20 episodes from the
-evaluation seed 0; under a second per episode on 49 cells); it prints one line per class. The
-city numbers in ``docs/model/city.md#demand-against-capacity`` come from it.
+Run ``python -m launch pool-load --scenario city_19 [--episodes N] [--seed S]`` (default 20
+episodes from the evaluation seed 0; under a second per episode on 49 cells); it prints one line
+per class. The city numbers in ``docs/model/city.md#demand-against-capacity`` come from it.
 """
 
 from __future__ import annotations
 
-import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -113,20 +111,3 @@ def load_text(load: dict[str, Any]) -> str:
             f"per cell {sg['before']:.1f} before, {sg['after']:.1f} after"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str]) -> int:
-    from envs.core.presets import make_params
-
-    name = argv[0] if argv else "city_19"
-    episodes = int(argv[1]) if len(argv) > 1 else 20
-    seed = int(argv[2]) if len(argv) > 2 else 0
-    if episodes < 1 or not math.isfinite(episodes):
-        raise SystemExit("episodes must be >= 1")
-    print(f"{name}: {episodes} episodes from seed {seed}")
-    print(load_text(cell_load(make_params(name), episodes, seed)))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
