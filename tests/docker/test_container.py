@@ -48,6 +48,7 @@ import pandas as pd
 import pytest
 
 from tests.helpers.system import need_debian_packages
+from tune_configs.ops.barrier import Barrier
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -375,6 +376,8 @@ def test_compose_stack_runs_as_one_pod(engine: Engine, tmp_path: Path) -> None:
         "OPTUNA_DASHBOARD_PORT": str(optuna_port),
         "RAY_AUTH_TOKEN_FILE": str(token_file),
         "METALORE_RESULTS": str(results),
+        # trials wait at their start until both hold a node's only CPU (one trial per node)
+        "METALORE_TRIAL_BARRIER": "/results/barrier",
     }
     project = f"metalore-test-{os.getpid()}"
     pod, head, worker = f"pod_{project}", f"{project}_ray-head_1", f"{project}_ray-worker_1"
@@ -435,9 +438,28 @@ def test_compose_stack_runs_as_one_pod(engine: Engine, tmp_path: Path) -> None:
         assert wide <= {8265, 6006, 8080}, wide
 
         start = time.monotonic()
-        r = compose("run", "--rm", "-T", "sweep", timeout=1800)
+        barrier = Barrier(results / "barrier")
+        for d in (barrier.directory, barrier.directory / "arrived"):
+            os.chown(d, CONTAINER_UID, CONTAINER_UID)  # the trials write their arrivals
+        job = subprocess.Popen(
+            [sys.executable, "-m", "podman_compose", "-p", project, "-f",
+             str(DOCKER / "compose.yaml"), "run", "--rm", "-T", "sweep"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        try:
+            # Each node has one CPU: with the first trial held at its start, the second can only
+            # start on the other node (without the barrier a fast first trial may finish before
+            # the second is placed, and both run on the head).
+            held = barrier.wait("*@start#0", count=2, timeout=900)
+            barrier.open()
+            out, _ = job.communicate(timeout=1800)
+        finally:
+            barrier.open()
+            if job.poll() is None:
+                job.kill()
+                job.wait(timeout=60)
         times["sweep job"] = time.monotonic() - start
-        out = r.stdout + r.stderr
+        r = subprocess.CompletedProcess(job.args, job.returncode, out, "")
         assert r.returncode == 0, out[-3000:]
         assert "SUCCEEDED" in out, out[-3000:]
         trials = sorted((results / "compose-static-grid").glob("static_*/result.json"))
@@ -445,6 +467,7 @@ def test_compose_stack_runs_as_one_pod(engine: Engine, tmp_path: Path) -> None:
         hosts = {json.loads(t.read_text().splitlines()[-1])["hostname"] for t in trials}
         # one trial on each node (each container has its own hostname, its id)
         assert hosts == {engine.podman("exec", c, "hostname").strip() for c in (head, worker)}
+        assert {a.host for a in held} == hosts
 
         def runs() -> list[str]:
             status, body = get(f"http://127.0.0.1:{tensorboard_port}/data/runs")
