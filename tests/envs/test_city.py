@@ -6,21 +6,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
 from envs.core import Simulator, make_params
-from envs.core.batch import evaluate
 from envs.core.metrics import K_NUE, K_UE_GEN
-from envs.core.policies import static
 from envs.core.pool.city import CITY_PRESETS, CityLayout, city_sites, hexagon
 from envs.core.pool.clearing import PoolParams
 from envs.core.pool.load import cell_load, surge_cells
 from envs.core.pool.rules import best_static_splits, cell_classes
 from envs.core.pool.sim import PoolSimulator
-from envs.metalore_env import MetaLoreEnv
-from envs.vector import MetaLoreVectorEnv
 
 
 def _neighbours(pos: np.ndarray, spacing: float) -> list[tuple[int, int]]:
@@ -173,45 +168,6 @@ def test_pool_conserves_credits_at_49_cells() -> None:
         assert matched > 0 and m["units_lent"] == pytest.approx(m["units_borrowed"])
         spent = sum(c["credits_spent"] for c in m["cells"])
         assert spent == pytest.approx(sum(c["credits_earned"] for c in m["cells"]))
-
-
-@pytest.mark.parametrize("preset", ["city_19", "city_49"])
-def test_batched_evaluator_equals_single_env_on_cities(preset: str) -> None:
-    # the regional surge (step 50) and the hotspots' drift both inside the episode
-    params = make_params(preset, episode_steps=60)
-    policies = [static(0.4, 0.5), static(0.6, 0.3)]
-    res = evaluate(params, policies, episodes=2, seed=5)
-    env = MetaLoreEnv(params=params)
-    for i, pol in enumerate(policies):
-        for j in range(2):
-            obs, _ = env.reset(seed=5 + j)
-            while True:
-                obs, _, _, trunc, info = env.step(pol.act(env.raw_queues()).reshape(obs.shape))
-                if trunc:
-                    break
-            for key, batched in res.metrics.items():
-                want = info["episode_metrics"][key]
-                got = batched[i, j]
-                assert (want is None and np.isnan(got)) or want == pytest.approx(got, rel=1e-12)
-
-
-def test_vector_env_equals_single_env_on_a_city() -> None:
-    kw: dict[str, Any] = {"preset": "city_19", "episode_steps": 60, "obs_mode": "log1p"}
-    n = 2
-    ref: Any = gym.vector.SyncVectorEnv([lambda: MetaLoreEnv(**kw) for _ in range(n)])
-    vec = MetaLoreVectorEnv(n, **kw)
-    o_ref, _ = ref.reset(seed=3)
-    o_vec, _ = vec.reset(seed=3)
-    assert np.array_equal(o_ref, o_vec)
-    rng = np.random.default_rng(1)
-    for _ in range(2 * 60 + 2):  # two episodes and an autoreset
-        a = rng.random((n, 19, 2)).astype(np.float32)
-        o_ref, r_ref, _, t_ref, _ = ref.step(a)
-        o_vec, r_vec, _, t_vec, _ = vec.step(a)
-        assert np.array_equal(o_ref, o_vec) and np.array_equal(r_ref, r_vec)
-        assert np.array_equal(t_ref, t_vec)
-    ref.close()
-    vec.close()
 
 
 def test_class_search_on_a_city_and_auto_keeps_small_scenarios() -> None:

@@ -88,7 +88,10 @@ def test_pickle_mid_episode_continues_identically() -> None:
         assert np.array_equal(o1, o2) and r1 == r2
 
 
-@pytest.mark.parametrize("preset", ["paper", "three_cell", "paper_dynamic", "paper_random"])
+# the cities: the regional surge (step 50) and the hotspots' drift inside the episode
+@pytest.mark.parametrize(
+    "preset", ["paper", "three_cell", "paper_dynamic", "paper_random", "city_19", "city_49"]
+)
 def test_batched_equals_single_env(preset: str) -> None:
     params = make_params(preset, episode_steps=150)  # crosses a random-block boundary (128)
     policies = [static(0.3, 0.4), heuristic(params), queue_aware()]

@@ -24,6 +24,8 @@ SCENARIOS: list[dict[str, Any]] = [
     {"preset": "paper_dynamic"},
     {"preset": "paper_random", "obs_mode": "scaled"},
     {"preset": "three_cell", "obs_mode": "log1p"},
+    # a city: moving hotspots, the regional surge (step 50), 19 cells
+    {"preset": "city_19", "episode_steps": 60, "obs_mode": "log1p"},
     # overloaded: the queues outgrow their initial capacity (the grow path)
     {"preset": "paper", "mec_capacity": [5.0], "ue_job_prob": 1.0, "episode_steps": 60},
     # learning options: uplink observation, residual action on the rule, scaled reward
