@@ -142,6 +142,12 @@ def run(args: argparse.Namespace) -> int:
             policy = load_any_pool_controller(args.checkpoint)
         except (ValueError, OSError) as exc:
             raise UsageError(str(exc)) from None
+        problem = policy.cells_problem(n_cells)  # before the rules' searches, not after
+        if problem is not None:
+            raise UsageError(
+                f"policy {args.checkpoint} cannot act on {args.scenario} ({n_cells} cells): "
+                f"{problem}"
+            )
     result = run_comparison(
         params, pool, rule, args.episodes, args.seed,
         SplitSearch(args.grid, args.tune_episodes, tune_seed, args.objective, args.search),

@@ -58,6 +58,22 @@ def eval_control_options(env_config: Mapping[str, Any]) -> ControlOptions:
     return ControlOptions.from_values(values)
 
 
+def _require_cells(policy: Any, n_cells: int) -> None:
+    problem = policy.cells_problem(n_cells)
+    if problem is not None:
+        raise ValueError(f"policy {policy.checkpoint} cannot act on {n_cells} cells: {problem}")
+
+
+def _base_splits_problem(options: Any, n_cells: int) -> str | None:
+    splits = options.base_splits
+    if splits and len(splits) != n_cells:
+        return (
+            f"its residual actions start from the {len(splits)} per-cell base splits of its "
+            "training scenario"
+        )
+    return None
+
+
 class CentralPolicyController:
     """A trained central policy as an :class:`envs.core.pool.rules.Controller`.
 
@@ -79,12 +95,15 @@ class CentralPolicyController:
         self.label = "ppo(central)"
         self._control: PoolControl | None = None
 
+    def cells_problem(self, n_cells: int) -> str | None:
+        """Why this policy cannot act on ``n_cells`` cells (``None``: it can)."""
+        n = int(self.info.get("n_cells", n_cells))
+        if n != n_cells:
+            return f"a central policy acts for all its {n} training cells at once"
+        return _base_splits_problem(self.options, n_cells)
+
     def reset(self, ps: PoolSimulator) -> None:
-        n = int(self.info.get("n_cells", ps.n_cells))
-        if n != ps.n_cells:
-            raise ValueError(
-                f"policy {self.checkpoint} controls {n} cells; the scenario has {ps.n_cells}"
-            )
+        _require_cells(self, ps.n_cells)
         if self._control is None or self._control.ps is not ps:
             self._control = PoolControl(ps, self.options, self.reward_code, per_cell=False)
         self._control.reset(int(ps.seed or 0))
@@ -146,12 +165,22 @@ class PoolPolicyController:
         self.label = f"ppo({self.policies})"
         self._control: PoolControl | None = None
 
-    def reset(self, ps: PoolSimulator) -> None:
-        if self.policies == "separate" and ps.n_cells != len(self.modules):
-            raise ValueError(
-                f"policy {self.checkpoint} has one module per cell for {len(self.modules)} cells; "
-                f"the scenario has {ps.n_cells}"
+    def cells_problem(self, n_cells: int) -> str | None:
+        """Why this policy cannot act on ``n_cells`` cells (``None``: it can). A shared network
+        without the one-hot cell identity and without per-cell base splits runs on any number
+        of cells."""
+        if self.policies == "separate" and n_cells != len(self.modules):
+            return f"it has one network per cell, for {len(self.modules)} cells"
+        trained = self.info.get("n_cells")
+        if self.options.identity and isinstance(trained, int) and trained != n_cells:
+            return (
+                f"its observation holds a one-hot identity of its {trained} training cells "
+                "(train with --set identity=false for a policy that runs on any number of cells)"
             )
+        return _base_splits_problem(self.options, n_cells)
+
+    def reset(self, ps: PoolSimulator) -> None:
+        _require_cells(self, ps.n_cells)
         if self._control is None or self._control.ps is not ps:
             self._control = PoolControl(
                 ps, self.options, self.reward_code, per_cell=True, obs_mode=self.obs_mode,
