@@ -31,8 +31,15 @@ def test_a_shared_policy_without_identity_or_base_splits_runs_on_any_cell_count(
     ("env_config", "why"),
     [
         ({"obs": "trader"}, "one-hot identity of its 19 training cells"),  # identity: default on
-        ({"obs": "trader", "identity": False, "action_mode": "residual",
-          "base_splits": [[0.5, 0.5]] * 19}, "19 per-cell base splits"),
+        (
+            {
+                "obs": "trader",
+                "identity": False,
+                "action_mode": "residual",
+                "base_splits": [[0.5, 0.5]] * 19,
+            },
+            "19 per-cell base splits",
+        ),
     ],
 )
 def test_what_ties_a_policy_to_its_cell_count_is_named(env_config: Any, why: str) -> None:
