@@ -21,6 +21,7 @@ No test asserts any of these figures: the machines are shared and timings vary 2
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -124,19 +125,17 @@ def training_rate(
         controller, env_config, hparams, 10**9, {"num_env_runners": env_runners}, 0,
         {"policies": "shared"},
     )  # fmt: skip
-    ppo = controller.build_config(
-        run.env_config, run.hparams, run.resources, seed=0, policies="shared"
-    )
     started = None
     rows: list[tuple[float, int, float, float]] = []
     try:
-        if env_runners == 0:
-            ctx: Any = without_ray(ppo)
-        else:
+        # Ray first: building the config registers the env with Tune's registry, which a
+        # connected driver writes to the cluster (where the remote runners look it up)
+        if env_runners > 0:
             started = init_ray(address, num_cpus=None if address else os.cpu_count())
-            import contextlib
-
-            ctx = contextlib.nullcontext()
+        ppo = controller.build_config(
+            run.env_config, run.hparams, run.resources, seed=0, policies="shared"
+        )
+        ctx: Any = without_ray(ppo) if env_runners == 0 else contextlib.nullcontext()
         with ctx:
             algo = ppo.build_algo()
             try:
@@ -216,10 +215,19 @@ def run_bench(
     trains = [training_rate(s, 0, iterations, say=say) for s in scenarios]
     say(f"PPO training on {runner_scenario} with 0..{max(env_runners)} env runners ...")
     in_driver = {t["scenario"]: t for t in trains}
-    runners = [
-        in_driver[runner_scenario]
-        if n == 0 and runner_scenario in in_driver
-        else training_rate(runner_scenario, n, iterations, address=address, say=say)
-        for n in env_runners
-    ]
-    return {"simulator": sims, "training": trains, "env_runners": runners}
+    rows = {
+        0: in_driver.get(runner_scenario) or training_rate(runner_scenario, 0, iterations, say=say)
+    }
+    remote = [n for n in env_runners if n > 0]
+    if remote:
+        from tune_configs.ops.runtime import init_ray, stop_ray
+
+        # One Ray for every runner count: a second connection of this process would not see
+        # the env Tune's registry holds for the first one (its remote runners fail to find it)
+        started = init_ray(address, num_cpus=None if address else os.cpu_count())
+        try:
+            for n in remote:
+                rows[n] = training_rate(runner_scenario, n, iterations, address=address, say=say)
+        finally:
+            stop_ray(started)
+    return {"simulator": sims, "training": trains, "env_runners": [rows[n] for n in env_runners]}
