@@ -272,26 +272,35 @@ class MultiCellPoolEnv:
         pass
 
 
-def bench(preset: str = "three_cell", episodes: int = 200, seed: int = 0) -> dict[str, float]:
-    """Steps per second (wall and CPU) of :class:`MultiCellPoolEnv` with random actions."""
+def bench(
+    env: MultiCellPoolEnv | str = "three_cell",
+    episodes: int = 200,
+    seed: int = 0,
+    actions: list[dict[str, NDArray[np.float32]]] | None = None,
+) -> dict[str, float]:
+    """Steps per second (wall and CPU) of a :class:`MultiCellPoolEnv` (or a preset's, with
+    ``log1p`` observations) over ``episodes`` episodes after a warm-up episode; ``actions``
+    cycled through, default 64 random ones."""
     import time
 
-    env = MultiCellPoolEnv(preset, obs_mode="log1p")
-    rng = np.random.default_rng(seed)
-    acts = [
-        {a: np.array([rng.random(), rng.random(), rng.uniform(-1, 1)], np.float32)
-         for a in env.possible_agents}
-        for _ in range(64)
-    ]  # fmt: skip
+    if isinstance(env, str):
+        env = MultiCellPoolEnv(env, obs_mode="log1p")
+    if actions is None:
+        rng = np.random.default_rng(seed)
+        actions = [
+            {a: np.array([rng.random(), rng.random(), rng.uniform(-1, 1)], np.float32)
+             for a in env.possible_agents}
+            for _ in range(64)
+        ]  # fmt: skip
     env.reset(seed=seed)  # compile / warm up
     while env.agents:
-        env.step(acts[0])
+        env.step(actions[0])
     n = 0
     wall, cpu = time.perf_counter(), time.process_time()
     for e in range(episodes):
         env.reset(seed=seed + e)
         while env.agents:
-            env.step(acts[n & 63])
+            env.step(actions[n % len(actions)])
             n += 1
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"steps": n, "steps_per_s": n / wall, "steps_per_cpu_s": n / max(cpu, 1e-9)}

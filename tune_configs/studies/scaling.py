@@ -40,43 +40,25 @@ RECIPE_HPARAMS: dict[str, Any] = {"log_std_clip_param": 1.0}
 Say = Callable[[str], None]
 
 
-def _cpu_and_wall(fn: Callable[[], int]) -> tuple[int, float, float]:
-    wall, cpu = time.perf_counter(), time.process_time()
-    n = fn()
-    return n, time.perf_counter() - wall, time.process_time() - cpu
-
-
-def simulator_rate(scenario: str, steps: int = 2000, seed: int = 0) -> dict[str, Any]:
+def simulator_rate(scenario: str, episodes: int = 20, seed: int = 0) -> dict[str, Any]:
     """Env steps and cell-steps per second of the per-cell pool env on ``scenario`` as PPO
     trains on it (:data:`PER_CELL_RECIPE`: trader observation, residual actions), every cell
-    acting with a zero correction, i.e. as the greedy rule; after a warm-up episode."""
+    acting with a zero correction, i.e. as the greedy rule; ``episodes`` after a warm-up one."""
     import numpy as np
 
-    from envs.pool.multiagent import MultiCellPoolEnv
+    from envs.pool.multiagent import MultiCellPoolEnv, bench
     from tune_configs.controllers.per_cell import resolve_pool_env_config
 
     env = MultiCellPoolEnv(**resolve_pool_env_config({"preset": scenario, **PER_CELL_RECIPE}))
-    actions = {a: np.zeros(env.action_spaces[a].shape, np.float32) for a in env.possible_agents}
-
-    def play(n: int) -> int:
-        done = 0
-        env.reset(seed=seed)
-        while done < n:
-            if not env.agents:
-                env.reset()
-            env.step(actions)
-            done += 1
-        return done
-
-    play(200)  # compile, warm up
-    n, wall, cpu = _cpu_and_wall(lambda: play(steps))
+    zero = {a: np.zeros(env.action_spaces[a].shape, np.float32) for a in env.possible_agents}
+    r = bench(env, episodes, seed, actions=[zero])
     cells = env.n_cells
     return {
         "scenario": scenario,
         "cells": cells,
-        "env_steps_per_s": n / wall,
-        "cell_steps_per_s": n * cells / wall,
-        "cell_steps_per_cpu_s": n * cells / max(cpu, 1e-9),
+        "env_steps_per_s": r["steps_per_s"],
+        "cell_steps_per_s": r["steps_per_s"] * cells,
+        "cell_steps_per_cpu_s": r["steps_per_cpu_s"] * cells,
     }
 
 
@@ -203,21 +185,23 @@ def run_bench(
     env_runners: Sequence[int],
     runner_scenario: str,
     iterations: int = 3,
-    sim_steps: int = 2000,
+    sim_episodes: int = 20,
     address: str | None = None,
     say: Say | None = None,
 ) -> dict[str, Any]:
     """Everything ``launch bench --pool`` prints (module docstring)."""
     say = say or (lambda msg: None)
     say("pool simulator (greedy actions) ...")
-    sims = [simulator_rate(s, sim_steps) for s in scenarios]
+    sims = [simulator_rate(s, sim_episodes) for s in scenarios]
     say("PPO training, shared per-cell policy, in the driver ...")
     trains = [training_rate(s, 0, iterations, say=say) for s in scenarios]
     say(f"PPO training on {runner_scenario} with 0..{max(env_runners)} env runners ...")
     in_driver = {t["scenario"]: t for t in trains}
-    rows = {
-        0: in_driver.get(runner_scenario) or training_rate(runner_scenario, 0, iterations, say=say)
-    }
+    rows: dict[int, dict[str, Any]] = {}
+    if 0 in env_runners:
+        rows[0] = in_driver.get(runner_scenario) or training_rate(
+            runner_scenario, 0, iterations, say=say
+        )
     remote = [n for n in env_runners if n > 0]
     if remote:
         from tune_configs.ops.runtime import init_ray, stop_ray
