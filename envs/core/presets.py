@@ -112,24 +112,11 @@ def _normalise(name: str, value: Any, n_cells: int) -> Any:
         if not isinstance(value, (list, tuple)):
             value = (value, value) if name in RAND_RANGES else value  # a scalar range: fixed
         if isinstance(value, (list, tuple)):
-            whole = name in WHOLE_TUPLE_FIELDS
-            value = tuple(
-                int(v) if whole and isinstance(v, float) and v.is_integer()
-                else float(v) if not whole and isinstance(v, int) and not isinstance(v, bool)
-                else v
-                for v in value
-            )  # fmt: skip
+            value = _elements(value, whole=name in WHOLE_TUPLE_FIELDS)
         return value
     if name in PER_CELL_FIELDS:
-        if isinstance(value, (list, tuple)):
-            value = tuple(value)
-        else:
-            value = (value,) * n_cells
-        if name == "n_sensors":  # whole floats (2.0) become ints; anything else is validated
-            value = tuple(int(v) if _number(v) and float(v).is_integer() else v for v in value)
-        else:
-            value = tuple(float(v) if _number(v) and isinstance(v, int) else v for v in value)
-        return value
+        value = tuple(value) if isinstance(value, (list, tuple)) else (value,) * n_cells
+        return _elements(value, whole=name == "n_sensors")
     if name == "bs_positions":
         pairs = isinstance(value, (list, tuple)) and all(
             isinstance(p, (list, tuple)) and len(p) == 2 and all(_number(c) for c in p)
@@ -142,9 +129,7 @@ def _normalise(name: str, value: Any, n_cells: int) -> Any:
         return tuple(tuple(float(c) for c in p) for p in value)
     if name in ("hotspot_cells", "hotspot_heading_deg"):  # one entry per moving hotspot
         value = tuple(value) if isinstance(value, (list, tuple)) else (value,)
-        if name == "hotspot_cells":
-            return tuple(int(v) if _number(v) and float(v).is_integer() else v for v in value)
-        return tuple(float(v) if _number(v) and isinstance(v, int) else v for v in value)
+        return _elements(value, whole=name == "hotspot_cells")
     if name == "residual_rule" and isinstance(value, (list, tuple)):
         return tuple(float(v) if _number(v) else v for v in value)
     return value
@@ -152,6 +137,14 @@ def _normalise(name: str, value: Any, n_cells: int) -> Any:
 
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _elements(values: Any, whole: bool) -> tuple[Any, ...]:
+    """The entries of a tuple field: whole floats (2.0) as ints for an integer field, ints as
+    floats for a float field; anything else is left for validation to name."""
+    if whole:
+        return tuple(int(v) if _number(v) and float(v).is_integer() else v for v in values)
+    return tuple(float(v) if _number(v) and isinstance(v, int) else v for v in values)
 
 
 def make_params(preset: str | EnvParams = "paper", **overrides: Any) -> EnvParams:
