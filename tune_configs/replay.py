@@ -258,24 +258,9 @@ def _cell_episode(
 def _pool_policy(spec: ControllerSpec, asked: Mapping[str, Any]) -> tuple[Any, Any, Any]:
     """``(controller, its PoolSimulator, evaluation)`` of a pool policy: the simulator built
     from the policy's evaluation env config, as ``launch eval`` builds it."""
-    from envs.pool.env import MetaLorePoolEnv
-    from envs.pool.multiagent import MultiCellPoolEnv
-    from tune_configs.controllers import CENTRAL, load_any_pool_controller
-    from tune_configs.policies.interface import (
-        POOL_INTERFACE,
-        evaluation_env_config,
-        split_env_config,
-    )
-    from tune_configs.policies.pool import pool_env_kwargs
+    from tune_configs.controllers import pool_policy_to_evaluate
 
-    policy = load_any_pool_controller(spec.path)  # type: ignore[arg-type]
-    interface, scenario = split_env_config(policy.info.get("env_config", {}), POOL_INTERFACE)
-    evaluation = evaluation_env_config(interface, scenario, asked)
-    env_config = pool_env_kwargs(evaluation.env_config)
-    if policy.info.get("controller") == CENTRAL:
-        ps = MetaLorePoolEnv(**{k: v for k, v in env_config.items() if k != "scope"}).ps
-    else:
-        ps = MultiCellPoolEnv(**env_config).ps
+    policy, ps, evaluation, _ = pool_policy_to_evaluate(spec.path, asked)  # type: ignore[arg-type]
     return policy, ps, evaluation
 
 

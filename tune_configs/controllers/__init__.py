@@ -262,9 +262,12 @@ def _single_rows(checkpoint: Path, episodes: int, seed: int, overrides: Mapping[
     return rows, meta
 
 
-def _pool_rows(checkpoint: Path, episodes: int, seed: int, overrides: Mapping[str, Any]) -> Rows:
-    from envs.core.pool.civic import flat_row
-    from envs.core.pool.rules import evaluate_controller
+def pool_policy_to_evaluate(
+    path: str | Path, overrides: Mapping[str, Any]
+) -> tuple[Any, Any, Any, dict[str, Any]]:
+    """``(controller, PoolSimulator, evaluation, env config)`` of the pool policy at ``path``:
+    the simulator built from the policy's evaluation env config (its interface, its training
+    scenario unless ``overrides`` change it), as ``launch eval`` and ``launch replay`` run it."""
     from envs.pool.env import MetaLorePoolEnv
     from envs.pool.multiagent import MultiCellPoolEnv
     from tune_configs.policies.interface import (
@@ -274,7 +277,7 @@ def _pool_rows(checkpoint: Path, episodes: int, seed: int, overrides: Mapping[st
     )
     from tune_configs.policies.pool import pool_env_kwargs
 
-    policy = load_any_pool_controller(checkpoint)
+    policy = load_any_pool_controller(path)
     interface, scenario = split_env_config(policy.info.get("env_config", {}), POOL_INTERFACE)
     evaluation = evaluation_env_config(interface, scenario, overrides)
     env_config = pool_env_kwargs(evaluation.env_config)
@@ -282,6 +285,14 @@ def _pool_rows(checkpoint: Path, episodes: int, seed: int, overrides: Mapping[st
         ps = MetaLorePoolEnv(**{k: v for k, v in env_config.items() if k != "scope"}).ps
     else:
         ps = MultiCellPoolEnv(**env_config).ps
+    return policy, ps, evaluation, env_config
+
+
+def _pool_rows(checkpoint: Path, episodes: int, seed: int, overrides: Mapping[str, Any]) -> Rows:
+    from envs.core.pool.civic import flat_row
+    from envs.core.pool.rules import evaluate_controller
+
+    policy, ps, evaluation, env_config = pool_policy_to_evaluate(checkpoint, overrides)
     metrics = evaluate_controller(ps.params, ps.pool.params, policy, episodes, seed)
     reward = ps.params.reward
     rows = [
