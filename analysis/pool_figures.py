@@ -9,7 +9,12 @@
 * :func:`pool_flow_figure` (result directory -> PNG): the pool over the first evaluation episode
   of one cooperative variant: units lent (up) and received (down) per cell and step, credit
   balances, MEC capacity in effect, and the BS compute backlog of each cell with and without the
-  pool (dashed), with the surge step marked.
+  pool (dashed), with the surge step marked. Beyond :data:`CITY_CELLS` cells (a city) it draws
+  :func:`city_flow_figure` instead.
+* :func:`city_flow_figure`: which cells borrow and which lend, over the episode: a heat map of
+  every cell's net trade (lent minus received) per step, the cells ordered by their distance from
+  the city centre, beside a map of the city with each cell coloured by its net trade over the
+  episode and the cells' backlog with and without the pool.
 
 Run ``python -m analysis.pool_figures DIR [DIR ...]`` to print the tables and write
 ``DIR/pool_flows.png`` for each directory.
@@ -121,21 +126,41 @@ def pool_tables(result_dirs: Mapping[str, str | Path], variant: str = "greedy") 
     return "\n".join(lines) + "\n"
 
 
-def pool_flow_figure(
-    result_dir: str | Path, out_png: str | Path, variant: str | None = None
-) -> Path:
-    """Pool flows of the first evaluation episode of ``variant`` (default: ppo, else greedy)."""
-    res = load_pool_result(result_dir)
+CITY_CELLS = 7  # more cells than this: the city view of the flows
+
+
+def _traces(res: dict[str, Any], variant: str | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(variant, its trace, the non-cooperative trace)`` as arrays (steps, cells)."""
     traces = res["trace"]
-    meta = res["meta"]
     if variant is None:
         variant = "ppo" if "ppo" in traces else "greedy"
     if variant not in traces:
         raise ValueError(f"no trace of variant {variant!r}; have {sorted(traces)}")
     tr = {k: np.asarray(v, dtype=float) for k, v in traces[variant].items()}
     base = {k: np.asarray(v, dtype=float) for k, v in traces[BASELINE].items()}
+    return variant, tr, base
+
+
+def _title(meta: dict[str, Any], variant: str) -> str:
+    pool = meta.get("pool", {})
+    return (
+        f"{meta.get('preset')}: {VARIANT_NAMES.get(variant, variant)}, episode seed "
+        f"{meta.get('seed')} (endowment {pool.get('endowment')}, price {pool.get('price')})"
+    )
+
+
+def pool_flow_figure(
+    result_dir: str | Path, out_png: str | Path, variant: str | None = None
+) -> Path:
+    """Pool flows of the first evaluation episode of ``variant`` (default: ppo, else greedy);
+    the city view (:func:`city_flow_figure`) beyond :data:`CITY_CELLS` cells."""
+    res = load_pool_result(result_dir)
+    meta = res["meta"]
+    variant, tr, base = _traces(res, variant)
     steps = np.arange(tr["balance"].shape[0])
     n_cells = tr["balance"].shape[1]
+    if n_cells > CITY_CELLS:
+        return _city_flows(meta, variant, tr, base, out_png)
     colors = plt.get_cmap("tab10")(np.arange(n_cells) % 10)
     fig, axes = plt.subplots(4, 1, figsize=(9, 10.5), sharex=True)
     ax = axes[0]
@@ -167,12 +192,92 @@ def pool_flow_figure(
         for a in axes:
             a.axvline(surge, color="red", ls=":", lw=1.0)
         axes[0].text(surge, axes[0].get_ylim()[1], " surge", color="red", va="top", fontsize=8)
-    pool = meta.get("pool", {})
-    fig.suptitle(
-        f"{meta.get('preset')}: {VARIANT_NAMES.get(variant, variant)}, episode seed "
-        f"{meta.get('seed')} (endowment {pool.get('endowment')}, price {pool.get('price')})",
-        fontsize=10,
-    )
+    fig.suptitle(_title(meta, variant), fontsize=10)
+    fig.tight_layout()
+    return save(fig, out_png, dpi=120)
+
+
+def city_flow_figure(
+    result_dir: str | Path, out_png: str | Path, variant: str | None = None
+) -> Path:
+    """Which cells of a city borrow and which lend over the first evaluation episode of
+    ``variant`` (default: ppo, else greedy); any number of cells (see the module docstring)."""
+    res = load_pool_result(result_dir)
+    variant, tr, base = _traces(res, variant)
+    return _city_flows(res["meta"], variant, tr, base, out_png)
+
+
+def _city_flows(
+    meta: dict[str, Any],
+    variant: str,
+    tr: dict[str, Any],
+    base: dict[str, Any],
+    out_png: str | Path,
+) -> Path:
+    from matplotlib.colors import TwoSlopeNorm
+
+    net = tr["units_lent"] - tr["units_borrowed"]  # (steps, cells): + lends, - receives
+    n_steps, n_cells = net.shape
+    scen = meta.get("params", {}).get("scenario", {})
+    xy = np.asarray(scen.get("bs_positions") or [], dtype=float).reshape(-1, 2)
+    if xy.shape[0] != n_cells:  # no layout recorded: a row of cells
+        xy = np.stack([np.arange(n_cells, dtype=float), np.zeros(n_cells)], axis=1)
+    centre = xy.mean(axis=0)
+    dist = np.hypot(*(xy - centre).T)
+    order = np.argsort(dist, kind="stable")
+    lim = max(float(np.abs(net).max()), 1e-9)
+    norm = TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim)
+    fig = plt.figure(figsize=(12, 8.5))
+    grid = fig.add_gridspec(2, 2, width_ratios=(1.5, 1.0), height_ratios=(1.6, 1.0))
+    ax = fig.add_subplot(grid[0, 0])
+    im = ax.imshow(net[:, order].T, aspect="auto", cmap="RdBu_r", norm=norm,
+                   interpolation="nearest", origin="lower",
+                   extent=(-0.5, n_steps - 0.5, -0.5, n_cells - 0.5))  # fmt: skip
+    ticks = np.arange(n_cells) if n_cells <= 25 else np.arange(0, n_cells, 4)
+    ax.set_yticks(ticks, [str(order[t]) for t in ticks], fontsize=7)
+    ax.set_ylabel("cell (nearest the centre at the bottom)")
+    ax.set_xlabel("step")
+    ax.set_title("net trade per step: red lends, blue receives [units]", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    ax = fig.add_subplot(grid[0, 1])
+    total = net.sum(axis=0)
+    tl = max(float(np.abs(total).max()), 1e-9)
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.patches import RegularPolygon
+
+    gaps = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    gaps[np.eye(n_cells, dtype=bool)] = np.inf
+    radius = 0.55 * float(gaps.min()) if n_cells > 1 else 1.0
+    cmap = plt.get_cmap("RdBu_r")
+    tnorm = TwoSlopeNorm(vmin=-tl, vcenter=0.0, vmax=tl)
+    for c in range(n_cells):
+        ax.add_patch(RegularPolygon(tuple(xy[c]), 6, radius=radius, facecolor=cmap(tnorm(total[c])),
+                                    edgecolor="grey", lw=0.5))  # fmt: skip
+        ax.annotate(str(c), xy[c], ha="center", va="center", fontsize=7)
+    pad = radius * 1.2
+    ax.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
+    ax.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
+    sc = ScalarMappable(norm=tnorm, cmap=cmap)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title("net trade over the episode [units]", fontsize=9)
+    fig.colorbar(sc, ax=ax, fraction=0.04, pad=0.02)
+    ax = fig.add_subplot(grid[1, :])
+    steps = np.arange(n_steps)
+    backlog = tr["queue_ue"] + tr["queue_sensor"]
+    off = base["queue_ue"] + base["queue_sensor"]
+    ax.plot(steps, backlog.sum(axis=1), color="tab:blue", label="all cells, pool on")
+    ax.plot(steps, off.sum(axis=1), color="tab:blue", ls="--", label="all cells, pool off")
+    ax.plot(steps, backlog.max(axis=1), color="tab:red", label="the most loaded cell, pool on")
+    ax.plot(steps, off.max(axis=1), color="tab:red", ls="--", label="the most loaded cell, off")
+    ax.set_ylabel("BS compute backlog [jobs]")
+    ax.set_xlabel("step")
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    surge = meta.get("surge_step", -1)
+    if isinstance(surge, int) and 0 < surge < n_steps:
+        ax.axvline(surge, color="red", ls=":", lw=1.0)
+    fig.suptitle(_title(meta, variant), fontsize=10)
     fig.tight_layout()
     return save(fig, out_png, dpi=120)
 

@@ -57,10 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def print_summary(s: dict[str, Any]) -> None:
+    from tune_configs.policies.pool import POOL_CONTROLLERS
+
     print(f"policy       {s['policy']}  ({s['episodes']} episodes from seed {s['seed']})")
     if s.get("evaluated_on"):
         print(f"scenario     {s['evaluated_on']['description']}")
-    if s.get("controller") in ("per-cell", "central"):
+    if s.get("controller") in POOL_CONTROLLERS:
         for key in ("fulfillment_pct", "completion_pct", "served_clients", "fairness",
                     "operational_cost", "units_borrowed"):  # fmt: skip
             print(f"{key:<18} {fmt_pm(s.get(key), s.get(f'{key}_std'))}")

@@ -7,10 +7,13 @@ controller, one agent per cell)::
     python -m launch train --preset three_cell_hetero --controller per-cell --timesteps 40000 \
         --set reward=fulfilled --set endowment=1000 --out results/pool-a
 
-The controller (:mod:`tune_configs.controllers`) is ``single`` (MetaLore-v0, the default) or
-``per-cell`` (multi-agent PPO on the credit pool; ``--policies shared|separate``; pool settings
-such as ``scope``, ``reward``, ``endowment`` by ``--set``). Both go through the one training loop
-of :mod:`tune_configs.training`.
+The controller (:mod:`tune_configs.controllers`) is ``single`` (MetaLore-v0, the default on the
+single-cell presets), ``city`` (the default on the credit pool's presets: one network shared by
+every cell, trained on a mix of 3, 7, 19 and 49 cells with the measured recipe of
+``docs/studies/city-controller.md``), ``per-cell`` (multi-agent PPO on the credit pool with the
+plain defaults; ``--policies shared|separate``; pool settings such as ``scope``, ``reward``,
+``endowment`` by ``--set``) or ``central``. All go through the one training loop of
+:mod:`tune_configs.training`.
 
 Prints one progress line per iteration (steps, return, sync/E2E delay, served %, mean action,
 speed, ETA) and writes into ``--out``:
@@ -92,11 +95,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also checkpoint every K iterations (default 0: only at the end)",
     )
     p.add_argument("--quiet", action="store_true", help="no per-iteration progress lines")
-    p.add_argument("--controller", default="single", metavar="NAME",
-                   help="single: one policy on MetaLore-v0 (default); per-cell: one agent per "
-                        "cell on the credit pool; central: one agent for all cells of the pool "
-                        "(multi-cell presets); or module:attr of a controller outside the "
-                        "package")  # fmt: skip
+    p.add_argument("--controller", default=None, metavar="NAME",
+                   help="single: one policy on MetaLore-v0 (the default on the single-cell "
+                        "presets); city: one policy shared by every cell of the credit pool, "
+                        "trained on a mix of layouts (the default on the pool presets); "
+                        "per-cell: one agent per cell on the pool with the plain defaults; "
+                        "central: one agent for all cells of the pool; or module:attr of a "
+                        "controller outside the package")  # fmt: skip
     p.add_argument("--policies", choices=("shared", "separate"), default="shared",
                    help="per-cell controller: one shared network or one per cell")  # fmt: skip
     add_scenario_arguments(p)
@@ -122,8 +127,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {args.out} exists and is not a directory")
     if (out / "checkpoint").exists():
         raise UsageError(f"{out / 'checkpoint'} exists already: choose a new --out directory")
+    from tune_configs.controllers import default_controller
+
+    name = args.controller or default_controller(args.preset)
+    if args.controller is None and name != "single":
+        print(f"controller {name}: the credit pool's recipe on {args.preset} "
+              "(--controller single for one policy without the pool)", flush=True)  # fmt: skip
     try:
-        controller = get_controller(args.controller)
+        controller = get_controller(name)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     run_ = TrainingRun.resolve(

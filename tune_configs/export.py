@@ -30,7 +30,7 @@ import numpy as np
 
 from envs.core.seeds import RULE_SEARCH
 from tune_configs.policies.interface import POOL_INTERFACE, SINGLE_INTERFACE
-from tune_configs.policies.pool import CENTRAL_ACTOR
+from tune_configs.policies.pool import CENTRAL_ACTOR, POOL_CONTROLLERS
 from tune_configs.policies.shipped import (
     SINGLE_ACTOR,
     ShippedPolicy,
@@ -233,7 +233,7 @@ def export_pool_policy(
 
     ckpt = Path(checkpoint).expanduser().resolve()
     info = read_sidecar(ckpt)
-    if info is None or info["controller"] not in ("central", "per-cell"):
+    if info is None or info["controller"] not in POOL_CONTROLLERS:
         raise ValueError(f"{ckpt}: not a pool controller's checkpoint (no pool sidecar)")
     controller = str(info["controller"])
     if controller == "central":

@@ -125,6 +125,8 @@ def trial_label(config: Mapping[str, Any]) -> str:
         return f"pool_central_s{cfg['seed']}"
     if cfg["kind"] == "ppo" and cfg["controller"] == "per-cell":
         return f"pool_{cfg['env'].get('scope', 'team')}_s{cfg['seed']}"
+    if cfg["kind"] == "ppo" and cfg["controller"] == "city":
+        return f"pool_city_s{cfg['seed']}"
     if cfg["kind"] == "ppo":
         seeds = trial_seeds(cfg)
         s = str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"

@@ -5,7 +5,9 @@
 
 * ``obs``: ``basic`` (queues, balance, last clearing; :class:`envs.pool.obs.Observer`) or
   ``trader`` (:class:`envs.pool.obs.TraderObserver`); ``identity`` adds a one-hot cell identity
-  to the trader features of the per-cell environment (a network shared by the cells needs it);
+  to the trader features of the per-cell environment (a network shared by the cells of one layout
+  needs it); ``neighbourhood="adjacent"`` makes the trader's neighbour features local (the
+  adjacent cells) and adds two city-wide ones, so a policy without identity runs on any layout;
 * ``action_mode``, ``base_splits``, ``residual_scale``, ``deadzone``: how raw outputs become
   splits and shares (:class:`envs.core.pool.actions.ActionMap`; ``residual`` starts at the greedy
   rule);
@@ -39,6 +41,7 @@ from envs.core.pool.actions import ActionMap, action_map_from
 from envs.core.pool.sim import PoolSimulator
 from envs.pool.obs import (
     N_AGENT_FEATURES,
+    NEIGHBOURHOODS,
     OBS_KINDS,
     Observer,
     TraderObserver,
@@ -46,6 +49,7 @@ from envs.pool.obs import (
 )
 
 N_CENTRAL_FEATURES = 3  # the central env's basic observation: queue lengths and balance
+GREEDY_SPLITS = "greedy"  # base_splits: the greedy rule's searched splits of the layout played
 
 
 def _finite(x: Any) -> bool:
@@ -58,6 +62,7 @@ class ControlOptions:
 
     obs: str = "basic"
     identity: bool = True  # trader features of the per-cell env: one-hot cell identity
+    neighbourhood: str = "all"  # trader nb_* features over all other cells or the adjacent ones
     action_mode: str = "direct"
     base_splits: tuple[tuple[float, float], ...] = ()
     residual_scale: float = 0.2
@@ -71,6 +76,10 @@ class ControlOptions:
     def __post_init__(self) -> None:
         if self.obs not in OBS_KINDS:
             raise ValueError(f"invalid obs {self.obs!r}: choose one of {OBS_KINDS}")
+        if self.neighbourhood not in NEIGHBOURHOODS:
+            raise ValueError(
+                f"invalid neighbourhood {self.neighbourhood!r}: choose one of {NEIGHBOURHOODS}"
+            )
         for name in ("identity", "permute_cells"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"invalid {name}={getattr(self, name)!r}: must be True or False")
@@ -134,6 +143,20 @@ def split_control_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any
     return ctl, rest
 
 
+def with_layout_splits(options: ControlOptions, greedy: bool, ps: PoolSimulator) -> ControlOptions:
+    """``options`` with the greedy rule's searched splits of ``ps``'s layout as the residual base
+    when ``greedy`` (``base_splits="greedy"`` asked for, :func:`envs.core.pool.rules.
+    greedy_splits_for`); unchanged otherwise or for a non-residual action."""
+    if not greedy or options.action_mode != "residual":
+        return options
+    from dataclasses import replace
+
+    from envs.core.pool.rules import greedy_splits_for
+
+    splits = greedy_splits_for(ps.params, ps.pool_params)
+    return replace(options, base_splits=tuple((float(b), float(c)) for b, c in splits))
+
+
 class PoolControl:
     """Observation, action map and reward of one pool simulator (see the module docstring).
 
@@ -164,6 +187,7 @@ class PoolControl:
             rule=self.amap.rule,
             obs_mode=obs_mode,
             obs_scale=obs_scale,
+            neighbourhood=options.neighbourhood,
         )
         if isinstance(self.observer, TraderObserver):
             self.n_features = self.observer.n_features

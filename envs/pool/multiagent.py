@@ -24,7 +24,13 @@ from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams, resolve_pool, split_pool_overrides
 from envs.core.pool.sim import PoolSimulator
 from envs.metalore_env import check_render_mode, resolve_params
-from envs.pool.control import ControlOptions, PoolControl, split_control_overrides
+from envs.pool.control import (
+    GREEDY_SPLITS,
+    ControlOptions,
+    PoolControl,
+    split_control_overrides,
+    with_layout_splits,
+)
 from envs.pool.obs import (
     FEATURES,
     REWARD_FULFILLED,
@@ -36,7 +42,7 @@ from envs.pool.obs import (
 from envs.render import RENDER_FPS, RENDER_MODES, pool_text, render_as, render_pool_frame
 
 REWARDS = ("metalore", "fulfilled")
-SCOPES = ("team", "local")
+SCOPES = ("team", "mean", "local")
 CRITICS = ("local", "central")
 
 
@@ -96,7 +102,8 @@ class MultiCellPoolEnv:
     cell's completed UE jobs; ``"fulfilled"``: the number of its jobs completed with AoRI <= tau
     and AoSI <= sigma.
     ``scope="team"`` (default): every agent receives the sum over all cells (cooperative);
-    ``"local"``: its own cell's.
+    ``"mean"``: the mean over all cells (the same team objective, on one scale whatever the number
+    of cells, for a policy trained on several layouts); ``"local"``: its own cell's.
 
     ## Episode end
     Never terminated; every agent is truncated after ``episode_steps``. The truncating step
@@ -148,10 +155,14 @@ class MultiCellPoolEnv:
         if scope not in SCOPES:
             raise ValueError(f"invalid scope {scope!r}: choose one of {SCOPES}")
         control, overrides = split_control_overrides(overrides)
+        greedy = control.get("base_splits") == GREEDY_SPLITS  # this layout's greedy splits
+        if greedy:
+            del control["base_splits"]
         self.control_options = ControlOptions.from_values(control)
         if self.control_options.permute_cells:
             raise ValueError("permute_cells is an option of the central env only")
         self.ps = build_pool_sim(preset, params, pool, overrides)
+        self.control_options = with_layout_splits(self.control_options, greedy, self.ps)
         self.params = self.ps.params
         self.pool_params = self.ps.pool_params
         self.reward_kind = reward
@@ -237,6 +248,8 @@ class MultiCellPoolEnv:
         obs = self._observe()
         if self.scope == "team":
             rewards = dict.fromkeys(ids, control.total_reward)
+        elif self.scope == "mean":
+            rewards = dict.fromkeys(ids, control.total_reward / self.n_cells)
         else:
             vals = control.rewards.tolist()
             rewards = {a: vals[i] for i, a in enumerate(ids)}
@@ -270,6 +283,120 @@ class MultiCellPoolEnv:
 
     def close(self) -> None:
         pass
+
+
+class MixedCellPoolEnv:
+    """Several pool layouts behind one per-cell env: each episode plays one of them.
+
+    ``MixedCellPoolEnv(mix=("three_cell_hetero", "city_49"), **kwargs)`` builds one
+    :class:`MultiCellPoolEnv` per preset of ``mix`` with the same ``kwargs`` (their ``preset``
+    ignored). Every ``reset`` draws the episode's layout uniformly from the seeded generator and
+    the episode seed from it too, so a sequence of episodes is a function of the first seed. Its
+    agents are the layout's cells; ``possible_agents`` are those of the largest layout. Every
+    layout must give the same observation and action spaces: a policy shared by every cell
+    without a one-hot identity (``identity=False``) and a local critic; residual actions start
+    from no base splits or from each layout's own greedy splits (``base_splits="greedy"``).
+
+    ``env`` is the layout being played (its ``ps``, ``n_cells``, ``control``...); ``layout`` its
+    preset name.
+    """
+
+    def __init__(self, mix: tuple[str, ...] | list[str], **kwargs: Any) -> None:
+        names = [str(m) for m in mix]
+        if not names:
+            raise ValueError("mix needs at least one preset")
+        kwargs.pop("preset", None)
+        if kwargs.get("critic", "local") != "local":
+            raise ValueError(
+                "a mix of layouts needs critic=local (the global state's size differs)"
+            )
+        if kwargs.get("base_splits") and kwargs["base_splits"] != GREEDY_SPLITS:
+            raise ValueError(
+                "a mix of layouts cannot use fixed base_splits (one split per cell of one "
+                'layout): leave base_splits unset or "greedy" (each layout\'s own)'
+            )
+        self.envs = [MultiCellPoolEnv(preset=n, **kwargs) for n in names]
+        self.names = names
+        first = self.envs[0]
+        for name, e in zip(names, self.envs, strict=True):
+            a0, o0 = first.action_spaces[first.possible_agents[0]], first.observation_spaces[
+                first.possible_agents[0]]  # fmt: skip
+            a, o = e.action_spaces[e.possible_agents[0]], e.observation_spaces[e.possible_agents[0]]
+            if a.shape != a0.shape or o.shape != o0.shape:
+                raise ValueError(
+                    f"mix preset {name!r} gives observations {o.shape} where {names[0]!r} gives "
+                    f"{o0.shape}: a mix needs identity=false and critic=local (the spaces of "
+                    "every layout must agree)"
+                )
+        largest = max(self.envs, key=lambda e: e.n_cells)
+        self.possible_agents: list[str] = list(largest.possible_agents)
+        self.observation_spaces = dict(largest.observation_spaces)
+        self.action_spaces = dict(largest.action_spaces)
+        self.env = first
+        self.layout = names[0]
+        self._rng = np.random.default_rng()
+
+    @property
+    def agents(self) -> list[str]:
+        return self.env.agents
+
+    @property
+    def ps(self) -> PoolSimulator:
+        return self.env.ps
+
+    @property
+    def n_cells(self) -> int:
+        return self.env.n_cells
+
+    def observation_space(self, agent: str) -> gym.spaces.Box:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> gym.spaces.Box:
+        return self.action_spaces[agent]
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, NDArray[np.float32]], dict[str, dict[str, Any]]]:
+        """Draw the layout and the episode seed, then reset that layout's env."""
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        k = int(self._rng.integers(len(self.envs)))
+        self.env, self.layout = self.envs[k], self.names[k]
+        obs, infos = self.env.reset(seed=int(self._rng.integers(0, 2**63 - 1)), options=options)
+        for info in infos.values():
+            info["layout"] = self.layout
+        return obs, infos
+
+    def step(self, actions: dict[str, Any]) -> tuple[
+        dict[str, NDArray[np.float32]], dict[str, float], dict[str, bool], dict[str, bool],
+        dict[str, dict[str, Any]],
+    ]:  # fmt: skip
+        out = self.env.step(actions)
+        if self.env.ps.done:
+            for info in out[4].values():
+                info["layout"] = self.layout
+        return out
+
+    def render(self) -> Any:
+        return self.env.render()
+
+    def episode_metrics(self) -> dict[str, Any]:
+        return self.env.episode_metrics()
+
+    def close(self) -> None:
+        for e in self.envs:
+            e.close()
+
+
+def make_pool_env(**kwargs: Any) -> MultiCellPoolEnv | MixedCellPoolEnv:
+    """The per-cell pool env of flat keyword arguments: a :class:`MixedCellPoolEnv` when they
+    name a non-empty ``mix`` of presets, else a :class:`MultiCellPoolEnv`."""
+    mix = kwargs.pop("mix", None)
+    if mix:
+        if isinstance(mix, str):
+            mix = [m.strip() for m in mix.split(",") if m.strip()]
+        return MixedCellPoolEnv(mix, **kwargs)
+    return MultiCellPoolEnv(**kwargs)
 
 
 def bench(

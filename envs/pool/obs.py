@@ -157,6 +157,29 @@ TRADER_FEATURES: tuple[str, ...] = (
     "sensor_need_next",  # BS sensor backlog [units] / capacity for the next step (cap 4)
 )
 N_TRADER_BASE = len(TRADER_FEATURES)
+# With ``neighbourhood="adjacent"`` the three nb_* columns summarise the adjacent cells only and
+# these two columns, the whole city, follow (before any identity columns).
+CITY_FEATURES: tuple[str, ...] = (
+    "city_load",  # log1p of the other cells' mean load, all of them
+    "city_runway",  # log1p of the other cells' mean runway, all of them
+)
+NEIGHBOURHOODS: tuple[str, ...] = ("all", "adjacent")
+ADJACENT_REACH = 1.25  # a cell's neighbours: BSs within 1.25 x the distance to its nearest BS
+
+
+def adjacency(
+    positions: tuple[tuple[float, float], ...] | NDArray[np.floating],
+) -> NDArray[np.bool_]:
+    """``(C, C)``: ``True`` where cell ``j``'s BS lies within :data:`ADJACENT_REACH` times the
+    distance from cell ``i``'s BS to its nearest other BS (the first ring of a hexagonal layout:
+    up to six neighbours); never ``i`` itself."""
+    xy = np.asarray(positions, dtype=np.float64).reshape(-1, 2)
+    d = np.sqrt(((xy[:, None, :] - xy[None, :, :]) ** 2).sum(-1))
+    np.fill_diagonal(d, np.inf)
+    near = d.min(axis=1, keepdims=True)
+    return np.asarray(d <= ADJACENT_REACH * near)
+
+
 AGE_CAP = 3.0  # sensor ages are reported up to AGE_CAP x sigma
 RUNWAY_CAP = 10.0
 NEED_CAP = 4.0
@@ -165,7 +188,7 @@ NEED_CAP = 4.0
 @njit(cache=True)
 def _trader(  # type: ignore[no-untyped-def]
     kpi, balance, glob, last, cap, pipe, sens, s_start, t, horizon, m_ue, m_s, ues_per_cell,
-    sigma, price0, greedy, identity, out, reward_kind, rew,
+    sigma, price0, greedy, identity, adj, city, out, reward_kind, rew,
 ):  # fmt: skip
     """Write the trader features (see :data:`TRADER_FEATURES`) into ``out``; return the reward."""
     n = kpi.shape[0]
@@ -211,37 +234,65 @@ def _trader(  # type: ignore[no-untyped-def]
         nb_sum = 0.0
         nb_max = 0.0
         nb_run = 0.0
+        nb_n = 0
+        all_sum = 0.0
+        all_run = 0.0
         for j in range(n):
             if j != i:
-                nb_sum += loads[j]
-                nb_max = max(nb_max, loads[j])
-                nb_run += runways[j]
-        out[i, 18] = np.log1p(nb_sum / max(n - 1, 1))
+                all_sum += loads[j]
+                all_run += runways[j]
+                if adj[i, j]:
+                    nb_n += 1
+                    nb_sum += loads[j]
+                    nb_max = max(nb_max, loads[j])
+                    nb_run += runways[j]
+        out[i, 18] = np.log1p(nb_sum / max(nb_n, 1))
         out[i, 19] = np.log1p(nb_max)
-        out[i, 20] = np.log1p(nb_run / max(n - 1, 1))
+        out[i, 20] = np.log1p(nb_run / max(nb_n, 1))
         c_next = max(c + pipe[nxt, i], 1e-9)
         out[i, 21] = min(kpi[i, 0] * m_ue / c_next, NEED_CAP)
         out[i, 22] = min(kpi[i, 1] * m_s / c_next, NEED_CAP)
+        col = N_TRADER_BASE
+        if city:
+            out[i, col] = np.log1p(all_sum / max(n - 1, 1))
+            out[i, col + 1] = np.log1p(all_run / max(n - 1, 1))
+            col += 2
         if identity:
             for j in range(n):
-                out[i, N_TRADER_BASE + j] = 1.0 if j == i else 0.0
+                out[i, col + j] = 1.0 if j == i else 0.0
     return total
 
 
 class TraderObserver:
     """Builds the ``(C, F)`` trader features of a :class:`PoolSimulator` after a step.
 
-    ``F = len(TRADER_FEATURES)`` plus, with ``identity=True``, a one-hot cell identity of ``C``
-    columns (for a policy shared by all cells). Same call contract as :class:`Observer`.
+    ``F = len(TRADER_FEATURES)``; with ``neighbourhood="adjacent"`` the ``nb_*`` columns summarise
+    the adjacent cells (:func:`adjacency`) and the two :data:`CITY_FEATURES` columns follow
+    (with ``"all"``, the default, the ``nb_*`` columns summarise every other cell); with
+    ``identity=True`` a one-hot cell identity of ``C`` columns comes last (for a policy shared by
+    all cells of one layout). Same call contract as :class:`Observer`.
     """
 
     def __init__(
-        self, ps: PoolSimulator, identity: bool = False, rule: GreedyRule | None = None
+        self,
+        ps: PoolSimulator,
+        identity: bool = False,
+        rule: GreedyRule | None = None,
+        neighbourhood: str = "all",
     ) -> None:
+        if neighbourhood not in NEIGHBOURHOODS:
+            raise ValueError(
+                f"invalid neighbourhood {neighbourhood!r}: choose one of {NEIGHBOURHOODS}"
+            )
         self.ps = ps
         self.identity = bool(identity)
+        self.city = neighbourhood == "adjacent"
         s = ps.params.scenario
-        self.n_features = N_TRADER_BASE + (ps.n_cells if identity else 0)
+        n = ps.n_cells
+        self.adj = adjacency(s.bs_positions) if self.city else ~np.eye(n, dtype=np.bool_)
+        self.n_features = (
+            N_TRADER_BASE + (len(CITY_FEATURES) if self.city else 0) + (n if identity else 0)
+        )
         self.m_ue = float(s.ue_compute_mean)
         self.m_s = float(s.sensor_compute_mean)
         self.ues_per_cell = max(s.n_ues / ps.n_cells, 1e-9)
@@ -260,7 +311,8 @@ class TraderObserver:
         self.total_reward = _trader(
             sim.kpi, ps.pool.balance, ps.pool.glob, ps.pool.last, ps.pool.cap, ps.pool.pipe,
             sim.sens, sim.s_start, sim.t, ps.horizon, self.m_ue, self.m_s, self.ues_per_cell,
-            self.sigma, self.price0, self.greedy, self.identity, out, reward_kind, self.rewards,
+            self.sigma, self.price0, self.greedy, self.identity, self.adj, self.city, out,
+            reward_kind, self.rewards,
         )  # fmt: skip
         return out
 
@@ -275,19 +327,22 @@ def make_observer(
     rule: GreedyRule | None = None,
     obs_mode: str | None = None,
     obs_scale: float | None = None,
+    neighbourhood: str = "all",
 ) -> Observer | TraderObserver:
     """The observer of an observation kind: ``basic`` (:class:`Observer`, transformed by
     ``obs_mode``) or ``trader`` (:class:`TraderObserver`, already scale-free)."""
     if obs == "basic":
         return Observer(ps, obs_mode, obs_scale)
     if obs == "trader":
-        return TraderObserver(ps, identity=identity, rule=rule)
+        return TraderObserver(ps, identity=identity, rule=rule, neighbourhood=neighbourhood)
     raise ValueError(f"invalid obs {obs!r}: choose one of {OBS_KINDS}")
 
 
 def state_columns(observer: Observer | TraderObserver) -> int:
     """Feature columns per cell that make up the global state (the identity columns excluded)."""
-    return N_TRADER_BASE if isinstance(observer, TraderObserver) else N_AGENT_FEATURES
+    if isinstance(observer, TraderObserver):
+        return N_TRADER_BASE + (len(CITY_FEATURES) if observer.city else 0)
+    return N_AGENT_FEATURES
 
 
 def with_global_state(feats: NDArray[np.float32], n_cols: int) -> NDArray[np.float32]:

@@ -11,7 +11,10 @@ evaluation path (``launch eval``, a trial's final evaluation, the studies) and e
   agent per cell with a shared network (``policies="shared"``) or one each (``"separate"``); its
   evaluation (pool on) rows carry the CIVIC metrics of :mod:`envs.core.pool.civic`;
 * ``central``: PPO on ``MetaLorePool-v0`` (:mod:`tune_configs.controllers.central`), one agent
-  setting every cell's split and share; evaluated like ``per-cell``.
+  setting every cell's split and share; evaluated like ``per-cell``;
+* ``city``: ``per-cell`` with the city recipe as its defaults (:data:`tune_configs.controllers.
+  per_cell.CITY_RECIPE`): one network shared by every cell of any layout, trained on a mix of
+  layouts (3, 7, 19 and 49 cells), so one policy runs on every cell count.
 
 A controller outside the package is named by a ``module:attr`` reference (``launch train
 --controller mypkg.ctrl:CONTROLLER``, ``--set controller=...`` of a sweep); ``attr`` is a
@@ -20,8 +23,8 @@ checkpoint's sidecar (:mod:`tune_configs.policies.checkpoint`) leads CLI subproc
 workers back to it. The simplest extension is :func:`dataclasses.replace` of a built-in entry
 (other defaults, another network); see ``docs/controllers.md``.
 
-:func:`default_controller` picks ``per-cell`` for a multi-cell preset when the pool is asked for
-and ``single`` otherwise; :func:`controller_of_checkpoint` recognises a saved or shipped policy;
+:func:`default_controller` picks ``city`` for a credit-pool preset and ``single`` otherwise;
+:func:`controller_of_checkpoint` recognises a saved or shipped policy;
 :func:`evaluate_checkpoint` evaluates any of them deterministically on episode seeds
 ``seed .. seed+episodes-1`` (optionally on another scenario) and writes a result set
 (:mod:`analysis.resultset`).
@@ -38,7 +41,7 @@ from typing import Any
 
 from analysis.resultset import aggregate_rows, run_metadata, write_result_set
 
-SINGLE, PER_CELL, CENTRAL = "single", "per-cell", "central"
+SINGLE, PER_CELL, CENTRAL, CITY = "single", "per-cell", "central", "city"
 Rows = tuple[list[dict[str, Any]], dict[str, Any]]  # episode rows, run metadata
 
 
@@ -168,12 +171,25 @@ def _pool_controller(
     )
 
 
+def _city() -> Controller:
+    from dataclasses import replace
+
+    from tune_configs.controllers.per_cell import CITY_HPARAMS
+
+    return replace(
+        _per_cell(), name=CITY,
+        resolve_env_config=_lazy("tune_configs.controllers.per_cell:resolve_city_env_config"),
+        hparams=CITY_HPARAMS,
+    )  # fmt: skip
+
+
 CONTROLLERS: dict[str, Callable[[], Controller]] = {
     SINGLE: _single,
     PER_CELL: _per_cell,
     CENTRAL: _central,
+    CITY: _city,
 }
-POOL_CONTROLLERS = (PER_CELL, CENTRAL)
+POOL_CONTROLLERS = (PER_CELL, CENTRAL, CITY)
 
 
 def get_controller(name: str) -> Controller:
@@ -204,13 +220,12 @@ def get_controller(name: str) -> Controller:
     return controller
 
 
-def default_controller(preset: str, pool: bool = False) -> str:
-    """``per-cell`` when the pool is asked for on a multi-cell preset, else ``single``."""
-    from envs.core.presets import make_params
+def default_controller(preset: str) -> str:
+    """``city`` on a credit-pool scenario (:data:`envs.core.pool.scenarios.SCENARIOS`: the
+    measured winning recipe there), else ``single``."""
+    from envs.core.pool.scenarios import SCENARIOS
 
-    if pool and make_params(preset).scenario.n_cells > 1:
-        return PER_CELL
-    return SINGLE
+    return CITY if preset in SCENARIOS else SINGLE
 
 
 def controller_of_checkpoint(checkpoint: str | Path) -> Controller:

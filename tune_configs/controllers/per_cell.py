@@ -44,7 +44,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
 from envs.pool.base_splits import resolve_base_splits
-from envs.pool.multiagent import MultiCellPoolEnv, agent_ids
+from envs.pool.multiagent import MultiCellPoolEnv, agent_ids, make_pool_env
 from tune_configs.callbacks import WINDOW, PoolMetrics
 from tune_configs.env import register_creator
 from tune_configs.policies.checkpoint import MODULE_DIR, require_sidecar
@@ -59,6 +59,28 @@ from tune_configs.ppo import Resources, base_ppo_config, model_config, resolve_h
 RLLIB_POOL_ENV = "metalore_pool"
 POLICY_MODES = ("shared", "separate")
 
+# The city controller (``city`` in :mod:`tune_configs.controllers`): one policy shared by every
+# cell of any layout, trained on a mix of layouts (docs/studies/city-controller.md). Its env
+# config defaults: the trader observation with the adjacent neighbourhood and city-wide summary,
+# no cell identity, residual actions on the greedy rule with the searched splits of the layout
+# played (envs.pool.base_splits), the team objective as the mean fulfilled
+# UE jobs per cell (one scale for every layout), 1000 credits; the layouts of CITY_MIX when the
+# preset is one of them.
+CITY_MIX: tuple[str, ...] = ("three_cell_hetero", "seven_cell_hetero", "city_19", "city_49")
+CITY_RECIPE: dict[str, Any] = {
+    "obs": "trader",
+    "identity": False,
+    "neighbourhood": "adjacent",
+    "action_mode": "residual",
+    "base_splits": "greedy",
+    "reward": "fulfilled",
+    "scope": "mean",
+    "reward_scale": 0.2,
+    "endowment": 1000.0,
+}
+# PPO over tune_configs.ppo.DEFAULT_HPARAMS: the log std of the corrections clamped to [-1, 1]
+CITY_HPARAMS: dict[str, Any] = {"log_std_clip_param": 1.0}
+
 
 class PoolMultiAgentEnv(MultiAgentEnv):
     """RLlib multi-agent adapter of :class:`envs.pool.multiagent.MultiCellPoolEnv` (see module
@@ -66,7 +88,7 @@ class PoolMultiAgentEnv(MultiAgentEnv):
 
     def __init__(self, config: Mapping[str, Any] | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.env = MultiCellPoolEnv(**pool_env_kwargs(config or {}))
+        self.env = make_pool_env(**pool_env_kwargs(config or {}))
         self.possible_agents = list(self.env.possible_agents)
         self.agents = list(self.possible_agents)
         obs_spaces: dict[Any, gym.Space[Any]] = dict(self.env.observation_spaces)
@@ -81,7 +103,7 @@ class PoolMultiAgentEnv(MultiAgentEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[Any, Any], dict[Any, Any]]:
         obs, infos = self.env.reset(seed=seed, options=options)
-        self.agents = list(self.possible_agents)
+        self.agents = list(self.env.agents)
         return dict(obs), dict(infos)
 
     def step(  # type: ignore[override]
@@ -121,9 +143,24 @@ def resolve_pool_env_config(env_config: Mapping[str, Any] | None = None) -> dict
     """:data:`DEFAULT_POOL_ENV_CONFIG` plus ``env_config``, validated by building the env
     (``base_splits="greedy"`` is resolved as for the central controller)."""
     cfg = pool_env_kwargs(env_config or {})
+    if cfg.get("mix"):
+        mix = cfg["mix"]
+        cfg["mix"] = [m.strip() for m in mix.split(",")] if isinstance(mix, str) else list(mix)
     resolve_base_splits(cfg)  # the greedy rule's splits, searched once
-    MultiCellPoolEnv(**cfg)  # raises ValueError naming a bad field
+    make_pool_env(**cfg)  # raises ValueError naming a bad field
     return cfg
+
+
+def resolve_city_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """:data:`CITY_RECIPE` (plus ``mix`` = :data:`CITY_MIX` for a preset of the mix) under
+    ``env_config``, resolved like any per-cell env config (``--set mix=`` trains on the preset
+    alone)."""
+    user = dict(env_config or {})
+    preset = str(user.get("preset", "city_19"))
+    base: dict[str, Any] = {"preset": preset, **CITY_RECIPE}
+    if preset in CITY_MIX:
+        base["mix"] = list(CITY_MIX)
+    return resolve_pool_env_config({**base, **user})
 
 
 def build_pool_ppo_config(
@@ -139,12 +176,15 @@ def build_pool_ppo_config(
     env steps; each env step gives one agent step per cell).
     """
     cfg = resolve_pool_env_config(env_config)
-    env = MultiCellPoolEnv(**cfg)
+    if cfg.get("mix") and policies != "shared":
+        raise ValueError("a mix of layouts needs policies=shared (one network for every cell)")
+    env = make_pool_env(**cfg)
     hp = resolve_hparams(hparams)
     rl_module: dict[str, Any] | None = None
     if cfg.get("critic") == "central":  # actor: own view; critic: own view + global state
         from tune_configs.controllers.critic import central_critic_module_spec
 
+        assert isinstance(env, MultiCellPoolEnv)  # a mix refuses critic="central"
         rl_module = {
             "rl_module_spec": central_critic_module_spec(env.own_features, model_config(hp))
         }
@@ -159,13 +199,14 @@ def build_pool_ppo_config(
 
 def pool_env_params(env_config: Mapping[str, Any]) -> EnvParams:
     """The :class:`EnvParams` of the scenario a pool env config describes."""
-    return MultiCellPoolEnv(**resolve_pool_env_config(env_config)).ps.params
+    cfg = resolve_pool_env_config(env_config)
+    return MultiCellPoolEnv(**pool_env_kwargs({**cfg, "mix": None})).ps.params
 
 
 def pool_sidecar_fields(env_config: Mapping[str, Any], policies: str = "shared") -> dict[str, Any]:
     """The per-cell controller's sidecar fields: resolved env config, policy mode, module ids."""
     cfg = resolve_pool_env_config(env_config)
-    env = MultiCellPoolEnv(**cfg)
+    env = MultiCellPoolEnv(**pool_env_kwargs({**cfg, "mix": None}))  # the evaluation layout
     return {
         "policies": policies,
         "modules": module_ids(policies, env.n_cells),

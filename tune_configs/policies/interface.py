@@ -40,7 +40,7 @@ POOL_INTERFACE = (CONTROL_FIELDS - POOL_TRAINING_ONLY) | {"obs_mode", "obs_scale
 # Scoring: kept from training unless overridden.
 REWARD_KEYS = frozenset({f.name for f in fields(RewardParams)} | {"reward_scale", "reward"})
 # Randomisation that only training uses, and its evaluation value.
-TRAINING_ONLY: Mapping[str, Any] = {"traffic_randomize": False}
+TRAINING_ONLY: Mapping[str, Any] = {"traffic_randomize": False, "mix": None}
 
 
 def interface_keys(controller: str) -> frozenset[str]:

@@ -26,13 +26,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from envs.core.pool.sim import PoolSimulator
-from envs.pool.control import CONTROL_FIELDS, ControlOptions, PoolControl
+from envs.pool.control import (
+    CONTROL_FIELDS,
+    GREEDY_SPLITS,
+    ControlOptions,
+    PoolControl,
+    with_layout_splits,
+)
 from envs.pool.obs import REWARD_FULFILLED, REWARD_METALORE
 from tune_configs.env import RLLIB_KEYS
 from tune_configs.policies.shipped import ShippedPolicyError, load_shipped
 
 SHARED_MODULE = "shared"
-POOL_CONTROLLERS = ("central", "per-cell")
+POOL_CONTROLLERS = ("central", "per-cell", "city")  # as in tune_configs.controllers
 CENTRAL_ACTOR = "central"
 
 
@@ -48,13 +54,19 @@ DEFAULT_POOL_ENV_CONFIG: dict[str, Any] = {
 def pool_env_kwargs(env_config: Mapping[str, Any]) -> dict[str, Any]:
     """Keyword arguments of :class:`MultiCellPoolEnv` from a flat env config."""
     cfg = {k: v for k, v in dict(env_config).items() if k not in RLLIB_KEYS}
+    if "mix" in cfg and not cfg["mix"]:  # a mix of layouts set aside (evaluation on one)
+        del cfg["mix"]
     return {**DEFAULT_POOL_ENV_CONFIG, **cfg}
 
 
 def eval_control_options(env_config: Mapping[str, Any]) -> ControlOptions:
-    """The control options of a trained policy, without the training-only randomisation."""
+    """The control options of a trained policy, without the training-only randomisation (and
+    without ``base_splits="greedy"``: :func:`envs.pool.control.with_layout_splits` adds the
+    splits of the layout played)."""
     values = {k: v for k, v in env_config.items() if k in CONTROL_FIELDS}
     values.update(endowment_range=(), permute_cells=False, shaping=0.0)
+    if values.get("base_splits") == GREEDY_SPLITS:
+        del values["base_splits"]
     return ControlOptions.from_values(values)
 
 
@@ -121,8 +133,24 @@ class CentralPolicyController:
 
 
 def rlmodule_forward(module: Any) -> Any:
-    """``obs -> deterministic action`` of a torch RLModule."""
+    """``obs -> deterministic action`` of a torch RLModule: the numpy actor a shipped policy
+    would run (:func:`tune_configs.policies.shipped.actor_of_rl_module`; the same numbers as the
+    shipped directory, about 10x faster than RLlib's inference call), or RLlib's deterministic
+    inference for an architecture the numpy actor does not know."""
+    from tune_configs.policies.shipped import actor_of_rl_module
 
+    try:
+        actor = actor_of_rl_module(module)
+    except ValueError:
+        return _torch_forward(module)
+
+    def mean(obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        return np.asarray(actor(np.asarray(obs, dtype=np.float32)), dtype=np.float64)
+
+    return mean
+
+
+def _torch_forward(module: Any) -> Any:
     def forward(obs: NDArray[np.float32]) -> NDArray[np.float64]:
         import torch
 
@@ -157,12 +185,15 @@ class PoolPolicyController:
         self.obs_mode = str(self.env_config.get("obs_mode", "raw"))
         self.obs_scale = float(self.env_config.get("obs_scale", 100.0))
         self.options = eval_control_options(self.env_config)
+        # residual on the greedy splits of whichever layout it plays (a policy of a mix)
+        self.greedy_base = self.env_config.get("base_splits") == GREEDY_SPLITS
         self.reward_code = (
             REWARD_FULFILLED if self.env_config.get("reward") == "fulfilled" else REWARD_METALORE
         )
         bounded = self.options.action_map().bounded
         self.normalize = bool(info.get("normalize_actions", True)) and bounded
-        self.label = f"ppo({self.policies})"
+        # the city controller's one network for every layout, else shared / separate networks
+        self.label = "ppo(city)" if info.get("controller") == "city" else f"ppo({self.policies})"
         self._control: PoolControl | None = None
 
     def cells_problem(self, n_cells: int) -> str | None:
@@ -182,8 +213,9 @@ class PoolPolicyController:
     def reset(self, ps: PoolSimulator) -> None:
         _require_cells(self, ps.n_cells)
         if self._control is None or self._control.ps is not ps:
+            options = with_layout_splits(self.options, self.greedy_base, ps)
             self._control = PoolControl(
-                ps, self.options, self.reward_code, per_cell=True, obs_mode=self.obs_mode,
+                ps, options, self.reward_code, per_cell=True, obs_mode=self.obs_mode,
                 obs_scale=self.obs_scale,
             )  # fmt: skip
         self._control.reset(int(ps.seed or 0))

@@ -13,12 +13,17 @@ their last checkpoint, the progress printer, ``--resume``), run by the one trial
 * one ``pool-rules`` trial (unless ``with_rules=false``) evaluates the non-cooperative cells and
   the greedy cooperative rule on the evaluation episodes (their static splits searched on tuning
   seeds disjoint from them);
-* one ``ppo`` trial per reward scope (``scopes``: team / local) and training seed (``seeds``)
-  trains the ``per-cell`` controller (multi-agent PPO, one agent per cell, shared network unless
-  ``policies=separate``; observation ``per_cell_obs``, action ``per_cell_action``) on
-  ``scenario`` for ``timesteps`` env steps, reporting the CIVIC metrics of the training episodes
-  (``env_runners/civic/...``, per cell too, in TensorBoard), then evaluates the deterministic
-  policy with the pool on (``eval/<metric>`` of :data:`envs.core.pool.civic.EVAL_KEYS`);
+* one ``ppo`` trial per training seed (``seeds``) trains the ``city`` controller (the default:
+  :mod:`tune_configs.controllers`; one network shared by every cell, trained on a mix of 3, 7,
+  19 and 49 cells with its measured recipe, ``docs/studies/city-controller.md``) and evaluates it
+  on ``scenario``;
+* with ``per-cell`` in ``controllers``, one ``ppo`` trial per reward scope (``scopes``: team /
+  local) and training seed trains the ``per-cell`` controller (multi-agent PPO, one agent per
+  cell, shared network unless ``policies=separate``; observation ``per_cell_obs``, action
+  ``per_cell_action``) on ``scenario`` for ``timesteps`` env steps, reporting the CIVIC metrics
+  of the training episodes (``env_runners/civic/...``, per cell too, in TensorBoard), then
+  evaluates the deterministic policy with the pool on (``eval/<metric>`` of
+  :data:`envs.core.pool.civic.EVAL_KEYS`);
 * with ``central`` in ``controllers`` (budget ``paper``), one ``ppo`` trial per training seed of
   the ``central`` controller (:mod:`tune_configs.controllers.central`: trader observation, residual
   on the greedy rule, team reward in fulfilled jobs), evaluated the same way.
@@ -27,9 +32,11 @@ Every trial writes a result set (run kinds ``pool-rules`` and ``pool-ppo-trial``
 report`` puts the trained pool policies beside the rules in ``results.csv`` and the report's pool
 section. The final checkpoint is accepted by ``python -m launch pool-compare --checkpoint``.
 
-Budgets: ``small`` (2 scopes x 1 seed x 40k steps, per-cell only: about 15 minutes on a quiet
-2-core machine, two trials at once) and ``paper`` (2 scopes x 3 seeds x 300k steps per-cell, plus
-3 central seeds). Settings: :data:`SETTINGS`.
+Budgets (both on ``city_19``): ``small`` (the city controller, 1 seed x 100k env steps, 20
+evaluation episodes: about 6 minutes on a quiet 2-core machine) and ``paper`` (3 seeds x 400k
+env steps, 100 evaluation episodes). The per-cell and central controllers of the pool-learning
+study run with ``--set controllers=per-cell,central --set scenario=three_cell_hetero``.
+Settings: :data:`SETTINGS`.
 """
 
 from __future__ import annotations
@@ -41,27 +48,27 @@ from tune_configs.sweeps.common import check_budget, grid_sweep
 from tune_configs.sweeps.settings import Setting, check_overrides, pick
 
 NAME = "pool"
-DESCRIPTION = "per-cell PPO with the credit pool (CIVIC metrics) beside the rules, scope x seed"
+DESCRIPTION = "learned pool controllers (CIVIC metrics) beside the rules, per seed"
 METRICS: tuple[str, ...] = ("eval/fulfillment_pct", "eval/completion_pct", "eval/fairness")
 MODES: tuple[str, ...] = ("max", "max", "max")
 METRIC, MODE = METRICS[0], MODES[0]
 
 BUDGETS: dict[str, dict[str, Any]] = {
     "small": {
-        "scenario": "three_cell_hetero", "timesteps": 40_000, "seeds": [0],
+        "scenario": "city_19", "timesteps": 100_000, "seeds": [0],
         "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
-        "endowment": 1000.0, "lr": 3e-4, "batch": 2000, "minibatch": 500, "epochs": 5,
-        "envs": 8, "eval_episodes": 20, "eval_seed": 0, "obs_mode": "log1p",
-        "with_rules": True, "tune_episodes": 10, "controllers": ["per-cell"],
-        "per_cell_obs": "basic", "per_cell_action": "direct",
+        "endowment": 1000.0, "lr": 3e-4, "batch": 4000, "minibatch": 1000, "epochs": 5,
+        "envs": 64, "eval_episodes": 20, "eval_seed": 0, "obs_mode": "log1p",
+        "with_rules": True, "tune_episodes": 10, "controllers": ["city"],
+        "per_cell_obs": "basic", "per_cell_action": "direct"
     },
     "paper": {
-        "scenario": "three_cell_hetero", "timesteps": 300_000, "seeds": [0, 1, 2],
+        "scenario": "city_19", "timesteps": 400_000, "seeds": [0, 1, 2],
         "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
-        "endowment": 1000.0, "lr": 3e-4, "batch": 2000, "minibatch": 500, "epochs": 5,
-        "envs": 8, "eval_episodes": 100, "eval_seed": 0, "obs_mode": "log1p",
-        "with_rules": True, "tune_episodes": 20, "controllers": ["per-cell", "central"],
-        "per_cell_obs": "basic", "per_cell_action": "direct",
+        "endowment": 1000.0, "lr": 3e-4, "batch": 4000, "minibatch": 1000, "epochs": 5,
+        "envs": 64, "eval_episodes": 100, "eval_seed": 0, "obs_mode": "log1p",
+        "with_rules": True, "tune_episodes": 20, "controllers": ["city"],
+        "per_cell_obs": "basic", "per_cell_action": "direct"
     },
 }  # fmt: skip
 
@@ -81,9 +88,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("envs", "int", "vectorised envs sampled in the trial's process", low=1),
     Setting("with_rules", "bool", "also evaluate noncoop and the greedy rule (one trial)"),
     Setting("tune_episodes", "int", "episodes of the rules' split search", low=1),
-    Setting("controllers", "strs", "learned controllers: per-cell (per scope and seed) and/or "
-            "central (per seed; trader observation, residual on the greedy rule)",
-            choices=("per-cell", "central")),
+    Setting("controllers", "strs", "learned controllers: city (per seed; one policy for every "
+            "layout, trained on a mix of 3 to 49 cells with its own recipe), per-cell (per scope "
+            "and seed, with the settings below) and/or central (per seed; trader observation, "
+            "residual on the greedy rule)", choices=("city", "per-cell", "central")),
     Setting("per_cell_obs", "str", "per-cell observation", choices=("basic", "trader")),
     Setting("per_cell_action", "str", "per-cell action parameterisation",
             choices=("direct", "residual", "deadzone")),
@@ -114,6 +122,11 @@ def param_space(budget: str = "small", **overrides: Any) -> dict[str, Any]:
             for scope in b["scopes"]
             for seed in b["seeds"]
         ]  # fmt: skip
+    if "city" in b["controllers"]:  # its recipe's env config under the sweep's reward, endowment
+        jobs += [
+            {"kind": "ppo", "controller": "city", "seed": int(seed), "env": _env(b)}
+            for seed in b["seeds"]
+        ]
     if "central" in b["controllers"]:
         jobs += [
             {"kind": "ppo", "controller": "central", "seed": int(seed), "env": _env(b)}

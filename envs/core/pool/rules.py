@@ -249,6 +249,26 @@ class _Scorer:
         return total / len(self.seeds)
 
 
+SPLIT_EPISODES, SPLIT_GRID = 10, 0.1  # greedy_splits_for: tuning episodes per candidate, grid
+_SPLITS_CACHE: dict[str, list[list[float]]] = {}
+
+
+def greedy_splits_for(params: EnvParams, pool: PoolParams) -> list[list[float]]:
+    """The greedy rule's best static splits for a scenario (:func:`best_static_splits` on the
+    tuning seeds, pool on; once per scenario and process): the base of a residual controller
+    that asks for ``base_splits="greedy"`` (:mod:`envs.pool.base_splits`)."""
+    import json
+
+    key = json.dumps([params.to_dict(), pool.to_dict()], sort_keys=True, default=str)
+    if key not in _SPLITS_CACHE:
+        splits, _ = best_static_splits(
+            params, SPLIT_EPISODES, TUNE_SEED_OFFSET, SPLIT_GRID,
+            pool=pool.replace(cooperative=True), rule=GreedyRule(),
+        )  # fmt: skip
+        _SPLITS_CACHE[key] = [[float(b), float(c)] for b, c in splits]
+    return [list(p) for p in _SPLITS_CACHE[key]]
+
+
 def best_static_splits(
     params: EnvParams,
     episodes: int = 10,

@@ -28,7 +28,7 @@ from tune_configs.controllers.per_cell import (  # noqa: E402
 )
 from tune_configs.ppo import Resources  # noqa: E402
 from tune_configs.training import select_metrics, train  # noqa: E402
-from tune_configs.trials import trial_config  # noqa: E402
+from tune_configs.trials import trial_config, trial_label  # noqa: E402
 
 TINY = {"train_batch_size": 400, "minibatch_size": 200, "num_epochs": 2, "fcnet_hiddens": [32]}
 
@@ -121,9 +121,16 @@ def test_pool_sweep_definition(tmp_path: Path) -> None:
     from tune_configs.sweeps import pool as pool_sweep
 
     assert pool_sweep.NAME == "pool" and pool_sweep.METRIC == "eval/fulfillment_pct"
+    # the default: the city controller per seed, on city_19, beside the rules
     space = pool_sweep.param_space("small", seeds=[0, 1])
     rules, *jobs = space["job"]["grid_search"]
-    assert rules["kind"] == "pool-rules" and all(j["kind"] == "ppo" for j in jobs)
+    assert rules["kind"] == "pool-rules"
+    assert [(j["controller"], j["seed"]) for j in jobs] == [("city", 0), ("city", 1)]
+    cfg = trial_config({**space, "job": jobs[0]})
+    assert cfg["preset"] == "city_19" and trial_label({**space, "job": jobs[0]}) == "pool_city_s0"
+    # the per-cell controller of the pool-learning study: one trial per scope and seed
+    space = pool_sweep.param_space("small", seeds=[0, 1], controllers=["per-cell"])
+    rules, *jobs = space["job"]["grid_search"]
     assert space["controller"] == "per-cell"
     assert {(j["env"]["scope"], j["seed"]) for j in jobs} == {
         ("team", 0),
@@ -131,11 +138,12 @@ def test_pool_sweep_definition(tmp_path: Path) -> None:
         ("local", 0),
         ("local", 1),
     }
-    assert pool_sweep.total_trials("small", seeds=[0, 1]) == 4 + 1  # + the rules trial
-    assert pool_sweep.total_trials("small", seed=3, with_rules=False) == 2
-    assert pool_sweep.stop("paper") == {"timesteps": 300_000}
+    assert pool_sweep.total_trials("small", seeds=[0, 1], controllers=["per-cell"]) == 4 + 1
+    assert pool_sweep.total_trials("small", seed=3, with_rules=False) == 1
+    assert pool_sweep.total_trials("paper") == 3 + 1
+    assert pool_sweep.stop("paper") == {"timesteps": 400_000}
     cfg = trial_config({**space, "job": jobs[0]})
-    assert cfg["env"]["scope"] == "team" and cfg["preset"] == "three_cell_hetero"
+    assert cfg["env"]["scope"] == "team" and cfg["preset"] == "city_19"
     with pytest.raises(ValueError, match="unknown --set key 'endowmint' for sweep pool"):
         pool_sweep.param_space("small", endowmint=5)
     with pytest.raises(ValueError, match="budget"):
@@ -150,7 +158,7 @@ def test_pool_sweep_runs(ray_session: Any, tmp_path: Path) -> None:
     tuner = pool_sweep.build_tuner(
         "small", storage=tmp_path, name="pool-test", progress=False, max_concurrent_trials=1,
         timesteps=400, batch=400, minibatch=200, epochs=1, envs=2, eval_episodes=2,
-        scenario="three_cell", with_rules=False,
+        scenario="three_cell", with_rules=False, controllers=["per-cell"],
     )  # fmt: skip
     grid = tuner.fit()
     assert len(grid) == 2 and not grid.errors

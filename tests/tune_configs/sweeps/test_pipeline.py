@@ -87,10 +87,12 @@ def test_pool_sweep_trials_reach_results_csv_and_report(ray_session: Any, tmp_pa
 
     address = str(ray_session.get_runtime_context().gcs_address)
     r = _cli("sweep", "pool", "--storage", str(tmp_path), "--name", "pool", "--address", address,
-             "--max-concurrent", "1", "--set", "scopes=[\"team\"]", *TINY_POOL)  # fmt: skip
+             "--max-concurrent", "1", "--set", "scopes=[\"team\"]", "--set",
+             "controllers=[\"per-cell\",\"city\"]", *TINY_POOL)  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     exp = tmp_path / "pool"
-    assert "finished pool_team_s0_" in r.stdout and "finished pool_rules_" in r.stdout
+    for trial in ("pool_team_s0_", "pool_city_s0_", "pool_rules_"):
+        assert f"finished {trial}" in r.stdout, trial
     (trial,) = sorted(exp.glob("pool_team_s0_*"))
     meta, episodes, _ = read_result_set(trial)
     assert meta["kind"] == "pool-ppo-trial" and meta["controller"] == "per-cell"
@@ -105,11 +107,19 @@ def test_pool_sweep_trials_reach_results_csv_and_report(ray_session: Any, tmp_pa
     results = pd.read_csv(exp / "results.csv")
     pool = results.loc[results["role"] == "pool"]
     assert set(pool["run_kind"]) == {"pool-ppo-trial", "pool-rules"}
-    assert set(pool["policy"]) == {"ppo(shared)", "noncoop", "greedy"}
-    assert pool.groupby("policy").size().to_dict() == {"ppo(shared)": 2, "noncoop": 2, "greedy": 2}
+    assert pool.groupby("policy").size().to_dict() == {
+        "ppo(shared)": 2,
+        "ppo(city)": 2,
+        "noncoop": 2,
+        "greedy": 2,
+    }
     report = (exp / "report.md").read_text()
     section = report.split("## Multi-cell credit pool", 1)[1]
     assert "| three_cell_hetero | ppo(shared) |" in section and "| noncoop |" in section
+    assert "| three_cell_hetero | ppo(city) |" in section
+    (city,) = sorted(exp.glob("pool_city_s0_*"))
+    info = json.loads((city / "checkpoint" / "metalore_policy.json").read_text())
+    assert info["controller"] == "city" and info["env_config"]["mix"][-1] == "city_49"
     # the trial's checkpoint is a pool policy for launch eval, on another scenario too
     r = _cli("eval", str(trial / "checkpoint"), "--episodes", "2", "--json",
              "--preset", "surge", "--set", "endowment=100", timeout=240)  # fmt: skip
