@@ -7,13 +7,13 @@ controller, one agent per cell)::
     python -m launch train --preset three_cell_hetero --controller per-cell --timesteps 40000 \
         --set reward=fulfilled --set endowment=1000 --out results/pool-a
 
-The controller (:mod:`tune_configs.controllers`) is ``single`` (MetaLore-v0, the default on the
-single-cell presets), ``city`` (the default on the credit pool's presets: one network shared by
-every cell, trained on a mix of 3, 7, 19 and 49 cells with the measured recipe of
-``docs/studies/city-controller.md``), ``per-cell`` (multi-agent PPO on the credit pool with the
-plain defaults; ``--policies shared|separate``; pool settings such as ``scope``, ``reward``,
-``endowment`` by ``--set``) or ``central``. All go through the one training loop of
-:mod:`tune_configs.training`.
+The controller (:mod:`tune_configs.controllers`) defaults to the best measured one for the
+preset: ``single`` (MetaLore-v0) on the single-cell presets, ``central`` (one agent for every
+cell) on ``three_cell_hetero`` and ``surge``, ``city`` (one network shared by every cell, any
+number of cells, the recipe of ``docs/studies/city-controller.md``) on the other pool presets.
+``per-cell`` is multi-agent PPO on the credit pool with the plain defaults (``--policies
+shared|separate``; pool settings such as ``scope``, ``reward``, ``endowment`` by ``--set``). All
+go through the one training loop of :mod:`tune_configs.training`.
 
 Prints one progress line per iteration (steps, return, sync/E2E delay, served %, mean action,
 speed, ETA) and writes into ``--out``:
@@ -98,10 +98,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--controller", default=None, metavar="NAME",
                    help="single: one policy on MetaLore-v0 (the default on the single-cell "
                         "presets); city: one policy shared by every cell of the credit pool, "
-                        "trained on a mix of layouts (the default on the pool presets); "
-                        "per-cell: one agent per cell on the pool with the plain defaults; "
-                        "central: one agent for all cells of the pool; or module:attr of a "
-                        "controller outside the package")  # fmt: skip
+                        "for any number of cells (the default on the pool presets but "
+                        "three_cell_hetero and surge); central: one agent for all cells of the "
+                        "pool (the default on those two); per-cell: one agent per cell with the "
+                        "plain defaults; or module:attr of a controller outside the package"
+                   )  # fmt: skip
     p.add_argument("--policies", choices=("shared", "separate"), default="shared",
                    help="per-cell controller: one shared network or one per cell")  # fmt: skip
     add_scenario_arguments(p)
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
     name = args.controller or default_controller(args.preset)
     if args.controller is None and name != "single":
-        print(f"controller {name}: the credit pool's recipe on {args.preset} "
+        print(f"controller {name}: the best measured pool controller on {args.preset} "
               "(--controller single for one policy without the pool)", flush=True)  # fmt: skip
     try:
         controller = get_controller(name)
@@ -183,10 +184,13 @@ def _train(args: argparse.Namespace, out: Path, run_: Any) -> int:
     result = None
     t_train = time.perf_counter()
 
+    seen: dict[str, float] = {}  # the episode metrics last reported (an iteration may end none)
+
     def on_iteration(metrics: dict[str, float], algo: Any) -> None:
         log.add(metrics)
+        seen.update({k: v for k, v in metrics.items() if k.startswith("env_runners/")})
         if not args.quiet:
-            print(progress_line(metrics, args.timesteps, t_train), flush=True)
+            print(progress_line({**seen, **metrics}, args.timesteps, t_train), flush=True)
         k, it = args.checkpoint_every, int(metrics["training_iteration"])
         if k and it % k == 0:
             run_.save(algo, out / f"checkpoint_{it:05d}")

@@ -3,7 +3,8 @@
 :class:`PoolMetrics` does the same for the credit pool: the CIVIC metrics of every finished
 episode (:mod:`envs.core.pool.civic`) under ``env_runners/civic/<name>`` (overall, the
 ``TRAINING_KEYS``), ``env_runners/civic/cell<i>/<name>`` (per cell, with the units each cell lent
-and borrowed: the trades) and, with a surge, ``env_runners/civic/<phase>/<name>``.
+and borrowed: the trades), with a surge ``env_runners/civic/<phase>/<name>`` and, for a mix of
+layouts (the city controller), ``env_runners/civic/layout/<preset>/<name>`` per layout played.
 
 
 At the truncating step the env puts ``info["episode_metrics"]`` (see
@@ -88,8 +89,20 @@ def civic_from_infos(infos: Any) -> dict[str, Any] | None:
     return None
 
 
-def civic_log_items(civic: Mapping[str, Any]) -> list[tuple[tuple[str, ...], float]]:
-    """``(key path, value)`` pairs the callback logs for one episode's CIVIC metrics."""
+def layout_of(infos: Any) -> str | None:
+    """The layout (preset) a mix of layouts played in this episode, from its last infos."""
+    if isinstance(infos, dict):
+        for value in infos.values():
+            if isinstance(value, dict) and isinstance(value.get("layout"), str):
+                return str(value["layout"])
+    return None
+
+
+def civic_log_items(
+    civic: Mapping[str, Any], layout: str | None = None
+) -> list[tuple[tuple[str, ...], float]]:
+    """``(key path, value)`` pairs the callback logs for one episode's CIVIC metrics (and, for
+    an episode of a mix of layouts, the overall ones under ``layout/<preset>/`` too)."""
     items: list[tuple[tuple[str, ...], float]] = []
 
     def add(path: tuple[str, ...], value: Any) -> None:
@@ -101,6 +114,8 @@ def civic_log_items(civic: Mapping[str, Any]) -> list[tuple[tuple[str, ...], flo
 
     for key in TRAINING_KEYS:
         add((CIVIC_PREFIX, key), civic.get(key))
+        if layout is not None:
+            add((CIVIC_PREFIX, "layout", layout, key), civic.get(key))
     for c, cell in enumerate(civic.get("cells", [])):
         for key in CELL_TRAINING_KEYS:
             add((CIVIC_PREFIX, f"cell{c}", key), cell.get(key))
@@ -116,8 +131,9 @@ class PoolMetrics(RLlibCallback):
     def on_episode_end(self, *, episode: Any, metrics_logger: Any = None, **kwargs: Any) -> None:
         if metrics_logger is None:
             return
-        civic = civic_from_infos(episode.get_infos(-1))
+        infos = episode.get_infos(-1)
+        civic = civic_from_infos(infos)
         if civic is None:
             return
-        for path, value in civic_log_items(civic):
+        for path, value in civic_log_items(civic, layout_of(infos)):
             metrics_logger.log_value(path, value, reduce="mean", window=WINDOW)

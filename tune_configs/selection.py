@@ -53,9 +53,15 @@ def score(summary: dict[str, float]) -> float:
     return summary["fulfillment_pct"]
 
 
-def candidates(run_dir: Path) -> list[Path]:
-    """The checkpoints of a ``launch train`` run, intermediate ones first."""
-    inter = sorted(run_dir.glob("checkpoint_[0-9]*"))
+def candidates(run_dir: Path, every: int = 1) -> list[Path]:
+    """The checkpoints of a ``launch train`` run, intermediate ones first: those of iterations
+    that are multiples of ``every`` (``checkpoint_NNNNN``), then the final one."""
+    if every < 1:
+        raise ValueError(f"every={every!r} must be >= 1")
+    inter = [
+        p for p in sorted(run_dir.glob("checkpoint_[0-9]*"))
+        if p.name[len("checkpoint_"):].isdigit() and int(p.name[len("checkpoint_"):]) % every == 0
+    ]  # fmt: skip
     final = run_dir / "checkpoint"
     return [*inter, *([final] if final.is_dir() else [])]
 
@@ -96,13 +102,18 @@ def evaluate_candidate(
 
 
 def select(
-    runs: Sequence[str | Path], scenario: str, endowment: float = 1000.0, episodes: int = 100
+    runs: Sequence[str | Path],
+    scenario: str,
+    endowment: float = 1000.0,
+    episodes: int = 100,
+    every: int = 1,
 ) -> dict[str, Any]:
-    """Evaluate every candidate of ``runs``; returns the selection record (best first)."""
+    """Evaluate every candidate of ``runs`` (:func:`candidates` with ``every``); returns the
+    selection record (best first)."""
     rows = []
     for run in runs:
         d = Path(run).expanduser().resolve()
-        for ckpt in candidates(d):
+        for ckpt in candidates(d, every):
             row = evaluate_candidate(ckpt, scenario, endowment, episodes)
             row["run"] = str(d)
             rows.append(row)
@@ -114,6 +125,7 @@ def select(
         "scenario": scenario,
         "endowment": endowment,
         "selection_seeds": [SELECTION_SEED, SELECTION_SEED + episodes - 1],
+        "candidates_every": every,
         "criterion": "max mean fulfilment (surge: mean of overall and after-surge) on the "
         "selection seeds, deterministic policy, pool on",
         "baselines": baselines(scenario, endowment, episodes),
@@ -127,12 +139,13 @@ def ship_selected(
     out_dir: str | Path,
     endowment: float = 1000.0,
     episodes: int = 100,
+    every: int = 1,
 ) -> tuple[Path, dict[str, Any]]:
     """:func:`select` among ``runs``, then ship the best checkpoint to ``out_dir`` with its run's
     manifest and the selection (seeds, criterion, baselines, every candidate's scores)."""
     from tune_configs.export import ship_training
 
-    record = select(runs, scenario, endowment, episodes)
+    record = select(runs, scenario, endowment, episodes, every)
     best = record["candidates"][0]
     keys = ("checkpoint", "score", "ppo", "ppo_pool_off")
     selection = {k: v for k, v in record.items() if k != "candidates"}

@@ -20,9 +20,9 @@ from envs.core.pool.rules import greedy_splits_for
 from envs.pool.control import CONTROL_FIELDS, GREEDY_SPLITS
 
 __all__ = ["GREEDY_SPLITS", "greedy_base_splits", "resolve_base_splits"]
-# Env-config keys that do not describe the scenario: the per-cell env's own options and the
-# vectoriser's sub-env count.
-NOT_SCENARIO = frozenset({"reward", "scope", "critic", "num_envs"})
+# Env-config keys that do not describe the scenario: the per-cell env's own options, its mix of
+# layouts and the vectoriser's sub-env count.
+NOT_SCENARIO = frozenset({"reward", "scope", "critic", "num_envs", "mix"})
 
 
 def greedy_base_splits(env_config: Mapping[str, Any]) -> list[list[float]]:

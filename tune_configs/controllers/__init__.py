@@ -13,8 +13,9 @@ evaluation path (``launch eval``, a trial's final evaluation, the studies) and e
 * ``central``: PPO on ``MetaLorePool-v0`` (:mod:`tune_configs.controllers.central`), one agent
   setting every cell's split and share; evaluated like ``per-cell``;
 * ``city``: ``per-cell`` with the city recipe as its defaults (:data:`tune_configs.controllers.
-  per_cell.CITY_RECIPE`): one network shared by every cell of any layout, trained on a mix of
-  layouts (3, 7, 19 and 49 cells), so one policy runs on every cell count.
+  per_cell.CITY_RECIPE`): one network shared by every cell, without a cell identity, so one
+  policy runs on every cell count (trained on ``city_19``, it beats the greedy rule on 3, 7, 19
+  and 49 cells; ``docs/studies/city-controller.md``).
 
 A controller outside the package is named by a ``module:attr`` reference (``launch train
 --controller mypkg.ctrl:CONTROLLER``, ``--set controller=...`` of a sweep); ``attr`` is a
@@ -23,7 +24,7 @@ checkpoint's sidecar (:mod:`tune_configs.policies.checkpoint`) leads CLI subproc
 workers back to it. The simplest extension is :func:`dataclasses.replace` of a built-in entry
 (other defaults, another network); see ``docs/controllers.md``.
 
-:func:`default_controller` picks ``city`` for a credit-pool preset and ``single`` otherwise;
+:func:`default_controller` picks the best measured one for a preset (``single`` on one cell);
 :func:`controller_of_checkpoint` recognises a saved or shipped policy;
 :func:`evaluate_checkpoint` evaluates any of them deterministically on episode seeds
 ``seed .. seed+episodes-1`` (optionally on another scenario) and writes a result set
@@ -220,11 +221,20 @@ def get_controller(name: str) -> Controller:
     return controller
 
 
+# The pool presets whose best measured learned controller is the central one (the shipped
+# models/pool/three_cell_hetero and surge, docs/studies/pool-learning.md); the city controller on
+# every other pool preset (docs/studies/city-controller.md).
+CENTRAL_PRESETS = ("three_cell_hetero", "surge")
+
+
 def default_controller(preset: str) -> str:
-    """``city`` on a credit-pool scenario (:data:`envs.core.pool.scenarios.SCENARIOS`: the
-    measured winning recipe there), else ``single``."""
+    """The best measured controller of a preset: ``central`` on :data:`CENTRAL_PRESETS`, ``city``
+    on the other credit-pool presets (:data:`envs.core.pool.scenarios.SCENARIOS`), else
+    ``single``."""
     from envs.core.pool.scenarios import SCENARIOS
 
+    if preset in CENTRAL_PRESETS:
+        return CENTRAL
     return CITY if preset in SCENARIOS else SINGLE
 
 

@@ -60,25 +60,23 @@ RLLIB_POOL_ENV = "metalore_pool"
 POLICY_MODES = ("shared", "separate")
 
 # The city controller (``city`` in :mod:`tune_configs.controllers`): one policy shared by every
-# cell of any layout, trained on a mix of layouts (docs/studies/city-controller.md). Its env
-# config defaults: the trader observation with the adjacent neighbourhood and city-wide summary,
-# no cell identity, residual actions on the greedy rule with the searched splits of the layout
-# played (envs.pool.base_splits), the team objective as the mean fulfilled
-# UE jobs per cell (one scale for every layout), 1000 credits; the layouts of CITY_MIX when the
-# preset is one of them.
+# cell, for any layout; the recipe measured best in docs/studies/city-controller.md (trained on
+# city_19, it beats the greedy rule on 3, 7, 19 and 49 cells): the trader observation (its
+# neighbour features summarise every other cell: a fixed-size summary of the city), no cell
+# identity, residual actions on the greedy rule, the team reward in fulfilled UE jobs scaled by
+# 0.01, 1000 credits; the log std of the corrections clamped to [-1, 1]. Measured and not kept
+# (options): a mix of layouts (``mix``, with ``scope="mean"``), the adjacent neighbourhood
+# (``neighbourhood="adjacent"``), each layout's greedy splits as the base (``base_splits``).
 CITY_MIX: tuple[str, ...] = ("three_cell_hetero", "seven_cell_hetero", "city_19", "city_49")
 CITY_RECIPE: dict[str, Any] = {
     "obs": "trader",
     "identity": False,
-    "neighbourhood": "adjacent",
     "action_mode": "residual",
-    "base_splits": "greedy",
     "reward": "fulfilled",
-    "scope": "mean",
-    "reward_scale": 0.2,
+    "scope": "team",
+    "reward_scale": 0.01,
     "endowment": 1000.0,
 }
-# PPO over tune_configs.ppo.DEFAULT_HPARAMS: the log std of the corrections clamped to [-1, 1]
 CITY_HPARAMS: dict[str, Any] = {"log_std_clip_param": 1.0}
 
 
@@ -143,6 +141,8 @@ def resolve_pool_env_config(env_config: Mapping[str, Any] | None = None) -> dict
     """:data:`DEFAULT_POOL_ENV_CONFIG` plus ``env_config``, validated by building the env
     (``base_splits="greedy"`` is resolved as for the central controller)."""
     cfg = pool_env_kwargs(env_config or {})
+    if "mix" in (env_config or {}) and "mix" not in cfg:  # an empty mix stays, explicitly
+        cfg["mix"] = []
     if cfg.get("mix"):
         mix = cfg["mix"]
         cfg["mix"] = [m.strip() for m in mix.split(",")] if isinstance(mix, str) else list(mix)
@@ -151,16 +151,16 @@ def resolve_pool_env_config(env_config: Mapping[str, Any] | None = None) -> dict
     return cfg
 
 
+def city_env_defaults(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """:data:`CITY_RECIPE` under ``env_config`` (preset ``city_19`` unless given); not resolved
+    yet."""
+    return {"preset": "city_19", **CITY_RECIPE, **dict(env_config or {})}
+
+
 def resolve_city_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """:data:`CITY_RECIPE` (plus ``mix`` = :data:`CITY_MIX` for a preset of the mix) under
-    ``env_config``, resolved like any per-cell env config (``--set mix=`` trains on the preset
-    alone)."""
-    user = dict(env_config or {})
-    preset = str(user.get("preset", "city_19"))
-    base: dict[str, Any] = {"preset": preset, **CITY_RECIPE}
-    if preset in CITY_MIX:
-        base["mix"] = list(CITY_MIX)
-    return resolve_pool_env_config({**base, **user})
+    """The city controller's env config: :func:`city_env_defaults`, resolved like any per-cell
+    env config."""
+    return resolve_pool_env_config(city_env_defaults(env_config))
 
 
 def build_pool_ppo_config(
@@ -172,8 +172,12 @@ def build_pool_ppo_config(
 ) -> Any:
     """A multi-agent ``PPOConfig`` for the pool env; nothing is started.
 
-    ``hparams`` override :data:`tune_configs.ppo.DEFAULT_HPARAMS` (``train_batch_size`` counts
-    env steps; each env step gives one agent step per cell).
+    ``hparams`` override :data:`tune_configs.ppo.DEFAULT_HPARAMS`. ``train_batch_size`` counts
+    env steps; each env step gives one agent step per cell. RLlib's ``minibatch_size`` counts
+    the agent steps of a module, so an epoch takes ``cells x train_batch_size / minibatch_size``
+    SGD steps: about 380 per iteration on ``city_19`` with the defaults (sizing the minibatches
+    in env steps instead, 20 SGD steps per iteration, learnt worse in
+    ``docs/studies/city-controller.md``).
     """
     cfg = resolve_pool_env_config(env_config)
     if cfg.get("mix") and policies != "shared":

@@ -13,10 +13,10 @@ their last checkpoint, the progress printer, ``--resume``), run by the one trial
 * one ``pool-rules`` trial (unless ``with_rules=false``) evaluates the non-cooperative cells and
   the greedy cooperative rule on the evaluation episodes (their static splits searched on tuning
   seeds disjoint from them);
-* one ``ppo`` trial per training seed (``seeds``) trains the ``city`` controller (the default:
-  :mod:`tune_configs.controllers`; one network shared by every cell, trained on a mix of 3, 7,
-  19 and 49 cells with its measured recipe, ``docs/studies/city-controller.md``) and evaluates it
-  on ``scenario``;
+* one ``ppo`` trial per training seed (``seeds``) trains the ``city`` controller on ``scenario``
+  (the default: :mod:`tune_configs.controllers`; one network shared by every cell, for any
+  number of cells, with its measured recipe, ``docs/studies/city-controller.md``) and evaluates
+  it there;
 * with ``per-cell`` in ``controllers``, one ``ppo`` trial per reward scope (``scopes``: team /
   local) and training seed trains the ``per-cell`` controller (multi-agent PPO, one agent per
   cell, shared network unless ``policies=separate``; observation ``per_cell_obs``, action
@@ -24,7 +24,7 @@ their last checkpoint, the progress printer, ``--resume``), run by the one trial
   of the training episodes (``env_runners/civic/...``, per cell too, in TensorBoard), then
   evaluates the deterministic policy with the pool on (``eval/<metric>`` of
   :data:`envs.core.pool.civic.EVAL_KEYS`);
-* with ``central`` in ``controllers`` (budget ``paper``), one ``ppo`` trial per training seed of
+* with ``central`` in ``controllers``, one ``ppo`` trial per training seed of
   the ``central`` controller (:mod:`tune_configs.controllers.central`: trader observation, residual
   on the greedy rule, team reward in fulfilled jobs), evaluated the same way.
 
@@ -33,7 +33,7 @@ report`` puts the trained pool policies beside the rules in ``results.csv`` and 
 section. The final checkpoint is accepted by ``python -m launch pool-compare --checkpoint``.
 
 Budgets (both on ``city_19``): ``small`` (the city controller, 1 seed x 100k env steps, 20
-evaluation episodes: about 6 minutes on a quiet 2-core machine) and ``paper`` (3 seeds x 400k
+evaluation episodes: about 6 minutes on a quiet 2-core machine) and ``paper`` (3 seeds x 200k
 env steps, 100 evaluation episodes). The per-cell and central controllers of the pool-learning
 study run with ``--set controllers=per-cell,central --set scenario=three_cell_hetero``.
 Settings: :data:`SETTINGS`.
@@ -63,7 +63,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
         "per_cell_obs": "basic", "per_cell_action": "direct"
     },
     "paper": {
-        "scenario": "city_19", "timesteps": 400_000, "seeds": [0, 1, 2],
+        "scenario": "city_19", "timesteps": 200_000, "seeds": [0, 1, 2],
         "scopes": ["team", "local"], "reward": "fulfilled", "policies": "shared",
         "endowment": 1000.0, "lr": 3e-4, "batch": 4000, "minibatch": 1000, "epochs": 5,
         "envs": 64, "eval_episodes": 100, "eval_seed": 0, "obs_mode": "log1p",

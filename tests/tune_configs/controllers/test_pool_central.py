@@ -162,3 +162,15 @@ def test_launch_export_ships_a_pool_checkpoint_with_its_run_manifest(
     assert main(["export", "--pool-runs", str(tmp_path), "--scenario", "surge",
                  "--out", str(tmp_path / "x")]) == 2  # fmt: skip
     assert "no train.json" in capsys.readouterr().err
+    assert main(["export", str(run / "checkpoint_00010"), "--every", "5",
+                 "--out", str(tmp_path / "x")]) == 2  # fmt: skip
+    assert "--every goes with --pool-runs" in capsys.readouterr().err
+    # the candidates of a run: every K-th iteration's checkpoint, then the final one
+    from tune_configs.selection import candidates
+
+    for it in (5, 15, 20):
+        (run / f"checkpoint_{it:05d}").mkdir()
+    (run / "checkpoint").mkdir()
+    names = [p.name for p in candidates(run, every=10)]
+    assert names == ["checkpoint_00010", "checkpoint_00020", "checkpoint"]
+    assert len(candidates(run)) == 5

@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray")
 
 from ray.rllib.utils.pre_checks.env import check_multiagent_environments  # noqa: E402
 
-from tune_configs.callbacks import civic_log_items, civic_metric_name  # noqa: E402
+from tune_configs.callbacks import civic_log_items, civic_metric_name, layout_of  # noqa: E402
 from tune_configs.controllers import PER_CELL, get_controller  # noqa: E402
 from tune_configs.controllers.per_cell import (  # noqa: E402
     PoolMultiAgentEnv,
@@ -65,6 +65,14 @@ def test_civic_log_items() -> None:
     assert ("civic", "after", "fulfillment_pct") in items
     assert all(math.isfinite(v) for v in items.values())
     assert civic_metric_name("fairness") == "env_runners/civic/fairness"
+    assert layout_of(infos) is None
+    # an episode of a mix of layouts: its overall metrics per layout too
+    infos["cell_1"]["layout"] = "surge"
+    mixed = dict(civic_log_items(infos["cell_0"]["civic"], layout_of(infos)))
+    assert (
+        mixed[("civic", "layout", "surge", "fulfillment_pct")]
+        == items[("civic", "fulfillment_pct")]
+    )
 
 
 def _finite_learner_stats(result: dict[str, Any], modules: list[str]) -> None:
@@ -141,7 +149,7 @@ def test_pool_sweep_definition(tmp_path: Path) -> None:
     assert pool_sweep.total_trials("small", seeds=[0, 1], controllers=["per-cell"]) == 4 + 1
     assert pool_sweep.total_trials("small", seed=3, with_rules=False) == 1
     assert pool_sweep.total_trials("paper") == 3 + 1
-    assert pool_sweep.stop("paper") == {"timesteps": 400_000}
+    assert pool_sweep.stop("paper") == {"timesteps": 200_000}
     cfg = trial_config({**space, "job": jobs[0]})
     assert cfg["env"]["scope"] == "team" and cfg["preset"] == "city_19"
     with pytest.raises(ValueError, match="unknown --set key 'endowmint' for sweep pool"):
@@ -212,3 +220,32 @@ def test_per_cell_trader_residual_iteration_and_shipping(ray_session: Any, tmp_p
     rule = GreedyController(tuple(map(tuple, splits)), GreedyRule())
     greedy = evaluate_controller(params, pool, rule, 1, seed=3)[0]
     assert zero["fulfillment_pct"] == pytest.approx(greedy["fulfillment_pct"])
+
+
+def test_city_controller_recipe_and_a_mixed_iteration() -> None:
+    """The city controller: its recipe as defaults, the best measured controller per preset,
+    and one PPO iteration through RLlib on a mix of layouts (agents that change per episode)."""
+    from tune_configs.controllers import CENTRAL, CITY, default_controller
+    from tune_configs.controllers.per_cell import CITY_RECIPE, city_env_defaults
+
+    assert default_controller("city_49") == CITY and default_controller("paper") == "single"
+    assert default_controller("three_cell_hetero") == CENTRAL == default_controller("surge")
+    assert city_env_defaults({})["preset"] == "city_19"
+    city = get_controller(CITY)
+    cfg = city.resolve_env_config({"preset": "three_cell", "episode_steps": 10})
+    assert {k: cfg[k] for k in CITY_RECIPE} == CITY_RECIPE and "mix" not in cfg
+    assert city.resolve_env_config(cfg) == cfg
+    assert city.resolve_hparams(TINY)["log_std_clip_param"] == 1.0
+    mixed = city.resolve_env_config(
+        {"preset": "three_cell_hetero", "mix": ["three_cell_hetero", "seven_cell"],
+         "scope": "mean", "episode_steps": 10}
+    )  # fmt: skip
+    config = city.build_config(mixed, city.resolve_hparams(TINY), Resources(), 0)
+    algo = config.build_algo()
+    try:
+        result = algo.train()
+        assert result["env_runners"]["num_env_steps_sampled"] >= 400
+        played = set(result["env_runners"]["civic"]["layout"])
+        assert played == {"three_cell_hetero", "seven_cell"}, played
+    finally:
+        algo.stop()
