@@ -152,6 +152,27 @@ def test_launch_train_per_cell_controller(ray_session: Any, tmp_path: Path) -> N
 
 
 @pytest.mark.ray
+def test_launch_train_picks_the_city_controller_on_a_pool_preset(tmp_path: Path) -> None:
+    """No --controller on a pool preset: the best measured one (city), driver only, no Ray; the
+    policy then acts on another number of cells (no identity, no per-cell base splits)."""
+    out = tmp_path / "city"
+    r = _cli("train", "--preset", "three_cell", "--timesteps", "400", "--hp",
+             "train_batch_size=400", "--hp", "minibatch_size=200", "--hp", "num_epochs=1",
+             "--envs-per-runner", "2", "--set", "episode_steps=20", "--out", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert "controller city: the best measured pool controller on three_cell" in r.stdout
+    train = json.loads((out / "train.json").read_text())
+    assert train["controller"] == "city" and train["hparams"]["log_std_clip_param"] == 1.0
+    assert train["env_config"]["obs"] == "trader" and train["env_config"]["identity"] is False
+    moved = _cli("eval", str(out / "checkpoint"), "--episodes", "1", "--json", "--preset",
+                 "seven_cell", "--set", "episode_steps=20")  # fmt: skip
+    assert moved.returncode == 0, moved.stderr[-3000:]
+    s = json.loads(moved.stdout)
+    assert s["controller"] == "city" and s["preset"] == "seven_cell"
+    assert 0.0 <= s["fulfillment_pct"] <= 100.0
+
+
+@pytest.mark.ray
 def test_launch_eval_on_another_scenario(ray_session: Any, tmp_path: Path) -> None:
     address = str(ray_session.get_runtime_context().gcs_address)
     out = tmp_path / "single"
