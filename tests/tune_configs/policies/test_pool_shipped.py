@@ -15,11 +15,12 @@ from envs.core.pool.clearing import PoolParams
 from envs.core.pool.rules import evaluate_controller
 from envs.core.presets import make_params
 from tune_configs.controllers import load_any_pool_controller
-from tune_configs.policies.shipped import DESCRIPTION, WEIGHTS
+from tune_configs.policies.shipped import DESCRIPTION, WEIGHTS, load_shipped
 from tune_configs.selection import SELECTION_SEED
 
 ROOT = Path(__file__).resolve().parents[3]
-SHIPPED = ("three_cell_hetero", "surge")
+SHIPPED = ("three_cell_hetero", "surge", "city_19", "city_49")
+CITY_LAYOUTS = ("three_cell_hetero", "seven_cell_hetero", "city_19", "city_49")
 
 
 @pytest.mark.parametrize("scenario", SHIPPED)
@@ -28,8 +29,8 @@ def test_shipped_pool_policy(scenario: str) -> None:
     assert sorted(p.name for p in d.iterdir()) == sorted([DESCRIPTION, WEIGHTS])
     assert sum(p.stat().st_size for p in d.iterdir()) < 200_000  # small
     desc = json.loads((d / DESCRIPTION).read_text())
-    assert desc["controller"] in ("central", "per-cell")
-    assert desc["env_config"]["preset"] == scenario
+    assert desc["controller"] in ("central", "per-cell", "city")
+    assert load_shipped(d).env_config["preset"] in (scenario, "city_19")  # city_49's: trained on 19
     m = desc["manifest"]
     for key in ("command", "seed", "env_steps", "train_wall_s", "git_commit"):
         assert m.get(key) not in (None, ""), key
@@ -41,6 +42,23 @@ def test_shipped_pool_policy(scenario: str) -> None:
     params = make_params(scenario, episode_steps=20)
     metrics = evaluate_controller(params, PoolParams(endowment=1000.0), ctrl, 1, seed=11)[0]
     assert metrics["ue_generated"] > 0 and metrics["units_borrowed"] > 0
+
+
+@pytest.mark.parametrize("scenario", ["city_19", "city_49"])
+def test_shipped_city_policy_runs_on_every_cell_count(scenario: str) -> None:
+    """One file, any layout: the city policies carry no cell identity and no per-cell splits,
+    and were chosen on their own city's tuning episodes (docs/studies/city-controller.md)."""
+    d = ROOT / "models" / "pool" / scenario
+    desc = json.loads((d / DESCRIPTION).read_text())
+    assert desc["controller"] == "city" and desc["policies"] == "shared"
+    assert desc["interface"]["identity"] is False and "base_splits" not in desc["interface"]
+    assert desc["manifest"]["selection"]["scenario"] == scenario
+    ctrl = load_any_pool_controller(d)
+    for layout in CITY_LAYOUTS:
+        params = make_params(layout, episode_steps=10)
+        assert ctrl.cells_problem(params.scenario.n_cells) is None
+        m = evaluate_controller(params, PoolParams(endowment=1000.0), ctrl, 1, seed=11)[0]
+        assert m["ue_generated"] > 0 and m["units_borrowed"] > 0, layout
 
 
 def test_shipped_pool_policy_needs_neither_ray_nor_torch() -> None:
