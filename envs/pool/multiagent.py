@@ -37,13 +37,14 @@ from envs.pool.obs import (
     REWARD_METALORE,
     TRADER_FEATURES,
     state_columns,
+    with_city_summary,
     with_global_state,
 )
 from envs.render import RENDER_FPS, RENDER_MODES, pool_text, render_as, render_pool_frame
 
 REWARDS = ("metalore", "fulfilled")
 SCOPES = ("team", "mean", "local")
-CRITICS = ("local", "central")
+CRITICS = ("local", "central", "summary")
 
 
 def render_pool(ps: PoolSimulator, render_mode: str | None) -> Any:
@@ -72,7 +73,21 @@ def build_pool_sim(
     return PoolSimulator(env_params, resolve_pool(pool, **pool_over))
 
 
-class MultiCellPoolEnv:
+class _AgentSpaces:
+    """Per-agent spaces of the parallel API, looked up in ``observation_spaces`` /
+    ``action_spaces``."""
+
+    observation_spaces: dict[str, gym.spaces.Box]
+    action_spaces: dict[str, gym.spaces.Box]
+
+    def observation_space(self, agent: str) -> gym.spaces.Box:
+        return self.observation_spaces[agent]
+
+    def action_space(self, agent: str) -> gym.spaces.Box:
+        return self.action_spaces[agent]
+
+
+class MultiCellPoolEnv(_AgentSpaces):
     """MetaLore cells sharing MEC compute through a credit pool, one agent per cell.
 
     ## Description
@@ -93,8 +108,10 @@ class MultiCellPoolEnv:
     With ``critic="central"`` every agent's observation is its own features followed by the
     global state (every cell's features without the identity columns, in cell order;
     :func:`envs.pool.obs.with_global_state`): ``own_features`` columns for the actor, all of them
-    for a centralised critic (:mod:`tune_configs.controllers.critic`). The default ``"local"``
-    keeps the
+    for a centralised critic (:mod:`tune_configs.controllers.critic`). ``critic="summary"``
+    appends instead the mean and the largest value over every cell of each of those columns
+    (:func:`envs.pool.obs.with_city_summary`): a centralised critic's input of one size for any
+    number of cells. The default ``"local"`` keeps the
     own features only.
 
     ## Rewards
@@ -181,23 +198,16 @@ class MultiCellPoolEnv:
             act = gym.spaces.Box(-np.inf, np.inf, (3,), np.float32)
         self.critic = critic
         self.own_features = self.control.n_features
-        self._state_cols = state_columns(self.control.observer) if critic == "central" else 0
-        n_obs = self.own_features + self.n_cells * self._state_cols
+        self._state_cols = state_columns(self.control.observer) if critic != "local" else 0
+        width = self.n_cells if critic == "central" else 2  # "summary": mean and max over cells
+        n_obs = self.own_features + width * self._state_cols
         obs = gym.spaces.Box(-np.inf, np.inf, (n_obs,), np.float32)
-        self.action_spaces: dict[str, gym.spaces.Box] = dict.fromkeys(self.possible_agents, act)
-        self.observation_spaces: dict[str, gym.spaces.Box] = dict.fromkeys(
-            self.possible_agents, obs
-        )
+        self.action_spaces = dict.fromkeys(self.possible_agents, act)
+        self.observation_spaces = dict.fromkeys(self.possible_agents, obs)
         self.features = FEATURES if self.control_options.obs == "basic" else TRADER_FEATURES
         self._raw = np.zeros((self.n_cells, 3))
         self._rng = np.random.default_rng()
         self.episode_seed: int | None = None
-
-    def observation_space(self, agent: str) -> gym.spaces.Box:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> gym.spaces.Box:
-        return self.action_spaces[agent]
 
     # ------------------------------------------------------------------------------------------
     def reset(
@@ -271,7 +281,11 @@ class MultiCellPoolEnv:
 
     def _observe(self) -> NDArray[np.float32]:
         feats = self.control.observe()
-        return with_global_state(feats, self._state_cols) if self._state_cols else feats
+        if self.critic == "central":
+            return with_global_state(feats, self._state_cols)
+        if self.critic == "summary":
+            return with_city_summary(feats, self._state_cols)
+        return feats
 
     def render(self) -> Any:
         """The current state: a frame (``rgb_array``), text (``ansi``) or None (no mode)."""
@@ -285,7 +299,7 @@ class MultiCellPoolEnv:
         pass
 
 
-class MixedCellPoolEnv:
+class MixedCellPoolEnv(_AgentSpaces):
     """Several pool layouts behind one per-cell env: each episode plays one of them.
 
     ``MixedCellPoolEnv(mix=("three_cell_hetero", "city_49"), **kwargs)`` builds one
@@ -294,8 +308,9 @@ class MixedCellPoolEnv:
     the episode seed from it too, so a sequence of episodes is a function of the first seed. Its
     agents are the layout's cells; ``possible_agents`` are those of the largest layout. Every
     layout must give the same observation and action spaces: a policy shared by every cell
-    without a one-hot identity (``identity=False``) and a local critic; residual actions start
-    from no base splits or from each layout's own greedy splits (``base_splits="greedy"``).
+    without a one-hot identity (``identity=False``) and a local or summary critic; residual
+    actions start from no base splits or from each layout's own greedy splits
+    (``base_splits="greedy"``).
 
     ``env`` is the layout being played (its ``ps``, ``n_cells``, ``control``...); ``layout`` its
     preset name.
@@ -306,9 +321,10 @@ class MixedCellPoolEnv:
         if not names:
             raise ValueError("mix needs at least one preset")
         kwargs.pop("preset", None)
-        if kwargs.get("critic", "local") != "local":
+        if kwargs.get("critic") == "central":
             raise ValueError(
-                "a mix of layouts needs critic=local (the global state's size differs)"
+                "a mix of layouts needs critic=local or summary (the central critic's global "
+                "state grows with the cells)"
             )
         if kwargs.get("base_splits") and kwargs["base_splits"] != GREEDY_SPLITS:
             raise ValueError(
@@ -347,12 +363,6 @@ class MixedCellPoolEnv:
     @property
     def n_cells(self) -> int:
         return self.env.n_cells
-
-    def observation_space(self, agent: str) -> gym.spaces.Box:
-        return self.observation_spaces[agent]
-
-    def action_space(self, agent: str) -> gym.spaces.Box:
-        return self.action_spaces[agent]
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None

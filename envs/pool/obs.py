@@ -23,7 +23,8 @@ cell identity (for a network shared by the cells). :func:`make_observer` picks t
 
 For a centralised critic the per-cell environment appends the global state to every agent's own
 features (:func:`with_global_state`): every cell's features in cell order, without the identity
-columns (:func:`state_columns` of them per cell).
+columns (:func:`state_columns` of them per cell); or, of one size for any number of cells, their
+mean and largest value over the cells (:func:`with_city_summary`).
 """
 
 from __future__ import annotations
@@ -343,6 +344,18 @@ def state_columns(observer: Observer | TraderObserver) -> int:
     if isinstance(observer, TraderObserver):
         return N_TRADER_BASE + (len(CITY_FEATURES) if observer.city else 0)
     return N_AGENT_FEATURES
+
+
+def with_city_summary(feats: NDArray[np.float32], n_cols: int) -> NDArray[np.float32]:
+    """``(C, F)`` own features -> ``(C, F + 2 n_cols)``: row ``i`` is cell ``i``'s own features
+    followed by the mean and the largest value over every cell of each of the first ``n_cols``
+    columns: a global state of one size for any number of cells (``critic="summary"``)."""
+    n = feats.shape[0]
+    state = np.ascontiguousarray(feats[:, :n_cols], dtype=np.float32)
+    summary = np.concatenate([state.mean(axis=0), state.max(axis=0)]).reshape(1, 2 * n_cols)
+    return np.concatenate(
+        [feats.astype(np.float32, copy=False), np.repeat(summary.astype(np.float32), n, 0)], axis=1
+    )
 
 
 def with_global_state(feats: NDArray[np.float32], n_cols: int) -> NDArray[np.float32]:

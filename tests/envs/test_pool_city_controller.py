@@ -145,3 +145,22 @@ def test_greedy_base_splits_follow_the_layout_played() -> None:
     assert set(played) == {"three_cell", "three_cell_hetero"}
     with pytest.raises(ValueError, match="fixed base_splits"):
         make_pool_env(mix=["three_cell"], **{**kw, "base_splits": [[0.5, 0.5]] * 3})
+
+
+def test_summary_critic_state_has_one_size_for_every_layout() -> None:
+    from envs.pool.obs import with_city_summary
+
+    feats = np.arange(12, dtype=np.float32).reshape(3, 4)
+    got = with_city_summary(feats, 2)
+    assert got.shape == (3, 4 + 4)
+    np.testing.assert_array_equal(got[:, :4], feats)
+    assert got[1, 4:].tolist() == [4.0, 5.0, 8.0, 9.0]  # mean, then max, of columns 0 and 1
+    sizes = set()
+    for preset in ("three_cell_hetero", "city_19"):
+        env = MultiCellPoolEnv(preset, critic="summary", **LOCAL)
+        obs, _ = env.reset(seed=0)
+        sizes.add(obs["cell_0"].shape)
+        assert env.own_features == N_TRADER_BASE + len(CITY_FEATURES)
+    assert sizes == {(3 * (N_TRADER_BASE + len(CITY_FEATURES)),)}
+    mixed = make_pool_env(mix=["three_cell_hetero", "city_19"], critic="summary", **LOCAL)
+    assert mixed.observation_space("cell_0").shape == sizes.pop()

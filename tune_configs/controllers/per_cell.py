@@ -9,9 +9,10 @@
   ``env_runners/civic/<phase>/<name>``; Tune writes them to TensorBoard
   (``ray/tune/env_runners/civic/...``).
 * :func:`build_pool_ppo_config`: multi-agent PPO, one shared policy (default, module ``shared``)
-  or one per cell (``policies="separate"``, modules ``cell_i``); with ``critic="central"`` in the
-  env config every module is a :class:`tune_configs.controllers.critic.CentralCriticPPOModule` (the
-  actor sees the agent's own view, the critic also the global state).
+  or one per cell (``policies="separate"``, modules ``cell_i``); with ``critic="central"`` (or
+  ``"summary"``) in the env config every module is a :class:`tune_configs.controllers.critic.
+  CentralCriticPPOModule` (the actor sees the agent's own view, the critic also the global state,
+  or its summary over the cells).
 * :func:`pool_sidecar_fields`: what the checkpoint sidecar (:mod:`tune_configs.policies.
   checkpoint`) records besides the env config: policy mode, module ids, number of cells
   (training goes through the one training loop of :mod:`tune_configs.training`, via the
@@ -44,7 +45,7 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
 from envs.pool.base_splits import resolve_base_splits
-from envs.pool.multiagent import MultiCellPoolEnv, agent_ids, make_pool_env
+from envs.pool.multiagent import MixedCellPoolEnv, MultiCellPoolEnv, agent_ids, make_pool_env
 from tune_configs.callbacks import WINDOW, PoolMetrics
 from tune_configs.env import register_creator
 from tune_configs.policies.checkpoint import MODULE_DIR, require_sidecar
@@ -185,13 +186,11 @@ def build_pool_ppo_config(
     env = make_pool_env(**cfg)
     hp = resolve_hparams(hparams)
     rl_module: dict[str, Any] | None = None
-    if cfg.get("critic") == "central":  # actor: own view; critic: own view + global state
+    if cfg.get("critic", "local") != "local":  # actor: own view; critic: + global state
         from tune_configs.controllers.critic import central_critic_module_spec
 
-        assert isinstance(env, MultiCellPoolEnv)  # a mix refuses critic="central"
-        rl_module = {
-            "rl_module_spec": central_critic_module_spec(env.own_features, model_config(hp))
-        }
+        own = env.envs[0].own_features if isinstance(env, MixedCellPoolEnv) else env.own_features
+        rl_module = {"rl_module_spec": central_critic_module_spec(own, model_config(hp))}
     mapping = map_shared if policies == "shared" else map_per_cell
     return base_ppo_config(
         register_creator(RLLIB_POOL_ENV, PoolMultiAgentEnv), cfg, hp, resources or Resources(),
