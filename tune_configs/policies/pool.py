@@ -143,9 +143,12 @@ def rlmodule_forward(module: Any) -> Any:
         actor = actor_of_rl_module(module)
     except ValueError:
         return _torch_forward(module)
+    # a centralised critic's module: its actor reads the first columns, the agent's own view
+    own = int(getattr(module, "actor_obs_dim", 0) or 0) or None
 
     def mean(obs: NDArray[np.float32]) -> NDArray[np.float64]:
-        return np.asarray(actor(np.asarray(obs, dtype=np.float32)), dtype=np.float64)
+        x = np.asarray(obs, dtype=np.float32)[..., :own]
+        return np.asarray(actor(x), dtype=np.float64)
 
     return mean
 

@@ -240,7 +240,8 @@ def test_city_controller_recipe_and_a_mixed_iteration() -> None:
         {"preset": "three_cell_hetero", "mix": ["three_cell_hetero", "seven_cell"],
          "scope": "mean", "episode_steps": 10}
     )  # fmt: skip
-    config = city.build_config(mixed, city.resolve_hparams(TINY), Resources(), 0)
+    resources = Resources(num_envs_per_env_runner=2)  # 10-step episodes end within the batch
+    config = city.build_config(mixed, city.resolve_hparams(TINY), resources, 0)
     algo = config.build_algo()
     try:
         result = algo.train()

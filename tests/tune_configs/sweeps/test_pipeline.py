@@ -119,7 +119,7 @@ def test_pool_sweep_trials_reach_results_csv_and_report(ray_session: Any, tmp_pa
     assert "| three_cell_hetero | ppo(city) |" in section
     (city,) = sorted(exp.glob("pool_city_s0_*"))
     info = json.loads((city / "checkpoint" / "metalore_policy.json").read_text())
-    assert info["controller"] == "city" and info["env_config"]["mix"][-1] == "city_49"
+    assert info["controller"] == "city" and info["env_config"]["identity"] is False
     # the trial's checkpoint is a pool policy for launch eval, on another scenario too
     r = _cli("eval", str(trial / "checkpoint"), "--episodes", "2", "--json",
              "--preset", "surge", "--set", "endowment=100", timeout=240)  # fmt: skip
