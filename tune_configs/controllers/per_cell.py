@@ -176,9 +176,7 @@ def build_pool_ppo_config(
     ``hparams`` override :data:`tune_configs.ppo.DEFAULT_HPARAMS`. ``train_batch_size`` counts
     env steps; each env step gives one agent step per cell. RLlib's ``minibatch_size`` counts
     the agent steps of a module, so an epoch takes ``cells x train_batch_size / minibatch_size``
-    SGD steps: about 380 per iteration on ``city_19`` with the defaults (sizing the minibatches
-    in env steps instead, 20 SGD steps per iteration, learnt worse in
-    ``docs/studies/city-controller.md``).
+    SGD steps: about 380 per iteration on ``city_19`` with the defaults.
     """
     cfg = resolve_pool_env_config(env_config)
     if cfg.get("mix") and policies != "shared":

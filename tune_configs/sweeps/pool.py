@@ -33,9 +33,10 @@ report`` puts the trained pool policies beside the rules in ``results.csv`` and 
 section. The final checkpoint is accepted by ``python -m launch pool-compare --checkpoint``.
 
 Budgets (both on ``city_19``): ``small`` (the city controller, 1 seed x 100k env steps, 20
-evaluation episodes: about 6 minutes on a quiet 2-core machine) and ``paper`` (3 seeds x 200k
-env steps, 100 evaluation episodes). The per-cell and central controllers of the pool-learning
-study run with ``--set controllers=per-cell,central --set scenario=three_cell_hetero``.
+evaluation episodes: 3.4 minutes on a quiet 2-core machine, the rules' trial beside it) and
+``paper`` (3 seeds x 200k env steps, 100 evaluation episodes). The per-cell and central
+controllers of the pool-learning study run with ``--set controllers=per-cell,central --set
+scenario=three_cell_hetero``.
 Settings: :data:`SETTINGS`.
 """
 
@@ -88,9 +89,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("envs", "int", "vectorised envs sampled in the trial's process", low=1),
     Setting("with_rules", "bool", "also evaluate noncoop and the greedy rule (one trial)"),
     Setting("tune_episodes", "int", "episodes of the rules' split search", low=1),
-    Setting("controllers", "strs", "learned controllers: city (per seed; one policy for every "
-            "layout, trained on a mix of 3 to 49 cells with its own recipe), per-cell (per scope "
-            "and seed, with the settings below) and/or central (per seed; trader observation, "
+    Setting("controllers", "strs", "learned controllers: city (per seed; one network shared by "
+            "every cell, for any number of cells, with its own recipe), per-cell (per scope and "
+            "seed, with the settings below) and/or central (per seed; trader observation, "
             "residual on the greedy rule)", choices=("city", "per-cell", "central")),
     Setting("per_cell_obs", "str", "per-cell observation", choices=("basic", "trader")),
     Setting("per_cell_action", "str", "per-cell action parameterisation",
