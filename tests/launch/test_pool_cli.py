@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from analysis.pool_compare import compare, gain, load_pool_result
-from analysis.pool_figures import pool_flow_figure, pool_table, pool_tables
+from analysis.pool_figures import city_flow_figure, pool_flow_figure, pool_table, pool_tables
 from launch.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,6 +73,22 @@ def test_pool_figures(surge_result: Path, tmp_path: Path) -> None:
         pool_flow_figure(surge_result, tmp_path / "x.png", variant="ppo")
     with pytest.raises(FileNotFoundError, match="pool-compare"):
         pool_table(tmp_path)
+
+
+def test_city_flow_figure_of_the_shipped_city_policy(surge_result: Path, tmp_path: Path) -> None:
+    """A city (more than 7 cells) gets the city view: the shipped city policy beside the rules,
+    its trades as a heat map and a map of the city; any pool-compare result draws it too."""
+    out = tmp_path / "city"
+    proc = run_cli("--scenario", "city_19", *TINY, "--endowment", "1000", "--checkpoint",
+                   str(ROOT / "models" / "pool" / "city_19"), "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    res = load_pool_result(out)
+    assert {"ppo", "ppo_pool_off", "greedy"} <= set(res["summary"])
+    assert len(res["trace"]["ppo"]["balance"][0]) == 19
+    png = pool_flow_figure(out, tmp_path / "city.png")  # > 7 cells: the city view
+    assert png.stat().st_size > 10_000
+    small = city_flow_figure(surge_result, tmp_path / "small.png", variant="greedy")
+    assert small.stat().st_size > 10_000
 
 
 def test_pool_compare_table_output(capsys: pytest.CaptureFixture[str]) -> None:
