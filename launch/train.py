@@ -185,12 +185,14 @@ def _train(args: argparse.Namespace, out: Path, run_: Any) -> int:
     t_train = time.perf_counter()
 
     seen: dict[str, float] = {}  # the episode metrics last reported (an iteration may end none)
+    pool = controller.run_kind_prefix == "pool-"  # the CIVIC line, from the first iteration
 
     def on_iteration(metrics: dict[str, float], algo: Any) -> None:
         log.add(metrics)
         seen.update({k: v for k, v in metrics.items() if k.startswith("env_runners/")})
         if not args.quiet:
-            print(progress_line({**seen, **metrics}, args.timesteps, t_train), flush=True)
+            line = progress_line({**seen, **metrics}, args.timesteps, t_train, pool=pool)
+            print(line, flush=True)
         k, it = args.checkpoint_every, int(metrics["training_iteration"])
         if k and it % k == 0:
             run_.save(algo, out / f"checkpoint_{it:05d}")

@@ -114,15 +114,21 @@ def _fmt(metrics: Mapping[str, float], key: str, spec: str, prefix: str = PREFIX
     return "n/a" if v is None else format(v, spec)
 
 
-def progress_line(metrics: Mapping[str, float], budget: int, started: float) -> str:
-    """One line: iteration, steps, return, sync/E2E delay, served %, mean action, speed, ETA."""
+def progress_line(
+    metrics: Mapping[str, float], budget: int, started: float, pool: bool | None = None
+) -> str:
+    """One line: iteration, steps, return, sync/E2E delay, served % and mean action (or, for a
+    pool controller, the CIVIC metrics), speed, ETA. ``pool`` None: a pool run is recognised by
+    its CIVIC metrics (absent until an episode has ended)."""
     it = int(metrics.get("training_iteration", 0))
     steps = int(metrics.get(TIMESTEPS, 0))
     elapsed = time.perf_counter() - started
     rate = steps / elapsed if elapsed > 0 else 0.0
     eta = (budget - steps) / rate if rate > 0 and steps < budget else 0.0
     ret = metrics.get("env_runners/episode_return_mean")
-    if any(k.startswith(f"env_runners/{CIVIC_PREFIX}/") for k in metrics):
+    if pool is None:
+        pool = any(k.startswith(f"env_runners/{CIVIC_PREFIX}/") for k in metrics)
+    if pool:
         kpis = (
             f"fulfilled {_fmt(metrics, 'fulfillment_pct', '5.1f', CIVIC_PREFIX)}%  "
             f"completed {_fmt(metrics, 'completion_pct', '5.1f', CIVIC_PREFIX)}%  "

@@ -222,3 +222,17 @@ def test_eval_round_trip_is_deterministic_and_writes_a_result_set(
     a1, a2 = policy.act(obs), policy.act(obs)
     assert a1.shape == (3, 2) and np.array_equal(a1, a2)
     assert np.all((a1 >= 0.0) & (a1 <= 1.0))
+
+
+def test_progress_line_of_a_pool_run_before_any_episode_has_ended() -> None:
+    import time as _time
+
+    from tune_configs.training import progress_line
+
+    started = _time.perf_counter() - 2.0
+    bare = {"training_iteration": 1, "timesteps": 4032}
+    assert "sync n/a" in progress_line(bare, 8000, started)  # nothing says it is a pool run
+    line = progress_line(bare, 8000, started, pool=True)
+    assert "fulfilled n/a%" in line and "sync" not in line
+    seen = {**bare, "env_runners/civic/fulfillment_pct": 71.25}
+    assert "fulfilled  71.2%" in progress_line(seen, 8000, started)
