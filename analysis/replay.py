@@ -48,6 +48,7 @@ POOL_COLUMNS = (*POOL_ACC_NAMES, "balance", "price", "matched")
 # columns computed from the others (per controller and cell)
 DERIVED = ("reward", "mean_aosi", "mean_aori", "served_so_far_pct", "fulfilled_so_far_pct")
 LABEL_BAR = 32  # px above each controller's frame in the video
+LEGEND_COLUMNS = 10  # cells per row of the timeline legend (a city's wrap onto more rows)
 
 Frame = NDArray[np.uint8]
 
@@ -315,10 +316,12 @@ def _pool_timeline(table: pd.DataFrame, title: str) -> Any:
     )
     handles, labels = axes[0, 0].get_legend_handles_labels()
     h4, l4 = axes[4, 0].get_legend_handles_labels()
+    ncol = min(len(cells) + 1, LEGEND_COLUMNS)  # a city's cells wrap onto more legend rows
+    rows = -(-(len(cells) + 1) // ncol)
     fig.legend(handles + h4[-1:], labels + l4[-1:], loc="lower center",
-               ncol=len(cells) + 1, fontsize=8, frameon=False)  # fmt: skip
+               ncol=ncol, fontsize=8, frameon=False)  # fmt: skip
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.015 + 0.018 * rows, 1, 0.97))
     return fig
 
 
