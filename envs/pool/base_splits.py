@@ -8,7 +8,8 @@ and process (cached), or drops it when the action is not residual.
 
 A policy trained on a mix of layouts keeps the word: every layout it plays, in training and in
 evaluation, starts from that layout's own greedy splits (the same search on the simulator's
-parameters, :func:`envs.core.pool.rules.greedy_splits_for`).
+parameters, resolved where the options meet a simulator:
+:meth:`envs.pool.control.ControlOptions.for_layout`).
 """
 
 from __future__ import annotations

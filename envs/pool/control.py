@@ -10,7 +10,8 @@
   adjacent cells) and adds two city-wide ones, so a policy without identity runs on any layout;
 * ``action_mode``, ``base_splits``, ``residual_scale``, ``deadzone``: how raw outputs become
   splits and shares (:class:`envs.core.pool.actions.ActionMap`; ``residual`` starts at the greedy
-  rule);
+  rule; ``base_splits="greedy"``: the greedy rule's searched splits of whichever layout the
+  options are used on, :meth:`ControlOptions.for_layout`, resolved by :class:`PoolControl`);
 * ``reward_scale``: the reward is multiplied by it (e.g. 0.1 fulfilled jobs);
 * ``shaping``: optional potential-based shaping ``F = gamma Phi(s') - Phi(s)`` with
   ``Phi = -shaping x sum of the cells' UE backlog in units of their capacity`` and
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -64,7 +65,8 @@ class ControlOptions:
     identity: bool = True  # trader features of the per-cell env: one-hot cell identity
     neighbourhood: str = "all"  # trader nb_* features over all other cells or the adjacent ones
     action_mode: str = "direct"
-    base_splits: tuple[tuple[float, float], ...] = ()
+    # residual base: one (w_b, w_c) per cell, or "greedy": the layout's searched greedy splits
+    base_splits: tuple[tuple[float, float], ...] | str = ()
     residual_scale: float = 0.2
     deadzone: float = 0.25
     reward_scale: float = 1.0
@@ -95,13 +97,28 @@ class ControlOptions:
         self.action_map()  # validates the action fields
 
     def action_map(self) -> ActionMap:
-        return action_map_from(
-            self.action_mode, self.base_splits, self.residual_scale, self.deadzone
-        )
+        """The action map (with ``base_splits="greedy"``: 0.5/0.5 until :class:`PoolControl`
+        resolves them for its layout)."""
+        splits = () if isinstance(self.base_splits, str) else self.base_splits
+        return action_map_from(self.action_mode, splits, self.residual_scale, self.deadzone)
+
+    def for_layout(self, ps: PoolSimulator) -> ControlOptions:
+        """These options on ``ps``'s layout: ``base_splits="greedy"`` replaced by the greedy
+        rule's searched splits of the layout (residual action; :func:`envs.core.pool.rules.
+        greedy_splits_for`, once per scenario and process), or dropped (other actions)."""
+        if self.base_splits != GREEDY_SPLITS:
+            return self
+        if self.action_mode != "residual":
+            return replace(self, base_splits=())
+        from envs.core.pool.rules import greedy_splits_for
+
+        splits = greedy_splits_for(ps.params, ps.pool_params)
+        return replace(self, base_splits=tuple((float(b), float(c)) for b, c in splits))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["base_splits"] = [list(p) for p in self.base_splits]
+        if self.base_splits != GREEDY_SPLITS:
+            d["base_splits"] = [list(p) for p in self.base_splits]
         d["endowment_range"] = list(self.endowment_range)
         return d
 
@@ -120,9 +137,11 @@ class ControlOptions:
         return cls(**v)
 
 
-def _pairs(value: Any) -> tuple[tuple[float, float], ...]:
+def _pairs(value: Any) -> tuple[tuple[float, float], ...] | str:
     if not value:
         return ()
+    if value == GREEDY_SPLITS:
+        return GREEDY_SPLITS
     if not isinstance(value, Sequence) or isinstance(value, str):
         raise ValueError(f"invalid base_splits {value!r}: need a list of (w_b, w_c) pairs")
     out = []
@@ -141,20 +160,6 @@ def split_control_overrides(overrides: Mapping[str, Any]) -> tuple[dict[str, Any
     ctl = {k: v for k, v in overrides.items() if k in CONTROL_FIELDS}
     rest = {k: v for k, v in overrides.items() if k not in CONTROL_FIELDS}
     return ctl, rest
-
-
-def with_layout_splits(options: ControlOptions, greedy: bool, ps: PoolSimulator) -> ControlOptions:
-    """``options`` with the greedy rule's searched splits of ``ps``'s layout as the residual base
-    when ``greedy`` (``base_splits="greedy"`` asked for, :func:`envs.core.pool.rules.
-    greedy_splits_for`); unchanged otherwise or for a non-residual action."""
-    if not greedy or options.action_mode != "residual":
-        return options
-    from dataclasses import replace
-
-    from envs.core.pool.rules import greedy_splits_for
-
-    splits = greedy_splits_for(ps.params, ps.pool_params)
-    return replace(options, base_splits=tuple((float(b), float(c)) for b, c in splits))
 
 
 class PoolControl:
@@ -176,7 +181,7 @@ class PoolControl:
         """``obs_mode`` / ``obs_scale`` (basic observation) default to the simulator's; a policy
         replayed on another scenario passes its training ones."""
         self.ps = ps
-        self.options = options
+        self.options = options = options.for_layout(ps)
         self.reward_kind = reward_kind
         self.amap = options.action_map()
         identity = per_cell and options.identity

@@ -24,13 +24,7 @@ from envs.core.params import EnvParams
 from envs.core.pool.clearing import PoolParams, resolve_pool, split_pool_overrides
 from envs.core.pool.sim import PoolSimulator
 from envs.metalore_env import check_render_mode, resolve_params
-from envs.pool.control import (
-    GREEDY_SPLITS,
-    ControlOptions,
-    PoolControl,
-    split_control_overrides,
-    with_layout_splits,
-)
+from envs.pool.control import GREEDY_SPLITS, ControlOptions, PoolControl, split_control_overrides
 from envs.pool.obs import (
     FEATURES,
     REWARD_FULFILLED,
@@ -172,14 +166,10 @@ class MultiCellPoolEnv(_AgentSpaces):
         if scope not in SCOPES:
             raise ValueError(f"invalid scope {scope!r}: choose one of {SCOPES}")
         control, overrides = split_control_overrides(overrides)
-        greedy = control.get("base_splits") == GREEDY_SPLITS  # this layout's greedy splits
-        if greedy:
-            del control["base_splits"]
         self.control_options = ControlOptions.from_values(control)
         if self.control_options.permute_cells:
             raise ValueError("permute_cells is an option of the central env only")
         self.ps = build_pool_sim(preset, params, pool, overrides)
-        self.control_options = with_layout_splits(self.control_options, greedy, self.ps)
         self.params = self.ps.params
         self.pool_params = self.ps.pool_params
         self.reward_kind = reward
@@ -189,6 +179,7 @@ class MultiCellPoolEnv(_AgentSpaces):
         self.agents: list[str] = []
         self._reward_code = REWARD_METALORE if reward == "metalore" else REWARD_FULFILLED
         self.control = PoolControl(self.ps, self.control_options, self._reward_code, True)
+        self.control_options = self.control.options  # on this layout (base_splits="greedy")
         if self.control.bounded_actions:
             act = gym.spaces.Box(
                 np.array([0.0, 0.0, -1.0], np.float32), np.array([1.0, 1.0, 1.0], np.float32),
@@ -334,15 +325,13 @@ class MixedCellPoolEnv(_AgentSpaces):
         self.envs = [MultiCellPoolEnv(preset=n, **kwargs) for n in names]
         self.names = names
         first = self.envs[0]
+        want = first.observation_space("cell_0").shape
         for name, e in zip(names, self.envs, strict=True):
-            a0, o0 = first.action_spaces[first.possible_agents[0]], first.observation_spaces[
-                first.possible_agents[0]]  # fmt: skip
-            a, o = e.action_spaces[e.possible_agents[0]], e.observation_spaces[e.possible_agents[0]]
-            if a.shape != a0.shape or o.shape != o0.shape:
+            got = e.observation_space("cell_0").shape
+            if got != want:  # the action space is (3,) on every layout
                 raise ValueError(
-                    f"mix preset {name!r} gives observations {o.shape} where {names[0]!r} gives "
-                    f"{o0.shape}: a mix needs identity=false and critic=local (the spaces of "
-                    "every layout must agree)"
+                    f"mix preset {name!r} gives observations {got} where {names[0]!r} gives "
+                    f"{want}: a mix needs identity=false (the spaces of every layout must agree)"
                 )
         largest = max(self.envs, key=lambda e: e.n_cells)
         self.possible_agents: list[str] = list(largest.possible_agents)
@@ -401,12 +390,18 @@ class MixedCellPoolEnv(_AgentSpaces):
 def make_pool_env(**kwargs: Any) -> MultiCellPoolEnv | MixedCellPoolEnv:
     """The per-cell pool env of flat keyword arguments: a :class:`MixedCellPoolEnv` when they
     name a non-empty ``mix`` of presets, else a :class:`MultiCellPoolEnv`."""
-    mix = kwargs.pop("mix", None)
-    if mix:
-        if isinstance(mix, str):
-            mix = [m.strip() for m in mix.split(",") if m.strip()]
-        return MixedCellPoolEnv(mix, **kwargs)
-    return MultiCellPoolEnv(**kwargs)
+    mix = mix_presets(kwargs.pop("mix", None))
+    return MixedCellPoolEnv(mix, **kwargs) if mix else MultiCellPoolEnv(**kwargs)
+
+
+def mix_presets(value: Any) -> list[str]:
+    """The presets of a ``mix`` value: a list, or one string ``"a,b"`` (``--set mix=a,b``);
+    ``[]`` for none."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [m.strip() for m in value.split(",") if m.strip()]
+    return [str(m) for m in value]
 
 
 def bench(

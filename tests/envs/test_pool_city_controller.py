@@ -164,3 +164,20 @@ def test_summary_critic_state_has_one_size_for_every_layout() -> None:
     assert sizes == {(3 * (N_TRADER_BASE + len(CITY_FEATURES)),)}
     mixed = make_pool_env(mix=["three_cell_hetero", "city_19"], critic="summary", **LOCAL)
     assert mixed.observation_space("cell_0").shape == sizes.pop()
+
+
+def test_control_options_take_greedy_base_splits_and_resolve_them_per_layout() -> None:
+    from envs.core.pool.rules import greedy_splits_for
+    from envs.pool.control import GREEDY_SPLITS, ControlOptions
+
+    opts = ControlOptions.from_values({"action_mode": "residual", "base_splits": "greedy"})
+    assert opts.base_splits == GREEDY_SPLITS
+    assert ControlOptions.from_values(opts.to_dict()) == opts
+    env = MultiCellPoolEnv("three_cell", episode_steps=12, endowment=1000.0)
+    resolved = opts.for_layout(env.ps)
+    want = greedy_splits_for(env.ps.params, env.ps.pool_params)
+    assert [list(p) for p in resolved.base_splits] == want
+    direct = ControlOptions.from_values({"base_splits": "greedy"})  # not residual: dropped
+    assert direct.for_layout(env.ps).base_splits == ()
+    with pytest.raises(ValueError, match="base_splits"):
+        ControlOptions.from_values({"base_splits": "greedier"})

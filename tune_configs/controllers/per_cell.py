@@ -45,7 +45,13 @@ from ray.rllib.env.multi_agent_env import MultiAgentEnv
 from envs.core.params import EnvParams
 from envs.core.pool.sim import PoolSimulator
 from envs.pool.base_splits import resolve_base_splits
-from envs.pool.multiagent import MixedCellPoolEnv, MultiCellPoolEnv, agent_ids, make_pool_env
+from envs.pool.multiagent import (
+    MixedCellPoolEnv,
+    MultiCellPoolEnv,
+    agent_ids,
+    make_pool_env,
+    mix_presets,
+)
 from tune_configs.callbacks import WINDOW, PoolMetrics
 from tune_configs.env import register_creator
 from tune_configs.policies.checkpoint import MODULE_DIR, require_sidecar
@@ -140,13 +146,11 @@ def module_ids(policies: str, n_cells: int) -> list[str]:
 
 def resolve_pool_env_config(env_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_POOL_ENV_CONFIG` plus ``env_config``, validated by building the env
-    (``base_splits="greedy"`` is resolved as for the central controller)."""
-    cfg = pool_env_kwargs(env_config or {})
-    if "mix" in (env_config or {}) and "mix" not in cfg:  # an empty mix stays, explicitly
-        cfg["mix"] = []
+    (``base_splits="greedy"`` is resolved as for the central controller, but for a ``mix`` of
+    layouts, whose presets are listed)."""
+    cfg = pool_env_kwargs(env_config or {})  # an empty mix is dropped
     if cfg.get("mix"):
-        mix = cfg["mix"]
-        cfg["mix"] = [m.strip() for m in mix.split(",")] if isinstance(mix, str) else list(mix)
+        cfg["mix"] = mix_presets(cfg["mix"])
     resolve_base_splits(cfg)  # the greedy rule's splits, searched once
     make_pool_env(**cfg)  # raises ValueError naming a bad field
     return cfg

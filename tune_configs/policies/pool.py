@@ -26,13 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from envs.core.pool.sim import PoolSimulator
-from envs.pool.control import (
-    CONTROL_FIELDS,
-    GREEDY_SPLITS,
-    ControlOptions,
-    PoolControl,
-    with_layout_splits,
-)
+from envs.pool.control import CONTROL_FIELDS, GREEDY_SPLITS, ControlOptions, PoolControl
 from envs.pool.obs import REWARD_FULFILLED, REWARD_METALORE
 from tune_configs.env import RLLIB_KEYS
 from tune_configs.policies.shipped import ShippedPolicyError, load_shipped
@@ -60,13 +54,9 @@ def pool_env_kwargs(env_config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def eval_control_options(env_config: Mapping[str, Any]) -> ControlOptions:
-    """The control options of a trained policy, without the training-only randomisation (and
-    without ``base_splits="greedy"``: :func:`envs.pool.control.with_layout_splits` adds the
-    splits of the layout played)."""
+    """The control options of a trained policy, without the training-only randomisation."""
     values = {k: v for k, v in env_config.items() if k in CONTROL_FIELDS}
     values.update(endowment_range=(), permute_cells=False, shaping=0.0)
-    if values.get("base_splits") == GREEDY_SPLITS:
-        del values["base_splits"]
     return ControlOptions.from_values(values)
 
 
@@ -77,8 +67,8 @@ def _require_cells(policy: Any, n_cells: int) -> None:
 
 
 def _base_splits_problem(options: Any, n_cells: int) -> str | None:
-    splits = options.base_splits
-    if splits and len(splits) != n_cells:
+    splits = options.base_splits  # "greedy": those of whichever layout it plays
+    if splits and splits != GREEDY_SPLITS and len(splits) != n_cells:
         return (
             f"its residual actions start from the {len(splits)} per-cell base splits of its "
             "training scenario"
@@ -188,8 +178,6 @@ class PoolPolicyController:
         self.obs_mode = str(self.env_config.get("obs_mode", "raw"))
         self.obs_scale = float(self.env_config.get("obs_scale", 100.0))
         self.options = eval_control_options(self.env_config)
-        # residual on the greedy splits of whichever layout it plays (a policy of a mix)
-        self.greedy_base = self.env_config.get("base_splits") == GREEDY_SPLITS
         self.reward_code = (
             REWARD_FULFILLED if self.env_config.get("reward") == "fulfilled" else REWARD_METALORE
         )
@@ -216,9 +204,8 @@ class PoolPolicyController:
     def reset(self, ps: PoolSimulator) -> None:
         _require_cells(self, ps.n_cells)
         if self._control is None or self._control.ps is not ps:
-            options = with_layout_splits(self.options, self.greedy_base, ps)
             self._control = PoolControl(
-                ps, options, self.reward_code, per_cell=True, obs_mode=self.obs_mode,
+                ps, self.options, self.reward_code, per_cell=True, obs_mode=self.obs_mode,
                 obs_scale=self.obs_scale,
             )  # fmt: skip
         self._control.reset(int(ps.seed or 0))

@@ -5,11 +5,11 @@ and the number of env runners (``python -m launch bench --pool``; results in
 Three measurements, each printed as it is taken:
 
 * :func:`simulator_rate`: the pool env alone as training sees it (the per-cell view,
-  :class:`envs.pool.multiagent.MultiCellPoolEnv`, with the recipe's observation and clearing,
-  every cell acting as the greedy rule), in env steps and cell-steps per second;
-* :func:`training_rate`: PPO iterations of the ``per-cell`` controller (one policy shared by every
-  cell) with the recipe of the pool-learning study (trader observation with its neighbourhood
-  features, residual actions on the greedy rule, the pool clearing every step), in cell-steps
+  :class:`envs.pool.multiagent.MultiCellPoolEnv`, with the ``city`` controller's observation and
+  clearing, every cell acting as the greedy rule), in env steps and cell-steps per second;
+* :func:`training_rate`: PPO iterations of the ``city`` controller (one policy shared by every
+  cell, its recipe: trader observation with the city summary, residual actions on the greedy
+  rule, the pool clearing every step; :mod:`tune_configs.controllers.per_cell`), in cell-steps
   per second, split into sampling and learning time (RLlib's own timers);
 * the same for ``0, 1, 2 ...`` env runners (local processes of an embedded Ray, or the nodes of
   a running cluster with ``address``).
@@ -27,29 +27,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-# The per-cell recipe of docs/studies/pool-learning.md (what beats the greedy rule on 3 cells).
-PER_CELL_RECIPE: dict[str, Any] = {
-    "obs": "trader",
-    "action_mode": "residual",
-    "base_splits": "greedy",
-    "reward": "fulfilled",
-    "reward_scale": 0.01,
-    "obs_mode": "log1p",
-}
-RECIPE_HPARAMS: dict[str, Any] = {"log_std_clip_param": 1.0}
 Say = Callable[[str], None]
 
 
 def simulator_rate(scenario: str, episodes: int = 20, seed: int = 0) -> dict[str, Any]:
     """Env steps and cell-steps per second of the per-cell pool env on ``scenario`` as PPO
-    trains on it (:data:`PER_CELL_RECIPE`: trader observation, residual actions), every cell
-    acting with a zero correction, i.e. as the greedy rule; ``episodes`` after a warm-up one."""
+    trains on it (the ``city`` controller's recipe: trader observation, residual actions), every
+    cell acting with a zero correction, i.e. as the greedy rule; ``episodes`` after a warm-up
+    one."""
     import numpy as np
 
     from envs.pool.multiagent import MultiCellPoolEnv, bench
-    from tune_configs.controllers.per_cell import resolve_pool_env_config
+    from tune_configs.controllers.per_cell import resolve_city_env_config
 
-    env = MultiCellPoolEnv(**resolve_pool_env_config({"preset": scenario, **PER_CELL_RECIPE}))
+    env = MultiCellPoolEnv(**resolve_city_env_config({"preset": scenario}))
     zero = {a: np.zeros(env.action_spaces[a].shape, np.float32) for a in env.possible_agents}
     r = bench(env, episodes, seed, actions=[zero])
     cells = env.n_cells
@@ -74,8 +65,9 @@ def training_rate(
     """PPO training throughput of the shared per-cell policy on ``scenario``.
 
     Each iteration samples ``batch_env_steps`` env steps (default 1000: ten 100-step episodes)
-    and learns on them, one epoch in four minibatches, at every number of cells: the same PPO
-    settings, so the cost per cell-step is compared at equal work per agent. (With a batch of
+    and learns on them, one epoch in minibatches of a quarter of that many agent steps (RLlib
+    counts a minibatch in agent steps), at every number of cells: the same PPO settings, so the
+    cost per cell-step is compared at equal work per agent. (With a batch of
     equal *cell*-steps instead, a 49-cell iteration holds two env steps for every 3-cell
     one's 32 and RLlib's per-episode work in the learner, not the learning, dominates: 195
     against 15 us per cell-step in the first measurement.) Returns
@@ -96,13 +88,12 @@ def training_rate(
 
     say = say or (lambda msg: None)
     torch.set_num_threads(1)
-    env_config = {"preset": scenario, **(recipe if recipe is not None else PER_CELL_RECIPE)}
+    env_config = {"preset": scenario, **dict(recipe or {})}  # over the city recipe
     cells = MultiCellPoolEnv(scenario).n_cells
     batch = batch_env_steps or 1000
     minibatch = max(1, batch // 4)
-    hparams = {**RECIPE_HPARAMS, "train_batch_size": batch, "minibatch_size": minibatch,
-               "num_epochs": 1}  # fmt: skip
-    controller = get_controller("per-cell")
+    hparams = {"train_batch_size": batch, "minibatch_size": minibatch, "num_epochs": 1}
+    controller = get_controller("city")
     run = TrainingRun.resolve(
         controller, env_config, hparams, 10**9, {"num_env_runners": env_runners}, 0,
         {"policies": "shared"},

@@ -229,6 +229,10 @@ def test_city_controller_recipe_and_a_mixed_iteration() -> None:
     from tune_configs.controllers.per_cell import CITY_RECIPE, city_env_defaults
 
     assert default_controller("city_49") == CITY and default_controller("paper") == "single"
+    from tune_configs.controllers import POOL_CONTROLLERS
+    from tune_configs.policies.pool import POOL_CONTROLLERS as LOADABLE
+
+    assert set(POOL_CONTROLLERS) == set(LOADABLE)  # every pool controller loads as a policy
     assert default_controller("three_cell_hetero") == CENTRAL == default_controller("surge")
     assert city_env_defaults({})["preset"] == "city_19"
     city = get_controller(CITY)
