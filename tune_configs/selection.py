@@ -55,15 +55,30 @@ def score(summary: dict[str, float]) -> float:
 
 def candidates(run_dir: Path, every: int = 1) -> list[Path]:
     """The checkpoints of a ``launch train`` run, intermediate ones first: those of iterations
-    that are multiples of ``every`` (``checkpoint_NNNNN``), then the final one."""
+    that are multiples of ``every`` (``checkpoint_NNNNN``), then the final one, unless an
+    intermediate one holds the same iteration (``iterations`` of the run's ``train.json``)."""
     if every < 1:
         raise ValueError(f"every={every!r} must be >= 1")
-    inter = [
-        p for p in sorted(run_dir.glob("checkpoint_[0-9]*"))
-        if p.name[len("checkpoint_"):].isdigit() and int(p.name[len("checkpoint_"):]) % every == 0
-    ]  # fmt: skip
+    found = {
+        int(p.name.removeprefix("checkpoint_")): p
+        for p in run_dir.glob("checkpoint_[0-9]*")
+        if p.name.removeprefix("checkpoint_").isdigit()
+    }
+    inter = [found[it] for it in sorted(found) if it % every == 0]
     final = run_dir / "checkpoint"
-    return [*inter, *([final] if final.is_dir() else [])]
+    if not final.is_dir() or _final_iteration(run_dir) in found:
+        return inter
+    return [*inter, final]
+
+
+def _final_iteration(run_dir: Path) -> int | None:
+    import json
+
+    try:
+        it = json.loads((run_dir / "train.json").read_text()).get("iterations")
+    except (OSError, ValueError):
+        return None
+    return int(it) if isinstance(it, int) else None
 
 
 def baselines(scenario: str, endowment: float, episodes: int) -> dict[str, dict[str, float]]:

@@ -174,3 +174,6 @@ def test_launch_export_ships_a_pool_checkpoint_with_its_run_manifest(
     names = [p.name for p in candidates(run, every=10)]
     assert names == ["checkpoint_00010", "checkpoint_00020", "checkpoint"]
     assert len(candidates(run)) == 5
+    # the final checkpoint of a run whose last iteration was also saved is not evaluated twice
+    (run / "train.json").write_text(json.dumps({**train_json, "iterations": 20}))
+    assert [p.name for p in candidates(run, every=10)] == ["checkpoint_00010", "checkpoint_00020"]
