@@ -214,23 +214,34 @@ def _city_flows(
     base: dict[str, Any],
     out_png: str | Path,
 ) -> Path:
-    from matplotlib.colors import TwoSlopeNorm
-
     net = tr["units_lent"] - tr["units_borrowed"]  # (steps, cells): + lends, - receives
-    n_steps, n_cells = net.shape
     scen = meta.get("params", {}).get("scenario", {})
     xy = np.asarray(scen.get("bs_positions") or [], dtype=float).reshape(-1, 2)
-    if xy.shape[0] != n_cells:  # no layout recorded: a row of cells
-        xy = np.stack([np.arange(n_cells, dtype=float), np.zeros(n_cells)], axis=1)
-    centre = xy.mean(axis=0)
-    dist = np.hypot(*(xy - centre).T)
-    order = np.argsort(dist, kind="stable")
-    lim = max(float(np.abs(net).max()), 1e-9)
-    norm = TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim)
+    if xy.shape[0] != net.shape[1]:  # no layout recorded: a row of cells
+        xy = np.stack([np.arange(net.shape[1], dtype=float), np.zeros(net.shape[1])], axis=1)
     fig = plt.figure(figsize=(12, 8.5))
     grid = fig.add_gridspec(2, 2, width_ratios=(1.5, 1.0), height_ratios=(1.6, 1.0))
-    ax = fig.add_subplot(grid[0, 0])
-    im = ax.imshow(net[:, order].T, aspect="auto", cmap="RdBu_r", norm=norm,
+    _trade_heat_map(fig, fig.add_subplot(grid[0, 0]), net, xy)
+    _trade_map(fig, fig.add_subplot(grid[0, 1]), net.sum(axis=0), xy)
+    _city_backlogs(fig.add_subplot(grid[1, :]), tr, base, meta.get("surge_step", -1))
+    fig.suptitle(_title(meta, variant), fontsize=10)
+    fig.tight_layout()
+    return save(fig, out_png, dpi=120)
+
+
+def _diverging(values: Any) -> Any:
+    """Red-white-blue norm centred on 0 for ``values`` (lent +, received -)."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    lim = max(float(np.abs(values).max()), 1e-9)
+    return TwoSlopeNorm(vmin=-lim, vcenter=0.0, vmax=lim)
+
+
+def _trade_heat_map(fig: Any, ax: Any, net: Any, xy: Any) -> None:
+    """Every cell's net trade per step, the cells in order of their distance from the centre."""
+    n_steps, n_cells = net.shape
+    order = np.argsort(np.hypot(*(xy - xy.mean(axis=0)).T), kind="stable")
+    im = ax.imshow(net[:, order].T, aspect="auto", cmap="RdBu_r", norm=_diverging(net),
                    interpolation="nearest", origin="lower",
                    extent=(-0.5, n_steps - 0.5, -0.5, n_cells - 0.5))  # fmt: skip
     ticks = np.arange(n_cells) if n_cells <= 25 else np.arange(0, n_cells, 4)
@@ -239,47 +250,45 @@ def _city_flows(
     ax.set_xlabel("step")
     ax.set_title("net trade per step: red lends, blue receives [units]", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
-    ax = fig.add_subplot(grid[0, 1])
-    total = net.sum(axis=0)
-    tl = max(float(np.abs(total).max()), 1e-9)
+
+
+def _trade_map(fig: Any, ax: Any, total: Any, xy: Any) -> None:
+    """The city's hexagons coloured by each cell's net trade over the episode."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.patches import RegularPolygon
 
     gaps = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
-    gaps[np.eye(n_cells, dtype=bool)] = np.inf
-    radius = 0.55 * float(gaps.min()) if n_cells > 1 else 1.0
-    cmap = plt.get_cmap("RdBu_r")
-    tnorm = TwoSlopeNorm(vmin=-tl, vcenter=0.0, vmax=tl)
-    for c in range(n_cells):
-        ax.add_patch(RegularPolygon(tuple(xy[c]), 6, radius=radius, facecolor=cmap(tnorm(total[c])),
+    np.fill_diagonal(gaps, np.inf)
+    radius = 0.55 * float(gaps.min()) if len(xy) > 1 else 1.0
+    cmap, norm = plt.get_cmap("RdBu_r"), _diverging(total)
+    for c, (x, y) in enumerate(xy):
+        ax.add_patch(RegularPolygon((x, y), 6, radius=radius, facecolor=cmap(norm(total[c])),
                                     edgecolor="grey", lw=0.5))  # fmt: skip
-        ax.annotate(str(c), xy[c], ha="center", va="center", fontsize=7)
+        ax.annotate(str(c), (x, y), ha="center", va="center", fontsize=7)
     pad = radius * 1.2
     ax.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
     ax.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
-    sc = ScalarMappable(norm=tnorm, cmap=cmap)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title("net trade over the episode [units]", fontsize=9)
-    fig.colorbar(sc, ax=ax, fraction=0.04, pad=0.02)
-    ax = fig.add_subplot(grid[1, :])
-    steps = np.arange(n_steps)
-    backlog = tr["queue_ue"] + tr["queue_sensor"]
+    fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.04, pad=0.02)
+
+
+def _city_backlogs(ax: Any, tr: dict[str, Any], base: dict[str, Any], surge: Any) -> None:
+    """The city's and its most loaded cell's BS compute backlog, pool on and off."""
+    on = tr["queue_ue"] + tr["queue_sensor"]
     off = base["queue_ue"] + base["queue_sensor"]
-    ax.plot(steps, backlog.sum(axis=1), color="tab:blue", label="all cells, pool on")
+    steps = np.arange(on.shape[0])
+    ax.plot(steps, on.sum(axis=1), color="tab:blue", label="all cells, pool on")
     ax.plot(steps, off.sum(axis=1), color="tab:blue", ls="--", label="all cells, pool off")
-    ax.plot(steps, backlog.max(axis=1), color="tab:red", label="the most loaded cell, pool on")
+    ax.plot(steps, on.max(axis=1), color="tab:red", label="the most loaded cell, pool on")
     ax.plot(steps, off.max(axis=1), color="tab:red", ls="--", label="the most loaded cell, off")
     ax.set_ylabel("BS compute backlog [jobs]")
     ax.set_xlabel("step")
     ax.legend(fontsize=8, ncol=2, loc="upper left")
-    surge = meta.get("surge_step", -1)
-    if isinstance(surge, int) and 0 < surge < n_steps:
+    if isinstance(surge, int) and 0 < surge < len(steps):
         ax.axvline(surge, color="red", ls=":", lw=1.0)
-    fig.suptitle(_title(meta, variant), fontsize=10)
-    fig.tight_layout()
-    return save(fig, out_png, dpi=120)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
