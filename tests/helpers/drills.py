@@ -26,6 +26,7 @@ from typing import Any
 
 from tune_configs.ops.cluster import ClusterState, cluster_processes, free_port, load_state
 from tune_configs.ops.processes import create_time, ray_executables, session_processes, terminate
+from tune_configs.ops.tune_state import final_result
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT_SET = ("run.json", "episodes.csv", "summary.json")
@@ -134,7 +135,7 @@ def complete_trials(exp: Path) -> dict[str, dict[str, bytes]]:
 def finished(exp: Path, trial: str) -> bool:
     """The trial wrote its whole result set and the driver logged its final result."""
     d = exp / trial
-    return all((d / n).is_file() for n in RESULT_SET) and any(map(_is_final, result_lines(d)))
+    return all((d / n).is_file() for n in RESULT_SET) and any(map(final_result, result_lines(d)))
 
 
 def experiment_trials(exp: Path) -> dict[str, dict[str, Any]]:
@@ -194,7 +195,7 @@ def check_nothing_lost(
             assert after[trial].get(name) == data, f"{trial}/{name} changed after the fault"
     assert len(after) == n_trials, sorted(after)
     for trial in after:
-        finals = [r for r in result_lines(exp / trial) if _is_final(r)]
+        finals = [r for r in result_lines(exp / trial) if final_result(r)]
         assert len(finals) == 1, (trial, len(finals))
     r = launch("report", str(exp), env=env)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -208,11 +209,6 @@ def check_nothing_lost(
     for trial in after:
         assert read.count(trial) == 1, (trial, read)
     return after
-
-
-def _is_final(result: dict[str, Any]) -> bool:
-    """A trial's final result: evaluation metrics (PPO, split) or a static block's summary."""
-    return any(k.startswith("eval/") for k in result) or "policies" in result
 
 
 def _what_was_read(report: Path) -> list[str]:

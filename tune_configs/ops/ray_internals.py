@@ -25,7 +25,8 @@ Everything else in the project uses Ray's public API. What is private, and why i
   and stopping a Ray node for that costs about 4 s of a 12 s ``launch train`` (2-core machine).
 * Tune's saved grid search state (``BasicVariantGenerator``: its ``_iterators`` with their
   ``uuid_prefix`` and ``counter``, ``_live_trials``, ``max_concurrent``; trial ids numbered
-  ``uuid_prefix + counter``): :func:`grid_handed_out` and :func:`grid_brought_forward`, with
+  ``uuid_prefix + counter``): :func:`grid_handed_out`, :func:`grid_live` and
+  :func:`grid_brought_forward`, with
   which :mod:`tune_configs.ops.tune_state` mends a state cut by a killed driver.
 
 :func:`problems` lists what no longer matches in the installed Ray; ``tests/test_ray_internals.py``
@@ -274,6 +275,13 @@ def grid_handed_out(state: Any) -> list[str] | None:
     if not isinstance(prefix, str) or not isinstance(counter, int):
         return None
     return [f"{prefix}{n:05d}" for n in range(counter)]
+
+
+def grid_live(state: Any) -> set[str] | None:
+    """Trial ids a saved ``BasicVariantGenerator`` state counts as running; ``None`` for any
+    other state."""
+    live = state.get("_live_trials") if isinstance(state, dict) else None
+    return set(live) if isinstance(live, set) else None
 
 
 def grid_brought_forward(state: Any, ids: list[str], accept: Any, live: set[str]) -> Any | None:

@@ -17,18 +17,31 @@ loads the newest file of each kind; the chaos soak (``docs/studies/chaos-soak.md
 older than the experiment state it is loaded with hands out again trials Tune already has (the
 same trial ids: duplicates), and a newer one has handed out trials Tune never saw (lost).
 
+A full disk cuts them the same way (Tune's copy stops half-way), and then often the only
+``experiment_state`` of the experiment. So while a sweep runs, :func:`keep` (called by the
+driver's :class:`tune_configs.ops.keeper.StateKeeper` after each of Tune's saves) copies the
+driver's newest save, whole, into ``kept-state/``: each file written aside, checked to load and
+renamed into place, so a copy that fails (a full disk) leaves the previous kept one intact.
+
 :func:`mend` runs before every ``--resume`` and makes the newest set whole and consistent:
 
 1. the newest ``experiment_state`` that loads is the truth; a cut one is set aside with every
-   file of its session (into ``cut-state/``, never deleted), and the previous save is used.
-   With none left (or none saved yet), Tune's resume would start the sweep from the beginning
-   in the same directory: allowed only while no trial has finished, refused otherwise;
+   file of its session (into ``cut-state/``, never deleted), and replaced by the copy of that
+   session kept in ``kept-state/`` if there is one, else the previous save is used. With none
+   left (or none saved yet), Tune's resume would start the sweep from the beginning in the same
+   directory: allowed only while no trial has finished, refused otherwise. A save is older
+   than the trials' own files: a trial it records as running may have finished since (its
+   result set committed and its final result logged). In a grid sweep such a trial is marked
+   finished in the saved state, with that final result, so the resume does not run it again
+   (a searcher's sweep is left as it is: its searcher was never told the trial's result);
 2. the grid search state must have handed out exactly the trials of that experiment state (the
    trial ids ``<prefix>_00000 ...`` Tune numbers them with). If the newest one is cut or does
    not match, the newest saved search state that has handed out a subset of them is brought
    forward by the search algorithm itself, and each trial it hands out must have the id and the
-   experiment tag (its grid point) the experiment state records; the result is saved under the
-   session's name (atomically, the bad file set aside). So nothing is run twice or skipped;
+   experiment tag (its grid point) the experiment state records; it then counts as running
+   exactly the trials the experiment state records as running (a stale one would hold a slot of
+   ``--max-concurrent`` for ever). The result is saved under the session's name (atomically,
+   the bad file set aside). So nothing is run twice or skipped;
 3. a searcher's state (Optuna sweeps) cannot be brought forward without asking the searcher
    for new points; a cut or mismatched one is refused by name (:class:`StateProblem`) with what
    to do. Cut callback states are set aside (an older one, or none, is used: they hold only
@@ -45,13 +58,16 @@ experiment directory are the platform's own output; reading them unpickles, as T
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tune_configs.ops.ray_internals import grid_brought_forward, grid_handed_out
+from tune_configs.ops.ray_internals import grid_brought_forward, grid_handed_out, grid_live
 
 CUT_DIR = "cut-state"  # where set-aside state files go, inside the experiment directory
+KEPT_DIR = "kept-state"  # the newest whole save of each driver session (keep)
 EXPERIMENT = "experiment_state-{}.json"
 VARIANTS = "basic-variant-state-{}.json"
 SEARCH = "search_gen_state-{}.json"
@@ -104,6 +120,12 @@ def load_experiment_state(path: Path) -> dict[str, Any]:
         raise ValueError(f"{type(exc).__name__}: {exc}") from exc
 
 
+def final_result(result: Mapping[str, Any]) -> bool:
+    """A trial's last report (``tune_configs.trials``): evaluation metrics (PPO, a split, the
+    pool's rules) or a static block's policy count."""
+    return any("eval/" in k for k in result) or "policies" in result
+
+
 def load_pickle(path: Path) -> Any:
     """A pickled state file as Tune's ``_load_newest_checkpoint`` reads it (``ValueError``)."""
     import ray.cloudpickle as cloudpickle
@@ -122,6 +144,8 @@ def mend(exp: Path) -> list[str]:
     current = _newest_experiment_state(exp, notes)
     if current is None:
         return _without_experiment_state(exp, notes)
+    if not (saved(exp, SEARCH) or saved(exp, SEARCHER)):
+        notes += _mark_finished(exp, current)
     notes += _mend_callbacks(exp)
     if saved(exp, VARIANTS):
         notes += _mend_variants(exp, current)
@@ -131,6 +155,7 @@ def mend(exp: Path) -> list[str]:
 
 
 def _newest_experiment_state(exp: Path, notes: list[str]) -> dict[str, Any] | None:
+    restored: set[str] = set()
     while states := saved(exp, EXPERIMENT):
         newest = states[-1]
         try:
@@ -139,14 +164,17 @@ def _newest_experiment_state(exp: Path, notes: list[str]) -> dict[str, Any] | No
             session = session_of(newest, EXPERIMENT)
             moved = set_aside(exp, [p for k in KINDS if (p := exp / k.format(session)).exists()])
             previous = states[-2].name if len(states) > 1 else None
+            kept = [] if session in restored else _restore_kept(exp, session)
+            restored.add(session)
+            if kept:
+                then = "replaced by the copy kept in " + f"{KEPT_DIR}/ ({', '.join(kept)})"
+            elif previous:
+                then = f"resuming from {previous} (trials Tune created after it start again)"
+            else:
+                then = "no earlier saved state"
             notes.append(
                 f"{newest.name} is cut short ({exc}): set aside with its session's files "
-                f"({', '.join(moved)}) in {exp / CUT_DIR}; "
-                + (
-                    f"resuming from {previous} (trials Tune created after it start again)"
-                    if previous
-                    else "no earlier saved state"
-                )
+                f"({', '.join(moved)}) in {exp / CUT_DIR}; {then}"
             )
             continue
         current["session"] = session_of(newest, EXPERIMENT)
@@ -164,7 +192,8 @@ def _without_experiment_state(exp: Path, notes: list[str]) -> list[str]:
     finished = sorted(p.parent.name for p in exp.glob(f"*/{SUMMARY_FILE}"))
     if finished:
         raise StateProblem(
-            f"no Tune experiment state in {exp} to resume from, but {len(finished)} trial(s) "
+            "".join(f"{note}. " for note in notes)
+            + f"No Tune experiment state in {exp} to resume from, but {len(finished)} trial(s) "
             f"finished ({', '.join(finished[:3])}{', ...' if len(finished) > 3 else ''}): "
             f"starting the sweep again there would run them twice. Start under a new --name "
             f"(finished result sets of this experiment stay readable by launch report)."
@@ -174,6 +203,121 @@ def _without_experiment_state(exp: Path, notes: list[str]) -> list[str]:
         "no Tune experiment state saved yet (the driver was stopped before its first save) and "
         "no trial finished: the sweep starts from the beginning",
     ]
+
+
+def _load_state_file(path: Path, template: str) -> None:
+    """Raise ``ValueError`` unless the state file ``path`` (of kind ``template``) loads."""
+    if template == EXPERIMENT:
+        load_experiment_state(path)
+    else:
+        load_pickle(path)
+
+
+def _write_aside(pairs: list[tuple[Path, Path]], template_of: Mapping[Path, str]) -> None:
+    """Copy each ``(source, dest)`` to a hidden file beside ``dest``, check that every copy
+    loads, then rename them into place; on any failure remove the copies and raise (``OSError``
+    or ``ValueError``), leaving every ``dest`` as it was."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for source, dest in pairs:
+            tmp = dest.with_name(f".{dest.name}.tmp")
+            staged.append((tmp, dest))
+            shutil.copyfile(source, tmp)
+            _load_state_file(tmp, template_of[source])
+    except (OSError, ValueError):
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, dest in staged:
+        os.replace(tmp, dest)
+
+
+def _session_files(d: Path, session: str) -> dict[Path, str]:
+    """The state files of ``session`` in ``d`` -> their kind."""
+    return {p: k for k in KINDS if (p := d / k.format(session)).is_file()}
+
+
+def keep(staging: Path, exp: Path) -> str | None:
+    """Copy the newest whole save in a Tune driver's staging directory ``staging`` into
+    ``exp/kept-state/`` (module docstring); the session kept, or ``None`` if there was nothing
+    to keep or the copy failed (a full disk: the previous kept copy stays as it was)."""
+    states = saved(staging, EXPERIMENT)
+    if not states:
+        return None
+    session = session_of(states[-1], EXPERIMENT)
+    files = _session_files(staging, session)
+    target = exp / KEPT_DIR
+    try:
+        target.mkdir(exist_ok=True)
+        _write_aside([(f, target / f.name) for f in files], files)
+    except (OSError, ValueError):
+        return None
+    return session
+
+
+def _restore_kept(exp: Path, session: str) -> list[str]:
+    """Copy the kept save of ``session`` back into ``exp`` (the names copied; none if no whole
+    copy was kept)."""
+    files = _session_files(exp / KEPT_DIR, session)
+    if EXPERIMENT.format(session) not in {f.name for f in files}:
+        return []
+    try:
+        _write_aside([(f, exp / f.name) for f in files], files)
+    except ValueError:
+        return []  # the kept copy does not load either
+    return [f.name for f in files]
+
+
+def _mark_finished(exp: Path, current: dict[str, Any]) -> list[str]:
+    """Step 1's last part (module docstring): trials the saved state records as running whose
+    result set is committed and whose final result Tune logged are marked terminated, with that
+    result, in the experiment state file (the file as it was set aside)."""
+    from analysis.resultset import commit_problem
+
+    path: Path = current["path"]
+    state = json.loads(path.read_text())
+    marked: list[str] = []
+    for i, (trial_json, meta_json) in enumerate(state["trial_data"]):
+        trial = json.loads(trial_json)
+        logdir = trial.get("relative_logdir")
+        if trial.get("status") not in LIVE or not logdir or commit_problem(exp / logdir):
+            continue
+        last = _final_logged(exp / logdir / "result.json")
+        if last is None:
+            continue
+        meta = json.loads(meta_json)
+        meta["last_result"] = last
+        trial["status"] = "TERMINATED"
+        state["trial_data"][i] = [json.dumps(trial), json.dumps(meta)]
+        current["trials"][i]["status"] = "TERMINATED"
+        marked.append(logdir)
+    if not marked:
+        return []
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(state))
+    set_aside(exp, [path])
+    os.replace(tmp, path)
+    return [
+        f"{path.name} recorded {len(marked)} finished trial(s) as running ({', '.join(marked)}: "
+        f"result set committed, final result logged): marked finished, not run again (the "
+        f"file as it was is in {exp / CUT_DIR})"
+    ]
+
+
+def _final_logged(result_log: Path) -> dict[str, Any] | None:
+    """The final result in a trial's ``result.json`` (Tune's log of its reports), if logged."""
+    try:
+        lines = result_log.read_text().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        try:
+            result = json.loads(line)
+        except ValueError:
+            continue  # a line cut short
+        if isinstance(result, dict) and final_result(result):
+            return result
+    return None
 
 
 def _mend_callbacks(exp: Path) -> list[str]:
@@ -199,7 +343,7 @@ def _mend_variants(exp: Path, current: Mapping[str, Any]) -> list[str]:
     session = current["session"]
     target = exp / VARIANTS.format(session)
     files = saved(exp, VARIANTS)
-    problem = _variants_problem(files[-1], target, current["path"], ids)
+    problem = _variants_problem(files[-1], target, current["path"], ids, live)
     if problem is None:
         return []
     bad = [p for p in files if p.name >= target.name]  # what Tune would load instead
@@ -230,7 +374,9 @@ def _mend_variants(exp: Path, current: Mapping[str, Any]) -> list[str]:
     )
 
 
-def _variants_problem(newest: Path, target: Path, experiment: Path, ids: list[str]) -> str | None:
+def _variants_problem(
+    newest: Path, target: Path, experiment: Path, ids: list[str], live: set[str]
+) -> str | None:
     """Why Tune's choice of grid search state (``newest``) does not fit the experiment state
     (``None``: it fits)."""
     if newest != target:
@@ -246,6 +392,12 @@ def _variants_problem(newest: Path, target: Path, experiment: Path, ids: list[st
         return (
             f"{newest.name} has handed out {len(given)} trials, its experiment state knows "
             f"{len(ids)}"
+        )
+    stale = sorted((grid_live(state) or set()) - live)
+    if stale:
+        return (
+            f"{newest.name} counts {len(stale)} finished trial(s) as running "
+            f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''})"
         )
     return None
 

@@ -185,7 +185,10 @@ def make_tuner(
         )
     if make_search_alg is not None:
         search_alg = make_search_alg()
-    callbacks: list[Any] = []
+    from tune_configs.ops.keeper import StateKeeper
+
+    # a whole copy of Tune's newest save, which --resume falls back on (tune_state.keep)
+    callbacks: list[Any] = [StateKeeper()]
     if progress:
         from tune_configs.sweeps.progress import ProgressPrinter
 

@@ -241,3 +241,94 @@ def test_a_bad_searcher_state_is_refused_by_name(tmp_path: Path, damage: str) ->
     why = rf"{path.name} (is cut short|has created 3 trials|is not)"
     with pytest.raises(StateProblem, match=why):
         mend(run.exp)
+
+
+# --- the kept copy of a save, and trials that finished after a save ---------------------------
+def _finish_files(run: Run, trial: Any, *, final: bool = True) -> Path:
+    """What a finished trial leaves in its directory: its committed result set and Tune's log of
+    its reports (with the final one, or cut before it)."""
+    from analysis.resultset import write_result_set
+
+    trial.relative_logdir = trial.trial_id
+    d = run.exp / trial.trial_id
+    write_result_set(
+        d, {"kind": "static"}, [{"policy": "p", "kind": "static", "seed": 0, "x": 1.0}]
+    )
+    lines = [{"training_iteration": 1, "best_return": 1.0}]
+    if final:
+        lines.append({"training_iteration": 2, "eval/served_pct": 50.0})
+    (d / "result.json").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    return d
+
+
+def _statuses(exp: Path, session: str) -> dict[str, str]:
+    state = tune_state.load_experiment_state(exp / tune_state.EXPERIMENT.format(session))
+    return {t["trial_id"]: t["status"] for t in state["trials"]}
+
+
+def test_a_cut_experiment_state_is_replaced_by_the_copy_kept_of_its_session(
+    tmp_path: Path,
+) -> None:
+    run = Run(tmp_path / "exp")
+    (run.exp / "tuner.pkl").write_bytes(b"tuner")
+    run.hand_out()
+    run.save("S1")
+    assert tune_state.keep(run.exp, run.exp) == "S1"  # the driver's staging dir: here exp itself
+    kept = {p.name: p.read_bytes() for p in (run.exp / tune_state.KEPT_DIR).iterdir()}
+    assert sorted(kept) == [tune_state.VARIANTS.format("S1"), tune_state.EXPERIMENT.format("S1")]
+    cut(run.exp / tune_state.EXPERIMENT.format("S1"))  # Tune's copy into a full disk
+    trial = run.trials[0]
+    (run.exp / trial.trial_id).mkdir()
+    (run.exp / trial.trial_id / "summary.json").write_text("[]")  # without the copy: refused
+    (note,) = mend(run.exp)
+    assert "experiment_state-S1.json is cut short" in note and "replaced by the copy kept" in note
+    for name, data in kept.items():
+        assert (run.exp / name).read_bytes() == data
+    assert sorted(p.name for p in (run.exp / CUT_DIR).iterdir()) == sorted(kept)
+    assert mend(run.exp) == []  # now consistent
+
+
+def test_a_copy_that_does_not_load_never_replaces_the_kept_one(tmp_path: Path) -> None:
+    run = Run(tmp_path / "exp")
+    stage = tmp_path / "stage"
+    staged = Run(stage)
+    staged.generator, staged.trials = run.generator, run.trials
+    run.hand_out()
+    staged.save("S1")
+    assert tune_state.keep(stage, run.exp) == "S1"
+    kept = {p.name: p.read_bytes() for p in (run.exp / tune_state.KEPT_DIR).iterdir()}
+    run.hand_out()
+    staged.save("S1")
+    cut(stage / tune_state.VARIANTS.format("S1"))
+    assert tune_state.keep(stage, run.exp) is None
+    assert {p.name: p.read_bytes() for p in (run.exp / tune_state.KEPT_DIR).iterdir()} == kept
+    cut(run.exp / tune_state.KEPT_DIR / tune_state.EXPERIMENT.format("S1"))
+    run.save("S1")
+    cut(run.exp / tune_state.EXPERIMENT.format("S1"))  # and a kept copy that does not load
+    notes = mend(run.exp)
+    assert "no earlier saved state" in notes[0], notes
+
+
+@pytest.mark.parametrize("final", [True, False])
+def test_a_trial_that_finished_after_the_save_is_not_run_again(tmp_path: Path, final: bool) -> None:
+    run = Run(tmp_path / "exp")
+    first = run.hand_out()
+    _finish_files(run, first, final=final)
+    run.save("S1")  # the save recorded the first trial running; it finished since
+    notes = mend(run.exp)
+    if not final:  # no final result logged: Tune runs it again, as before
+        assert notes == [] and _statuses(run.exp, "S1")[first.trial_id] == "RUNNING"
+        return
+    assert len(notes) == 2, notes
+    assert f"1 finished trial(s) as running ({first.trial_id}" in notes[0]
+    assert "counts 1 finished trial(s) as running" in notes[1]
+    assert _statuses(run.exp, "S1") == {first.trial_id: "TERMINATED"}
+    state = json.loads((run.exp / tune_state.EXPERIMENT.format("S1")).read_text())
+    assert json.loads(state["trial_data"][0][1])["last_result"]["eval/served_pct"] == 50.0
+    assert (run.exp / CUT_DIR / tune_state.EXPERIMENT.format("S1")).is_file()  # as it was
+    # the grid no longer counts it running: with one trial at a time it hands out the next
+    generator = resumed_generator(run.exp, "S1")
+    assert generator.get_state()["_live_trials"] == set()
+    nxt = generator.next_trial()
+    assert nxt is not None and nxt.trial_id not in run.ids()
+    assert mend(run.exp) == []
