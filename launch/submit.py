@@ -228,7 +228,12 @@ def _submit(
     cpus: float,
     code: str | None = None,
 ) -> str:
-    runtime_env = {"working_dir": code} if code else None
+    from tune_configs.ops.runtime import HASH_SEED_ENV
+
+    # the job's workers on every node sample in the same order run after run (HASH_SEED_ENV)
+    runtime_env: dict[str, Any] = {"env_vars": {**HASH_SEED_ENV}}
+    if code:
+        runtime_env["working_dir"] = code
 
     def go() -> str:
         return str(

@@ -43,6 +43,9 @@ LOOPBACK_ENV: dict[str, str] = {
 }
 # Drivers running Tune: the legacy output honours verbose=0 (the new one prints boxes and a wrong
 # TensorBoard path); repeated worker log lines are folded (defaults, a user's setting wins).
+# The hash seed of every process that samples or trains (docs/conventions.md#randomness): RLlib
+# orders a multi-agent batch by iterating a set of agent ids, whose order follows the hash seed.
+HASH_SEED_ENV: dict[str, str] = {"PYTHONHASHSEED": "0"}
 TUNE_DEFAULTS: dict[str, str] = {"RAY_AIR_NEW_OUTPUT": "0", "RAY_DEDUP_LOGS": "1"}
 # A searcher's metrics (eval/*) arrive only with a trial's last report; the training iterations
 # before it do not carry them, which Tune's strict metric check would reject (always set).
@@ -89,9 +92,10 @@ def node_env(
     with ``--working-dir`` runs its shipped code instead (first on its PYTHONPATH; each node
     unpacks it below its own temp dir, :func:`tune_configs.ops.cluster.node_temp_dir`).
     Everything else of ``base``
-    (default: this process's environment) is inherited, e.g. ``METALORE_TRIAL_BARRIER``.
+    (default: this process's environment) is inherited, e.g. ``METALORE_TRIAL_BARRIER``, and
+    ``PYTHONHASHSEED`` is fixed (:data:`HASH_SEED_ENV`) unless ``base`` sets it.
     """
-    env = dict(os.environ if base is None else base)
+    env = {**HASH_SEED_ENV, **(os.environ if base is None else base)}
     for key in (*AUTH_KEYS, *ADDRESS_KEYS):
         env.pop(key, None)
     env.update(LOOPBACK_ENV)
