@@ -43,9 +43,10 @@ renamed into place, so a copy that fails (a full disk) leaves the previous kept 
    ``--max-concurrent`` for ever). The result is saved under the session's name (atomically,
    the bad file set aside). So nothing is run twice or skipped;
 3. a searcher's state (Optuna sweeps) cannot be brought forward without asking the searcher
-   for new points; a cut or mismatched one is refused by name (:class:`StateProblem`) with what
-   to do. Cut callback states are set aside (an older one, or none, is used: they hold only
-   progress counts).
+   for new points; a cut or mismatched one is replaced, with its session's other files, by the
+   kept copy of its session if that copy's searcher and experiment states agree, and refused
+   by name (:class:`StateProblem`) with what to do otherwise. Cut callback states are set aside
+   (an older one, or none, is used: they hold only progress counts).
 
 This module knows Tune's file names; what it needs of the grid search algorithm's saved
 attributes is in :mod:`tune_configs.ops.ray_internals` (checked against the installed Ray by
@@ -150,7 +151,7 @@ def mend(exp: Path) -> list[str]:
     if saved(exp, VARIANTS):
         notes += _mend_variants(exp, current)
     if saved(exp, SEARCH) or saved(exp, SEARCHER):
-        _check_searcher(exp, current)
+        notes += _mend_searcher(exp, current)
     return notes
 
 
@@ -402,35 +403,67 @@ def _variants_problem(
     return None
 
 
-def _check_searcher(exp: Path, current: Mapping[str, Any]) -> None:
-    """Step 3 of the module docstring: refuse, by name, a cut or foreign searcher state."""
+def _mend_searcher(exp: Path, current: Mapping[str, Any]) -> list[str]:
+    """Step 3 of the module docstring: a cut or foreign searcher state is replaced by the kept
+    copy of its session when that copy is consistent, else refused by name."""
+    why = _searcher_problem(exp, current)
+    if why is None:
+        return []
+    session = current["session"]
+    kept = exp / KEPT_DIR
+    kinds = [t for t in (SEARCH, SEARCHER) if saved(exp, t)]
+    whole = all((kept / t.format(session)).is_file() for t in kinds)
+    if whole and _searcher_problem(kept, _kept_state(kept, session)) is None:
+        moved = set_aside(exp, list(_session_files(exp, session)))
+        restored = _restore_kept(exp, session)
+        return [
+            f"{why}: set aside with its session's files ({', '.join(moved)}) in "
+            f"{exp / CUT_DIR}; replaced by the copy kept in {KEPT_DIR}/ ({', '.join(restored)}), "
+            f"whose searcher and experiment states agree"
+        ]
+    raise StateProblem(
+        f"{why}: the searcher's saved state does not match the trials Tune saved, so a "
+        f"resume could run trials twice or skip some (a driver killed while Tune copied its "
+        f"state), and no consistent copy of it was kept. Start again under a new --name; the "
+        f"study in the database keeps every finished trial (--set study=... to continue it in "
+        f"the new experiment)."
+    )
+
+
+def _kept_state(kept: Path, session: str) -> dict[str, Any]:
+    """The kept experiment state of ``session`` (no trials if none was kept or it is cut)."""
+    path = kept / EXPERIMENT.format(session)
+    try:
+        state = load_experiment_state(path)
+    except ValueError:
+        return {"trials": [], "path": path, "session": session, "missing": True}
+    return {**state, "session": session}
+
+
+def _searcher_problem(d: Path, current: Mapping[str, Any]) -> str | None:
+    """Why the newest searcher state in ``d`` does not fit the experiment state ``current``
+    (``None``: it fits, or there is none)."""
+    if current.get("missing"):
+        return f"no whole {current['path'].name} in {d}"
     session = current["session"]
     for template in (SEARCH, SEARCHER):
-        files = saved(exp, template)
+        files = saved(d, template)
         if not files:
             continue
-        newest, target = files[-1], exp / template.format(session)
+        newest, target = files[-1], d / template.format(session)
         if newest != target:
-            why = f"{newest.name} is not of the session of {current['path'].name}"
-        else:
-            try:
-                state = load_pickle(newest)
-            except ValueError as exc:
-                why = f"{newest.name} is cut short ({exc})"
-            else:
-                created = state.get("counter") if template == SEARCH else None
-                if created is None or created == len(current["trials"]):
-                    continue
-                why = (
-                    f"{newest.name} has created {created} trials, {current['path'].name} "
-                    f"knows {len(current['trials'])}"
-                )
-        raise StateProblem(
-            f"{why}: the searcher's saved state does not match the trials Tune saved, so a "
-            f"resume could run trials twice or skip some (a driver killed while Tune copied its "
-            f"state). Start again under a new --name; the study in the database keeps every "
-            f"finished trial (--set study=... to continue it in the new experiment)."
-        )
+            return f"{newest.name} is not of the session of {current['path'].name}"
+        try:
+            state = load_pickle(newest)
+        except ValueError as exc:
+            return f"{newest.name} is cut short ({exc})"
+        created = state.get("counter") if template == SEARCH else None
+        if created is not None and created != len(current["trials"]):
+            return (
+                f"{newest.name} has created {created} trials, {current['path'].name} "
+                f"knows {len(current['trials'])}"
+            )
+    return None
 
 
 def problems() -> list[str]:

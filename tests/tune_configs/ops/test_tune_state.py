@@ -332,3 +332,38 @@ def test_a_trial_that_finished_after_the_save_is_not_run_again(tmp_path: Path, f
     nxt = generator.next_trial()
     assert nxt is not None and nxt.trial_id not in run.ids()
     assert mend(run.exp) == []
+
+
+@pytest.mark.parametrize("damage", ["cut", "counter", "foreign"])
+def test_a_bad_searcher_state_is_replaced_by_a_consistent_kept_copy(
+    tmp_path: Path, damage: str
+) -> None:
+    import ray.cloudpickle as cloudpickle
+
+    run = Run(tmp_path / "exp")
+    run.save("S1", search=False)  # no trials yet
+    search = run.exp / tune_state.SEARCH.format("S1")
+    search.write_bytes(cloudpickle.dumps({"counter": 0, "total_samples": 4}))
+    assert tune_state.keep(run.exp, run.exp) == "S1"
+    kept = {p.name: p.read_bytes() for p in (run.exp / tune_state.KEPT_DIR).iterdir()}
+    if damage == "cut":
+        cut(search)
+    elif damage == "counter":
+        search.write_bytes(cloudpickle.dumps({"counter": 3, "total_samples": 4}))
+    else:  # the session's own searcher state never arrived; an older session's is newest
+        search.unlink()
+        (run.exp / tune_state.SEARCH.format("S0")).write_bytes(
+            cloudpickle.dumps({"counter": 2, "total_samples": 4})
+        )
+    (note,) = mend(run.exp)
+    assert "replaced by the copy kept" in note, note
+    for name, data in kept.items():
+        assert (run.exp / name).read_bytes() == data
+    assert mend(run.exp) == []
+    # a kept copy that disagrees with itself is no way out: refused by name, as without one
+    (run.exp / tune_state.KEPT_DIR / search.name).write_bytes(
+        cloudpickle.dumps({"counter": 5, "total_samples": 4})
+    )
+    cut(search)
+    with pytest.raises(StateProblem, match="no consistent copy of it was kept"):
+        mend(run.exp)
