@@ -20,8 +20,10 @@ same trial ids: duplicates), and a newer one has handed out trials Tune never sa
 A full disk cuts them the same way (Tune's copy stops half-way), and then often the only
 ``experiment_state`` of the experiment. So while a sweep runs, :func:`keep` (called by the
 driver's :class:`tune_configs.ops.keeper.StateKeeper` after each of Tune's saves) copies the
-driver's newest save, whole, into ``kept-state/``: each file written aside, checked to load and
+driver's newest save, whole, into ``kept-state/``: each file written aside, checked to be whole and
 renamed into place, so a copy that fails (a full disk) leaves the previous kept one intact.
+The check reads each file whole without unpickling it; ``--resume`` loads the kept copy fully
+before it uses it.
 
 :func:`mend` runs before every ``--resume`` and makes the newest set whole and consistent:
 
@@ -60,8 +62,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickletools
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -214,17 +217,36 @@ def _load_state_file(path: Path, template: str) -> None:
         load_pickle(path)
 
 
-def _write_aside(pairs: list[tuple[Path, Path]], template_of: Mapping[Path, str]) -> None:
-    """Copy each ``(source, dest)`` to a hidden file beside ``dest``, check that every copy
-    loads, then rename them into place; on any failure remove the copies and raise (``OSError``
-    or ``ValueError``), leaving every ``dest`` as it was."""
+def _whole_state_file(path: Path, template: str) -> None:
+    """Raise ``ValueError`` unless ``path`` is a whole file of its kind, without unpickling it
+    (a searcher's state may reach for its database when unpickled): the experiment state
+    parses as JSON, a pickle runs to its STOP opcode."""
+    try:
+        data = path.read_bytes()
+        if template == EXPERIMENT:
+            json.loads(data)
+        else:
+            for _ in pickletools.genops(data):
+                pass
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _write_aside(
+    pairs: list[tuple[Path, Path]],
+    template_of: Mapping[Path, str],
+    check: Callable[[Path, str], None] = _load_state_file,
+) -> None:
+    """Copy each ``(source, dest)`` to a hidden file beside ``dest``, ``check`` every copy (it
+    raises ``ValueError`` for a bad one), then rename them into place; on any failure remove
+    the copies and raise (``OSError`` or ``ValueError``), leaving every ``dest`` as it was."""
     staged: list[tuple[Path, Path]] = []
     try:
         for source, dest in pairs:
             tmp = dest.with_name(f".{dest.name}.tmp")
             staged.append((tmp, dest))
             shutil.copyfile(source, tmp)
-            _load_state_file(tmp, template_of[source])
+            check(tmp, template_of[source])
     except (OSError, ValueError):
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
@@ -250,7 +272,7 @@ def keep(staging: Path, exp: Path) -> str | None:
     target = exp / KEPT_DIR
     try:
         target.mkdir(exist_ok=True)
-        _write_aside([(f, target / f.name) for f in files], files)
+        _write_aside([(f, target / f.name) for f in files], files, _whole_state_file)
     except (OSError, ValueError):
         return None
     return session
