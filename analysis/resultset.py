@@ -77,12 +77,15 @@ def command_line() -> str:
 def run_metadata(
     kind: str, params: EnvParams, preset: str = "paper", **extra: Any
 ) -> dict[str, Any]:
-    """``run.json`` content: kind, command, git commit, time, preset, params, reward, extras."""
+    """``run.json`` content: kind, command, git commit, time, the process's hash seed (a
+    multi-agent training repeats only under a fixed one: docs/conventions.md#randomness), preset,
+    params, reward, extras."""
     return {
         "kind": kind,
         "command": command_line(),
         "git_commit": git_commit(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "python_hash_seed": os.environ.get("PYTHONHASHSEED"),
         "preset": preset,
         "delta": params.reward.delta,
         "penalty": params.reward.penalty,
