@@ -33,7 +33,7 @@ report`` puts the trained pool policies beside the rules in ``results.csv`` and 
 section. The final checkpoint is accepted by ``python -m launch pool-compare --checkpoint``.
 
 Budgets (both on ``city_19``): ``small`` (the city controller, 1 seed x 100k env steps, 20
-evaluation episodes: 3.4 minutes on a quiet 2-core machine, the rules' trial beside it) and
+evaluation episodes: 3.4-4.0 minutes on a quiet 2-core machine, the rules' trial beside it) and
 ``paper`` (3 seeds x 200k env steps, 100 evaluation episodes). The per-cell and central
 controllers of the pool-learning study run with ``--set controllers=per-cell,central --set
 scenario=three_cell_hetero``.
