@@ -74,18 +74,38 @@ def command_line() -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
+# what a result depends on besides the code and its inputs (run.json's "versions")
+VERSIONED = ("numpy", "numba", "torch", "ray", "gymnasium")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Python's and the numeric packages' versions (None: not installed), without importing
+    them."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
 def run_metadata(
     kind: str, params: EnvParams, preset: str = "paper", **extra: Any
 ) -> dict[str, Any]:
     """``run.json`` content: kind, command, git commit, time, the process's hash seed (a
-    multi-agent training repeats only under a fixed one: docs/conventions.md#randomness), preset,
-    params, reward, extras."""
+    multi-agent training repeats only under a fixed one: docs/conventions.md#randomness), the
+    package versions, preset, params, reward, extras."""
     return {
         "kind": kind,
         "command": command_line(),
         "git_commit": git_commit(),
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "python_hash_seed": os.environ.get("PYTHONHASHSEED"),
+        "versions": package_versions(),
         "preset": preset,
         "delta": params.reward.delta,
         "penalty": params.reward.penalty,

@@ -180,7 +180,9 @@ def test_a_pool_training_repeats_exactly(tmp_path: Path) -> None:
     first, second = train(tmp_path / "a"), train(tmp_path / "b")
     assert len(first) == 2 and all(first[0].values())
     assert first == second
-    assert json.loads((tmp_path / "a" / "train.json").read_text())["python_hash_seed"] == "0"
+    meta = json.loads((tmp_path / "a" / "train.json").read_text())
+    assert meta["python_hash_seed"] == "0"
+    assert meta["versions"]["torch"].startswith("2.13.0") and meta["versions"]["ray"].startswith("2.")
 
 
 @pytest.mark.ray
