@@ -182,7 +182,9 @@ def test_a_pool_training_repeats_exactly(tmp_path: Path) -> None:
     assert first == second
     meta = json.loads((tmp_path / "a" / "train.json").read_text())
     assert meta["python_hash_seed"] == "0"
-    assert meta["versions"]["torch"].startswith("2.13.0") and meta["versions"]["ray"].startswith("2.")
+    assert meta["versions"]["torch"].startswith("2.13.0") and meta["versions"]["ray"].startswith(
+        "2."
+    )
 
 
 @pytest.mark.ray
