@@ -434,8 +434,15 @@ def _mend_searcher(exp: Path, current: Mapping[str, Any]) -> list[str]:
     session = current["session"]
     kept = exp / KEPT_DIR
     kinds = [t for t in (SEARCH, SEARCHER) if saved(exp, t)]
-    whole = all((kept / t.format(session)).is_file() for t in kinds)
-    if whole and _searcher_problem(kept, _kept_state(kept, session)) is None:
+    try:
+        kept_state = {
+            **load_experiment_state(kept / EXPERIMENT.format(session)),
+            "session": session,
+        }
+    except ValueError:
+        kept_state = {}  # none kept, or cut
+    whole = bool(kept_state) and all((kept / t.format(session)).is_file() for t in kinds)
+    if whole and _searcher_problem(kept, kept_state) is None:
         moved = set_aside(exp, list(_session_files(exp, session)))
         restored = _restore_kept(exp, session)
         return [
@@ -452,21 +459,9 @@ def _mend_searcher(exp: Path, current: Mapping[str, Any]) -> list[str]:
     )
 
 
-def _kept_state(kept: Path, session: str) -> dict[str, Any]:
-    """The kept experiment state of ``session`` (no trials if none was kept or it is cut)."""
-    path = kept / EXPERIMENT.format(session)
-    try:
-        state = load_experiment_state(path)
-    except ValueError:
-        return {"trials": [], "path": path, "session": session, "missing": True}
-    return {**state, "session": session}
-
-
 def _searcher_problem(d: Path, current: Mapping[str, Any]) -> str | None:
     """Why the newest searcher state in ``d`` does not fit the experiment state ``current``
     (``None``: it fits, or there is none)."""
-    if current.get("missing"):
-        return f"no whole {current['path'].name} in {d}"
     session = current["session"]
     for template in (SEARCH, SEARCHER):
         files = saved(d, template)
