@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 LOCK_NAME = ".sweep.lock"
+UNKNOWN = "holder unknown"
 
 
 class SweepLocked(ValueError):
@@ -76,8 +77,7 @@ def acquire(experiment: str | Path) -> SweepLock:
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        handle.seek(0)
-        holder = _describe(handle.read())
+        holder = _holder(handle)
         handle.close()
         raise SweepLocked(
             f"experiment {exp} is in use by another sweep ({holder}); wait for it to finish "
@@ -102,6 +102,18 @@ def acquire(experiment: str | Path) -> SweepLock:
     return lock
 
 
+def _holder(handle: IO[str], wait_s: float = 2.0) -> str:
+    """The holder as it describes itself in the lock file. It writes that right after taking the
+    lock, so a driver refused in between (two started at once) reads again for up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        handle.seek(0)
+        holder = _describe(handle.read())
+        if holder != UNKNOWN or time.monotonic() >= deadline:
+            return holder
+        time.sleep(0.02)
+
+
 def _describe(text: str) -> str:
     try:
         info = json.loads(text)
@@ -110,7 +122,7 @@ def _describe(text: str) -> str:
             f"{str(info.get('command', ''))[:200]}"
         )
     except (ValueError, KeyError, TypeError):
-        return "holder unknown"
+        return UNKNOWN
 
 
 def has_content(experiment: str | Path) -> bool:

@@ -138,3 +138,30 @@ def test_second_holder_is_refused_and_a_killed_holder_frees_the_lock(tmp_path: P
     (exp / "experiment_state-x.json").write_text("{}")
     assert sweeplock.has_content(exp)
     assert not sweeplock.acquire("s3://bucket/exp").held  # URIs are not locked
+
+
+def test_a_driver_refused_before_the_holder_wrote_its_name_still_names_it(tmp_path: Path) -> None:
+    """Two sweeps started at once: the loser may find the lock taken but its file still empty
+    (the holder writes who it is right after locking). It reads again until the name is there."""
+    import fcntl
+    import json
+    import threading
+
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    with (exp / sweeplock.LOCK_NAME).open("a+") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken, nothing written yet
+        info = {"pid": 4242, "host": "h", "since": "now", "command": "launch sweep x"}
+
+        def write_name() -> None:
+            time.sleep(0.2)
+            held.write(json.dumps(info) + "\n")
+            held.flush()
+
+        writer = threading.Thread(target=write_name)
+        writer.start()
+        try:
+            with pytest.raises(sweeplock.SweepLocked, match="pid 4242 on h since now"):
+                sweeplock.acquire(exp)
+        finally:
+            writer.join()
