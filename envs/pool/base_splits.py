@@ -4,7 +4,7 @@ A residual pool controller corrects the greedy rule (:mod:`envs.pool.control`); 
 ask for the rule's own best splits with ``base_splits="greedy"``. :func:`resolve_base_splits`
 replaces that word by the splits the greedy rule's split search finds for the scenario, on tuning
 seeds (:data:`envs.core.pool.rules.TUNE_SEED_OFFSET`, never evaluation seeds), once per scenario
-and process (cached), or drops it when the action is not residual.
+and process (cached). With another action the word stays and means nothing (the options drop it).
 
 A policy trained on a mix of layouts keeps the word: every layout it plays, in training and in
 evaluation, starts from that layout's own greedy splits (the same search on the simulator's
@@ -36,15 +36,14 @@ def greedy_base_splits(env_config: Mapping[str, Any]) -> list[list[float]]:
 
 
 def resolve_base_splits(env_config: dict[str, Any]) -> dict[str, Any]:
-    """``env_config`` with ``base_splits="greedy"`` resolved (residual action) or dropped; kept
-    for a mix of layouts (each resolves its own)."""
-    if env_config.get("base_splits") == GREEDY_SPLITS and env_config.get("mix"):
-        if env_config.get("action_mode") != "residual":
-            env_config.pop("base_splits")
-        return env_config
-    if env_config.get("base_splits") == GREEDY_SPLITS:
-        if env_config.get("action_mode") == "residual":
-            env_config["base_splits"] = greedy_base_splits(env_config)
-        else:
-            env_config.pop("base_splits")
+    """``env_config`` with ``base_splits="greedy"`` made concrete for a residual policy of one
+    layout, so its checkpoint records the splits it was trained on; anything else (a mix of
+    layouts, another action) is left as it is for :meth:`ControlOptions.for_layout`, which
+    resolves or drops it on whichever layout the options meet."""
+    if (
+        env_config.get("base_splits") == GREEDY_SPLITS
+        and env_config.get("action_mode") == "residual"
+        and not env_config.get("mix")
+    ):
+        env_config["base_splits"] = greedy_base_splits(env_config)
     return env_config
