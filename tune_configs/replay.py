@@ -317,9 +317,9 @@ def _pool_replay(
                 splits = spec.splits or base
                 if not splits:
                     say("searching the greedy rule's splits on tuning seeds ...")
-                    from envs.pool.base_splits import greedy_base_splits
+                    from envs.core.pool.rules import greedy_splits_for
 
-                    found = greedy_base_splits({"params": params.to_dict(), **pool.to_dict()})
+                    found = greedy_splits_for(ps.params, ps.pool_params)
                     splits = tuple((float(b), float(c)) for b, c in found)
                 if len(splits) != n_cells:
                     raise SpecError(
