@@ -163,25 +163,27 @@ def run(args: argparse.Namespace) -> int:
         expected = module.total_trials(args.budget, **overrides)
         unfinished = max(expected - results.num_terminated - results.num_errors, 0)
         rows = results_table(results)
-        with_results = sum(1 for r in results if r.metrics)
+        # reported at least once (Tune fills in other keys for a trial that never reported)
+        with_results = sum(1 for r in results if "training_iteration" in (r.metrics or {}))
         print()
         print_table(rows)
         if hasattr(module, "report"):
             module.report(results, exp)
-        errors = [r for r in results if r.error is not None]
+        # Tune reads a failed trial's error from the storage: not there when the disk is full
+        failed = max(sum(1 for r in results if r.error is not None), results.num_errors)
     finally:
         stop_ray(started)
     elapsed = (time.perf_counter() - t0) / 60
-    print(f"\n{with_results} trials with results, {len(errors)} failed, in {elapsed:.1f} min")
+    print(f"\n{with_results} trials with results, {failed} failed, in {elapsed:.1f} min")
     print(f"results: {exp}")
     print(f"tensorboard --logdir {exp}")
     if (exp / "optuna_study.json").is_file():
         print(f"python -m launch dashboard {exp}   # the Optuna study")
-    full = disk_full(exp) if errors or unfinished else None
+    full = disk_full(exp) if failed or unfinished else None
     if full is not None:
         print(f"error: {full}\nfree space there, then continue: {resume}", file=sys.stderr)
         return 1
     if unfinished:
         print(f"{unfinished} trials unfinished: resume with {resume}", file=sys.stderr)
         return 130
-    return 1 if errors else 0
+    return 1 if failed else 0

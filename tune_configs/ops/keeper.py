@@ -1,7 +1,9 @@
 """A Tune callback that keeps a whole copy of the driver's newest saved state (imports Ray).
 
-Tune copies its saved state into the experiment directory in a way a full disk or a killed
-driver can cut half-way (:mod:`tune_configs.ops.tune_state`). :class:`StateKeeper` runs in the
+Tune copies its saved state into the experiment directory file by file: each file arrives whole
+(:mod:`tune_configs.ops.storage`), but a driver killed between two files leaves states of two
+saves, and a state cut by anything else must not strand the sweep
+(:mod:`tune_configs.ops.tune_state`). :class:`StateKeeper` runs in the
 driver after each step of Tune's loop; when Tune has saved anew (the staging copy of
 ``experiment_state`` changed), it copies that save, whole, into ``kept-state/`` of the
 experiment (:func:`tune_configs.ops.tune_state.keep`), which ``--resume`` falls back on. A copy

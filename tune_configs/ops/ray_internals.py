@@ -253,9 +253,11 @@ def trial_storage_dir() -> Path | None:
     filesystem (what every node of a one-machine cluster sees), else None. Call inside a trial."""
     from ray import tune
 
+    from tune_configs.ops.storage import is_whole_local
+
     storage = tune.get_context().get_storage()
     fs = getattr(storage, "storage_filesystem", None)
-    if fs is not None and type(fs).__name__ == "LocalFileSystem":
+    if fs is not None and (type(fs).__name__ == "LocalFileSystem" or is_whole_local(fs)):
         return Path(storage.trial_fs_path)
     return None
 

@@ -10,14 +10,18 @@ session (``S``, a time stamp), one set per driver start:
 * ``callback-states-S.pkl``: the callbacks' state (the sweep's progress printer).
 
 Tune writes each file atomically in the driver's staging directory, then *copies* the staging
-directory into the experiment directory, and that copy is not atomic. A driver killed during
-the copy leaves a file cut short, or a set of files from two different saves. ``--resume``
-loads the newest file of each kind; the chaos soak (``docs/studies/chaos-soak.md``) hit a cut
-``basic-variant-state-S.json`` and the resume failed with ``EOFError``. Worse, a search state
-older than the experiment state it is loaded with hands out again trials Tune already has (the
-same trial ids: duplicates), and a newer one has handed out trials Tune never saw (lost).
+directory into the experiment directory, and that copy is not atomic. Into a plain local file
+system, a driver killed during the copy leaves a file cut short, or a set of files from two
+different saves. (Sweeps now give Tune a file system that replaces each file whole,
+:mod:`tune_configs.ops.storage`: no file is cut by the copy any more, but a set of files can
+still be from two saves, and experiments written before, or by other tools, can be cut.)
+``--resume`` loads the newest file of each kind; the chaos soak (``docs/studies/chaos-soak.md``)
+hit a cut ``basic-variant-state-S.json`` and the resume failed with ``EOFError``. Worse, a
+search state older than the experiment state it is loaded with hands out again trials Tune
+already has (the same trial ids: duplicates), and a newer one has handed out trials Tune never
+saw (lost).
 
-A full disk cuts them the same way (Tune's copy stops half-way), and then often the only
+A full disk cut them the same way (Tune's copy stopped half-way), and then often the only
 ``experiment_state`` of the experiment. So while a sweep runs, :func:`keep` (called by the
 driver's :class:`tune_configs.ops.keeper.StateKeeper` after each of Tune's saves) copies the
 driver's newest save, whole, into ``kept-state/``: each file written aside, checked to be whole and

@@ -158,6 +158,7 @@ def make_tuner(
 
     from analysis.resultset import command_line
     from tune_configs.ops.runtime import use_tune_env
+    from tune_configs.ops.storage import remove_leftovers, whole_file_system
     from tune_configs.ops.sweeplock import has_content
     from tune_configs.ops.tune_state import mend as mend_saved_state
     from tune_configs.trials import MAX_FAILURES, trainable, trial_dirname, trial_name
@@ -167,16 +168,21 @@ def make_tuner(
     param_space = {**param_space, "driver_command": command_line()}
     exp = experiment_dir(storage, name)
     trainable_fn = trainable()
+    # Tune copies its state and every trial's logs into the storage again and again: into a
+    # full disk, a plain local copy cuts finished trials' result.json (ops/storage.py).
+    fs = whole_file_system()
     if resume:
         # A driver killed while Tune copied its state leaves it cut or mixed: mended, or refused
         # by name (tune_state.StateProblem), before Tune reads it.
         for note in mend_saved_state(exp):
             print(f"resume: {note}", flush=True)
-        if not tune.Tuner.can_restore(str(exp)):
+        if n := remove_leftovers(exp):
+            print(f"resume: removed {n} file(s) a killed driver was still writing", flush=True)
+        if not tune.Tuner.can_restore(str(exp), storage_filesystem=fs):
             raise ValueError(f"nothing to resume in {exp} (no Tune experiment state there)")
         return tune.Tuner.restore(
             str(exp), trainable_fn, resume_unfinished=True, resume_errored=True,
-            param_space=dict(param_space),
+            param_space=dict(param_space), storage_filesystem=fs,
         )  # fmt: skip
     if has_content(exp):
         raise ValueError(
@@ -196,6 +202,7 @@ def make_tuner(
     run_config = tune.RunConfig(
         name=name,
         storage_path=str(exp.parent),
+        storage_filesystem=fs,
         stop=dict(stop) if stop else None,
         failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=checkpoint_keep),

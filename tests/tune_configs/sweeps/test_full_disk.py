@@ -5,9 +5,11 @@ lost.
 Slow (about 1-2 min): ``pytest -m slow tests/tune_configs/sweeps/test_full_disk.py``. The storage
 is a small tmpfs mounted for the test (root only: skipped otherwise) and always unmounted. Driven
 by trial barriers, not timing: one trial finishes, the disk is filled, then the other trial runs
-into the full disk. Tune's copy of its state into the full disk may cut its only experiment
-state, or not, depending on which writer takes the last space; the test cuts it if it was not,
-so the resume always has to fall back on the copy the driver kept (``tune_state.keep``).
+into the full disk. Tune's copies into the full disk replace files whole or not at all
+(``tune_configs/ops/storage.py``), so the finished trial's files, ``result.json`` included, are
+byte for byte as before. The test then cuts the only experiment state itself, as a killed driver
+or a foreign copy could, so the resume has to fall back on the copy the driver kept
+(``tune_state.keep``).
 """
 
 from __future__ import annotations
@@ -106,9 +108,10 @@ def test_a_full_disk_stops_the_sweep_and_resume_finishes_it(
     counted = collect(exp, write=False)
     assert set(counted.episodes["source"]) == {first.trial}
     assert not (exp / second.trial / "summary.json").exists()
+    assert not list(exp.rglob(".partial-*"))  # failed copies gave their space back
 
-    # The worst a full disk does to Tune's state: its only experiment state cut by the copy that
-    # ran out of space (it happens when another writer takes the space first; made certain here).
+    # The worst a cut copy can do to Tune's state: its only experiment state cut short (no longer
+    # by a full disk, ops/storage.py; made certain here).
     (state,) = exp.glob("experiment_state-*.json")
     data = state.read_bytes()
     if _loads(data):

@@ -1,0 +1,193 @@
+"""The file system every sweep hands Tune for its storage: local files, replaced whole.
+
+Tune writes its state and each trial's logs (``result.json``, ``progress.csv``, TensorBoard
+events) in a staging directory of the driver, then copies the whole staging directory into the
+experiment directory, again and again, every file of every trial, finished ones included
+(``pyarrow.fs.copy_files``). Into a plain local file system that copy truncates each file and
+writes it anew: a full disk, or a driver killed in the middle, leaves a finished trial's
+``result.json`` empty, or Tune's only ``experiment_state`` cut short.
+
+:func:`whole_file_system` is a local file system that writes every file it is given under a
+hidden name beside the target and renames it into place when the writer closes it whole
+(``os.replace``: the reader sees the old file or the new one, never a part). A write that fails
+(``ENOSPC``) removes the hidden file and leaves the old one as it was. Everything else is the
+local file system's. Trials on other nodes receive it pickled and write their checkpoints the
+same way. A driver killed half-way leaves hidden ``.partial-*`` files, which ``--resume`` removes
+(:func:`remove_leftovers`).
+
+pyarrow's copy threads drop the Python file objects they wrote through just after
+``copy_files`` returns; a process that ends in that instant can abort (Python stops a thread that
+asks for the GIL during its exit). Tune's driver and trials never end right after a copy (the
+driver stops Ray first, which takes seconds); a script that does should end with ``os._exit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow
+import pyarrow.fs as pafs
+
+TYPE_NAME = "metalore-whole-local"
+# A file being written: ``.partial-PID-ID`` beside its target, renamed into place once whole. The
+# name keeps nothing of the target's, so no reader takes it for the target's kind (TensorBoard
+# reads every file with "tfevents" in its name).
+HIDDEN = ".partial-"
+
+
+class _Replacing:
+    """A binary writer into a hidden file that becomes ``target`` on a clean close.
+
+    A failed write (or flush) removes the hidden file at once, so a full disk gets its space
+    back, and the target stays as it was.
+    """
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self.hidden = os.path.join(os.path.dirname(target), f"{HIDDEN}{os.getpid()}-{id(self):x}")
+        self._fh = open(self.hidden, "wb")  # noqa: SIM115 (closed in close() or abandon())
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        try:
+            return self._fh.write(data)
+        except BaseException:
+            self.abandon()
+            raise
+
+    def flush(self) -> None:
+        try:
+            self._fh.flush()
+        except BaseException:
+            self.abandon()
+            raise
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    def abandon(self) -> None:
+        """Close and remove the hidden file; the target is not touched."""
+        if self.closed:
+            return
+        self.closed = True
+        with contextlib.suppress(OSError):
+            self._fh.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.hidden)
+
+    def close(self) -> None:
+        """Rename the hidden file into place, whole (or abandon it if closing fails)."""
+        if self.closed:
+            return
+        try:
+            self._fh.close()  # flushes: a full disk fails here at the latest
+        except BaseException:
+            self.abandon()
+            raise
+        self.closed = True
+        os.replace(self.hidden, self.target)
+
+    def __del__(self) -> None:  # dropped unclosed (a copy that failed on its source)
+        self.abandon()
+
+
+class WholeLocalHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow: untyped
+    """A ``pyarrow`` file system handler: the local file system, with whole-file writes."""
+
+    def __init__(self) -> None:
+        self._local = pafs.LocalFileSystem()
+
+    def __reduce__(self) -> tuple[Any, ...]:  # shipped to trials on other nodes
+        return (WholeLocalHandler, ())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WholeLocalHandler)
+
+    def __hash__(self) -> int:
+        return hash(TYPE_NAME)
+
+    def get_type_name(self) -> str:
+        return TYPE_NAME
+
+    def normalize_path(self, path: str) -> Any:
+        return self._local.normalize_path(path)
+
+    def get_file_info(self, paths: list[str]) -> Any:
+        return self._local.get_file_info(paths)
+
+    def get_file_info_selector(self, selector: Any) -> Any:
+        return self._local.get_file_info(selector)
+
+    def create_dir(self, path: str, recursive: bool) -> None:
+        self._local.create_dir(path, recursive=recursive)
+
+    def delete_dir(self, path: str) -> None:
+        self._local.delete_dir(path)
+
+    def delete_dir_contents(self, path: str, missing_dir_ok: bool = False) -> None:
+        self._local.delete_dir_contents(path, missing_dir_ok=missing_dir_ok)
+
+    def delete_root_dir_contents(self) -> None:
+        raise OSError("refusing to delete the contents of the root directory")
+
+    def delete_file(self, path: str) -> None:
+        self._local.delete_file(path)
+
+    def move(self, src: str, dest: str) -> None:
+        self._local.move(src, dest)
+
+    def copy_file(self, src: str, dest: str) -> None:
+        with self._local.open_input_stream(src) as source:
+            sink = _Replacing(dest)
+            try:
+                while chunk := source.read(1 << 20):
+                    sink.write(chunk)
+            except BaseException:
+                sink.abandon()
+                raise
+            sink.close()
+
+    def open_input_stream(self, path: str) -> pyarrow.NativeFile:
+        return self._local.open_input_stream(path)
+
+    def open_input_file(self, path: str) -> pyarrow.NativeFile:
+        return self._local.open_input_file(path)
+
+    def open_output_stream(self, path: str, metadata: Any) -> pyarrow.NativeFile:
+        return pyarrow.PythonFile(_Replacing(path), mode="w")
+
+    def open_append_stream(self, path: str, metadata: Any) -> pyarrow.NativeFile:
+        return self._local.open_append_stream(path)
+
+
+def whole_file_system() -> pafs.PyFileSystem:
+    """A new local file system with whole-file writes (module docstring)."""
+    return pafs.PyFileSystem(WholeLocalHandler())
+
+
+def is_whole_local(fs: Any) -> bool:
+    """``fs`` is a file system from :func:`whole_file_system`."""
+    return isinstance(getattr(fs, "handler", None), WholeLocalHandler)
+
+
+def remove_leftovers(directory: Path) -> int:
+    """Remove the hidden files of writes that never finished under ``directory`` (a writer killed
+    half-way); call only while no one writes there. Returns how many were removed."""
+    removed = 0
+    for path in sorted(directory.rglob(f"{HIDDEN}*")):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
