@@ -18,7 +18,8 @@ same way. A driver killed half-way leaves hidden ``.partial-*`` files, which ``-
 pyarrow's copy threads drop the Python file objects they wrote through just after
 ``copy_files`` returns; a process that ends in that instant can abort (Python stops a thread that
 asks for the GIL during its exit). Tune's driver and trials never end right after a copy (the
-driver stops Ray first, which takes seconds); a script that does should end with ``os._exit``.
+driver stops Ray first, which takes seconds); the test that makes a copy fail ends its process
+with ``os._exit``.
 """
 
 from __future__ import annotations
