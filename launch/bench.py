@@ -20,6 +20,10 @@ and PPO training of the shared per-cell policy in cell-steps per second for each
 the largest scenario, and a projection to bigger machines from the measured rates (a few minutes
 on 2 cores; ``docs/studies/city-scale.md``).
 
+``--storage`` measures what a sweep's storage costs (:mod:`tune_configs.ops.storage`): one of
+Tune's syncs of the driver's staging directory (``--trials`` trials of five files) into the plain
+local file system and into the file system the sweeps use, which replaces each file whole.
+
 Targets (2-core machine): single >= 50,000 steps/s; vector env >= 5x SyncVectorEnv; batched >=
 1,000,000 env-steps/s; paper grid <= 5 s; memory flat over 10 million steps (``--memory-steps
 10000000``, about 4 minutes). ``--rllib`` adds about a minute.
@@ -55,6 +59,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="episodes of the static-grid figures (default 100: the paper's grid)"
                    )  # fmt: skip
     p.add_argument("--rllib", action="store_true", help="also measure RLlib sampling (slow)")
+    g = p.add_argument_group("a sweep's storage (--storage)")
+    g.add_argument("--storage", action="store_true",
+                   help="time one of Tune's syncs into the sweeps' storage instead "
+                        "(whole-file writes) and into the plain local file system")  # fmt: skip
+    g.add_argument(
+        "--trials",
+        type=positive_int,
+        default=500,
+        help="trials in the synced staging directory (default 500)",
+    )
     g = p.add_argument_group("the credit pool (--pool)")
     g.add_argument("--pool", action="store_true",
                    help="measure the pool env and per-cell PPO training against the number of "
@@ -194,6 +208,8 @@ def _best_median(values: list[float]) -> dict[str, float]:
 def run(args: argparse.Namespace) -> int:
     if args.pool:
         return run_pool(args)
+    if args.storage:
+        return run_storage(args)
     single_env(2_000)  # compile and warm up
     vector_env(2_000, native=True)
     batched(True, min(args.grid_episodes, 10))
@@ -263,6 +279,35 @@ def run(args: argparse.Namespace) -> int:
                   f"{row['sample_steps_per_s_median']:>9,.0f}   train "
                   f"{row['train_steps_per_s'] or 0:>9,.0f}")  # fmt: skip
     print(f"peak RSS: {out['peak_rss_mb']} MB")
+    return 0
+
+
+def run_storage(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from tune_configs.ops.storage import TRIAL_FILES, sync_seconds
+
+    with tempfile.TemporaryDirectory(prefix="metalore-bench-") as tmp:
+        times = sync_seconds(args.trials, args.repeats, Path(tmp))
+    files = args.trials * len(TRIAL_FILES)
+    mb = args.trials * sum(size for _, size in TRIAL_FILES) / 1e6
+    out: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "load": os.getloadavg()},
+        "trials": args.trials, "files": files, "megabytes": round(mb, 1),
+        "sync_s": {name: {"best": min(v), "median": sorted(v)[len(v) // 2]}
+                   for name, v in times.items()},
+    }  # fmt: skip
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"one sync of {args.trials} trials ({files:,} files, {mb:.1f} MB) over an earlier copy "
+          f"[s]; load {out['machine']['load'][0]:.2f}")  # fmt: skip
+    print(f"{'storage':<44} {'best':>10} {'median':>10}")
+    names = {"local": "plain local file system", "whole": "sweeps' storage (files replaced whole)"}
+    for key, name in names.items():
+        fig = out["sync_s"][key]
+        print(f"{name:<44} {fig['best']:>10.3f} {fig['median']:>10.3f}")
     return 0
 
 

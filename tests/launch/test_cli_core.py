@@ -67,6 +67,15 @@ def test_bad_arguments_give_usage_and_exit_2(args: list[str]) -> None:
     assert "usage:" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_bench_times_a_sync_into_each_storage() -> None:
+    r = launch("bench", "--storage", "--trials", "3", "--repeats", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert (out["trials"], out["files"]) == (3, 15)
+    assert set(out["sync_s"]) == {"local", "whole"}
+    assert all(0 < fig["best"] <= fig["median"] for fig in out["sync_s"].values())
+
+
 def test_bench_runs_quick() -> None:
     r = launch("bench", "--json", "--single-steps", "2000", "--repeats", "1", "--memory-steps",
                "2000", "--grid-episodes", "5")  # fmt: skip

@@ -192,3 +192,38 @@ def remove_leftovers(directory: Path) -> int:
             path.unlink()
             removed += 1
     return removed
+
+
+# Files of one trial as Tune's driver keeps them (name, bytes): what each sync copies again.
+TRIAL_FILES = (("result.json", 40_000), ("progress.csv", 20_000), ("params.json", 3_000),
+               ("params.pkl", 2_000), ("events.out.tfevents.0.node", 30_000))  # fmt: skip
+
+
+def sync_seconds(trials: int, repeats: int, work_dir: Path) -> dict[str, list[float]]:
+    """Wall seconds of one sync as Tune does it (``pyarrow.fs.copy_files`` of a staging directory
+    of ``trials`` trials, :data:`TRIAL_FILES` each, over an earlier copy), into the plain local
+    file system and into :func:`whole_file_system`, ``repeats`` times each, in turn; for
+    ``python -m launch bench --storage``. Uses ``work_dir`` (made, and emptied afterwards)."""
+    import shutil
+    import time
+
+    staging = work_dir / "staging"
+    for t in range(trials):
+        trial = staging / f"trial_{t:05d}"
+        trial.mkdir(parents=True)
+        for name, size in TRIAL_FILES:
+            (trial / name).write_bytes(os.urandom(size))
+    systems = {"local": pafs.LocalFileSystem(), "whole": whole_file_system()}
+    out: dict[str, list[float]] = {name: [] for name in systems}
+    try:
+        for name, fs in systems.items():  # the first copy: directories made, files there
+            pafs.copy_files(str(staging), str(work_dir / name), destination_filesystem=fs)
+        for _ in range(repeats):
+            for name, fs in systems.items():
+                t0 = time.perf_counter()
+                pafs.copy_files(str(staging), str(work_dir / name), destination_filesystem=fs)
+                out[name].append(time.perf_counter() - t0)
+    finally:
+        for d in (staging, *(work_dir / name for name in systems)):
+            shutil.rmtree(d, ignore_errors=True)
+    return out
