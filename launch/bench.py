@@ -21,8 +21,10 @@ the largest scenario, and a projection to bigger machines from the measured rate
 on 2 cores; ``docs/studies/city-scale.md``).
 
 ``--storage`` measures what a sweep's storage costs (:mod:`tune_configs.ops.storage`): one of
-Tune's syncs of the driver's staging directory (``--trials`` trials of five files) into the plain
-local file system and into the file system the sweeps use, which replaces each file whole.
+Tune's syncs of the driver's staging directory (``--trials`` trials of five files, every other
+one running: its logs grew since the last sync) into the plain local file system and into the
+file system the sweeps use, which never cuts a file (it compares, appends in place or replaces
+whole).
 
 Targets (2-core machine): single >= 50,000 steps/s; vector env >= 5x SyncVectorEnv; batched >=
 1,000,000 env-steps/s; paper grid <= 5 s; memory flat over 10 million steps (``--memory-steps
@@ -62,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("a sweep's storage (--storage)")
     g.add_argument("--storage", action="store_true",
                    help="time one of Tune's syncs into the sweeps' storage instead "
-                        "(whole-file writes) and into the plain local file system")  # fmt: skip
+                        "(no file cut) and into the plain local file system")  # fmt: skip
     g.add_argument(
         "--trials",
         type=positive_int,
@@ -301,10 +303,11 @@ def run_storage(args: argparse.Namespace) -> int:
     if args.json:
         print_json(out)
         return 0
-    print(f"one sync of {args.trials} trials ({files:,} files, {mb:.1f} MB) over an earlier copy "
-          f"[s]; load {out['machine']['load'][0]:.2f}")  # fmt: skip
+    print(f"one sync of {args.trials} trials ({files:,} files, {mb:.1f} MB; every other trial "
+          f"running: its logs grew) over the previous copy [s]; load "
+          f"{out['machine']['load'][0]:.2f}")  # fmt: skip
     print(f"{'storage':<44} {'best':>10} {'median':>10}")
-    names = {"local": "plain local file system", "whole": "sweeps' storage (files replaced whole)"}
+    names = {"local": "plain local file system", "whole": "sweeps' storage (no file cut)"}
     for key, name in names.items():
         fig = out["sync_s"][key]
         print(f"{name:<44} {fig['best']:>10.3f} {fig['median']:>10.3f}")

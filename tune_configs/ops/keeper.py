@@ -1,6 +1,6 @@
 """A Tune callback that keeps a whole copy of the driver's newest saved state (imports Ray).
 
-Tune copies its saved state into the experiment directory file by file: each file arrives whole
+Tune copies its saved state into the experiment directory file by file: no file is cut
 (:mod:`tune_configs.ops.storage`), but a driver killed between two files leaves states of two
 saves, and a state cut by anything else must not strand the sweep
 (:mod:`tune_configs.ops.tune_state`). :class:`StateKeeper` runs in the

@@ -7,13 +7,16 @@ experiment directory, again and again, every file of every trial, finished ones 
 writes it anew: a full disk, or a driver killed in the middle, leaves a finished trial's
 ``result.json`` empty, or Tune's only ``experiment_state`` cut short.
 
-:func:`whole_file_system` is a local file system that writes every file it is given under a
-hidden name beside the target and renames it into place when the writer closes it whole
-(``os.replace``: the reader sees the old file or the new one, never a part). A write that fails
-(``ENOSPC``) removes the hidden file and leaves the old one as it was. Everything else is the
-local file system's. Trials on other nodes receive it pickled and write their checkpoints the
-same way. A driver killed half-way leaves hidden ``.partial-*`` files, which ``--resume`` removes
-(:func:`remove_leftovers`).
+:func:`whole_file_system` is a local file system whose writes never leave a file cut. Each file
+it is given is compared with the one already there: the same bytes are not written again (a
+finished trial's files are left alone); a log that only grew gets the new bytes appended in place
+(a reader that keeps the file open, as TensorBoard's data server does, reads on), cut back to its
+old length if the append fails; anything else goes to a hidden file beside the target, renamed
+into place once whole (``os.replace``: a reader sees the old file or the new one, never a part).
+A write that fails (``ENOSPC``) gives its space back and leaves the old file as it was.
+Everything else is the local file system's. Trials on other nodes receive it pickled and write
+their checkpoints the same way. A driver killed half-way leaves hidden ``.partial-*`` files,
+which ``--resume`` removes (:func:`remove_leftovers`).
 
 pyarrow's copy threads drop the Python file objects they wrote through just after
 ``copy_files`` returns; a process that ends in that instant can abort (Python stops a thread that
@@ -39,35 +42,76 @@ TYPE_NAME = "metalore-whole-local"
 HIDDEN = ".partial-"
 
 
-class _Replacing:
-    """A binary writer into a hidden file that becomes ``target`` on a clean close.
+class _Writer:
+    """A binary writer for ``target`` that never leaves it cut (module docstring).
 
-    A failed write (or flush) removes the hidden file at once, so a full disk gets its space
-    back, and the target stays as it was.
+    It compares what it is given with the file already there, and then:
+
+    * the same bytes: writes nothing (a finished trial's files are not touched again);
+    * the old bytes and more (a log that grew): appends the rest in place, so a reader that
+      keeps the file open (TensorBoard) reads on; a failed append cuts the file back to its old
+      length;
+    * anything else, or no old file: writes a hidden file beside it and renames it into place
+      on a clean close; a failed write removes the hidden file.
+
+    A failure gives the space back at once and leaves ``target`` as it was.
     """
 
     def __init__(self, target: str) -> None:
         self.target = target
-        self.hidden = os.path.join(os.path.dirname(target), f"{HIDDEN}{os.getpid()}-{id(self):x}")
-        self._fh = open(self.hidden, "wb")  # noqa: SIM115 (closed in close() or abandon())
         self.closed = False
+        self._pos = 0  # bytes given so far
+        self._hidden: str | None = None
+        self._out: Any = None  # where the bytes go once they differ (None: still the same)
+        try:
+            self._old: Any = open(target, "r+b")  # noqa: SIM115 (closed in close() or abandon())
+        except FileNotFoundError:
+            self._old = None
+            self._replace(b"")
+        self._old_size = os.fstat(self._old.fileno()).st_size if self._old is not None else 0
+
+    def _replace(self, head: bytes) -> None:
+        self._hidden = os.path.join(
+            os.path.dirname(self.target), f"{HIDDEN}{os.getpid()}-{id(self):x}"
+        )
+        self._out = open(self._hidden, "wb")  # noqa: SIM115 (closed in close() or abandon())
+        self._out.write(head)
 
     def write(self, data: Any) -> int:
+        chunk = bytes(data)
         try:
-            return self._fh.write(data)
+            if self._out is None:  # the same bytes so far: compare with the old file
+                old = self._old.read(len(chunk))
+                same = chunk[: len(old)] == old
+                if same and len(old) == len(chunk):
+                    self._pos += len(chunk)
+                    return len(chunk)
+                if same:  # the old file ends inside this chunk: append the rest in place
+                    self._out = self._old
+                    self._out.seek(self._old_size)
+                    chunk = chunk[len(old) :]
+                    self._pos += len(old)
+                else:  # different: the old head so far, then this, into a hidden file
+                    self._old.seek(0)
+                    self._replace(self._old.read(self._pos))
+            out: Any = self._out  # set by now (mypy keeps the narrowing to None above)
+            out.write(chunk)
+            self._pos += len(chunk)
+            return len(data)
         except BaseException:
             self.abandon()
             raise
 
     def flush(self) -> None:
-        try:
-            self._fh.flush()
-        except BaseException:
-            self.abandon()
-            raise
+        if self._out is not None:
+            try:
+                self._out.flush()
+            except BaseException:
+                self.abandon()
+                raise
 
     def tell(self) -> int:
-        return self._fh.tell()
+        return self._pos
 
     def writable(self) -> bool:
         return True
@@ -79,26 +123,40 @@ class _Replacing:
         return False
 
     def abandon(self) -> None:
-        """Close and remove the hidden file; the target is not touched."""
+        """Stop without finishing: the target is left (or cut back to) as it was."""
         if self.closed:
             return
         self.closed = True
         with contextlib.suppress(OSError):
-            self._fh.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.hidden)
+            if self._out is not None and self._out is self._old:
+                self._old.truncate(self._old_size)
+        for fh in (self._out, self._old):
+            if fh is not None:
+                with contextlib.suppress(OSError):
+                    fh.close()
+        if self._hidden is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._hidden)
 
     def close(self) -> None:
-        """Rename the hidden file into place, whole (or abandon it if closing fails)."""
+        """Finish: an append is flushed, a hidden file renamed into place (a failure abandons)."""
         if self.closed:
             return
         try:
-            self._fh.close()  # flushes: a full disk fails here at the latest
+            if self._out is None and self._pos < self._old_size:  # shorter than the old file
+                self._old.seek(0)
+                self._replace(self._old.read(self._pos))
+            if self._out is not None:
+                self._out.flush()  # a full disk fails here at the latest
         except BaseException:
             self.abandon()
             raise
         self.closed = True
-        os.replace(self.hidden, self.target)
+        for fh in (self._out, self._old):
+            if fh is not None:
+                fh.close()
+        if self._hidden is not None:
+            os.replace(self._hidden, self.target)
 
     def __del__(self) -> None:  # dropped unclosed (a copy that failed on its source)
         self.abandon()
@@ -151,7 +209,7 @@ class WholeLocalHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarro
 
     def copy_file(self, src: str, dest: str) -> None:
         with self._local.open_input_stream(src) as source:
-            sink = _Replacing(dest)
+            sink = _Writer(dest)
             try:
                 while chunk := source.read(1 << 20):
                     sink.write(chunk)
@@ -167,7 +225,7 @@ class WholeLocalHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarro
         return self._local.open_input_file(path)
 
     def open_output_stream(self, path: str, metadata: Any) -> pyarrow.NativeFile:
-        return pyarrow.PythonFile(_Replacing(path), mode="w")
+        return pyarrow.PythonFile(_Writer(path), mode="w")
 
     def open_append_stream(self, path: str, metadata: Any) -> pyarrow.NativeFile:
         return self._local.open_append_stream(path)
@@ -194,31 +252,41 @@ def remove_leftovers(directory: Path) -> int:
     return removed
 
 
-# Files of one trial as Tune's driver keeps them (name, bytes): what each sync copies again.
-TRIAL_FILES = (("result.json", 40_000), ("progress.csv", 20_000), ("params.json", 3_000),
-               ("params.pkl", 2_000), ("events.out.tfevents.0.node", 30_000))  # fmt: skip
+# Files of one trial as Tune's driver keeps them (name, bytes): what each sync copies again. The
+# first three are logs, which grow while the trial runs.
+TRIAL_FILES = (("result.json", 40_000), ("progress.csv", 20_000),
+               ("events.out.tfevents.0.node", 30_000), ("params.json", 3_000),
+               ("params.pkl", 2_000))  # fmt: skip
+GROWING = 3
 
 
 def sync_seconds(trials: int, repeats: int, work_dir: Path) -> dict[str, list[float]]:
     """Wall seconds of one sync as Tune does it (``pyarrow.fs.copy_files`` of a staging directory
-    of ``trials`` trials, :data:`TRIAL_FILES` each, over an earlier copy), into the plain local
-    file system and into :func:`whole_file_system`, ``repeats`` times each, in turn; for
-    ``python -m launch bench --storage``. Uses ``work_dir`` (made, and emptied afterwards)."""
+    of ``trials`` trials, :data:`TRIAL_FILES` each, over the previous copy), into the plain local
+    file system and into :func:`whole_file_system`, ``repeats`` times each, in turn. Before each
+    sync every other trial is running: its logs grew by one report. For ``python -m launch bench
+    --storage``. Uses ``work_dir`` (made, and emptied afterwards)."""
     import shutil
     import time
 
     staging = work_dir / "staging"
+    running = []
     for t in range(trials):
         trial = staging / f"trial_{t:05d}"
         trial.mkdir(parents=True)
-        for name, size in TRIAL_FILES:
+        for i, (name, size) in enumerate(TRIAL_FILES):
             (trial / name).write_bytes(os.urandom(size))
+            if t % 2 == 0 and i < GROWING:
+                running.append(trial / name)
     systems = {"local": pafs.LocalFileSystem(), "whole": whole_file_system()}
     out: dict[str, list[float]] = {name: [] for name in systems}
     try:
         for name, fs in systems.items():  # the first copy: directories made, files there
             pafs.copy_files(str(staging), str(work_dir / name), destination_filesystem=fs)
         for _ in range(repeats):
+            for log in running:
+                with log.open("ab") as fh:
+                    fh.write(os.urandom(400))
             for name, fs in systems.items():
                 t0 = time.perf_counter()
                 pafs.copy_files(str(staging), str(work_dir / name), destination_filesystem=fs)

@@ -12,7 +12,7 @@ session (``S``, a time stamp), one set per driver start:
 Tune writes each file atomically in the driver's staging directory, then *copies* the staging
 directory into the experiment directory, and that copy is not atomic. Into a plain local file
 system, a driver killed during the copy leaves a file cut short, or a set of files from two
-different saves. (Sweeps now give Tune a file system that replaces each file whole,
+different saves. (Sweeps now give Tune a file system that never cuts a file,
 :mod:`tune_configs.ops.storage`: no file is cut by the copy any more, but a set of files can
 still be from two saves, and experiments written before, or by other tools, can be cut.)
 ``--resume`` loads the newest file of each kind; the chaos soak (``docs/studies/chaos-soak.md``)

@@ -169,7 +169,8 @@ def make_tuner(
     exp = experiment_dir(storage, name)
     trainable_fn = trainable()
     # Tune copies its state and every trial's logs into the storage again and again: into a
-    # full disk, a plain local copy cuts finished trials' result.json (ops/storage.py).
+    # full disk, a plain local copy cuts finished trials' result.json; this one cuts nothing
+    # (ops/storage.py).
     fs = whole_file_system()
     if resume:
         # A driver killed while Tune copied its state leaves it cut or mixed: mended, or refused

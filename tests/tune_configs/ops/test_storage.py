@@ -1,5 +1,6 @@
-"""The sweeps' storage file system (tune_configs/ops/storage.py): Tune's copies replace files
-whole, and a copy that fails half-way leaves the old file as it was.
+"""The sweeps' storage file system (tune_configs/ops/storage.py): Tune's copies leave the same
+bytes alone, append a grown log in place and replace anything else whole, and a copy that fails
+half-way leaves the old file as it was.
 
 A write that fails is made real, without root, by a file size limit (``RLIMIT_FSIZE``: a write
 past it fails with ``EFBIG``, as one fails with ``ENOSPC`` on a full disk), in a subprocess.
@@ -8,6 +9,7 @@ past it fails with ``EFBIG``, as one fails with ``ENOSPC`` on a full disk), in a
 from __future__ import annotations
 
 import gc
+import os
 import pickle
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pyarrow.fs as pafs
+import pytest
 
 from tune_configs.ops.storage import (
     HIDDEN,
@@ -56,12 +59,48 @@ def test_copies_arrive_whole_and_the_system_travels_to_other_processes(tmp_path:
     assert {Path(i.path).name for i in infos} >= {"trial_0", "result.json", "copy.json"}
 
 
-def test_a_copy_that_fails_half_way_leaves_the_old_files_as_they_were(tmp_path: Path) -> None:
+def test_same_bytes_stay_a_grown_log_is_appended_in_place_the_rest_is_replaced(
+    tmp_path: Path,
+) -> None:
+    src, dest = _source(tmp_path), tmp_path / "exp"
+    fs = whole_file_system()
+    pafs.copy_files(str(src), str(dest), destination_filesystem=fs)
+    state, result = dest / "experiment_state.json", dest / "trial_0" / "result.json"
+    events = dest / "trial_0" / "events.out.tfevents.1.vm"
+    old = {p: os.stat(p) for p in (state, result, events)}
+    # a TensorBoard-like reader holds the event file open at its end
+    reader = events.open("rb")
+    reader.seek(0, os.SEEK_END)
+    (src / "trial_0" / "result.json").write_bytes(result.read_bytes() + b'{"x": 2}\n')
+    (src / "experiment_state.json").write_bytes(b"[]" * 100)  # rewritten, and shorter
+    grown = b"more events" * 200_000  # more than one of copy_files' 1 MiB chunks
+    (src / "trial_0" / "events.out.tfevents.1.vm").write_bytes(events.read_bytes() + grown)
+    pafs.copy_files(str(src), str(dest), destination_filesystem=fs)
+    assert _tree(dest) == _tree(src)
+    assert not list(dest.rglob(f"{HIDDEN}*"))
+    assert reader.read() == grown  # appended to the file the reader has open
+    reader.close()
+    assert os.stat(events).st_ino == old[events].st_ino
+    assert os.stat(result).st_ino == old[result].st_ino
+    assert os.stat(state).st_ino != old[state].st_ino  # replaced whole
+    unchanged = dest / "trial_0" / "params.json"
+    (src / "trial_0" / "params.json").write_bytes(b"{}")
+    pafs.copy_files(str(src), str(dest), destination_filesystem=fs)
+    stamp = os.stat(unchanged)
+    pafs.copy_files(str(src), str(dest), destination_filesystem=fs)
+    assert os.stat(unchanged).st_mtime_ns == stamp.st_mtime_ns  # the same bytes: not written
+
+
+@pytest.mark.parametrize("change", ["grow", "rewrite"])
+def test_a_copy_that_fails_half_way_leaves_the_old_files_as_they_were(
+    tmp_path: Path, change: str
+) -> None:
     src, dest = _source(tmp_path), tmp_path / "exp"
     pafs.copy_files(str(src), str(dest), destination_filesystem=whole_file_system())
     before = _tree(dest)
-    for name in before:
-        (src / name).write_bytes((src / name).read_bytes() * 4)  # larger than the limit below
+    for name in before:  # larger than the limit below: appended to, or rewritten
+        data = (src / name).read_bytes() * 4
+        (src / name).write_bytes(data if change == "grow" else bytes(reversed(data)))
     limit = max(len(b) for b in before.values()) + 100
     script = textwrap.dedent(f"""
         import os, resource, signal

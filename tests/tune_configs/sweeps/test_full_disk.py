@@ -5,7 +5,7 @@ lost.
 Slow (about 1-2 min): ``pytest -m slow tests/tune_configs/sweeps/test_full_disk.py``. The storage
 is a small tmpfs mounted for the test (root only: skipped otherwise) and always unmounted. Driven
 by trial barriers, not timing: one trial finishes, the disk is filled, then the other trial runs
-into the full disk. Tune's copies into the full disk replace files whole or not at all
+into the full disk. Tune's copies into the full disk never cut a file
 (``tune_configs/ops/storage.py``), so the finished trial's files, ``result.json`` included, are
 byte for byte as before. The test then cuts the only experiment state itself, as a killed driver
 or a foreign copy could, so the resume has to fall back on the copy the driver kept
