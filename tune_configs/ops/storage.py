@@ -63,12 +63,20 @@ class _Writer:
         self._pos = 0  # bytes given so far
         self._hidden: str | None = None
         self._out: Any = None  # where the bytes go once they differ (None: still the same)
-        try:
-            self._old: Any = open(target, "r+b")  # noqa: SIM115 (closed in close() or abandon())
+        try:  # unbuffered: an append that fails leaves no bytes behind to be written at close
+            self._old: Any = open(target, "r+b", buffering=0)  # noqa: SIM115 (closed in close() or abandon())
         except FileNotFoundError:
             self._old = None
             self._replace(b"")
         self._old_size = os.fstat(self._old.fileno()).st_size if self._old is not None else 0
+
+    def _read_old(self, n: int) -> bytes:
+        """Up to ``n`` bytes of the old file from where it stands (fewer only at its end)."""
+        parts, left = [], n
+        while left > 0 and (part := self._old.read(left)):
+            parts.append(part)
+            left -= len(part)
+        return b"".join(parts)
 
     def _replace(self, head: bytes) -> None:
         self._hidden = os.path.join(
@@ -81,7 +89,7 @@ class _Writer:
         chunk = bytes(data)
         try:
             if self._out is None:  # the same bytes so far: compare with the old file
-                old = self._old.read(len(chunk))
+                old = self._read_old(len(chunk))
                 same = chunk[: len(old)] == old
                 if same and len(old) == len(chunk):
                     self._pos += len(chunk)
@@ -93,9 +101,11 @@ class _Writer:
                     self._pos += len(old)
                 else:  # different: the old head so far, then this, into a hidden file
                     self._old.seek(0)
-                    self._replace(self._old.read(self._pos))
+                    self._replace(self._read_old(self._pos))
             out: Any = self._out  # set by now (mypy keeps the narrowing to None above)
-            out.write(chunk)
+            view = memoryview(chunk)
+            while view:  # the old file is unbuffered: a write may take part of the bytes
+                view = view[out.write(view) :]
             self._pos += len(chunk)
             return len(data)
         except BaseException:
@@ -128,8 +138,8 @@ class _Writer:
             return
         self.closed = True
         with contextlib.suppress(OSError):
-            if self._out is not None and self._out is self._old:
-                self._old.truncate(self._old_size)
+            if self._out is not None and self._out is self._old:  # an append: undone
+                os.ftruncate(self._old.fileno(), self._old_size)
         for fh in (self._out, self._old):
             if fh is not None:
                 with contextlib.suppress(OSError):
@@ -145,7 +155,7 @@ class _Writer:
         try:
             if self._out is None and self._pos < self._old_size:  # shorter than the old file
                 self._old.seek(0)
-                self._replace(self._old.read(self._pos))
+                self._replace(self._read_old(self._pos))
             if self._out is not None:
                 self._out.flush()  # a full disk fails here at the latest
         except BaseException:

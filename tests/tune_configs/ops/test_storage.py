@@ -146,3 +146,28 @@ def test_leftovers_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
     assert remove_leftovers(tmp_path) == 2
     assert _tree(tmp_path) == {"t/result.json": b"{}\n"}
     assert remove_leftovers(tmp_path) == 0
+
+
+def test_an_append_in_small_writes_that_fails_is_undone(tmp_path: Path) -> None:
+    target = tmp_path / "progress.csv"
+    old = b"a,b\n" + b"1,2\n" * 1000
+    target.write_bytes(old)
+    script = textwrap.dedent(f"""
+        import os, resource, signal
+        from tune_configs.ops.storage import whole_file_system
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({len(old) + 50}, {len(old) + 50}))
+        out = whole_file_system().open_output_stream({str(target)!r})
+        try:
+            out.write({old!r})
+            for _ in range(100):  # 30 bytes at a time: the limit falls inside the second
+                out.write(b"3,4\\n" * 7 + b"x\\n")
+            out.close()
+        except OSError as exc:
+            print("failed:", exc, flush=True)
+            os._exit(3)
+    """)
+    r = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert target.read_bytes() == old
+    assert not list(tmp_path.glob(f"{HIDDEN}*"))
