@@ -173,7 +173,7 @@ class _Writer:
 
 
 class WholeLocalHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarrow: untyped
-    """A ``pyarrow`` file system handler: the local file system, with whole-file writes."""
+    """A ``pyarrow`` file system handler: the local file system, whose writes never cut a file."""
 
     def __init__(self) -> None:
         self._local = pafs.LocalFileSystem()
@@ -242,7 +242,7 @@ class WholeLocalHandler(pafs.FileSystemHandler):  # type: ignore[misc]  # pyarro
 
 
 def whole_file_system() -> pafs.PyFileSystem:
-    """A new local file system with whole-file writes (module docstring)."""
+    """A new local file system whose writes never cut a file (module docstring)."""
     return pafs.PyFileSystem(WholeLocalHandler())
 
 
