@@ -288,7 +288,7 @@ def run_storage(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from tune_configs.ops.storage import TRIAL_FILES, sync_seconds
+    from tune_configs.ops.bench import TRIAL_FILES, sync_seconds
 
     with tempfile.TemporaryDirectory(prefix="metalore-bench-") as tmp:
         times = sync_seconds(args.trials, args.repeats, Path(tmp))

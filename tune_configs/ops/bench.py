@@ -1,4 +1,7 @@
-"""Benchmarks of RLlib on MetaLore (for ``python -m launch bench``; never run by tests).
+"""Benchmarks of RLlib on MetaLore, and of a sweep's storage (for ``python -m launch bench``).
+
+:func:`sync_seconds` times one of Tune's syncs into the sweeps' storage
+(:mod:`tune_configs.ops.storage`) and into the plain local file system (``--storage``).
 
 :func:`rllib_sampling_throughput` builds one PPO algorithm per env-runner layout
 ``(num_env_runners, num_envs_per_env_runner, vector)`` (``vector``: the native vector env of
@@ -25,9 +28,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 Layout = tuple[int, int, bool]  # (num_env_runners, num_envs_per_env_runner, native vector env)
@@ -146,6 +151,52 @@ def rllib_sampling_throughput(
         "sample_steps": sample_steps,
         "note": "wall-clock timings on a possibly shared machine; expect 2-5x variation",
     }
+
+
+# Files of one trial as Tune's driver keeps them (name, bytes): what each sync copies again. The
+# first three are logs, which grow while the trial runs.
+TRIAL_FILES = (("result.json", 40_000), ("progress.csv", 20_000),
+               ("events.out.tfevents.0.node", 30_000), ("params.json", 3_000),
+               ("params.pkl", 2_000))  # fmt: skip
+GROWING = 3
+
+
+def sync_seconds(trials: int, repeats: int, work_dir: Path) -> dict[str, list[float]]:
+    """Wall seconds of one sync as Tune does it (``pyarrow.fs.copy_files`` of a staging directory
+    of ``trials`` trials, :data:`TRIAL_FILES` each, over the previous copy), into the plain local
+    file system and into :func:`tune_configs.ops.storage.whole_file_system`, ``repeats`` times
+    each, in turn. Before each sync every other trial is running: its logs grew by one report.
+    For ``python -m launch bench --storage``. Uses ``work_dir`` (made, and emptied afterwards)."""
+    import pyarrow.fs as pafs
+
+    from tune_configs.ops.storage import whole_file_system
+
+    staging = work_dir / "staging"
+    running = []
+    for t in range(trials):
+        trial = staging / f"trial_{t:05d}"
+        trial.mkdir(parents=True)
+        for i, (name, size) in enumerate(TRIAL_FILES):
+            (trial / name).write_bytes(os.urandom(size))
+            if t % 2 == 0 and i < GROWING:
+                running.append(trial / name)
+    systems = {"local": pafs.LocalFileSystem(), "whole": whole_file_system()}
+    out: dict[str, list[float]] = {name: [] for name in systems}
+    try:
+        for name, fs in systems.items():  # the first copy: directories made, files there
+            pafs.copy_files(str(staging), str(work_dir / name), destination_filesystem=fs)
+        for _ in range(repeats):
+            for log in running:
+                with log.open("ab") as fh:
+                    fh.write(os.urandom(400))
+            for name, fs in systems.items():
+                t0 = time.perf_counter()
+                pafs.copy_files(str(staging), str(work_dir / name), destination_filesystem=fs)
+                out[name].append(time.perf_counter() - t0)
+    finally:
+        for d in (staging, *(work_dir / name for name in systems)):
+            shutil.rmtree(d, ignore_errors=True)
+    return out
 
 
 if __name__ == "__main__":
